@@ -1,0 +1,15 @@
+"""`synthmed sample`: not built yet (placeholder replaced by the stage that owns it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `sample` subcommand."""
+    parser = subparsers.add_parser("sample", help="(not built yet)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("synthmed sample is not built yet")

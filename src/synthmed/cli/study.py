@@ -1,0 +1,15 @@
+"""`synthmed study`: not built yet (placeholder replaced by the stage that owns it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `study` subcommand."""
+    parser = subparsers.add_parser("study", help="(not built yet)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("synthmed study is not built yet")

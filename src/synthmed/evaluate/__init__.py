@@ -1,0 +1,1 @@
+"""Evaluate stage: fidelity, diversity, memorisation, usefulness (TSTR) and explanations."""

@@ -1,0 +1,1 @@
+"""Latent diffusion: an autoencoder trained on the user's images and a conditioned latent UNet."""

@@ -1,0 +1,1 @@
+"""Models stage: diffusion networks and their typed, saved-beside-the-weights configs."""

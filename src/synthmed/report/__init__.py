@@ -1,0 +1,1 @@
+"""Report stage: one self-contained HTML report plus metrics.json, from an evaluation folder."""

@@ -1,0 +1,1 @@
+"""Train stage: the diffusion training loop, EMA, checkpoints and resume."""
