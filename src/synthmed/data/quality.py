@@ -1,0 +1,130 @@
+"""Data-quality findings for the dataset card: duplicates, leakage across splits, balance, shortcuts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthmed.data.splits import patients_in_several_splits
+
+THUMB_PX = 16
+NEAR_DUPLICATE_CORRELATION = 0.99
+SHORTCUT_DISTANCE = 0.3      # total-variation distance between one class and the others
+BLOCK_ROWS = 1024
+
+
+def thumbnails(pixels: list[np.ndarray]) -> np.ndarray:
+    """[N, THUMB_PX**2] zero-mean unit-norm grey thumbnails (block means) of square uint8 images."""
+    rows = []
+    for image in pixels:
+        grey = image.astype(np.float32) if image.ndim == 2 else image.astype(np.float32).mean(axis=-1)
+        side = grey.shape[0] - grey.shape[0] % THUMB_PX
+        if side >= THUMB_PX:
+            block = side // THUMB_PX
+            thumb = grey[:side, :side].reshape(THUMB_PX, block, THUMB_PX, block).mean(axis=(1, 3))
+        else:
+            idx = np.linspace(0, grey.shape[0] - 1, THUMB_PX).round().astype(int)
+            thumb = grey[np.ix_(idx, idx)]
+        rows.append(thumb.reshape(-1))
+    matrix = np.stack(rows) if rows else np.zeros((0, THUMB_PX * THUMB_PX), np.float32)
+    matrix = matrix - matrix.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 1e-6, norms, 1.0)
+
+
+def exact_duplicate_groups(frame: pd.DataFrame) -> list[list[int]]:
+    """Row groups whose source files (or npz pixel arrays) have the same SHA-256."""
+    groups = frame.groupby("source_sha256").indices
+    return [sorted(map(int, rows)) for rows in groups.values() if len(rows) > 1]
+
+
+def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICATE_CORRELATION,
+                         exclude: set[tuple[int, int]] | None = None, flat_rows: np.ndarray | None = None
+                         ) -> list[tuple[int, int, float]]:
+    """Pairs (i < j) whose thumbnails correlate at or above `threshold`, computed block-wise (vectorised).
+
+    Flat images (all one value) have no structure to compare and are skipped.
+    """
+    exclude = exclude or set()
+    flat = flat_rows if flat_rows is not None else np.linalg.norm(thumbs, axis=1) < 0.5
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, len(thumbs), BLOCK_ROWS):
+        block = thumbs[start:start + BLOCK_ROWS] @ thumbs.T
+        rows, cols = np.nonzero(block >= threshold)
+        for r, c in zip(rows, cols):
+            i, j = start + int(r), int(c)
+            if i < j and not flat[i] and not flat[j] and (i, j) not in exclude:
+                pairs.append((i, j, float(block[r, c])))
+    return pairs
+
+
+def balance(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{split: {class: count}} for the splits and classes present."""
+    table = frame.groupby(["split", "label"]).size()
+    return {str(split): {str(label): int(n) for label, n in table[split].items()} for split in table.index.levels[0]
+            if split in table.index.get_level_values(0)}
+
+
+def shortcut_warnings(frame: pd.DataFrame,
+                      attributes: tuple[str, ...] = ("orig_format", "orig_mode", "orig_size", "colour")) -> list[str]:
+    """Warnings for classes whose file format / colour mode / original size differ from the other classes.
+
+    Such differences let a classifier (or a generator's evaluation) learn the source instead of the
+    disease. A class is flagged when the total-variation distance between its attribute distribution
+    and the other classes' is at least SHORTCUT_DISTANCE.
+    """
+    warnings = []
+    labels = sorted(frame["label"].unique())
+    if len(labels) < 2:
+        return warnings
+    frame = frame.assign(colour=np.where(frame["grey"], "grey content", "colour content")) if "grey" in frame else frame
+    for attribute in (a for a in attributes if a in frame.columns):
+        values = frame[attribute].astype(str)
+        for label in labels:
+            mine = values[frame["label"] == label].value_counts(normalize=True)
+            rest = values[frame["label"] != label].value_counts(normalize=True)
+            distance = 0.5 * mine.sub(rest, fill_value=0.0).abs().sum()
+            if distance >= SHORTCUT_DISTANCE:
+                warnings.append(
+                    f"class '{label}': {attribute.removeprefix('orig_')} differs from the other classes "
+                    f"(distance {distance:.2f}; '{label}': {_describe(mine)}; others: {_describe(rest)}). "
+                    f"A model can tell the class from this instead of the anatomy."
+                )
+    return warnings
+
+
+def _describe(shares: pd.Series, top: int = 3) -> str:
+    parts = [f"{share:.0%} {value}" for value, share in shares.head(top).items()]
+    if len(shares) > top:
+        parts.append(f"{len(shares) - top} more values")
+    return ", ".join(parts)
+
+
+def quality_findings(frame: pd.DataFrame, pixels: list[np.ndarray]) -> dict:
+    """Everything the card reports about the prepared rows (`frame` aligned with `pixels`)."""
+    exact = exact_duplicate_groups(frame)
+    exact_pairs = {(a, b) for group in exact for a in group for b in group if a < b}
+    near = near_duplicate_pairs(thumbnails(pixels), exclude=exact_pairs)
+    splits = frame["split"].to_numpy()
+    ids = frame["image_id"].to_numpy()
+    sources = frame["source_path"].to_numpy()
+
+    def cross(rows: list[int]) -> bool:
+        return len({splits[r] for r in rows}) > 1
+
+    exact_groups = [{"image_ids": [ids[r] for r in g], "sources": [sources[r] for r in g],
+                     "splits": sorted({splits[r] for r in g}), "crosses_splits": cross(g)} for g in exact]
+    near_pairs = [{"image_ids": [ids[i], ids[j]], "sources": [sources[i], sources[j]], "correlation": round(c, 4),
+                   "splits": sorted({splits[i], splits[j]}), "crosses_splits": cross([i, j])} for i, j, c in near]
+    patients = patients_in_several_splits(frame) if "patient_id" in frame.columns else {}
+    return {
+        "exact_duplicates": {"groups": len(exact_groups), "images": sum(len(g["image_ids"]) for g in exact_groups),
+                             "extra_copies": sum(len(g["image_ids"]) - 1 for g in exact_groups),
+                             "crossing_splits": sum(g["crosses_splits"] for g in exact_groups), "list": exact_groups},
+        "near_duplicates": {"pairs": len(near_pairs), "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
+                            "threshold_correlation": NEAR_DUPLICATE_CORRELATION, "thumbnail_px": THUMB_PX,
+                            "list": near_pairs},
+        "patient_leakage": {"patients": len(patients), "list": patients},
+        "balance": balance(frame),
+        "shortcut_warnings": shortcut_warnings(frame),
+    }

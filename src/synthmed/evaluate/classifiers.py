@@ -1,0 +1,211 @@
+"""Image classifiers for evaluation: torchvision VGG-19 / DenseNet-121 / ResNet-50 and a small CPU CNN."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthmed.data.dataset import to_model_range
+
+log = logging.getLogger(__name__)
+
+Arch = Literal["small_cnn", "resnet50", "densenet121", "vgg19"]
+ARCHS: tuple[str, ...] = ("small_cnn", "resnet50", "densenet121", "vgg19")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks (conv-BN-ReLU, pooling between them), global average pooling, linear head."""
+
+    def __init__(self, *, num_classes: int, in_channels: int, width: int = 32):
+        super().__init__()
+        widths = (width, 2 * width, 4 * width, 4 * width)
+        blocks, prev = [], in_channels
+        for index, out in enumerate(widths):
+            layers = [] if index == 0 else [nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [nn.Conv2d(prev, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            blocks.append(nn.Sequential(*layers))
+            prev = out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def _torchvision_net(arch: str) -> nn.Module:
+    from torchvision import models
+
+    return {"resnet50": models.resnet50, "densenet121": models.densenet121, "vgg19": models.vgg19}[arch](weights=None)
+
+
+def _weights_url(arch: str) -> str:
+    from torchvision import models
+
+    return {"resnet50": models.ResNet50_Weights, "densenet121": models.DenseNet121_Weights,
+            "vgg19": models.VGG19_Weights}[arch].IMAGENET1K_V1.url
+
+
+def imagenet_weights_filename(arch: str) -> str:
+    """torchvision's file name for `arch`'s ImageNet weights (e.g. 'resnet50-0676ba61.pth')."""
+    return _weights_url(arch).rsplit("/", 1)[-1]
+
+
+def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights for {arch} not found at {path}. synthmed never downloads at run time: "
+            f"fetch {_weights_url(arch)} on a machine with internet, copy it here and pass its path "
+            f"(or drop --weights-dir to train from scratch)."
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'
+        pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+        state = {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
+    return state
+
+
+def _first_conv_path(arch: str) -> tuple[str, ...]:
+    return {"resnet50": ("conv1",), "densenet121": ("features", "conv0"), "vgg19": ("features", "0")}[arch]
+
+
+def _adapt_first_conv(net: nn.Module, arch: str, in_channels: int) -> None:
+    """Grey input: replace the RGB first conv by one whose kernel is the sum of the RGB kernels."""
+    *parents, name = _first_conv_path(arch)
+    parent = net
+    for attr in parents:
+        parent = getattr(parent, attr)
+    old: nn.Conv2d = getattr(parent, name)
+    if in_channels == old.in_channels:
+        return
+    if in_channels != 1:
+        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}.")
+    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    setattr(parent, name, new)
+
+
+def _replace_head(net: nn.Module, arch: str, num_classes: int) -> None:
+    if arch == "resnet50":
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+    elif arch == "densenet121":
+        net.classifier = nn.Linear(net.classifier.in_features, num_classes)
+    else:
+        net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, num_classes)
+
+
+TARGET_LAYERS: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "small_cnn": lambda net: net.features[-1],
+    "resnet50": lambda net: net.layer4[-1],
+    "densenet121": lambda net: net.features[-1],
+    "vgg19": lambda net: net.features[-1],
+}
+"""The layer Grad-CAM reads for each architecture (the last spatial feature map)."""
+
+
+class ImageClassifier(nn.Module):
+    """A backbone plus its preprocessing: takes float images in [-1, 1] of any size, returns logits.
+
+    Inputs are resized (bilinear) to `image_size_px` and converted to `in_channels`; torchvision
+    backbones also get ImageNet normalisation. `classes`, `arch` and `target_layer` travel with it.
+    """
+
+    def __init__(self, net: nn.Module, *, arch: str, classes: list[str], in_channels: int, image_size_px: int):
+        super().__init__()
+        self.net, self.arch, self.classes = net, arch, list(classes)
+        self.in_channels, self.image_size_px = in_channels, image_size_px
+        mean = torch.tensor(IMAGENET_MEAN if in_channels == 3 else (sum(IMAGENET_MEAN) / 3,))
+        std = torch.tensor(IMAGENET_STD if in_channels == 3 else (sum(IMAGENET_STD) / 3,))
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return TARGET_LAYERS[self.arch](self.net)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if x.shape[1] != self.in_channels:
+            x = x.mean(dim=1, keepdim=True) if self.in_channels == 1 else x.expand(-1, self.in_channels, -1, -1)
+        if x.shape[-2:] != (self.image_size_px, self.image_size_px):
+            x = F.interpolate(x, size=(self.image_size_px, self.image_size_px), mode="bilinear", align_corners=False)
+        if self.arch != "small_cnn":
+            x = ((x + 1.0) / 2.0 - self.mean) / self.std
+        return self.net(x)
+
+
+def build_classifier(arch: str, *, num_classes: int, in_channels: int, weights_path: str | Path | None = None,
+                     small_cnn_width: int = 32) -> nn.Module:
+    """A classifier backbone for `num_classes` classes and 1 (grey) or 3 input channels.
+
+    torchvision archs load ImageNet weights only from the local `weights_path` when given (never
+    downloaded); grey input sums the first conv's RGB kernels. `small_cnn` trains from scratch.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown classifier arch {arch!r}; choose one of {ARCHS}.")
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels}.")
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes, got num_classes={num_classes}.")
+    if arch == "small_cnn":
+        if weights_path is not None:
+            raise ValueError("small_cnn has no ImageNet weights; leave weights_path unset for it.")
+        return SmallCNN(num_classes=num_classes, in_channels=in_channels, width=small_cnn_width)
+    net = _torchvision_net(arch)
+    if weights_path is not None:
+        state = _load_state_dict(Path(weights_path), arch)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{weights_path} does not hold torchvision {arch} ImageNet weights "
+                             f"(expected the file {imagenet_weights_filename(arch)}): {exc}") from exc
+        log.info("Loaded ImageNet weights for %s from %s", arch, weights_path)
+    _adapt_first_conv(net, arch, in_channels)
+    _replace_head(net, arch, num_classes)
+    return net
+
+
+def augment_batch(images: torch.Tensor, *, shift_px: int, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Seeded random translation (reflect-padded, up to `shift_px`) and optional horizontal flips."""
+    if shift_px > 0:
+        n, _, h, w = images.shape
+        padded = F.pad(images, (shift_px,) * 4, mode="reflect")
+        dx = torch.randint(0, 2 * shift_px + 1, (n,), generator=generator)
+        dy = torch.randint(0, 2 * shift_px + 1, (n,), generator=generator)
+        images = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    if hflip:
+        flip = torch.rand(images.shape[0], generator=generator) < 0.5
+        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    return images
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, pixels: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
+    """Class probabilities [N, K] for uint8 images [N, C, H, W] (model in eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for start in range(0, len(pixels), batch_size):
+        batch = to_model_range(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))
+        outputs.append(torch.softmax(model(batch).float(), dim=1))
+    model.train(was_training)
+    return torch.cat(outputs).numpy()

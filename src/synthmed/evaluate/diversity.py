@@ -1,0 +1,114 @@
+"""Within-class diversity as MS-SSIM over random image pairs (high MS-SSIM = images alike = mode collapse).
+
+MS-SSIM (Wang et al. 2003) through torchmetrics. Small images cannot hold the standard 5 scales of
+an 11 px Gaussian window, so the kernel and the number of scales shrink with the image size and
+are recorded beside the values; compare synthetic and real values computed the same way only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+STANDARD_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+@dataclass(frozen=True)
+class DiversityConfig:
+    """How many random pairs per class, and the seed that draws them."""
+
+    pairs_per_class: int = 200
+    seed: int = 0
+    batch_pairs: int = 256
+
+
+def msssim_settings(size_px: int) -> dict:
+    """Kernel size and scales that fit `size_px` (torchmetrics needs size >= (kernel-1) * 2^(scales-1))."""
+    kernel = 11 if size_px >= 160 else 7 if size_px >= 48 else 3
+    scales = max(1, min(5, int(math.floor(math.log2(size_px / (kernel - 1)))) + 1))
+    while scales > 1 and size_px < (kernel - 1) * 2 ** (scales - 1):
+        scales -= 1
+    betas = np.array(STANDARD_BETAS[:scales])
+    betas = tuple(float(b) for b in betas / betas.sum())
+    sigma = 1.5 * kernel / 11
+    return {"kernel_size": kernel, "sigma": round(sigma, 4), "scales": scales, "betas": betas}
+
+
+def pairwise_msssim(pixels_uint8: np.ndarray, pairs: np.ndarray, *, settings: dict, batch_pairs: int = 256) -> np.ndarray:
+    """MS-SSIM of each (i, j) row of `pairs` over images `[N, C, H, W]` (data range [0, 1])."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as msssim
+
+    images = torch.from_numpy(np.asarray(pixels_uint8)).float() / 255.0
+    values = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), batch_pairs):
+            chunk = torch.as_tensor(pairs[start:start + batch_pairs])
+            values.append(msssim(images[chunk[:, 0]], images[chunk[:, 1]], data_range=1.0,
+                                 kernel_size=settings["kernel_size"], sigma=settings["sigma"],
+                                 betas=settings["betas"], normalize="relu", reduction="none"))
+    return torch.cat(values).numpy().astype(float) if values else np.zeros(0)
+
+
+def random_pairs(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` random index pairs (i != j) among `n` images; empty when n < 2."""
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    first = rng.integers(0, n, count)
+    second = (first + rng.integers(1, n, count)) % n
+    return np.stack([first, second], axis=1)
+
+
+def _summary(values: np.ndarray, rng: np.random.Generator) -> dict:
+    if values.size == 0:
+        return {"n_pairs": 0, "note": "fewer than 2 images"}
+    boot = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(200)]
+    return {"mean": float(values.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "n_pairs": int(values.size)}
+
+
+def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synthetic_pixels: np.ndarray,
+                      synthetic_labels: np.ndarray, classes: list[str], config: DiversityConfig) -> dict:
+    """Within-class MS-SSIM of synthetic images beside the same for real training images."""
+    rng = np.random.default_rng(config.seed)
+    size_px = int(min(real_pixels.shape[-1], real_pixels.shape[-2]))
+    settings = msssim_settings(size_px)
+    per_class = {}
+    for idx, name in enumerate(classes):
+        entry = {}
+        for key, pixels, labels in (("synthetic", synthetic_pixels, synthetic_labels), ("real", real_pixels, real_labels)):
+            members = pixels[labels == idx]
+            pairs = random_pairs(len(members), config.pairs_per_class, rng)
+            values = pairwise_msssim(members, pairs, settings=settings, batch_pairs=config.batch_pairs)
+            entry[key] = _summary(values, rng) | {"n_images": int(len(members))}
+            entry[f"_{key}_values"] = values
+        per_class[name] = entry
+    result = {"per_class": {}, "msssim_settings": settings | {"image_size_px": size_px},
+              "pairs_per_class": config.pairs_per_class}
+    pooled = {"synthetic": [], "real": []}
+    for name, entry in per_class.items():
+        for key in pooled:
+            pooled[key].append(entry.pop(f"_{key}_values"))
+        result["per_class"][name] = entry
+    result["overall"] = {key: _summary(np.concatenate(vals), rng) for key, vals in pooled.items()}
+    result["_values"] = {key: np.concatenate(vals) for key, vals in pooled.items()}
+    return result
+
+
+def diversity_verdict(result: dict) -> str:
+    """One sentence: are synthetic images of a class as varied as real ones?"""
+    collapsed = []
+    for name, entry in result["per_class"].items():
+        synth, real = entry["synthetic"].get("mean"), entry["real"].get("mean")
+        if synth is not None and real is not None and synth > real + 0.1 * (1 - real) + 0.05:
+            collapsed.append(f"{name} ({synth:.2f} vs {real:.2f} for real)")
+    if collapsed:
+        return ("Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
+                + ", ".join(collapsed) + " (MS-SSIM, higher = more alike).")
+    overall = result["overall"]
+    if "mean" not in overall["synthetic"] or "mean" not in overall["real"]:
+        return "Too few images per class to measure variety."
+    return (f"Synthetic images vary about as much as real images of the same class "
+            f"(MS-SSIM {overall['synthetic']['mean']:.2f} vs {overall['real']['mean']:.2f}; higher = more alike).")

@@ -1,0 +1,208 @@
+"""The evaluation orchestrator: load real and synthetic images, run every part, write EVAL_DIR/metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from synthmed.data.arrays import ImageArrays, load_image_arrays
+from synthmed.data.manifest import read_dataset_info
+from synthmed.evaluate import sections
+from synthmed.evaluate.encoder import EncoderSettings, load_or_train_domain_extractor
+from synthmed.evaluate.features import PRETRAINED_EXTRACTORS, FeatureExtractor
+from synthmed.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+Part = Literal["fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations"]
+PARTS: tuple[str, ...] = ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
+PART_ALIASES = {"tstr": "usefulness", "condition": "condition_fidelity", "explain": "explanations",
+                "memorization": "memorisation", "privacy": "memorisation"}
+METRICS_NAME = "metrics.json"
+
+
+class EvalConfig(BaseModel):
+    """Everything `synthmed evaluate` needs (validated at the edge; written into metrics.json)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    real_dir: Path = Field(description="prepared dataset (synthmed prepare) with train and test splits")
+    synthetic_dir: Path = Field(description="image set with manifest.csv (synthmed sample or any folder)")
+    out_dir: Path
+    extractor: Literal["domain", "inception", "xrv"] = "domain"
+    weights_path: Path | None = None
+    cache_dir: Path | None = Field(default=None, description="default $SYNTHMED_CACHE or ~/.cache/synthmed")
+    size_px: int | None = Field(default=None, ge=8, description="evaluation image size; default the dataset's")
+    max_real: int | None = Field(default=None, ge=2, description="seeded random cap on real train (and held-out)")
+    max_synthetic: int | None = Field(default=None, ge=2, description="seeded random cap on synthetic images")
+    skip: tuple[Part, ...] = ()
+    seed: int = 0
+    bootstrap_samples: int = Field(default=50, ge=0)
+    encoder_epochs: int = Field(default=6, ge=1)
+    tstr_archs: tuple[str, ...] = ("small_cnn",)
+    tstr_seeds: tuple[int, ...] = (0, 1, 2)
+    tstr_epochs: int = Field(default=20, ge=1)
+    tstr_weights_dir: Path | None = Field(default=None, description="folder with torchvision ImageNet .pth files")
+    explain_images: int = Field(default=8, ge=1)
+    lime_samples: int = Field(default=300, ge=10)
+
+    @field_validator("skip", mode="before")
+    @classmethod
+    def _aliases(cls, value):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        return tuple(PART_ALIASES.get(str(v).strip(), str(v).strip()) for v in value)
+
+
+@dataclass(frozen=True)
+class RealSplits:
+    """The real images, loaded with the dataset's classes."""
+
+    train: ImageArrays
+    val: ImageArrays | None
+    test: ImageArrays | None
+
+    @property
+    def heldout(self) -> ImageArrays | None:
+        return self.test if self.test is not None else self.val
+
+
+def _cap(arrays: ImageArrays | None, limit: int | None, rng: np.random.Generator) -> ImageArrays | None:
+    if arrays is None or limit is None or len(arrays) <= limit:
+        return arrays
+    return arrays.subset(np.sort(rng.choice(len(arrays), limit, replace=False)))
+
+
+def _load_split(folder: Path, split: str, **kwargs) -> ImageArrays | None:
+    try:
+        return load_image_arrays(folder, split=split, **kwargs)
+    except ValueError as exc:
+        if "has no images" in str(exc):
+            return None
+        raise
+
+
+def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
+    """Real train/val/test and synthetic images at one size and channel count, labels aligned to the real classes."""
+    info = read_dataset_info(config.real_dir)
+    size_px = config.size_px or info.image_size_px
+    kwargs = {"classes": list(info.classes), "size_px": size_px, "channels": info.channels}
+    train = _load_split(config.real_dir, "train", **kwargs)
+    if train is None or len(train) < 2:
+        raise ValueError(f"{config.real_dir} has fewer than 2 training images; evaluation compares against the "
+                         f"real train split. Prepare the dataset with a train split (synthmed prepare).")
+    synthetic = load_image_arrays(config.synthetic_dir, **kwargs)
+    if len(synthetic) < 2:
+        raise ValueError(f"{config.synthetic_dir} holds {len(synthetic)} image(s); evaluation needs at least 2.")
+    rng = np.random.default_rng(config.seed)
+    real = RealSplits(train=_cap(train, config.max_real, rng),
+                      val=_cap(_load_split(config.real_dir, "val", **kwargs), config.max_real, rng),
+                      test=_cap(_load_split(config.real_dir, "test", **kwargs), config.max_real, rng))
+    synthetic = _cap(synthetic, config.max_synthetic, rng)
+    counts = {name: (int(len(a)) if a is not None else 0) for name, a in
+              (("real_train", real.train), ("real_val", real.val), ("real_test", real.test), ("synthetic", synthetic))}
+    per_class = {name: {c: int((a.labels == i).sum()) for i, c in enumerate(info.classes)}
+                 for name, a in (("real_train", real.train), ("synthetic", synthetic)) if a is not None}
+    inputs = {"real_dataset": str(Path(config.real_dir).resolve()), "synthetic_set": str(Path(config.synthetic_dir).resolve()),
+              "dataset_name": info.name, "modality": info.modality, "classes": list(info.classes),
+              "channels": info.channels, "image_size_px": int(size_px), "dataset_image_size_px": info.image_size_px,
+              "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",
+              "counts": counts, "per_class_counts": per_class,
+              "heldout_split": "test" if real.test is not None else "val" if real.val is not None else None,
+              "config": config.model_dump(mode="json")}
+    return real, synthetic, inputs
+
+
+def build_extractor(config: EvalConfig, real: RealSplits) -> FeatureExtractor:
+    """The chosen feature extractor: the domain encoder (trained or cached) or a local pretrained network."""
+    if config.extractor == "domain":
+        settings = EncoderSettings(input_size_px=min(int(real.train.pixels.shape[-1]), 64),
+                                   epochs=config.encoder_epochs, seed=config.seed)
+        return load_or_train_domain_extractor(real.train, real.val, settings=settings, cache_dir=config.cache_dir)
+    return PRETRAINED_EXTRACTORS[config.extractor](weights_path=config.weights_path, cache_dir=config.cache_dir)
+
+
+class _Recorder:
+    """metrics.json being filled section by section (rewritten atomically after each, so nothing is lost)."""
+
+    def __init__(self, out_dir: Path, inputs: dict):
+        self.path = out_dir / METRICS_NAME
+        self.metrics: dict = {"inputs": inputs, **{part: {"status": "pending"} for part in PARTS}, "timings_s": {}}
+        self.failed: list[str] = []
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.path, sections.to_native(self.metrics))
+
+    @contextmanager
+    def timed(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.metrics["timings_s"][name] = round(time.perf_counter() - started, 3)
+            self.save()
+
+    def run_section(self, part: str, fn, *args, **kwargs) -> None:
+        with self.timed(part):
+            try:
+                self.metrics[part] = fn(*args, **kwargs)
+            except ImportError as exc:
+                log.warning("%s not available: %s", part, exc)
+                self.metrics[part] = {"status": "not available", "note": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one failing part must not lose the others
+                log.exception("%s failed", part)
+                self.failed.append(part)
+                self.metrics[part] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def evaluate(config: EvalConfig) -> Path:
+    """Run every part not in `config.skip` and return the path of EVAL_DIR/metrics.json.
+
+    Input problems (missing folders, unknown labels, no training images) raise before anything is
+    written; a part that fails at run time is recorded as {"status": "failed", "error": ...} and
+    the other parts still run.
+    """
+    started = time.perf_counter()
+    load_started = time.perf_counter()
+    real, synthetic, inputs = load_inputs(config)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    recorder = _Recorder(out_dir, inputs)
+    recorder.metrics["timings_s"]["load"] = round(time.perf_counter() - load_started, 3)
+    for part in config.skip:
+        recorder.metrics[part] = {"status": "skipped", "note": "skipped with --skip"}
+    wanted = [p for p in PARTS if p not in config.skip]
+
+    features = None
+    if {"fidelity", "memorisation"} & set(wanted):
+        with recorder.timed("features"):
+            extractor = build_extractor(config, real)
+            features = sections.extract_features(extractor, real, synthetic)
+    if "fidelity" in wanted:
+        recorder.run_section("fidelity", sections.fidelity_section, real=real, synthetic=synthetic,
+                             features=features, config=config, out_dir=out_dir)
+    if "diversity" in wanted:
+        recorder.run_section("diversity", sections.diversity_section, real=real, synthetic=synthetic,
+                             config=config, out_dir=out_dir)
+    if "memorisation" in wanted:
+        recorder.run_section("memorisation", sections.memorisation_section, real=real, synthetic=synthetic,
+                             features=features, config=config, out_dir=out_dir)
+    if "usefulness" in wanted:
+        recorder.run_section("usefulness", sections.usefulness_section, real=real, synthetic=synthetic,
+                             config=config, out_dir=out_dir)
+    if {"condition_fidelity", "explanations"} & set(wanted):
+        sections.classifier_sections(recorder, wanted=wanted, real=real, synthetic=synthetic, config=config,
+                                     out_dir=out_dir)
+    recorder.metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+    recorder.metrics["status"] = {"failed_parts": recorder.failed}
+    recorder.save()
+    log.info("evaluation written to %s", recorder.path)
+    return recorder.path

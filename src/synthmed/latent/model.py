@@ -1,0 +1,132 @@
+"""The latent denoiser: a diffusers UNet2DModel on autoencoder latents, conditioned on class + metadata.
+
+    RUN/model/config.json            {"format": "synthmed-latent-v1", "model": LatentModelConfig}
+    RUN/model/model.safetensors      (EMA) weights of LatentDenoiser
+    RUN/model/scheduler_config.json  training noise schedule
+    RUN/model/conditions.csv         label + metadata of the training images (sampled at generation)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from safetensors.torch import load_file, save_file
+
+from synthmed.files import atomic_write_json
+from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
+
+FORMAT = "synthmed-latent-v1"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+SCHEDULER_NAME = "scheduler_config.json"
+CONDITIONS_NAME = "conditions.csv"
+
+UNET_PRESETS: dict[str, dict] = {
+    "tiny": dict(block_out_channels=[16, 32], layers_per_block=1, attention_levels=[False, True], attention_head_dim=8),
+    "32": dict(block_out_channels=[128, 256, 384], layers_per_block=2, attention_levels=[False, True, True],
+               attention_head_dim=32),  # 32x32 latents (256 px with an f8 autoencoder)
+    "64": dict(block_out_channels=[128, 256, 256, 384], layers_per_block=2,
+               attention_levels=[False, False, True, True], attention_head_dim=32),  # 64x64 latents (f4 at 256 px)
+}
+
+
+class LatentModelConfig(BaseModel):
+    """Everything needed to rebuild the latent denoiser and its noise schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latent_channels: int = Field(ge=1)
+    latent_size: int = Field(gt=0)
+    num_classes: int = Field(ge=1)
+    class_names: list[str] = Field(default_factory=list)
+    block_out_channels: list[int] = Field(min_length=1)
+    layers_per_block: int = Field(2, ge=1)
+    attention_levels: list[bool]
+    attention_head_dim: int = Field(32, ge=1)
+    norm_num_groups: int = Field(0, ge=0)
+    metadata: MetadataSpec = Field(default_factory=MetadataSpec)
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    num_train_timesteps: int = Field(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    condition_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LatentModelConfig":
+        if len(self.attention_levels) != len(self.block_out_channels):
+            raise ValueError("attention_levels needs one True/False per block_out_channels entry.")
+        if self.latent_size % (2 ** (len(self.block_out_channels) - 1)):
+            raise ValueError(f"latent_size={self.latent_size} must be divisible by 2**{len(self.block_out_channels) - 1}; "
+                             f"use fewer UNet levels or a larger image size.")
+        if self.norm_num_groups == 0:
+            groups = 32
+            while groups > 1 and any(c % groups for c in self.block_out_channels):
+                groups //= 2
+            self.norm_num_groups = groups
+        return self
+
+
+class LatentDenoiser(torch.nn.Module):
+    """UNet2DModel whose class embedding is our ConditionEmbedding (passed in as `class_labels`)."""
+
+    def __init__(self, config: LatentModelConfig):
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.config = config
+        down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
+        up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
+        self.unet = UNet2DModel(
+            sample_size=config.latent_size, in_channels=config.latent_channels, out_channels=config.latent_channels,
+            down_block_types=down, up_block_types=up, block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=config.layers_per_block, attention_head_dim=config.attention_head_dim,
+            norm_num_groups=config.norm_num_groups, class_embed_type="identity")
+        self.condition = ConditionEmbedding(num_classes=config.num_classes, dim=config.block_out_channels[0] * 4,
+                                            spec=config.metadata)
+
+    def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor,
+                metadata: dict[str, torch.Tensor] | None = None, drop: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.condition(labels, metadata, drop)
+        return self.unet(latents, timesteps, class_labels=emb).sample
+
+
+def build_scheduler(config: LatentModelConfig):
+    """The training noise schedule (latents are unbounded: no sample clipping)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
+                         prediction_type=config.prediction_type, clip_sample=False)
+
+
+def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None) -> Path:
+    """Write weights, scheduler and conditions first, config.json last, into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    build_scheduler(model.config).save_config(str(folder))
+    if conditions is not None:
+        conditions.to_csv(folder / CONDITIONS_NAME, index=False)
+    atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": model.config.model_dump()})
+    return folder
+
+
+def load_latent_model(folder: str | Path) -> tuple[LatentDenoiser, object]:
+    """(LatentDenoiser in eval mode, training scheduler) from a model folder."""
+    from diffusers import DDPMScheduler
+
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: point at a run folder written by `synthmed latent train` "
+                                f"(it holds model/config.json).")
+    payload = json.loads(path.read_text())
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {payload.get('format')!r}, expected {FORMAT!r}.")
+    model = LatentDenoiser(LatentModelConfig.model_validate(payload["model"]))
+    model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
+    return model.eval(), scheduler

@@ -1,0 +1,105 @@
+"""Run-folder helpers shared by fine-tuning and latent training: atomic torch saves, folder swaps, stats.jsonl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+CHECKPOINTS_DIR = "checkpoints"
+STATS_NAME = "stats.jsonl"
+TRAIN_STATE_NAME = "train_state.pt"
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file beside `path`, fsync, then rename over `path` (no half-written files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a fresh temp folder beside `folder`, then swap it in place of `folder`."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = folder.with_name(f".{folder.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def append_stats(run_dir: str | Path, record: dict) -> None:
+    """Append one JSON line to `run_dir/stats.jsonl` (flushed, so a crash keeps earlier lines)."""
+    with open(Path(run_dir) / STATS_NAME, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True, default=float) + "\n")
+        handle.flush()
+
+
+def read_stats(run_dir: str | Path) -> list[dict]:
+    """All records of `run_dir/stats.jsonl` (empty when there is none)."""
+    path = Path(run_dir) / STATS_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def step_dir(run_dir: str | Path, step: int) -> Path:
+    """`run_dir/checkpoints/step-000123` (the pixel model's naming)."""
+    return Path(run_dir) / CHECKPOINTS_DIR / f"step-{step:06d}"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder (one holding train_state.pt), or None."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return None
+    done = sorted(p for p in root.glob("step-*") if (p / TRAIN_STATE_NAME).is_file())
+    return done[-1] if done else None
+
+
+def prune_checkpoints(run_dir: str | Path, *, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoint folders."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    folders = sorted(root.glob("step-*")) if root.is_dir() else []
+    for old in folders[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def make_accelerator(mixed_precision: str):
+    """An accelerate Accelerator for one training run in this process.
+
+    accelerate keeps a process-wide state that refuses a second mixed-precision setting; runs
+    started one after another in one process (tests, notebooks) each get their own setting.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (CPU or GPU) or no.")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())

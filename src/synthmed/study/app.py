@@ -1,0 +1,79 @@
+"""`create_app(settings)`: the blinded reader-study web app (FastAPI, Jinja2 pages, signed-cookie sessions)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from synthmed.study.db import init_db, make_engine, make_sessionmaker
+from synthmed.study.deps import render
+from synthmed.study.routes import admin, auth, reader
+from synthmed.study.security import RateLimiter
+from synthmed.study.settings import StudySettings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(settings: StudySettings) -> FastAPI:
+    """A new app bound to the study in `settings` (its own engine, limiter and templates; no globals)."""
+    if not settings.images_dir.is_dir():
+        raise FileNotFoundError(f"{settings.images_dir} not found: {settings.study_dir} is not a study folder. "
+                                "Make one with `synthmed study create`.")
+    engine = make_engine(settings.resolved_database_url(), busy_timeout_s=settings.sqlite_busy_timeout_s)
+    init_db(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # noqa: ANN202
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="synthmed reader study", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    app.state.limiter = RateLimiter(max_attempts=settings.login_max_attempts, window_s=settings.login_window_s)
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),
+                       session_cookie="synthmed_study", max_age=settings.session_max_age_s, same_site="lax",
+                       https_only=settings.https_only)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 303 and exc.headers:
+            return RedirectResponse(exc.headers["Location"], status_code=303)
+        return render(request, "error.html", {"status": exc.status_code, "message": exc.detail},
+                      status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        return render(request, "error.html", {"status": 400, "message": "The request was malformed."},
+                      status_code=400)
+
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    for module in (auth, reader, admin):
+        app.include_router(module.router)
+    return app

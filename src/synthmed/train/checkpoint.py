@@ -1,0 +1,119 @@
+"""Crash-safe training checkpoints: written into a temp folder, fsynced, renamed, then `latest` updated.
+
+    RUN/checkpoints/step-000500/model/        EMA weights + config (a model folder: enough to sample)
+    RUN/checkpoints/step-000500/online.safetensors   the raw (non-EMA) weights being optimised
+    RUN/checkpoints/step-000500/train_state.pt       optimizer, EMA state, step, elapsed time, RNG state
+    RUN/checkpoints/latest                    text: the name of the newest complete checkpoint
+
+A process killed (even SIGKILL) at any moment leaves either the previous checkpoint set or the new
+one, never a half-written folder under a `step-*` name; leftovers named `.tmp-*` are removed on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from synthmed.files import atomic_write_text
+from synthmed.models.config import DiffusionModelConfig
+from synthmed.models.unet import fsync_dir, save_model_folder
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+STATE_NAME = "train_state.pt"
+ONLINE_NAME = "online.safetensors"
+
+
+def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, optimizer: torch.optim.Optimizer,
+                    state: dict, model_config: DiffusionModelConfig, keep: int) -> Path:
+    """Write checkpoint `step-XXXXXX` atomically, point `latest` at it, and keep the newest `keep`."""
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
+    # Write the inference folder from the EMA weights (swap them in, save, swap back).
+    ema.store(unet.parameters())
+    ema.copy_to(unet.parameters())
+    try:
+        save_model_folder(tmp / "model", unet=unet, config=model_config, extra={"step": step, "weights": "ema"})
+    finally:
+        ema.restore(unet.parameters())
+    fsync_dir(tmp / "model")
+    # Write the raw weights and the resumable state.
+    online = {k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}
+    save_file(online, str(tmp / ONLINE_NAME))
+    payload = {"step": step, "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), **state}
+    with open(tmp / STATE_NAME, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_file(tmp / ONLINE_NAME)
+    fsync_dir(tmp)
+    # Publish: rename is atomic; then the pointer; then prune.
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    fsync_dir(root)
+    atomic_write_text(root / LATEST, final.name + "\n")
+    for old in complete_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint folders of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("step-*") if p.is_dir() and _is_complete(p)]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint `latest` names, else the newest complete one, else None."""
+    root = Path(run_dir) / CHECKPOINTS
+    pointer = root / LATEST
+    if pointer.is_file():
+        named = root / pointer.read_text().strip()
+        if named.is_dir() and _is_complete(named):
+            return named
+        logger.warning("%s names %s which is missing or incomplete; using the newest complete checkpoint",
+                       pointer, named.name)
+    found = complete_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def remove_partial_checkpoints(run_dir: Path) -> None:
+    """Delete `.tmp-*` folders left by a process killed while writing a checkpoint."""
+    root = Path(run_dir) / CHECKPOINTS
+    for leftover in root.glob(".tmp-*") if root.is_dir() else []:
+        logger.info("removing partial checkpoint %s", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def load_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(raw online weights, train state) of one checkpoint folder."""
+    online = load_file(str(path / ONLINE_NAME))
+    state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=True)
+    return online, state
+
+
+def _is_complete(path: Path) -> bool:
+    return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors",
+                                                    "model/config.json"))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,90 @@
+"""Typed training configuration (saved as RUN/config.json) and its builder from a prepared dataset + preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from synthmed.data.manifest import read_dataset_info
+from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
+
+MixedPrecision = Literal["no", "bf16", "fp16"]
+
+
+class TrainConfig(BaseModel):
+    """Every setting of one training run. Defaults are the best quality per CPU-minute we measured
+    (bench/results/generate.md): v-prediction + cosine schedule + min-SNR-5 weighting, lr 1e-3 with a
+    short warmup and cosine decay over the budget, bf16 autocast, short-run EMA warmup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="prepared dataset folder (synthmed prepare)")
+    split: str = "train"
+    model: DiffusionModelConfig
+    # Budget: stop at whichever comes first (both count across --resume sessions).
+    max_steps: int | None = Field(None, ge=1)
+    max_duration_min: float | None = Field(None, gt=0)
+    # Optimisation.
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    lr_warmup_steps: int = Field(100, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    lr_min_ratio: float = Field(0.05, ge=0, le=1, description="final lr / lr for the cosine schedule")
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip_norm: float = Field(1.0, gt=0)
+    snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); "
+                                                           "None = plain MSE")
+    hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
+    mixed_precision: MixedPrecision = "bf16"
+    # EMA (diffusers EMAModel warmup: decay = 1 - (1 + step / inv_gamma) ** -power, capped).
+    ema_max_decay: float = Field(0.999, gt=0, lt=1)
+    ema_power: float = Field(0.75, gt=0, le=1)
+    ema_inv_gamma: float = Field(1.0, gt=0)
+    # Bookkeeping.
+    seed: int = 0
+    log_every_steps: int = Field(10, ge=1)
+    sample_every_steps: int = Field(0, ge=0, description="sample grid period; 0 = only at the end")
+    grid_per_class: int = Field(8, ge=1)
+    grid_sampler_steps: int = Field(20, ge=1)
+    checkpoint_every_steps: int = Field(500, ge=1)
+    checkpoint_every_min: float | None = Field(5.0, gt=0, description="also checkpoint on wall clock")
+    keep_checkpoints: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> "TrainConfig":
+        if self.max_steps is None and self.max_duration_min is None:
+            raise ValueError("give a budget: max_steps (--max-steps) and/or max_duration_min (--max-duration-min).")
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """Atomically write this config as JSON."""
+        from synthmed.files import atomic_write_json
+        return atomic_write_json(path, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Read and validate a saved config."""
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+
+def train_config_for_dataset(dataset: str | Path, *, preset: str | None = None, model_overrides: dict | None = None,
+                             **overrides) -> TrainConfig:
+    """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
+
+    `preset`: 'tiny', '32', '64', '128', '256' (default: the preset for the dataset's image size).
+    `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields.
+    """
+    info = read_dataset_info(dataset)
+    preset = preset or preset_for_size(info.image_size_px)
+    wanted = PRESET_SIZES_PX.get(preset)
+    if wanted is not None and wanted != info.image_size_px:
+        raise ValueError(f"preset {preset!r} is for {wanted} px images but {dataset} holds "
+                         f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
+                         f"--preset {preset_for_size(info.image_size_px)}.")
+    model = preset_config(preset, image_size_px=info.image_size_px, in_channels=info.channels,
+                          num_classes=len(info.classes), class_names=list(info.classes), **(model_overrides or {}))
+    return TrainConfig(dataset=str(dataset), model=model, **overrides)

@@ -1,0 +1,100 @@
+"""Classifier builders: torchvision archs on grey input, local ImageNet weights, the small CNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthmed.evaluate.classifiers import (
+    ImageClassifier, augment_batch, build_classifier, imagenet_weights_filename, predict_proba,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two threads on a shared 2-core machine spin-wait; one is 10x faster for these tiny models."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "resnet50", "densenet121", "vgg19"])
+def test_each_arch_builds_and_runs_on_32px_grey(arch: str) -> None:
+    net = build_classifier(arch, num_classes=3, in_channels=1)
+    model = ImageClassifier(net, arch=arch, classes=["a", "b", "c"], in_channels=1, image_size_px=32).eval()
+    with torch.no_grad():
+        logits = model(torch.rand(2, 1, 32, 32) * 2 - 1)
+    assert logits.shape == (2, 3)
+    assert torch.isfinite(logits).all()
+    assert isinstance(model.target_layer, torch.nn.Module)
+
+
+def test_rgb_input_and_other_sizes_are_adapted_by_the_wrapper() -> None:
+    net = build_classifier("small_cnn", num_classes=2, in_channels=1, small_cnn_width=8)
+    model = ImageClassifier(net, arch="small_cnn", classes=["a", "b"], in_channels=1, image_size_px=16).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(3, 3, 40, 40)).shape == (3, 2)
+
+
+def test_local_weights_file_loads_and_grey_conv_sums_rgb_kernels(tmp_path: Path) -> None:
+    from torchvision.models import resnet50
+
+    reference = resnet50(weights=None).state_dict()
+    path = tmp_path / imagenet_weights_filename("resnet50")
+    torch.save(reference, path)
+    net = build_classifier("resnet50", num_classes=2, in_channels=1, weights_path=path)
+    assert net.conv1.weight.shape == (64, 1, 7, 7)
+    torch.testing.assert_close(net.conv1.weight, reference["conv1.weight"].sum(dim=1, keepdim=True))
+    torch.testing.assert_close(net.layer1[0].conv1.weight, reference["layer1.0.conv1.weight"])
+    assert net.fc.out_features == 2
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "densenet121-a639ec97.pth"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        build_classifier("densenet121", num_classes=2, in_channels=1, weights_path=missing)
+    message = str(excinfo.value)
+    assert str(missing) in message and "https://download.pytorch.org/models/densenet121" in message
+    assert "never downloads" in message
+
+
+def test_wrong_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "resnet50.pth"
+    torch.save({"not": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="resnet50-0676ba61.pth"):
+        build_classifier("resnet50", num_classes=2, in_channels=3, weights_path=path)
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        build_classifier("alexnet", num_classes=2, in_channels=1)
+    with pytest.raises(ValueError, match="in_channels"):
+        build_classifier("small_cnn", num_classes=2, in_channels=4)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        build_classifier("small_cnn", num_classes=1, in_channels=1)
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_classifier("small_cnn", num_classes=2, in_channels=1, weights_path="x.pth")
+
+
+def test_augmentation_is_seeded_and_keeps_shape() -> None:
+    images = torch.rand(4, 1, 16, 16)
+    first = augment_batch(images, shift_px=2, hflip=True, generator=torch.Generator().manual_seed(3))
+    second = augment_batch(images, shift_px=2, hflip=True, generator=torch.Generator().manual_seed(3))
+    assert first.shape == images.shape
+    torch.testing.assert_close(first, second)
+    assert not torch.equal(first, images)
+
+
+def test_predict_proba_rows_sum_to_one_and_restore_training_mode() -> None:
+    net = build_classifier("small_cnn", num_classes=3, in_channels=1, small_cnn_width=8)
+    model = ImageClassifier(net, arch="small_cnn", classes=["a", "b", "c"], in_channels=1, image_size_px=16)
+    model.train()
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 1, 16, 16), dtype=np.uint8)
+    proba = predict_proba(model, pixels, batch_size=2)
+    assert proba.shape == (5, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.training
