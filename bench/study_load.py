@@ -6,7 +6,7 @@ the page, fetches the image and posts an answer: bounded loops that stop by them
 database is checked answer by answer: every answer a reader sent is stored, none twice.
 
     .venv/bin/python bench/study_load.py                     # 20 readers x 50 cases, SQLite (WAL)
-    .venv/bin/python bench/study_load.py --database-url postgresql+psycopg://user@127.0.0.1:5432/db
+    .venv/bin/python bench/study_load.py --postgres          # the same against a throw-away PostgreSQL
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from study.browser import serve  # noqa: E402  (test helper: starts `synthmed study serve`)
+from study.pg import create_database, postgres_missing, postgres_server  # noqa: E402
 
 from synthmed.study.blinding import StudySpec, build_study  # noqa: E402
 from synthmed.study.db import Answer, Assignment, Case, Reader, make_engine, make_sessionmaker  # noqa: E402
@@ -147,23 +148,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--size-px", type=int, default=256)
     parser.add_argument("--database-url", default=None, help="default: SQLite (WAL) in the study folder")
+    parser.add_argument("--postgres", action="store_true", help="start a throw-away PostgreSQL server and use it")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.postgres:
+        reason = postgres_missing()
+        if reason:
+            parser.error(reason)
+        with postgres_server() as server:
+            return bench(args, database_url=create_database(server))
+    return bench(args, database_url=args.database_url)
+
+
+def bench(args: argparse.Namespace, *, database_url: str | None) -> int:
+    """Build the study, run the baseline and the loaded round, verify and print the figures."""
     with tempfile.TemporaryDirectory(prefix="synthmed-load-") as tmp:
         root = Path(tmp)
         real, synthetic = make_sources(root / "src", per_class=args.cases // 2 + 1, size_px=args.size_px)
         names = ["baseline"] + [f"reader{i:02d}" for i in range(args.readers)]
         created = build_study(StudySpec(cases=args.cases, readers=names, seed=0), real_dir=real,
-                              synthetic_dir=synthetic, study_dir=root / "study", database_url=args.database_url)
-        settings = StudySettings(study_dir=created.study_dir, database_url=args.database_url)
-        with serve(created.study_dir, log_path=root / "serve.log") as base:
+                              synthetic_dir=synthetic, study_dir=root / "study", database_url=database_url)
+        settings = StudySettings(study_dir=created.study_dir, database_url=database_url)
+        with serve(created.study_dir, log_path=root / "serve.log", database_url=database_url) as base:
             baseline, baseline_wall = run_round(base, {"baseline": created.invitations["baseline"]},
                                                 cases=args.cases)
             loaded, loaded_wall = run_round(base, {n: created.invitations[n] for n in names[1:]}, cases=args.cases)
         check = verify(settings, baseline + loaded)
     figures = {"readers": args.readers, "cases": args.cases, "image_size_px": args.size_px,
-               "database": "postgresql" if args.database_url else "sqlite (WAL)",
+               "database": "postgresql" if database_url else "sqlite (WAL)",
                "baseline_1_reader": summarize(baseline, baseline_wall),
                f"concurrent_{args.readers}_readers": summarize(loaded, loaded_wall), "integrity": check}
     one, many = figures["baseline_1_reader"], figures[f"concurrent_{args.readers}_readers"]

@@ -98,3 +98,19 @@ def test_predict_proba_rows_sum_to_one_and_restore_training_mode() -> None:
     assert proba.shape == (5, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert model.training
+
+
+def test_old_style_densenet_checkpoint_keys_are_renamed(tmp_path: Path) -> None:
+    """torchvision's densenet121-a639ec97.pth names layers 'norm.1'; the model calls them 'norm1'."""
+    import re
+
+    from torchvision.models import densenet121
+
+    state = densenet121(weights=None).state_dict()
+    old_style = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old_style
+    path = tmp_path / "densenet121-a639ec97.pth"
+    torch.save(old_style, path)
+    net = build_classifier("densenet121", num_classes=2, in_channels=3, weights_path=path)
+    torch.testing.assert_close(net.features.denseblock1.denselayer1.conv2.weight,
+                               state["features.denseblock1.denselayer1.conv2.weight"])

@@ -81,3 +81,31 @@ def test_autoencoder_learns_and_bad_inputs_are_clear(dataset32, tmp_path):
     build_autoencoder(config).save_pretrained(tmp_path / "diffusers_vae")
     vae, loaded = load_autoencoder(tmp_path / "diffusers_vae", image_size_px=32)
     assert loaded.latent_size == 16 and loaded.channels == 1
+
+
+def test_text_conditioned_latent_run(dataset32, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tiny_sd", Path(__file__).parents[1] / "textgen" / "tiny_sd.py")
+    tiny_sd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny_sd)
+    sd = tiny_sd.make_tiny_sd(tmp_path / "sd")
+    ae, run = tmp_path / "ae", tmp_path / "run"
+    assert main(["latent", "train-autoencoder", str(dataset32), "--out", str(ae), "--preset", "tiny",
+                 "--max-steps", "1", "--batch-size", "2"]) == 0
+    assert main(["latent", "train", str(dataset32), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
+                 "--max-steps", "2", "--batch-size", "2", "--text-encoder", str(sd),
+                 "--caption-template", "{label} blob, {sex}"]) == 0
+    config = json.loads((run / "model" / "config.json").read_text())["model"]
+    assert config["cross_attention_dim"] == 16 and (run / "text" / "tokenizer").is_dir()
+    assert main(["latent", "sample", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "1", "--steps", "2"]) == 0
+    drawn = load_image_set(tmp_path / "a")
+    assert drawn["prompt"].tolist()[0].startswith("left blob, ") and drawn["prompt"].tolist()[1].startswith("right blob")
+    assert main(["latent", "sample", str(run), "--out", str(tmp_path / "b"), "--n-per-class", "1", "--steps", "2",
+                 "--prompt", "right blob, F"]) == 0
+    fixed = load_image_set(tmp_path / "b")
+    assert fixed["prompt"].eq("right blob, F").all()
+    a = load_image_arrays(tmp_path / "a", classes=["left", "right"]).pixels.astype(int)
+    b = load_image_arrays(tmp_path / "b", classes=["left", "right"]).pixels.astype(int)
+    assert not np.array_equal(a[0], b[0])                  # same seed, other caption: another image

@@ -35,12 +35,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(study_dir: Path, *, port: int | None = None, log_path: Path | None = None):
+def serve(study_dir: Path, *, port: int | None = None, log_path: Path | None = None,
+          database_url: str | None = None):
     """`synthmed study serve STUDY_DIR` in a subprocess; yields the base URL; stops it afterwards."""
     port = port or free_port()
     log = open(log_path or Path(tempfile.mkdtemp()) / "serve.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "synthmed.cli", "study", "serve", str(study_dir),
-                                "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                                "--host", "127.0.0.1", "--port", str(port)]
+                               + (["--database-url", database_url] if database_url else []),
+                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -87,6 +87,15 @@ def test_selection_is_stratified_seeded_and_mixes_real_and_synthetic(image_folde
         select_cases(real, mismatched, spec=spec, rng=np.random.default_rng(0))
 
 
+def test_a_side_without_modality_takes_the_other_sides(tmp_path, image_folders):
+    real, synthetic = image_folders
+    write_manifest(pd.DataFrame({"image_id": [f"r{k}" for k in range(4)],
+                                 "path": [f"{lab}/r{k}.jpg" for lab in ("normal", "pneumonia") for k in range(2)],
+                                 "label": ["normal"] * 2 + ["pneumonia"] * 2, "modality": ["chest x-ray"] * 4}), real)
+    created = build_study(StudySpec(cases=4), real_dir=real, synthetic_dir=synthetic, study_dir=tmp_path / "s")
+    assert created.n_real == 2 and created.n_synthetic == 2
+
+
 def test_encoding_is_identical_for_any_input_and_has_no_metadata():
     rng = np.random.default_rng(0)
     inputs = [Image.fromarray(rng.integers(0, 255, (48, 40), dtype=np.uint8)).convert("RGB"),

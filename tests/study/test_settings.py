@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from synthmed.study.settings import StudySettings
@@ -30,3 +33,9 @@ def test_environment_overrides(tmp_path, monkeypatch):
     assert StudySettings(study_dir=tmp_path).resolved_database_url() == f"sqlite:///{tmp_path.resolve()}/study.db"
     with pytest.raises(ValueError):
         StudySettings(study_dir=tmp_path, login_max_attempts=0)
+
+
+def test_study_package_does_not_import_torch():
+    code = ("import sys, synthmed.study.app, synthmed.study.blinding, synthmed.study.results; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the study package must not import torch"

@@ -93,6 +93,9 @@ def test_confusion_strata_findings_and_verdict(result):
     assert result["confusion"]["cat"] == {"real images": {"real": 1, "fake": 1, "unsure": 1},
                                           "synthetic images": {"real": 1, "fake": 1, "unsure": 1}}
     assert result["counts_by_stratum"]["pooled"]["cxr / pneumonia / synthetic"] == {"real": 1, "fake": 2, "unsure": 0}
+    by_class = result["pooled_by_modality_class"]
+    assert set(by_class) == {"cxr / normal", "cxr / pneumonia"} and by_class["cxr / pneumonia"]["answers"] == 6
+    assert by_class["cxr / pneumonia"]["sensitivity"]["k"] == 2 and by_class["cxr / normal"]["specificity"]["n"] == 6
     assert result["findings"]["c2"]["readers"]["cat"] == {"call": "unsure", "confidence": 3, "condition": "",
                                                           "findings": "cat on c2"}
     assert result["verdict"].startswith("Readers could not tell") and "Fleiss' kappa" in result["verdict"]

@@ -1,28 +1,14 @@
-"""Captions from a manifest column or a template over labels and metadata."""
+"""Labels made from prompts, and the caption builder re-exported for text-to-image."""
 
-import pandas as pd
-import pytest
-
+from synthmed.latent.captions import make_captions as latent_make_captions
 from synthmed.textgen.captions import label_from_prompt, make_captions
-
-
-def test_caption_column_wins_and_template_fills_the_rest():
-    frame = pd.DataFrame({"label": ["effusion", "normal"], "view": ["PA", None], "sex": ["F", "M"],
-                          "age_years": [45.0, float("nan")], "caption": ["a hand-written caption", ""]})
-    captions = make_captions(frame, template="{modality}, {label}, {view}, {sex}, age {age_years}",
-                             modality="chest x-ray")
-    assert captions == ["a hand-written caption", "chest x-ray, normal, unknown, M, age unknown"]
-    assert make_captions(frame, template="{label}, {view}, age {age_years}", use_caption_column=False)[0] == \
-        "effusion, PA, age 45"
-
-
-def test_template_field_missing_from_manifest_is_named():
-    with pytest.raises(ValueError, match=r"\['view'\].*--caption-template"):
-        make_captions(pd.DataFrame({"label": ["a"]}), template="{label}, {view}")
-    with pytest.raises(ValueError, match="not a valid format string"):
-        make_captions(pd.DataFrame({"label": ["a"]}), template="{label")
 
 
 def test_label_from_prompt():
     assert label_from_prompt("chest x-ray, left lower lobe effusion") == "left lower lobe effusion"
     assert label_from_prompt("pneumonia") == "pneumonia"
+    assert label_from_prompt("  ") == "prompt"
+
+
+def test_caption_builder_is_shared():
+    assert make_captions is latent_make_captions

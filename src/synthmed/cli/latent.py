@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--preset", choices=["tiny", "32", "64"], default="32", help="UNet size by latent side")
     tr.add_argument("--metadata", default="age_years,sex,view",
                     help="comma-separated metadata to condition on where the manifest has it ('' for class only)")
+    tr.add_argument("--text-encoder", default=None,
+                    help="add text conditioning: a local folder with text_encoder/ + tokenizer/ (e.g. an SD folder)")
+    tr.add_argument("--caption-template", default="{modality}, {label}",
+                    help="captions where the manifest has no `caption` column (text conditioning only)")
     tr.add_argument("--ema-decay", type=float, default=0.999)
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
@@ -48,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sa.add_argument("--age-years", type=float, default=None, help="fix the age (default: drawn from training data)")
     sa.add_argument("--sex", default=None, help="fix the sex value (default: drawn from training data)")
     sa.add_argument("--view", default=None, help="fix the view value (default: drawn from training data)")
+    sa.add_argument("--prompt", default=None, help="text-conditioned runs: caption for every image (default: "
+                                                   "training captions of each class)")
     sa.add_argument("--format", choices=["png", "dicom", "png+dicom"], default="png")
     sa.set_defaults(func=run_sample)
 
@@ -105,7 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
     train = _validated(lambda: LatentTrainConfig(
         preset=args.preset, metadata_fields=fields, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
-        mixed_precision=args.mixed_precision, seed=args.seed))
+        mixed_precision=args.mixed_precision, seed=args.seed, text_encoder=args.text_encoder,
+        caption_template=args.caption_template))
     code = _refuse_existing(lambda: train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out,
                                                  train=train, resume=args.resume))
     if code == 0:
@@ -122,7 +129,8 @@ def run_sample(args: argparse.Namespace) -> int:
     code = _refuse_existing(lambda: sample_latent(
         args.run, out=args.out, n_per_class=args.n_per_class, sampler=args.sampler, steps=args.steps,
         guidance_scale=args.guidance_scale, seed=args.seed, batch_size=args.batch_size, classes=classes,
-        age_years=args.age_years, sex=args.sex, view=args.view, formats=FORMAT_CHOICES[args.format]))
+        age_years=args.age_years, sex=args.sex, view=args.view, prompt=args.prompt,
+        formats=FORMAT_CHOICES[args.format]))
     if code == 0:
         print(f"wrote {args.n_per_class} images per class to {args.out}")
     return code

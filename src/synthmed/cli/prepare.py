@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", choices=["middle", "all"], default="middle", help="multi-frame DICOM frames")
     parser.add_argument("--slice-step", type=int, default=1, help="NIfTI: keep every k-th axial slice")
     parser.add_argument("--keep-empty-slices", action="store_true", help="NIfTI: keep slices with no foreground")
+    parser.add_argument("--no-group-near-duplicates", action="store_true",
+                        help="let near-duplicate images fall into different carved splits (they are still reported)")
     parser.add_argument("--workers", type=int, default=2, help="reader processes")
     parser.add_argument("--name", default=None, help="dataset name (default: the source's name)")
     parser.add_argument("--modality", default=None, help="e.g. 'chest x-ray' (default: guessed where possible)")
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
         val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed, frames=args.frames,
         slice_step=args.slice_step, skip_empty_slices=not args.keep_empty_slices, workers=args.workers,
-        name=args.name, modality=args.modality, overwrite=args.overwrite)
+        name=args.name, modality=args.modality, overwrite=args.overwrite,
+        group_near_duplicates=not args.no_group_near_duplicates)
     if args.source == "phantom" and not Path(args.source).exists():
         from synthmed.data.phantom import prepare_phantom
         out = prepare_phantom(args.out, n_per_class=args.n_per_class, size_px=args.size, seed=args.seed,

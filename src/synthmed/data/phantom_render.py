@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from synthmed.data.phantom import PhantomParams
@@ -67,7 +68,7 @@ def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     inside = 1.0 - (u * u + v * v)
     below_dome = _smoothstep(-0.02, 0.02, _dome(params, x) + 0.12 - y)
     thickness = np.sqrt(np.clip(inside, 0.0, None))
-    return _smoothstep(0.0, 0.04, inside) * below_dome, 0.7 + 0.3 * thickness
+    return _smoothstep(0.0, 0.08, inside) * below_dome, 0.7 + 0.3 * thickness
 
 
 def _tube(distance: np.ndarray, half_width: float) -> np.ndarray:
@@ -123,7 +124,10 @@ def _texture(params: PhantomParams, x: np.ndarray, y: np.ndarray, rng: np.random
     cols = np.clip(radius / 0.8, 0, 1) * 47.0 + (side > 0) * 48.0  # each lung reads its own half of the field
     streaks = ndimage.map_coordinates(field, [rows.ravel(), cols.ravel()], order=1, mode="nearest").reshape(x.shape)
     hilum = _smoothstep(1.0, 0.3, radius / 0.09)
-    return np.clip(streaks, 0, None) * np.exp(-radius / 0.35) + 0.6 * hilum
+    vessels = np.clip(streaks, 0, None) * np.exp(-radius / 0.4) * (1.0 + 0.8 * _smoothstep(-0.2, 0.3, y))
+    coarse = np.asarray(Image.fromarray(rng.standard_normal((6, 6)).astype(np.float32), "F")
+                        .resize(x.shape[::-1], Image.Resampling.BICUBIC))
+    return vessels + 0.6 * hilum + 0.12 * coarse + 0.25 * _smoothstep(-0.1, 0.4, y)
 
 
 def _effusion(params: PhantomParams, x: np.ndarray, y: np.ndarray, pleura: np.ndarray) -> np.ndarray:
@@ -163,8 +167,8 @@ def render_masks(params: PhantomParams, *, size_px: int) -> dict[str, np.ndarray
 
 def _anatomy(params: PhantomParams, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     ax = np.abs(x)
-    chest = params.thorax_half_width + 0.1 + 0.07 * params.soft_tissue
-    body_half = chest + (0.98 - chest) * _smoothstep(-0.45, -0.75, y)  # chest wall widening into the shoulders
+    chest = params.thorax_half_width + 0.1 + 0.07 * params.soft_tissue - 0.05 * np.clip(y - 0.2, 0, None) ** 2
+    body_half = chest + (0.98 - chest) * _smoothstep(-0.4, -0.78, y)  # chest wall widening into the shoulders
     shoulder_line = -0.9 + 0.5 * np.clip((ax - 0.17) / 0.83, 0, 1) ** 1.3 - 0.4 * _smoothstep(0.26, 0.16, ax)
     body = _smoothstep(0.0, 0.03, body_half - ax) * _smoothstep(0.0, 0.05, y - shoulder_line)
     chord = np.sqrt(np.clip(1.0 - (x / body_half) ** 2, 0.0, None)) * body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from synthmed import __version__
 from synthmed.data.card import write_card
 from synthmed.data.intensity import Fit, Scaling, parse_window, to_grey, to_rgb
 from synthmed.data.manifest import REQUIRED_COLUMNS, DatasetInfo, write_dataset_info, write_manifest
-from synthmed.data.quality import quality_findings
+from synthmed.data.quality import find_near_duplicates, quality_findings
 from synthmed.data.read_npz import MEDMNIST_MODALITY, medmnist_name, read_npz
 from synthmed.data.records import ReadError, ReadOptions, SourceImage, SourceItem
 from synthmed.data.scan import read_item, scan_source
@@ -53,6 +54,7 @@ class PrepareConfig(BaseModel):
     name: str | None = None
     modality: str | None = None
     overwrite: bool = False
+    group_near_duplicates: bool = True     # keep near-duplicate images in one split when we carve splits
     source_description: str | None = None  # recorded in dataset.json instead of the source path
 
     @field_validator("window")
@@ -97,7 +99,9 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
         raise ValueError(f"labels {unknown} are not among --classes {classes}; add them or fix the metadata CSV.")
     frame["label_idx"] = [classes.index(label) for label in frame["label"]]
     patient_ids_known = bool(frame["patient_known"].any())
-    groups = split_groups(frame["patient_id"], frame["source_sha256"].str.split(":").str[0])
+    near = find_near_duplicates(frame, [im.pixels for im in images])
+    linked = [(a, b) for a, b, _ in near] if config.group_near_duplicates else []
+    groups = split_groups(frame["patient_id"], frame["source_sha256"].str.split(":").str[0], linked)
     frame["split"] = split_by_patient(frame.assign(split_group=groups), val_fraction=config.val_fraction,
                                       test_fraction=config.test_fraction, seed=config.seed,
                                       group_column="split_group").to_numpy()
@@ -111,7 +115,7 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     pixels = [to_grey(im.pixels) if channels == 1 else to_rgb(im.pixels) for im in images]
     for path, array in zip(tqdm(frame["path"], desc="write", unit="img", leave=False), pixels):
         Image.fromarray(array, "L" if channels == 1 else "RGB").save(partial / path, optimize=False)
-    findings = quality_findings(frame, pixels)
+    findings = quality_findings(frame, near)
     _assert_no_carved_leakage(frame)
     columns = list(REQUIRED_COLUMNS) + ["patient_id", "source_path", "source_sha256", *META_COLUMNS,
                                         "orig_format", "orig_mode", "orig_size", "frame", "given_split"]
@@ -126,7 +130,9 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
                        source=config.source_description or str(source.resolve()), synthmed_version=__version__)
     write_dataset_info(info, partial)
     write_card(partial, info=info, frame=frame, findings=findings, errors=errors_frame, config=config,
-               notes=scan_notes + [channel_reason] + _split_notes(frame, patient_ids_known),
+               notes=scan_notes + [channel_reason] + _split_notes(frame, patient_ids_known)
+               + ([f"images linked by byte-identical files or near-duplicates ({len(near)} pairs) are kept in "
+                   f"one split wherever synthmed carves splits."] if config.group_near_duplicates else []),
                duration_s=time.perf_counter() - started)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -168,7 +174,10 @@ def _map(items: list[SourceItem], options: ReadOptions, workers: int) -> list:
     jobs = [(item, options) for item in items]
     if workers <= 1 or len(jobs) < 64:
         return [_read_one(job) for job in tqdm(jobs, desc="read", unit="file", leave=False)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork starts workers in milliseconds and needs no __main__ guard in users' scripts; the workers
+    # only use numpy/PIL/pydicom/nibabel, never torch, so forking a process that imported torch is safe.
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(workers) as pool:
         return list(tqdm(pool.imap(_read_one, jobs, chunksize=32), total=len(jobs), desc="read", unit="file", leave=False))
 
 
@@ -183,6 +192,7 @@ def _frame(images: list[SourceImage], source: Path) -> pd.DataFrame:
                "source_path": im.source_path, "source_sha256": im.source_sha256, "orig_format": im.orig_format,
                "orig_mode": im.orig_mode, "orig_size": im.orig_size, "frame": im.frame, "grey": im.grey}
         row.update({k: im.meta.get(k) for k in META_COLUMNS})
+        row["modality_tag"] = im.meta.get("modality")
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.dropna(axis=1, how="all").assign(label=lambda f: f["label"].astype(str))
@@ -227,7 +237,10 @@ def _guess_modality(source: Path, frame: pd.DataFrame) -> str:
         return known
     formats = set(frame["orig_format"])
     if formats == {"NIFTI"}:
-        return "ct" if (frame["orig_mode"] == "CT").all() else "volume"
+        return "ct" if (frame["orig_mode"] == "CT").all() else "volume (ct and mr)"
+    if "modality_tag" in frame.columns and frame["modality_tag"].notna().any():
+        tags = frame["modality_tag"].dropna().value_counts()
+        return "dicom " + "/".join(str(tag) for tag in tags.index)
     return "unknown (pass --modality)"
 
 

@@ -65,31 +65,65 @@ def balance(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
             if split in table.index.get_level_values(0)}
 
 
-def shortcut_warnings(frame: pd.DataFrame,
-                      attributes: tuple[str, ...] = ("orig_format", "orig_mode", "orig_size", "colour")) -> list[str]:
-    """Warnings for classes whose file format / colour mode / original size differ from the other classes.
+SHORTCUT_ATTRIBUTES = {"orig_format": "file format", "orig_mode": "colour mode", "size_class": "original size",
+                       "aspect": "aspect ratio", "colour": "colour content"}
 
-    Such differences let a classifier (or a generator's evaluation) learn the source instead of the
-    disease. A class is flagged when the total-variation distance between its attribute distribution
-    and the other classes' is at least SHORTCUT_DISTANCE.
+
+def size_class(orig_size: str) -> str:
+    """Bucket an original size 'WxH[xD]' by its longer side (exact sizes are too many to compare)."""
+    try:
+        width, height = (int(v) for v in str(orig_size).split("x")[:2])
+    except ValueError:
+        return "unknown"
+    longest = max(width, height)
+    for limit in (128, 256, 512, 1024, 2048):
+        if longest < limit:
+            return f"< {limit} px"
+    return ">= 2048 px"
+
+
+def aspect(orig_size: str) -> str:
+    try:
+        width, height = (int(v) for v in str(orig_size).split("x")[:2])
+    except ValueError:
+        return "unknown"
+    ratio = width / max(height, 1)
+    return "square" if 0.95 <= ratio <= 1.05 else ("landscape" if ratio > 1 else "portrait")
+
+
+def shortcut_warnings(frame: pd.DataFrame) -> list[str]:
+    """One warning per source attribute whose distribution differs between classes.
+
+    Attributes: file format, colour mode, original size (bucketed), aspect ratio, colour content.
+    For each class, the total-variation distance between its distribution and the other classes'
+    is computed; at SHORTCUT_DISTANCE or more the attribute is reported, naming the classes, as a
+    classifier (or an evaluation of generated images) can learn the source instead of the disease.
     """
-    warnings = []
     labels = sorted(frame["label"].unique())
     if len(labels) < 2:
-        return warnings
-    frame = frame.assign(colour=np.where(frame["grey"], "grey content", "colour content")) if "grey" in frame else frame
-    for attribute in (a for a in attributes if a in frame.columns):
-        values = frame[attribute].astype(str)
+        return []
+    derived = frame.assign(size_class=frame["orig_size"].map(size_class), aspect=frame["orig_size"].map(aspect))
+    if "grey" in frame.columns:
+        derived["colour"] = np.where(frame["grey"].astype(bool), "grey", "colour")
+    warnings = []
+    for attribute, title in SHORTCUT_ATTRIBUTES.items():
+        if attribute not in derived.columns:
+            continue
+        values = derived[attribute].astype(str)
+        found = []
         for label in labels:
-            mine = values[frame["label"] == label].value_counts(normalize=True)
-            rest = values[frame["label"] != label].value_counts(normalize=True)
+            mine = values[derived["label"] == label].value_counts(normalize=True)
+            rest = values[derived["label"] != label].value_counts(normalize=True)
             distance = 0.5 * mine.sub(rest, fill_value=0.0).abs().sum()
             if distance >= SHORTCUT_DISTANCE:
-                warnings.append(
-                    f"class '{label}': {attribute.removeprefix('orig_')} differs from the other classes "
-                    f"(distance {distance:.2f}; '{label}': {_describe(mine)}; others: {_describe(rest)}). "
-                    f"A model can tell the class from this instead of the anatomy."
-                )
+                found.append((distance, label, mine, rest))
+        if found:
+            found.sort(key=lambda item: -item[0])
+            distance, label, mine, rest = found[0]
+            others = "".join(f"; also '{lab}' ({dist:.2f})" for dist, lab, _, _ in found[1:])
+            warnings.append(f"{title} differs between classes: '{label}' has {_describe(mine)} vs the others' "
+                            f"{_describe(rest)} (distance {distance:.2f}){others}. A model can learn this "
+                            f"instead of the anatomy.")
     return warnings
 
 
@@ -100,11 +134,15 @@ def _describe(shares: pd.Series, top: int = 3) -> str:
     return ", ".join(parts)
 
 
-def quality_findings(frame: pd.DataFrame, pixels: list[np.ndarray]) -> dict:
-    """Everything the card reports about the prepared rows (`frame` aligned with `pixels`)."""
+def find_near_duplicates(frame: pd.DataFrame, pixels: list[np.ndarray]) -> list[tuple[int, int, float]]:
+    """Near-duplicate row pairs that are not already byte-identical (`frame` aligned with `pixels`)."""
+    exact_pairs = {(a, b) for group in exact_duplicate_groups(frame) for a in group for b in group if a < b}
+    return near_duplicate_pairs(thumbnails(pixels), exclude=exact_pairs)
+
+
+def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) -> dict:
+    """Everything the card reports about the prepared rows, given the near-duplicate pairs."""
     exact = exact_duplicate_groups(frame)
-    exact_pairs = {(a, b) for group in exact for a in group for b in group if a < b}
-    near = near_duplicate_pairs(thumbnails(pixels), exclude=exact_pairs)
     splits = frame["split"].to_numpy()
     ids = frame["image_id"].to_numpy()
     sources = frame["source_path"].to_numpy()

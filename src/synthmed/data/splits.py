@@ -62,8 +62,9 @@ def _carve(frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Gene
     return [assignment[p] for p in frame["patient_id"]]
 
 
-def split_groups(patient_ids: pd.Series, hashes: pd.Series) -> pd.Series:
-    """Union of patients linked by byte-identical files: one id per group that must stay in one split."""
+def split_groups(patient_ids: pd.Series, hashes: pd.Series, linked_rows: list[tuple[int, int]] = ()) -> pd.Series:
+    """Union of patients linked by byte-identical files (same hash) or by `linked_rows` pairs
+    (positions, e.g. near-duplicates): one id per group that must stay in one split."""
     parent: dict[str, str] = {}
 
     def find(node: str) -> str:
@@ -72,8 +73,11 @@ def split_groups(patient_ids: pd.Series, hashes: pd.Series) -> pd.Series:
             node = parent[node]
         return node
 
-    for patient, digest in zip(patient_ids.astype(str), hashes.astype(str)):
+    patients = patient_ids.astype(str).tolist()
+    for patient, digest in zip(patients, hashes.astype(str)):
         parent[find("p:" + patient)] = find("h:" + digest)
+    for a, b in linked_rows:
+        parent[find("p:" + patients[a])] = find("p:" + patients[b])
     return pd.Series([find("p:" + p) for p in patient_ids.astype(str)], index=patient_ids.index)
 
 

@@ -76,7 +76,8 @@ def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'
-        pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+        pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                             r"((?:[12])\.(?:weight|bias|running_mean|running_var))$")
         state = {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
     return state
 

@@ -7,7 +7,6 @@ are recorded beside the values; compare synthetic and real values computed the s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +24,22 @@ class DiversityConfig:
     batch_pairs: int = 256
 
 
+def _fits(size_px: int, kernel: int, scales: int) -> bool:
+    # The coarsest scale must hold the window, and torchmetrics also checks size // (scales-1)^2 > kernel-1.
+    return size_px >= (kernel - 1) * 2 ** (scales - 1) and size_px // max(1, scales - 1) ** 2 > kernel - 1
+
+
 def msssim_settings(size_px: int) -> dict:
-    """Kernel size and scales that fit `size_px` (torchmetrics needs size >= (kernel-1) * 2^(scales-1))."""
-    kernel = 11 if size_px >= 160 else 7 if size_px >= 48 else 3
-    scales = max(1, min(5, int(math.floor(math.log2(size_px / (kernel - 1)))) + 1))
-    while scales > 1 and size_px < (kernel - 1) * 2 ** (scales - 1):
-        scales -= 1
+    """The most scales (up to the standard 5) with a window of at least 5 px that fit `size_px` (else 3 px)."""
+    choice = next(((k, s) for s in range(5, 0, -1) for k in (11, 9, 7, 5) if _fits(size_px, k, s)), None)
+    if choice is None:
+        choice = next(((3, s) for s in range(5, 0, -1) if _fits(size_px, 3, s)), None)
+    if choice is None:
+        raise ValueError(f"images of {size_px} px are too small for MS-SSIM (need at least 8 px).")
+    kernel, scales = choice
     betas = np.array(STANDARD_BETAS[:scales])
-    betas = tuple(float(b) for b in betas / betas.sum())
-    sigma = 1.5 * kernel / 11
-    return {"kernel_size": kernel, "sigma": round(sigma, 4), "scales": scales, "betas": betas}
+    return {"kernel_size": kernel, "sigma": round(1.5 * kernel / 11, 4), "scales": scales,
+            "betas": tuple(float(b) for b in betas / betas.sum())}
 
 
 def pairwise_msssim(pixels_uint8: np.ndarray, pairs: np.ndarray, *, settings: dict, batch_pairs: int = 256) -> np.ndarray:

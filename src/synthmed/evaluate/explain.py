@@ -83,7 +83,8 @@ def _mean_map_correlation(real_maps, real_labels, synth_maps, synth_labels, clas
             continue
         a, b = a.mean(axis=0), b.mean(axis=0)
         if a.shape != b.shape:
-            b = torch.nn.functional.interpolate(torch.from_numpy(b)[None, None], size=a.shape, mode="bilinear")[0, 0].numpy()
+            b = torch.nn.functional.interpolate(torch.from_numpy(b)[None, None], size=a.shape,
+                                                mode="bilinear")[0, 0].numpy()
         out[name] = float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) if a.std() > 0 and b.std() > 0 else None
     return out
 

@@ -56,25 +56,37 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     return frechet_distance_from_stats(*_stats(real), *_stats(fake))
 
 
-def _poly_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cubic polynomial kernel (x.y / d + 1)^3: float32 products, float64 result."""
+    k = np.asarray(x @ y.T, dtype=np.float64) / x.shape[1] + 1.0
+    return k * k * k
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets: int = 100,
-                              rng: np.random.Generator) -> tuple[float, float]:
-    """KID: mean and std over `subsets` random subsets of the unbiased MMD^2 (cubic polynomial kernel)."""
+                              rng: np.random.Generator, max_pool: int = 4000) -> tuple[float, float]:
+    """KID: mean and std over `subsets` random subsets of the unbiased MMD^2 (cubic polynomial kernel).
+
+    The kernel matrices are computed once on a random pool of at most `max_pool` rows per set;
+    the sums over all subsets are then matrix products with 0/1 membership matrices.
+    """
     m = min(subset_size, len(real), len(fake))
     if m < 2:
         raise ValueError(f"KID needs at least 2 images per set; got {len(real)} and {len(fake)}.")
-    x_all = torch.as_tensor(np.asarray(real), dtype=torch.float64)
-    y_all = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
-    values = np.empty(subsets)
+    x = np.asarray(real, dtype=np.float32)
+    y = np.asarray(fake, dtype=np.float32)
+    x = x[rng.choice(len(x), max_pool, replace=False)] if len(x) > max_pool else x
+    y = y[rng.choice(len(y), max_pool, replace=False)] if len(y) > max_pool else y
+    k_xx, k_yy, k_xy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    np.fill_diagonal(k_xx, 0.0)
+    np.fill_diagonal(k_yy, 0.0)
+    member_x, member_y = np.zeros((len(x), subsets)), np.zeros((len(y), subsets))
     for s in range(subsets):
-        x = x_all[torch.as_tensor(rng.choice(len(real), m, replace=False))]
-        y = y_all[torch.as_tensor(rng.choice(len(fake), m, replace=False))]
-        k_xx, k_yy, k_xy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
-        values[s] = float((k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
-                          + (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1)) - 2 * k_xy.mean())
+        member_x[rng.choice(len(x), m, replace=False), s] = 1.0
+        member_y[rng.choice(len(y), m, replace=False), s] = 1.0
+    sum_xx = (member_x * (k_xx @ member_x)).sum(axis=0)
+    sum_yy = (member_y * (k_yy @ member_y)).sum(axis=0)
+    sum_xy = (member_x * (k_xy @ member_y)).sum(axis=0)
+    values = (sum_xx + sum_yy) / (m * (m - 1)) - 2 * sum_xy / (m * m)
     return float(values.mean()), float(values.std())
 
 

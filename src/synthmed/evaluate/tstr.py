@@ -38,6 +38,7 @@ class TSTRConfig(BaseModel):
     seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1)
     conditions: tuple[Condition, ...] = ("real", "synthetic", "real+synthetic")
     epochs: int = Field(default=20, gt=0)
+    min_steps: int = Field(default=150, ge=0, description="at least this many batches (small sets get more epochs)")
     patience_epochs: int = Field(default=6, gt=0, description="stop after this many epochs without val gain")
     batch_size: int = Field(default=64, gt=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -106,10 +107,11 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
         class_weight = torch.where(counts > 0, len(y) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps_per_epoch = max(1, len(y) // config.batch_size + (len(y) % config.batch_size > 1))
+        epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, pct_start=0.15,
-                                                       total_steps=config.epochs * steps_per_epoch)
+                                                       total_steps=epochs * steps_per_epoch)
         best_score, best_state, stale = -1.0, None, 0
-        for _epoch in range(config.epochs):
+        for _epoch in range(epochs):
             model.train()
             order = torch.randperm(len(y), generator=generator)
             for start in range(0, len(y), config.batch_size):

@@ -53,6 +53,7 @@ class LatentModelConfig(BaseModel):
     num_train_timesteps: int = Field(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     condition_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
+    cross_attention_dim: int | None = Field(None, ge=1, description="text-embedding width; None = no text")
 
     @model_validator(mode="after")
     def _check(self) -> "LatentModelConfig":
@@ -70,27 +71,47 @@ class LatentModelConfig(BaseModel):
 
 
 class LatentDenoiser(torch.nn.Module):
-    """UNet2DModel whose class embedding is our ConditionEmbedding (passed in as `class_labels`)."""
+    """A diffusers UNet whose class embedding is our ConditionEmbedding (passed in as `class_labels`).
+
+    Class/metadata only: UNet2DModel. With `cross_attention_dim`: UNet2DConditionModel, whose
+    cross-attention reads caption embeddings (`text` [B, tokens, width]).
+    """
 
     def __init__(self, config: LatentModelConfig):
         super().__init__()
-        from diffusers import UNet2DModel
+        from diffusers import UNet2DConditionModel, UNet2DModel
 
         self.config = config
-        down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
-        up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
-        self.unet = UNet2DModel(
-            sample_size=config.latent_size, in_channels=config.latent_channels, out_channels=config.latent_channels,
-            down_block_types=down, up_block_types=up, block_out_channels=tuple(config.block_out_channels),
-            layers_per_block=config.layers_per_block, attention_head_dim=config.attention_head_dim,
-            norm_num_groups=config.norm_num_groups, class_embed_type="identity")
+        common = dict(sample_size=config.latent_size, in_channels=config.latent_channels,
+                      out_channels=config.latent_channels, block_out_channels=tuple(config.block_out_channels),
+                      layers_per_block=config.layers_per_block, attention_head_dim=config.attention_head_dim,
+                      norm_num_groups=config.norm_num_groups, class_embed_type="identity")
+        levels = config.attention_levels
+        if config.cross_attention_dim is None:
+            self.unet = UNet2DModel(
+                down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)), **common)
+        else:
+            self.unet = UNet2DConditionModel(
+                down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+                up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+                cross_attention_dim=config.cross_attention_dim, **common)
         self.condition = ConditionEmbedding(num_classes=config.num_classes, dim=config.block_out_channels[0] * 4,
                                             spec=config.metadata)
 
+    @property
+    def uses_text(self) -> bool:
+        return self.config.cross_attention_dim is not None
+
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor,
-                metadata: dict[str, torch.Tensor] | None = None, drop: torch.Tensor | None = None) -> torch.Tensor:
+                metadata: dict[str, torch.Tensor] | None = None, drop: torch.Tensor | None = None,
+                text: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.condition(labels, metadata, drop)
-        return self.unet(latents, timesteps, class_labels=emb).sample
+        if not self.uses_text:
+            return self.unet(latents, timesteps, class_labels=emb).sample
+        if text is None:
+            raise ValueError("this latent model is text-conditioned: pass caption embeddings as `text`.")
+        return self.unet(latents, timesteps, encoder_hidden_states=text.to(emb.dtype), class_labels=emb).sample
 
 
 def build_scheduler(config: LatentModelConfig):

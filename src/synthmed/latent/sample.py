@@ -14,6 +14,7 @@ from synthmed.data.dataset import from_model_range
 from synthmed.latent.autoencoder import load_autoencoder
 from synthmed.latent.conditioning import encode_metadata
 from synthmed.latent.model import CONDITIONS_NAME, LatentDenoiser, load_latent_model
+from synthmed.latent.text import embed_captions, load_text_encoder
 from synthmed.models.sampling import SAMPLERS, initial_noise, make_scheduler
 from synthmed.sample.writer import SyntheticSetWriter
 
@@ -37,8 +38,13 @@ def choose_conditions(conditions: pd.DataFrame, *, label: str, seeds: list[int],
 
 @torch.no_grad()
 def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, metadata: dict[str, torch.Tensor],
-                    generators: list[torch.Generator], steps: int, guidance_scale: float, stochastic: bool) -> torch.Tensor:
-    """Classifier-free-guided reverse process in latent space (conditional and null passes batched)."""
+                    generators: list[torch.Generator], steps: int, guidance_scale: float, stochastic: bool,
+                    text: torch.Tensor | None = None, null_text: torch.Tensor | None = None) -> torch.Tensor:
+    """Classifier-free-guided reverse process in latent space (conditional and null passes batched).
+
+    Text-conditioned models take caption embeddings `text` [B, tokens, width]; the null pass uses
+    `null_text` [1, tokens, width] (the empty caption).
+    """
     config = model.config
     scheduler.set_timesteps(steps)
     x = initial_noise(generators, (config.latent_channels, config.latent_size, config.latent_size)) * scheduler.init_noise_sigma
@@ -47,11 +53,12 @@ def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, m
     drop = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]) if guided else None
     both_labels = torch.cat([labels, labels]) if guided else labels
     both_meta = {k: torch.cat([v, v]) for k, v in metadata.items()} if guided else metadata
+    both_text = torch.cat([text, null_text.expand_as(text)]) if guided and text is not None else text
     step_kwargs = {"generator": generators} if stochastic else {}
     for t in scheduler.timesteps:
         model_in = scheduler.scale_model_input(x, t)
         model_in = torch.cat([model_in, model_in]) if guided else model_in
-        out = model(model_in, t.expand(len(model_in)), both_labels, both_meta, drop).float()
+        out = model(model_in, t.expand(len(model_in)), both_labels, both_meta, drop, both_text).float()
         if guided:
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
@@ -62,8 +69,12 @@ def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, m
 def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler: str = "ddim", steps: int | None = None,
                   guidance_scale: float = 2.0, seed: int = 0, batch_size: int = 16, classes: list[str] | None = None,
                   age_years: float | None = None, sex: str | None = None, view: str | None = None,
-                  formats: tuple[str, ...] = ("png",)) -> Path:
-    """Write `n_per_class` decoded images per class to `out` (images + manifest.csv); image k uses seed `seed + k`."""
+                  prompt: str | None = None, formats: tuple[str, ...] = ("png",)) -> Path:
+    """Write `n_per_class` decoded images per class to `out` (images + manifest.csv); image k uses seed `seed + k`.
+
+    Text-conditioned runs use `prompt` for every image, or else a training caption of the image's
+    class (drawn with its seed, like the metadata).
+    """
     run = Path(run).expanduser()
     if n_per_class < 1:
         raise ValueError(f"--n-per-class must be >= 1, got {n_per_class}")
@@ -77,7 +88,12 @@ def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler
         raise ValueError(f"classes {unknown} are not in this model; it knows {class_names}.")
     conditions_path = run / "model" / CONDITIONS_NAME
     conditions = pd.read_csv(conditions_path, dtype={"label": str}) if conditions_path.is_file() else pd.DataFrame(columns=["label"])
-    fixed = {"age_years": age_years, "sex": sex, "view": view}
+    fixed = {"age_years": age_years, "sex": sex, "view": view, "caption": prompt}
+    if prompt is not None and not model.uses_text:
+        raise ValueError(f"{run} was trained without text conditioning; drop --prompt (or train with --text-encoder).")
+    tokenizer = text_model = None
+    if model.uses_text:
+        tokenizer, text_model = load_text_encoder(run / "text")
     scheduler = make_scheduler(sampler, train_scheduler)  # validates the sampler name
     steps = steps or SAMPLERS[sampler].default_steps
     provenance = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale,
@@ -90,16 +106,22 @@ def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler
             chunk = jobs[start:start + batch_size]
             metadata_rows = pd.concat([choose_conditions(conditions, label=name, seeds=[s], fixed=fixed)
                                        for name, _, s in chunk], ignore_index=True)
+            text = null_text = None
+            if model.uses_text:
+                captions = [str(c) if pd.notna(c) else "" for c in metadata_rows.get("caption", [""] * len(chunk))]
+                table, index = embed_captions(captions, tokenizer=tokenizer, encoder=text_model)
+                text, null_text = table[index], table[-1:]
             latents = denoise_latents(
                 model, scheduler, labels=torch.tensor([idx for _, idx, _ in chunk]),
                 metadata=encode_metadata(metadata_rows, config.metadata),
                 generators=[torch.Generator().manual_seed(s) for _, _, s in chunk], steps=steps,
-                guidance_scale=guidance_scale, stochastic=SAMPLERS[sampler].stochastic)
+                guidance_scale=guidance_scale, stochastic=SAMPLERS[sampler].stochastic, text=text, null_text=null_text)
             with torch.no_grad():
                 images = vae.decode(latents / ae_config.scaling_factor).sample.clamp(-1, 1)
             pixels = from_model_range(images).permute(0, 2, 3, 1).numpy()
             for k, (name, idx, s) in enumerate(chunk):
-                meta = {f: v for f, v in metadata_rows.iloc[k].items() if f != "label" and pd.notna(v)}
+                meta = {("prompt" if f == "caption" else f): v for f, v in metadata_rows.iloc[k].items()
+                        if f != "label" and pd.notna(v)}
                 writer.add(pixels[k], label=name, label_idx=idx, seed=s, provenance={**provenance, **meta})
                 bar.update(1)
     log.info("wrote %d latent-diffusion images to %s", len(jobs), out)

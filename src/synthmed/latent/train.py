@@ -2,6 +2,7 @@
 
     RUN/autoencoder/   a copy of the autoencoder used (so a run samples on its own)
     RUN/model/         the denoiser (see synthmed.latent.model)
+    RUN/text/          a copy of the frozen text encoder + tokenizer (text-conditioned runs only)
     RUN/run.json       model + training config, dataset, steps done
     RUN/stats.jsonl, RUN/checkpoints/step-XXXXXX/train_state.pt
 """
@@ -23,12 +24,14 @@ from synthmed import __version__
 from synthmed.data.manifest import load_image_set, read_dataset_info
 from synthmed.files import atomic_write_json
 from synthmed.latent.autoencoder import dataset_images, load_autoencoder, save_autoencoder
+from synthmed.latent.captions import make_captions
 from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metadata_spec_from_frame
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     publish_folder, step_dir,
 )
+from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ class LatentTrainConfig(BaseModel):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = 0
+    text_encoder: str | None = Field(None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); "
+                                                       "None = no text conditioning")
+    caption_template: str = "{modality}, {label}"
 
 
 @torch.no_grad()
@@ -83,6 +89,9 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
         if changed:
             raise ValueError(f"--resume with changed settings {changed}: continue a run with the settings it began with.")
         autoencoder = out / "autoencoder"
+        text_source = out / "text" if train.text_encoder else None
+    else:
+        text_source = train.text_encoder
     if train.preset not in UNET_PRESETS:
         raise ValueError(f"unknown preset {train.preset!r}; choose one of {sorted(UNET_PRESETS)}.")
     accelerator = make_accelerator(train.mixed_precision)
@@ -98,13 +107,24 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     latent_mean, latent_std = encode_dataset(vae, images, device=device)
     scale = float(ae_config.scaling_factor)
 
+    # Embed the captions once (text-conditioned runs).
+    text_table = caption_index = tokenizer = text_model = None
+    conditions = frame[["label"]].copy()
+    if text_source is not None:
+        tokenizer, text_model = load_text_encoder(text_source)
+        captions = make_captions(frame, template=train.caption_template, modality=info.modality)
+        text_table, caption_index = embed_captions(captions, tokenizer=tokenizer, encoder=text_model)
+        conditions["caption"] = captions
+
     # Build the denoiser.
     spec = metadata_spec_from_frame(frame, use=tuple(train.metadata_fields))
     config = LatentModelConfig(latent_channels=ae_config.latent_channels, latent_size=ae_config.latent_size,
                                num_classes=len(info.classes), class_names=list(info.classes), metadata=spec,
+                               cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
                                **UNET_PRESETS[train.preset])
     metadata = encode_metadata(frame, spec)
-    conditions = frame[["label", *[f for f in spec.fields if f in frame.columns]]].copy()
+    for field in spec.fields:
+        conditions[field] = frame[field]
     model = LatentDenoiser(config)
     scheduler = build_scheduler(config)
     params = list(model.parameters())
@@ -130,6 +150,8 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "autoencoder").is_dir():
         publish_folder(out / "autoencoder", lambda tmp: save_autoencoder(tmp, vae=vae, config=ae_config))
+    if text_model is not None and not (out / "text").is_dir():
+        publish_folder(out / "text", lambda tmp: save_text_encoder(tmp, tokenizer=tokenizer, encoder=text_model))
     run_info = {"format": "synthmed-latent-run-v1", "train": train.model_dump(), "dataset": str(Path(dataset).resolve()),
                 "autoencoder_source": str(Path(autoencoder).resolve()), "steps_done": start_step,
                 "synthmed_version": __version__}
@@ -166,9 +188,13 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
         drop = (torch.rand(train.batch_size, generator=generator) < config.condition_dropout_prob).to(device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = noise if config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+        text = None
+        if text_table is not None:
+            rows = torch.where(drop.cpu(), torch.full_like(index, len(text_table) - 1), caption_index[index])
+            text = text_table[rows].to(device)
         with accelerator.autocast():
             prediction = model(noisy, timesteps, labels[index].to(device),
-                               {k: v[index].to(device) for k, v in metadata.items()}, drop)
+                               {k: v[index].to(device) for k, v in metadata.items()}, drop, text)
         loss = F.mse_loss(prediction.float(), target.float())
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, 1.0)

@@ -195,7 +195,8 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
 
     html = _environment().get_template("report.html.j2").render(
         title=title or "Synthetic image evaluation", subtitle=_subtitle(inputs), sections=sections,
-        trailing=trailing, failed_parts=failed or [], grids=grids, grid_note=grid_note, provenance=to_node(_provenance(metrics_path, eval_dir)),
+        trailing=trailing, failed_parts=failed or [], grids=grids, grid_note=grid_note,
+        provenance=to_node(_provenance(metrics_path, eval_dir)),
     )
     atomic_write_text(out_path, html)
     out_path.chmod(0o644)  # a report is meant to be shared (atomic writes create 0600 files)

@@ -28,7 +28,8 @@ FORMAT_CHOICES = {"png": ("png",), "png16": ("png",), "dicom": ("dicom",), "png+
 """CLI `--format` value -> writer formats (png16 also sets bit_depth=16)."""
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name-safe form of a class name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "class"
 
 
@@ -88,11 +89,11 @@ class SyntheticSetWriter:
             raise ValueError(f"pixels must be [H, W] or [H, W, 3], got shape {pixels.shape}.")
         pixels = convert_bit_depth(pixels, self.bit_depth)
         if image_id is None:
-            image_id = f"{_slug(label)}_{seed:06d}" if seed is not None else f"{_slug(label)}_n{len(self.rows):06d}"
+            image_id = f"{slug(label)}_{seed:06d}" if seed is not None else f"{slug(label)}_n{len(self.rows):06d}"
         if image_id in self._ids:
             raise ValueError(f"image_id {image_id!r} already written: give each image its own seed or image_id.")
         provenance = dict(provenance or {})
-        folder = self.out_dir / "images" / _slug(label)
+        folder = self.out_dir / "images" / slug(label)
         folder.mkdir(parents=True, exist_ok=True)
         paths: dict[str, str] = {}
         for fmt in self.formats:

@@ -197,6 +197,8 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
     if real is not None and real["synthetic"].any():
         raise ValueError(f"{real_dir} marks {int(real['synthetic'].sum())} image(s) synthetic=1; pass them "
                          "with --synthetic instead.")
+    if real is not None:
+        _align_modality(real, synthetic)
     cases = select_cases(real, synthetic, spec=spec, rng=rng)
     images = [_open_8bit(p) for p in tqdm(cases["abs_path"], desc="reading images", unit="img")]
     size_px = spec.size_px or min(MAX_SIZE_PX, min(min(im.size) for im in images))
@@ -239,6 +241,13 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
     return CreatedStudy(study_dir=study_dir, admin_username=ADMIN_USERNAME, admin_password=password,
                         invitations=invitations, n_real=int((~cases["is_synthetic"]).sum()),
                         n_synthetic=int(cases["is_synthetic"].sum()), image_size_px=size_px)
+
+
+def _align_modality(real: pd.DataFrame, synthetic: pd.DataFrame) -> None:
+    """A side with no modality information takes the other side's single modality (in place)."""
+    for side, other in ((real, synthetic), (synthetic, real)):
+        if set(side["modality"]) == {"unspecified"} and other["modality"].nunique() == 1:
+            side["modality"] = other["modality"].iloc[0]
 
 
 def _remove_contents(folder: Path, *, remove_folder: bool) -> None:

@@ -63,9 +63,12 @@ def csrf_protect(request: Request, csrf_token: Annotated[str | None, Form()] = N
 def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
            status_code: int = 200) -> HTMLResponse:
     """Render a page with the CSRF token, role and study in its context."""
-    with request.app.state.sessionmaker() as session:
-        study = crud.get_study(session=session)
+    context = context or {}
+    study = context.get("study")
+    if study is None:
+        with request.app.state.sessionmaker() as session:
+            study = crud.get_study(session=session)
     base = {"csrf_token": csrf_token(request.session), "role": request.session.get("role"),
             "user_name": request.session.get("name", ""), "study": study}
-    return request.app.state.templates.TemplateResponse(request, template, {**base, **(context or {})},
+    return request.app.state.templates.TemplateResponse(request, template, {**base, **context},
                                                         status_code=status_code)

@@ -174,6 +174,9 @@ def analyze(*, answers: list[dict], cases: list[dict], readers: list[str], all_s
         "pooled": pooled,
         "per_reader": {name: reader_metrics(rows) for name, rows in by_reader.items()},
         "confusion": {"pooled": confusion(answers), **{n: confusion(r) for n, r in by_reader.items()}},
+        "pooled_by_modality_class": {f"{m} / {c}": reader_metrics([r for r in answers
+                                                                    if (r["modality"], r["label"]) == (m, c)])
+                                     for m, c in sorted({(r["modality"], r["label"]) for r in answers})},
         "counts_by_stratum": {"pooled": counts_by_stratum(answers),
                               **{n: counts_by_stratum(r) for n, r in by_reader.items()}},
         "agreement": agree,

@@ -18,7 +18,7 @@ from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     publish_folder, step_dir,
 )
-from synthmed.textgen.captions import make_captions
+from synthmed.latent.captions import make_captions
 from synthmed.textgen.finetune_run import (
     RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,
     write_run_info,
@@ -67,7 +67,7 @@ def prepare_training_images(pixels, *, channels: int, resolution_px: int) -> tor
     return images
 
 
-def _check_run_folder(out: Path, *, config: FinetuneConfig, resume: bool) -> int:
+def _check_run_folder(out: Path, *, config: FinetuneConfig, checkpoint: str | Path, resume: bool) -> int:
     """Steps already done (0 for a new run); refuses to mix a new run into an old folder."""
     if not (out / RUN_INFO_NAME).is_file():
         if resume:
@@ -76,12 +76,15 @@ def _check_run_folder(out: Path, *, config: FinetuneConfig, resume: bool) -> int
     if not resume:
         raise FileExistsError(f"{out} already holds a fine-tuning run; pass --resume to continue it or choose a "
                               f"new --out.")
-    old = read_run_info(out).config.model_dump()
+    saved = read_run_info(out)
+    if Path(saved.base_checkpoint) != Path(checkpoint).resolve():
+        raise ValueError(f"--resume with another --checkpoint: {out} was started from {saved.base_checkpoint}.")
+    old = saved.config.model_dump()
     changed = {k for k, v in config.model_dump().items() if old.get(k) != v} - RESUMABLE_CHANGES
     if changed:
         raise ValueError(f"--resume with changed settings {sorted(changed)}: a run can only be continued with "
                          f"the settings it started with (only {sorted(RESUMABLE_CHANGES)} may change).")
-    return read_run_info(out).steps_done
+    return saved.steps_done
 
 
 def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, config: FinetuneConfig,
@@ -93,7 +96,7 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     out = Path(out).expanduser()
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (CPU or GPU) or no.")  # before loading
-    _check_run_folder(out, config=config, resume=resume)
+    _check_run_folder(out, config=config, checkpoint=checkpoint, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
 
     # Load the model and the data.

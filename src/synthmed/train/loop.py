@@ -77,7 +77,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         pixels, labels, info = load_arrays(config.dataset, config.split)
         _check_data(config, pixels, labels, info.classes)
         images = torch.from_numpy(pixels)
-        label_tensor = torch.from_numpy(labels)
+        label_tensor = torch.from_numpy(np.array(labels, dtype=np.int64))
         logger.info("training on %d images of %s (%s), classes %s", len(labels), config.dataset, config.split,
                     info.classes)
 
@@ -169,7 +169,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         bar.close()
 
         # Save the final checkpoint, the model folder and a grid.
-        if step != last_ckpt_step or checkpoint is None:
+        if latest_checkpoint(run_dir) is None or step != last_ckpt_step:
             _checkpoint(accelerator, run_dir, step, raw_unet, ema, optimizer, generator, elapsed_s(), config)
         model_dir = run_dir / MODEL_DIR
         if main_process:

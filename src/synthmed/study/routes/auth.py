@@ -50,7 +50,7 @@ def login(request: Request, db: DbDep, name: FormStr = "", password: FormStr = "
     if reader is None:
         request.app.state.limiter.fail(f"ip:{_client_ip(request)}", user_key)
         return render(request, "login.html", {"action": "/login", "title": "Reader sign-in", "user_label": "Name",
-                                              "error": "Unknown name or wrong password."}, status_code=401)
+                                              "error": "Unknown name or wrong password.", "name": name}, status_code=401)
     request.app.state.limiter.reset(user_key)
     _start_session(request, role="reader", uid=reader.id, name=reader.name)
     return RedirectResponse("/reader/resume", status_code=303)
@@ -71,7 +71,7 @@ def admin_login(request: Request, db: DbDep, name: FormStr = "", password: FormS
         request.app.state.limiter.fail(f"ip:{_client_ip(request)}", user_key)
         return render(request, "login.html", {"action": "/admin/login", "title": "Organiser sign-in",
                                               "user_label": "User name",
-                                              "error": "Unknown user or wrong password."}, status_code=401)
+                                              "error": "Unknown user or wrong password.", "name": name}, status_code=401)
     request.app.state.limiter.reset(user_key)
     _start_session(request, role="admin", uid=admin.id, name=admin.username)
     return RedirectResponse("/admin", status_code=303)

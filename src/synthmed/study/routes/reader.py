@@ -64,7 +64,7 @@ def _case_page(request: Request, db: DbDep, reader, position: int, *, error: str
         "image_url": f"/image/{case.token}", "reveal": reveal, "error": error,
         "prev_position": position - 1 if position > 1 else None,
         "next_position": position + 1 if position < total else None,
-        "conditions": study.condition_list}, status_code=status_code)
+        "conditions": study.condition_list, "study": study}, status_code=status_code)
 
 
 @router.get("/reader/case/{position}")

@@ -85,7 +85,10 @@ document.addEventListener("submit", (event) => {
     if (input && !input.disabled) input.checked = true;
   }
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey && e.key === "Enter" && form) { form.requestSubmit(); return; }
+    if (e.ctrlKey && e.key === "Enter" && form && form.querySelector("button[type=submit]")) {
+      form.requestSubmit();
+      return;
+    }
     const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(e.target.tagName) && e.target.type !== "radio" && e.target.type !== "range";
     if (typing) { if (e.key === "Escape") e.target.blur(); return; }
     if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -93,7 +96,11 @@ document.addEventListener("submit", (event) => {
     const calls = { r: "real", f: "fake", u: "unsure" };
     if (calls[key]) choose("call", calls[key]);
     else if (/^[1-5]$/.test(key)) choose("confidence", key);
-    else if (key === "enter" && form) { e.preventDefault(); form.requestSubmit(); }
+    else if (key === "enter") {
+      e.preventDefault();
+      if (form && form.querySelector("button[type=submit]")) form.requestSubmit();
+      else document.getElementById("next-link")?.click();  // locked (e.g. truth revealed): move on
+    }
     else if (key === "arrowleft") document.getElementById("prev-link")?.click();
     else if (key === "arrowright") document.getElementById("next-link")?.click();
     else if (key === "+" || key === "=") zoomAt(1.25, 0, 0);

@@ -1,0 +1,136 @@
+"""Sample N images per class from a trained model folder into PNG/DICOM files with a provenance manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from synthmed.data.dataset import from_model_range
+from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
+from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
+from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
+from synthmed.train.checkpoint import latest_checkpoint
+from synthmed.train.grids import grid_image, save_png_atomic
+
+logger = logging.getLogger(__name__)
+
+
+class SampleConfig(BaseModel):
+    """One sampling job. Image k of a class uses seed `seed_start + k` (the same seeds for every class,
+    so images with equal seeds across classes share their starting noise)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_dir: str = Field(description="a model folder, a training run folder, or a checkpoint folder")
+    out_dir: str
+    n_per_class: int = Field(ge=1)
+    classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
+    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "dpmpp"
+    steps: int | None = Field(None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, "
+                                                      "dpmpp 20, unipc 20)")
+    guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
+    seed_start: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1)
+    model_batch_size: int = Field(16, ge=1, description="rows per UNet call (fixed so results do not depend "
+                                                        "on batch_size)")
+    format: Literal["png", "png16", "dicom", "png+dicom"] = "png"
+    mixed_precision: Literal["no", "bf16"] = "no"
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    modality: str = Field("OT", description="DICOM Modality tag of the outputs")
+    grid_per_class: int = Field(32, ge=0, description="images in each class grid PNG (0 = none)")
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model folder from a model folder, a run folder (RUN/model) or a checkpoint (latest one's model/)."""
+    path = Path(path)
+    if is_model_folder(path):
+        return path
+    if is_model_folder(path / "model"):
+        return path / "model"
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        return checkpoint / "model"
+    raise FileNotFoundError(f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+                            f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model.")
+
+
+def _to_pixels(images: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """[B, C, H, W] in [-1, 1] -> uint8/uint16 [B, H, W] or [B, H, W, 3]."""
+    if bit_depth == 16:
+        array = ((images.clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
+    else:
+        array = from_model_range(images).numpy()
+    return array[:, 0] if array.shape[1] == 1 else array.transpose(0, 2, 3, 1)
+
+
+def _class_indices(requested: list[str] | None, names: list[str]) -> list[int]:
+    if not requested:
+        return list(range(len(names)))
+    chosen = []
+    for item in requested:
+        if item in names:
+            chosen.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            chosen.append(int(item))
+        else:
+            raise ValueError(f"class {item!r} is not one of this model's classes {names} (or indices "
+                             f"0..{len(names) - 1}).")
+    return chosen
+
+
+def sample_images(config: SampleConfig) -> Path:
+    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv)."""
+    # Load model.
+    model_dir = resolve_model_dir(config.model_dir).resolve()
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if config.device == "auto" else config.device)
+    unet, model_config, train_scheduler = load_model_folder(model_dir, device=device)
+    names = model_config.class_names or [str(i) for i in range(model_config.num_classes)]
+    chosen = _class_indices(config.classes, names)
+    steps = config.steps or SAMPLERS[config.sampler].default_steps
+    bit_depth = 16 if config.format == "png16" else 8
+    model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
+    provenance = {"sampler": config.sampler, "steps": steps, "guidance_scale": config.guidance_scale,
+                  "checkpoint": str(model_dir), "checkpoint_sha256": weights_sha256(model_dir),
+                  "provider": "synthmed", "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
+                  "prompt": ""}
+    autocast = torch.bfloat16 if config.mixed_precision == "bf16" else None
+    shape = (model_config.in_channels, model_config.image_size_px, model_config.image_size_px)
+    logger.info("sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s", config.n_per_class,
+                len(chosen), config.sampler, steps, config.guidance_scale, model_dir)
+
+    # Denoise batch by batch, one generator per image, writing as we go.
+    writer = SyntheticSetWriter(config.out_dir, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth,
+                                modality=config.modality)
+    jobs = [(label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start +
+                                                                  config.n_per_class)]
+    grids: dict[int, list[np.ndarray]] = {label: [] for label in chosen}
+    with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
+        for start in range(0, len(jobs), config.batch_size):
+            batch = jobs[start:start + config.batch_size]
+            images = denoise(unet, make_scheduler(config.sampler, train_scheduler),
+                             labels=torch.tensor([label for label, _ in batch]), null_class=model_config.null_class,
+                             generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
+                             image_shape=shape, steps=steps, guidance_scale=config.guidance_scale,
+                             stochastic=SAMPLERS[config.sampler].stochastic, autocast_dtype=autocast,
+                             device=device, model_batch_size=config.model_batch_size)
+            for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
+                writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
+                if len(grids[label]) < config.grid_per_class:
+                    grids[label].append(from_model_range(image).numpy())
+            bar.update(len(batch))
+
+    # Save one grid per class.
+    for label, tiles in grids.items():
+        if tiles:
+            rows = [np.stack(tiles[i:i + 8]) for i in range(0, len(tiles), 8)]
+            save_png_atomic(grid_image(rows), Path(config.out_dir) / "grids" / f"{slug(names[label])}.png")
+    logger.info("wrote %d images and manifest.csv to %s", len(jobs), config.out_dir)
+    return Path(config.out_dir)
