@@ -93,7 +93,8 @@ def main() -> int:
         if args.only and name not in args.only:
             continue
         source, out = SHARED / relative, args.out / name
-        argv = ["prepare", str(source), "--out", str(out), "--overwrite", "--size", str(args.size), *extra]
+        size = [] if "--size" in extra else ["--size", str(args.size)]
+        argv = ["prepare", str(source), "--out", str(out), "--overwrite", *size, *extra]
         command = "synthmed " + " ".join(shlex.quote(a) for a in argv).replace(str(SHARED), "../shared/data") \
             .replace(str(args.out), "OUT")
         started = time.perf_counter()

@@ -7,6 +7,7 @@ TSTR/TRTR ratios should read about 1, clearly lower, and about chance. Also time
 (fp32 vs bf16 autocast, 1 vs 2 threads) and Grad-CAM / LIME per image.
 
     .venv/bin/python bench/tstr_pneumonia.py [--npz PATH] [--seeds 0,1] [--epochs 10]
+        [--model-selection real_val|last_epoch] [--only TEXT] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model-selection", choices=("real_val", "last_epoch"), default="real_val")
+    parser.add_argument("--only", default="", help="run only stand-ins whose name contains this text")
+    parser.add_argument("--skip-speed", action="store_true", help="skip the training and explanation timings")
     args = parser.parse_args()
     if not args.npz.is_file():
         raise SystemExit(f"{args.npz} not found: pass --npz PATH to pneumoniamnist_28_trainsubset.npz (MedMNIST v2).")
@@ -76,7 +80,8 @@ def main() -> None:
     stand_ins = {"ideal (real half B)": half_b, "poor (B blurred + noised)": degrade(half_b, rng),
                  "label-blind (B, labels shuffled)": shuffled}
     config = TSTRConfig(seeds=tuple(int(s) for s in args.seeds.split(",")), epochs=args.epochs,
-                        conditions=("real", "synthetic"), image_size_px=28, bootstrap_samples=200)
+                        conditions=("real", "synthetic"), image_size_px=28, bootstrap_samples=200,
+                        model_selection=args.model_selection)
     print(f"# TSTR benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{torch.get_num_threads()} torch thread(s)")
     print(f"real half A {len(half_a)} images {np.bincount(half_a.labels).tolist()}, test {len(test)} "
@@ -86,6 +91,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, synthetic in stand_ins.items():
+            if args.only not in name:
+                continue
             started = time.perf_counter()
             section = run_tstr(real_train=half_a, real_val=val, real_test=test, synthetic=synthetic, config=config,
                                out_dir=Path(tmp) / "usefulness")
@@ -96,6 +103,8 @@ def main() -> None:
                   f"[{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}] | {res['real']['macro_auc']['mean']:.3f} | "
                   f"{res['synthetic']['macro_auc']['mean']:.3f} | {time.perf_counter() - started:.0f} |", flush=True)
 
+    if args.skip_speed:
+        return
     # Speed of one training batch: bf16 and threads against fp32 on 1 thread, same run.
     print("\n| small_cnn training, batch 64 | s/batch | ratio to fp32, 1 thread |")
     print("|---|---|---|")

@@ -31,3 +31,5 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no image files" in capsys.readouterr().err
     assert main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--window", "nope"]) == 2
     assert "WIDTH,LEVEL" in capsys.readouterr().err
+    assert main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--patient-id-regex", "(a"]) == 2
+    assert "not a valid regular expression" in capsys.readouterr().err

@@ -76,6 +76,12 @@ def test_empty_or_unreadable_folder_is_a_clear_error(tmp_path):
         _prepare(tmp_path / "missing", tmp_path / "out3")
 
 
+def test_output_inside_the_source_is_refused(class_folder):
+    with pytest.raises(ValueError, match="inside the source folder"):
+        _prepare(class_folder, class_folder / "prepared")
+    assert not (class_folder / "prepared").exists()
+
+
 def test_existing_output_is_not_overwritten(class_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -231,3 +237,16 @@ def test_files_in_every_mode_are_read_from_disk(tmp_path):
         assert np.corrcoef(reference.ravel(), pixels[name].astype(float).ravel())[0, 1] > 0.97, name
     # Min-max scaled to the full 8-bit range like the 8-bit original, not clipped at 255 or left dark.
     assert abs(int(pixels["sixteen.png"].max()) - int(pixels["l.png"].max())) <= 12
+
+
+def test_near_duplicates_stay_in_one_carved_split(tmp_path, make_class_folder):
+    src = make_class_folder(tmp_path / "src", per_class=12, seed=8)
+    for k in range(6):
+        with Image.open(src / "left" / f"left_8_{k}.png") as img:
+            img.save(src / "left" / f"again_{k}.jpg", quality=92)
+    grouped = read_manifest(_prepare(src, tmp_path / "g", val_fraction=0.3, test_fraction=0.3, seed=1))
+    card = json.loads((tmp_path / "g" / "card.json").read_text())
+    assert card["near_duplicates"]["pairs"] >= 6 and card["near_duplicates"]["crossing_splits"] == 0
+    apart = _prepare(src, tmp_path / "a", val_fraction=0.3, test_fraction=0.3, seed=1, group_near_duplicates=False)
+    assert json.loads((apart / "card.json").read_text())["near_duplicates"]["crossing_splits"] > 0
+    assert len(grouped) == 30

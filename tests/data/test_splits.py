@@ -50,3 +50,10 @@ def test_leaky_user_patient_stays_in_train_and_is_reported():
 def test_split_groups_join_patients_sharing_a_file():
     groups = split_groups(pd.Series(["a", "b", "c", "d"]), pd.Series(["h1", "h2", "h1", "h3"]))
     assert groups[0] == groups[2] and len(set(groups)) == 3
+
+
+def test_a_big_patient_never_empties_train():
+    frame = pd.DataFrame({"patient_id": ["big"] * 70 + ["small"] * 10, "label": ["a"] * 80})
+    for seed in range(5):
+        split = split_by_patient(frame, val_fraction=0.1, test_fraction=0.1, seed=seed)
+        assert (split == "train").sum() >= 70

@@ -125,3 +125,11 @@ def test_missing_weights_dir_file_names_the_expected_file(splits: dict, tmp_path
     config = TSTRConfig(**{**FAST, "epochs": 1}, archs=("resnet50",), weights_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="resnet50-0676ba61.pth"):
         train_reference_classifier(splits["train"], None, config=config)
+
+
+def test_last_epoch_selection_never_looks_at_real_labels(splits: dict) -> None:
+    config = TSTRConfig(**{**FAST, "epochs": 2, "min_steps": 0}, model_selection="last_epoch")
+    without_val = train_reference_classifier(splits["train"], None, config=config)
+    with_swapped_val = train_reference_classifier(splits["train"], _swap_labels(splits["val"]), config=config)
+    np.testing.assert_allclose(predict_proba(without_val, splits["test"].pixels),
+                               predict_proba(with_swapped_val, splits["test"].pixels), rtol=1e-5, atol=1e-6)

@@ -36,3 +36,9 @@ def dataset32(tmp_path) -> Path:
     frame["age_years"] = 20.0 + 3 * frame.index
     write_manifest(frame, root)
     return root
+
+
+@pytest.fixture
+def dataset_builder():
+    """The root conftest's `make_prepared_dataset` (for tests that need other sizes or counts)."""
+    return make_prepared_dataset

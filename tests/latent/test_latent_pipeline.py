@@ -52,7 +52,7 @@ def test_sampling_is_seeded_per_image(dataset32, tmp_path):
     assert main(["latent", "train-autoencoder", str(dataset32), "--out", str(ae), "--preset", "tiny",
                  "--max-steps", "1", "--batch-size", "2"]) == 0
     assert main(["latent", "train", str(dataset32), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
-                 "--max-steps", "1", "--batch-size", "2", "--metadata", ""]) == 0
+                 "--max-steps", "1", "--batch-size", "2", "--metadata", "", "--mixed-precision", "bf16"]) == 0
     assert json.loads((run / "model" / "config.json").read_text())["model"]["metadata"]["sex_values"] == []
     sets = []
     for name, batch in (("a", "1"), ("b", "4")):
@@ -60,6 +60,8 @@ def test_sampling_is_seeded_per_image(dataset32, tmp_path):
                      "--steps", "2", "--batch-size", batch, "--classes", "right"]) == 0
         sets.append(load_image_arrays(tmp_path / name, classes=["left", "right"]).pixels.astype(int))
     assert np.abs(sets[0] - sets[1]).max() <= 1
+    assert main(["latent", "sample", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "1"]) == 2  # kept
+    assert len(load_image_set(tmp_path / "a")) == 2
     assert main(["latent", "sample", str(run), "--out", str(tmp_path / "c"), "--n-per-class", "1",
                  "--classes", "middle"]) == 2
 

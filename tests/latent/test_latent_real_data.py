@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from PIL import Image
 
@@ -34,7 +33,6 @@ def write_pneumonia_subset(npz_path, root, *, per_class: int = 12, size_px: int 
     return root
 
 
-@pytest.mark.slow
 def test_latent_pipeline_on_real_chest_xrays(shared_data, tmp_path):
     dataset = write_pneumonia_subset(shared_data / "medmnist" / "pneumoniamnist_28_trainsubset.npz", tmp_path / "ds")
     ae, run, out = tmp_path / "ae", tmp_path / "run", tmp_path / "set"

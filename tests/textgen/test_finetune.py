@@ -15,7 +15,7 @@ from synthmed.textgen.finetune_run import FinetuneConfig, read_run_info
 from synthmed.textgen.local_sd import LocalSDProvider
 
 
-def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_dataset, tmp_path, capsys):
+def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_sd, tiny_dataset, tmp_path, capsys):
     frame = read_manifest(tiny_dataset)
     frame["view"] = np.where(frame.index % 2 == 0, "PA", "AP")
     frame["age_years"] = 40 + frame.index % 7
@@ -32,6 +32,8 @@ def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_dataset, 
     assert main(common + ["--max-steps", "4"]) == 2 and "--resume" in capsys.readouterr().err
     assert main(common + ["--max-steps", "4", "--resume", "--lora-rank", "2"]) == 2
     assert "lora_rank" in capsys.readouterr().err
+    other_base = [str(tiny_sd) if a == str(tiny_sd_session) else a for a in common]
+    assert main(other_base + ["--max-steps", "4", "--resume"]) == 2 and "another --checkpoint" in capsys.readouterr().err
     assert main(common + ["--max-steps", "4", "--resume"]) == 0
     assert read_run_info(run).steps_done == 4 and [s["step"] for s in read_stats(run)][-1] == 4
     second = load_file(run / "lora" / "pytorch_lora_weights.safetensors")

@@ -37,10 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="usefulness classifiers: small_cnn,resnet50,densenet121,vgg19")
     parser.add_argument("--tstr-seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0, 1, 2])
     parser.add_argument("--tstr-epochs", type=int, default=20)
+    parser.add_argument("--tstr-max-train", type=int, help="seeded random cap on each usefulness training set")
     parser.add_argument("--tstr-weights-dir", type=Path, help="folder with torchvision ImageNet .pth files")
     parser.add_argument("--skip", type=_csv, default=[], help=f"parts to skip, comma-separated: {PARTS_HELP}")
     parser.add_argument("--bootstrap", type=int, default=50, help="bootstrap resamples for confidence intervals")
-    parser.add_argument("--encoder-epochs", type=int, default=6, help="domain encoder training epochs")
+    parser.add_argument("--encoder-epochs", type=int, default=4, help="domain encoder training epochs")
     parser.add_argument("--explain-images", type=int, default=8, help="images per set for Grad-CAM / LIME")
     parser.add_argument("--lime-samples", type=int, default=300, help="LIME perturbations per image")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             real_dir=args.real, synthetic_dir=args.synthetic, out_dir=args.out, extractor=args.extractor,
             weights_path=args.weights, cache_dir=args.cache_dir, size_px=args.size_px, max_real=args.max_real,
             max_synthetic=args.max_synthetic, tstr_archs=tuple(args.tstr_archs), tstr_seeds=tuple(args.tstr_seeds),
-            tstr_epochs=args.tstr_epochs, tstr_weights_dir=args.tstr_weights_dir, skip=tuple(args.skip),
+            tstr_epochs=args.tstr_epochs, tstr_max_train_images=args.tstr_max_train,
+            tstr_weights_dir=args.tstr_weights_dir, skip=tuple(args.skip),
             bootstrap_samples=args.bootstrap, encoder_epochs=args.encoder_epochs,
             explain_images=args.explain_images, lime_samples=args.lime_samples, seed=args.seed)
     except ValidationError as exc:

@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sa.add_argument("--prompt", default=None, help="text-conditioned runs: caption for every image (default: "
                                                    "training captions of each class)")
     sa.add_argument("--format", choices=["png", "dicom", "png+dicom"], default="png")
+    sa.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     sa.set_defaults(func=run_sample)
 
 
@@ -130,7 +131,7 @@ def run_sample(args: argparse.Namespace) -> int:
         args.run, out=args.out, n_per_class=args.n_per_class, sampler=args.sampler, steps=args.steps,
         guidance_scale=args.guidance_scale, seed=args.seed, batch_size=args.batch_size, classes=classes,
         age_years=args.age_years, sex=args.sex, view=args.view, prompt=args.prompt,
-        formats=FORMAT_CHOICES[args.format]))
+        formats=FORMAT_CHOICES[args.format], device=args.device))
     if code == 0:
         print(f"wrote {args.n_per_class} images per class to {args.out}")
     return code

@@ -51,16 +51,15 @@ def run(args: argparse.Namespace) -> int:
     """Prepare the dataset and print a short summary (the card has the details)."""
     from pathlib import Path
 
-    from synthmed.data.prepare import PrepareConfig, prepare_dataset, summarise
+    from pydantic import ValidationError
 
-    config = PrepareConfig(
-        size_px=args.size, channels=args.channels, fit=args.fit, scaling=args.scaling, window=args.window,
-        metadata_csv=Path(args.metadata) if args.metadata else None, patient_id_regex=args.patient_id_regex,
-        classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed, frames=args.frames,
-        slice_step=args.slice_step, skip_empty_slices=not args.keep_empty_slices, workers=args.workers,
-        name=args.name, modality=args.modality, overwrite=args.overwrite,
-        group_near_duplicates=not args.no_group_near_duplicates)
+    from synthmed.data.prepare import prepare_dataset, summarise
+
+    try:
+        config = _config(args)
+    except ValidationError as exc:  # one readable line per bad option instead of pydantic's report
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                   for e in exc.errors())) from None
     if args.source == "phantom" and not Path(args.source).exists():
         from synthmed.data.phantom import prepare_phantom
         out = prepare_phantom(args.out, n_per_class=args.n_per_class, size_px=args.size, seed=args.seed,
@@ -69,3 +68,19 @@ def run(args: argparse.Namespace) -> int:
         out = prepare_dataset(args.source, out_dir=args.out, config=config)
     print(summarise(out))
     return 0
+
+
+def _config(args: argparse.Namespace):
+    """The validated PrepareConfig for the parsed flags."""
+    from pathlib import Path
+
+    from synthmed.data.prepare import PrepareConfig
+
+    return PrepareConfig(
+        size_px=args.size, channels=args.channels, fit=args.fit, scaling=args.scaling, window=args.window,
+        metadata_csv=Path(args.metadata) if args.metadata else None, patient_id_regex=args.patient_id_regex,
+        classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed, frames=args.frames,
+        slice_step=args.slice_step, skip_empty_slices=not args.keep_empty_slices, workers=args.workers,
+        name=args.name, modality=args.modality, overwrite=args.overwrite,
+        group_near_duplicates=not args.no_group_near_duplicates)

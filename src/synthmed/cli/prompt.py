@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     local.add_argument("--scheduler", choices=["default", "ddim", "dpm++", "euler", "pndm"], default="default")
     local.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     local.add_argument("--batch-size", type=int, default=1)
+    local.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
     parser.set_defaults(func=run)
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         settings = dict(checkpoint=args.checkpoint, lora=args.lora, steps=args.steps,
                         guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt, dtype=args.dtype,
-                        scheduler=args.scheduler, batch_size=args.batch_size)
+                        scheduler=args.scheduler, batch_size=args.batch_size, device=args.device)
         if args.quality or args.model:
             raise ValueError("--model/--quality are openai options; local-sd takes --checkpoint (and --lora).")
     label = args.label or label_from_prompt(args.prompt)

@@ -31,8 +31,14 @@ def _grid(params: PhantomParams, size_px: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _smoothstep(edge0: float, edge1: float, value: np.ndarray) -> np.ndarray:
-    t = np.clip((value - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    """Hermite step from 0 at edge0 to 1 at edge1 (either order), computed in place on one temporary."""
+    t = np.subtract(value, edge0, dtype=np.float32)
+    t *= 1.0 / (edge1 - edge0)
+    np.clip(t, 0.0, 1.0, out=t)
+    out = 3.0 - 2.0 * t
+    out *= t
+    out *= t
+    return out
 
 
 def _dome(params: PhantomParams, x: np.ndarray) -> np.ndarray:
@@ -206,7 +212,7 @@ def render_phantom(params: PhantomParams, *, size_px: int = 256) -> np.ndarray:
     air = lungs * (1.0 - np.clip(parts["effusion"] + parts["consolidation"], 0.0, 1.0))
     attenuation -= 0.48 * air * parts["chord"] * params.soft_tissue
     attenuation += 0.3 * _texture(params, x, y, rng) * lungs
-    attenuation += 0.12 * parts["effusion"] * (1.0 - parts["below_dome"]) + 0.12 * parts["consolidation"]
+    attenuation += 0.12 * parts["effusion"] * (1.0 - parts["below_dome"]) + 0.22 * parts["consolidation"]
     attenuation += _bones(params, x, y, body)
     # Gastric bubble under the left hemidiaphragm.
     bubble = _smoothstep(1.0, 0.7, np.hypot((x - 0.42) / 0.11, (y - params.dome_left_y - 0.16) / 0.07))

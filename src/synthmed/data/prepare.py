@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import shutil
 import sys
 import time
@@ -63,6 +64,17 @@ class PrepareConfig(BaseModel):
         parse_window(value)
         return value
 
+    @field_validator("patient_id_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"--patient-id-regex {value!r} is not a valid regular expression ({exc}); "
+                                 f"e.g. 'person(\\d+)_' takes the digits after 'person'.") from None
+        return value
+
     def read_options(self) -> ReadOptions:
         return ReadOptions(size_px=self.size_px, fit=self.fit, scaling=self.scaling, window=parse_window(self.window),
                            frames=self.frames, slice_step=self.slice_step, skip_empty_slices=self.skip_empty_slices)
@@ -79,6 +91,9 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist. Give a folder of images (CLASS/*.png, train/CLASS/...), "
                                 f"a DICOM or NIfTI file or folder, or a MedMNIST .npz.")
+    if source.is_dir() and out_dir.resolve().is_relative_to(source.resolve()):
+        raise ValueError(f"--out {out_dir} lies inside the source folder {source}; a later run would read the "
+                         f"prepared images as a class. Write the prepared dataset outside the source.")
     if out_dir.exists() and any(out_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite.")
     started = time.perf_counter()
@@ -98,13 +113,7 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     if unknown:
         raise ValueError(f"labels {unknown} are not among --classes {classes}; add them or fix the metadata CSV.")
     frame["label_idx"] = [classes.index(label) for label in frame["label"]]
-    patient_ids_known = bool(frame["patient_known"].any())
-    near = find_near_duplicates(frame, [im.pixels for im in images])
-    linked = [(a, b) for a, b, _ in near] if config.group_near_duplicates else []
-    groups = split_groups(frame["patient_id"], frame["source_sha256"].str.split(":").str[0], linked)
-    frame["split"] = split_by_patient(frame.assign(split_group=groups), val_fraction=config.val_fraction,
-                                      test_fraction=config.test_fraction, seed=config.seed,
-                                      group_column="split_group").to_numpy()
+    near = _assign_splits(frame, images, config)
     frame["image_id"] = [f"{k:06d}" for k in range(len(frame))]
     frame["path"] = [f"images/{image_id}.png" for image_id in frame["image_id"]]
 
@@ -130,16 +139,30 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
                        source=config.source_description or str(source.resolve()), synthmed_version=__version__)
     write_dataset_info(info, partial)
     write_card(partial, info=info, frame=frame, findings=findings, errors=errors_frame, config=config,
-               notes=scan_notes + [channel_reason] + _split_notes(frame, patient_ids_known)
-               + ([f"images linked by byte-identical files or near-duplicates ({len(near)} pairs) are kept in "
-                   f"one split wherever synthmed carves splits."] if config.group_near_duplicates else []),
+               notes=scan_notes + [channel_reason] + _split_notes(frame, config, len(near)),
                duration_s=time.perf_counter() - started)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
+    if out_dir.exists():  # --overwrite: swap the new dataset in, then delete the old one
+        old = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        partial.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        partial.rename(out_dir)
     log.info("prepared %d images (%d errors) into %s in %.1f s", len(frame), len(errors), out_dir,
              time.perf_counter() - started)
     return out_dir
+
+
+def _assign_splits(frame: pd.DataFrame, images: list[SourceImage], config: PrepareConfig) -> list:
+    """Set `frame["split"]` by patient, keeping duplicate-linked images together; returns near-duplicate pairs."""
+    near = find_near_duplicates(frame, [im.pixels for im in images])
+    linked = [(a, b) for a, b, _ in near] if config.group_near_duplicates else []
+    groups = split_groups(frame["patient_id"], frame["source_sha256"].str.split(":").str[0], linked)
+    frame["split"] = split_by_patient(frame.assign(split_group=groups), val_fraction=config.val_fraction,
+                                      test_fraction=config.test_fraction, seed=config.seed,
+                                      group_column="split_group").to_numpy()
+    return near
 
 
 def _read_source(source: Path, config: PrepareConfig) -> tuple[list[SourceImage], list[ReadError], list[str] | None, list[str]]:
@@ -148,10 +171,11 @@ def _read_source(source: Path, config: PrepareConfig) -> tuple[list[SourceImage]
         images, classes = read_npz(source, options, classes=config.classes)
         return images, [], classes, ["MedMNIST .npz: official train/val/test splits kept; duplicates are hashed "
                                      "on pixel bytes (no file per image)."]
-    items, errors, notes = scan_source(source, metadata_csv=config.metadata_csv, patient_id_regex=config.patient_id_regex)
+    items, notes = scan_source(source, metadata_csv=config.metadata_csv, patient_id_regex=config.patient_id_regex)
     images: list[SourceImage] = []
+    errors: list[ReadError] = []
     results = _map(items, options, config.workers)
-    for item, result in zip(items, results):
+    for result in results:
         if isinstance(result, ReadError):
             errors.append(result)
         else:
@@ -207,11 +231,14 @@ def _decide_channels(frame: pd.DataFrame, choice: str) -> tuple[int, str]:
                       f"(RGB with equal channels counts as grey; 1 channel when at least half are grey).")
 
 
-def _split_notes(frame: pd.DataFrame, patient_ids_known: bool) -> list[str]:
+def _split_notes(frame: pd.DataFrame, config: PrepareConfig, n_near: int) -> list[str]:
     given = frame["given_split"].dropna().unique() if "given_split" in frame.columns else []
     notes = [f"splits kept from the source: {sorted(map(str, given))}." if len(given) else
              "no splits in the source: train/val/test carved by patient."]
-    if not patient_ids_known:
+    if config.group_near_duplicates:
+        notes.append(f"images linked by byte-identical files or near-duplicates ({n_near} near pairs) are kept in "
+                     f"one split wherever synthmed carves splits.")
+    if not frame["patient_known"].any():
         notes.append("no patient ids (no metadata CSV, --patient-id-regex or DICOM/NIfTI ids): split BY IMAGE, "
                      "so images of one patient may sit in two splits.")
     else:

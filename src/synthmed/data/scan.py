@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthmed.data.records import ReadError, ReadOptions, SourceImage, SourceItem
+from synthmed.data.records import ReadOptions, SourceImage, SourceItem
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test", "all": None}
@@ -42,8 +42,8 @@ def _has_dicm_magic(path: Path) -> bool:
 
 
 def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_regex: str | None = None
-                ) -> tuple[list[SourceItem], list[ReadError], list[str]]:
-    """List the files of `source` with label/split/patient id; also unreadable entries and notes for the card.
+                ) -> tuple[list[SourceItem], list[str]]:
+    """List the files of `source` with label/split/patient id, and notes for the card.
 
     Layouts: `SOURCE/{train,val,test}/CLASS/...` (user's splits kept), `SOURCE/all/CLASS/...` or
     `SOURCE/CLASS/...` (split later), or files directly in SOURCE (one class, `unlabelled`, unless the
@@ -56,7 +56,7 @@ def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_re
         entries = list(_walk(source))
     metadata = _load_metadata(metadata_csv) if metadata_csv else None
     regex = re.compile(patient_id_regex) if patient_id_regex else None
-    items, errors, ignored, matched = [], [], 0, 0
+    items, ignored, matched = [], 0, 0
     for path, split, label in entries:
         kind = file_kind(path)
         if kind is None:
@@ -83,10 +83,10 @@ def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_re
                      f"the others are their own patient unless DICOM/NIfTI headers give an id.")
     if metadata is not None:
         notes.append(f"metadata CSV {metadata_csv} joined on file name ({len(metadata)} rows).")
-    if not items and not errors:
+    if not items:
         raise ValueError(f"{source} holds no image files. Expected PNG/JPEG/TIFF/BMP, DICOM or NIfTI files as "
                          f"SOURCE/CLASS/file, SOURCE/{{train,test}}/CLASS/file or files directly in SOURCE.")
-    return items, errors, notes
+    return items, notes
 
 
 def _walk(source: Path):

@@ -42,23 +42,23 @@ def split_by_patient(frame: pd.DataFrame, *, val_fraction: float, test_fraction:
 
 
 def _carve(frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Generator, *, rest: str = "train") -> list[str]:
-    """Split rows by patient into `fractions` (of images) and `rest`, stratified by each patient's first label."""
+    """Split rows by patient into `fractions` (of images) and `rest`, stratified by each patient's first label.
+
+    Patients are shuffled, then each goes to the split furthest below its target image count (ties go
+    to `rest`), so big patients or duplicate groups never empty the training split.
+    """
     assignment: dict[str, str] = {}
     patients = frame.groupby("patient_id", sort=True).agg(label=("label", "first"), n=("label", "size"))
-    wanted = [(name, fraction) for name, fraction in fractions.items() if fraction > 0]
+    wanted = {name: fraction for name, fraction in fractions.items() if fraction > 0}
     for _, group in patients.groupby("label", sort=True):
         order = group.index.to_numpy()[rng.permutation(len(group))]
-        total = int(group["n"].sum())
-        slot, filled = 0, 0
+        total = float(group["n"].sum())
+        targets = {rest: (1.0 - sum(wanted.values())) * total, **{n: f * total for n, f in wanted.items()}}
+        filled = dict.fromkeys(targets, 0.0)
         for patient in order:
-            # Move to the next split once this one holds its share (rounded) of the class's images.
-            while slot < len(wanted) and filled >= round(wanted[slot][1] * total):
-                slot, filled = slot + 1, 0
-            if slot >= len(wanted) or len(order) == 1:
-                assignment[patient] = rest
-                continue
-            assignment[patient] = wanted[slot][0]
-            filled += int(group.loc[patient, "n"])
+            name = max(targets, key=lambda s: targets[s] - filled[s])  # first key (rest) wins ties
+            assignment[patient] = name
+            filled[name] += float(group.loc[patient, "n"])
     return [assignment[p] for p in frame["patient_id"]]
 
 

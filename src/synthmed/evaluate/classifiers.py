@@ -77,7 +77,7 @@ def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'
         pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
-                             r"((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+                             r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
         state = {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
     return state
 
@@ -177,8 +177,9 @@ def build_classifier(arch: str, *, num_classes: int, in_channels: int, weights_p
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
+            detail = str(exc) if len(str(exc)) < 400 else str(exc)[:400] + "..."
             raise ValueError(f"{weights_path} does not hold torchvision {arch} ImageNet weights "
-                             f"(expected the file {imagenet_weights_filename(arch)}): {exc}") from exc
+                             f"(expected the file {imagenet_weights_filename(arch)}): {detail}") from exc
         log.info("Loaded ImageNet weights for %s from %s", arch, weights_path)
     _adapt_first_conv(net, arch, in_channels)
     _replace_head(net, arch, num_classes)

@@ -149,6 +149,7 @@ def _verdict(section: dict) -> dict:
 
 
 def _plot_pairs(sets: dict, maps: dict, predicted: dict, *, method: str, path: Path) -> Path:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     rows = max(len(s) for s in sets.values())
@@ -158,7 +159,6 @@ def _plot_pairs(sets: dict, maps: dict, predicted: dict, *, method: str, path: P
         ax.set_axis_off()
     for col, name in enumerate(("real", "synthetic")):
         arrays = sets[name]
-        limit = max(float(np.abs(maps[name]).max()), 1e-6)
         for row in range(len(arrays)):
             image = arrays.pixels[row].transpose(1, 2, 0)
             grey = image[..., 0] if image.shape[-1] == 1 else None
@@ -169,8 +169,12 @@ def _plot_pairs(sets: dict, maps: dict, predicted: dict, *, method: str, path: P
             overlay.imshow(grey if grey is not None else image, cmap="gray", vmin=0, vmax=255)
             if method == "gradcam":
                 overlay.imshow(maps[name][row], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            else:
-                overlay.imshow(maps[name][row], cmap="RdYlGn", alpha=0.5, vmin=-limit, vmax=limit)
+            else:  # colour by sign, opacity by strength: neutral superpixels stay see-through
+                weights = maps[name][row]
+                limit = max(float(np.abs(weights).max()), 1e-12)  # per image: LIME weights are relative
+                rgba = colormaps["RdYlGn"]((weights / limit + 1) / 2)
+                rgba[..., 3] = np.clip(np.abs(weights) / limit, 0, 1) * 0.8
+                overlay.imshow(rgba)
             overlay.set_title(f"predicted: {pred}", fontsize=8, color="#222" if pred == label else "#c0392b")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

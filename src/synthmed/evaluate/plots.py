@@ -110,7 +110,8 @@ def plot_similarity_histogram(synthetic: np.ndarray, calibration: np.ndarray, th
 def plot_pairs(synthetic_pixels: np.ndarray, train_pixels: np.ndarray, rows: list[dict], path: Path) -> Path:
     """Synthetic images (left) beside their nearest training images (right), most similar first."""
     count = max(1, len(rows))
-    fig, axes = plt.subplots(count, 2, figsize=(3.2, 1.6 * count), squeeze=False)
+    fig, axes = plt.subplots(count, 2, figsize=(3.6, 2.1 * count), squeeze=False)
+    fig.subplots_adjust(hspace=0.45)
     for ax_row, row in zip(axes, rows):
         train_image = train_pixels[row["train_index"]]
         if row.get("flipped"):

@@ -16,7 +16,8 @@ from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.data.manifest import read_dataset_info
 from synthmed.evaluate import sections
 from synthmed.evaluate.encoder import EncoderSettings, load_or_train_domain_extractor
-from synthmed.evaluate.features import PRETRAINED_EXTRACTORS, FeatureExtractor
+from synthmed.evaluate.features import (INCEPTION_WEIGHTS, PRETRAINED_EXTRACTORS, XRV_WEIGHTS, FeatureExtractor,
+                                        resolve_weights)
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ PARTS: tuple[str, ...] = ("fidelity", "diversity", "memorisation", "usefulness",
 PART_ALIASES = {"tstr": "usefulness", "condition": "condition_fidelity", "explain": "explanations",
                 "memorization": "memorisation", "privacy": "memorisation"}
 METRICS_NAME = "metrics.json"
+PRETRAINED_WEIGHTS = {"inception": INCEPTION_WEIGHTS, "xrv": XRV_WEIGHTS}
 
 
 class EvalConfig(BaseModel):
@@ -45,10 +47,11 @@ class EvalConfig(BaseModel):
     skip: tuple[Part, ...] = ()
     seed: int = 0
     bootstrap_samples: int = Field(default=50, ge=0)
-    encoder_epochs: int = Field(default=6, ge=1)
+    encoder_epochs: int = Field(default=4, ge=1)
     tstr_archs: tuple[str, ...] = ("small_cnn",)
     tstr_seeds: tuple[int, ...] = (0, 1, 2)
     tstr_epochs: int = Field(default=20, ge=1)
+    tstr_max_train_images: int | None = Field(default=None, ge=2, description="seeded cap per TSTR training set")
     tstr_weights_dir: Path | None = Field(default=None, description="folder with torchvision ImageNet .pth files")
     explain_images: int = Field(default=8, ge=1)
     lime_samples: int = Field(default=300, ge=10)
@@ -171,6 +174,10 @@ def evaluate(config: EvalConfig) -> Path:
     the other parts still run.
     """
     started = time.perf_counter()
+    if config.extractor in PRETRAINED_WEIGHTS and {"fidelity", "memorisation"} - set(config.skip):
+        # Refuse a missing weights file before any work.
+        resolve_weights(PRETRAINED_WEIGHTS[config.extractor], weights_path=config.weights_path,
+                        cache_dir=config.cache_dir)
     load_started = time.perf_counter()
     real, synthetic, inputs = load_inputs(config)
     out_dir = Path(config.out_dir)

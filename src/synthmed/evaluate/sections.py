@@ -73,7 +73,12 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
                            "Features of real and synthetic images (first two principal axes of the real ones)"))
     return {"features": features["extractor"] | {"n_real_train": len(real.train), "n_heldout": len(heldout),
                                                  "n_synthetic": len(synthetic)},
-            **result, "verdict": fidelity_verdict(result), "figures": figures}
+            **result, "verdict": fidelity_verdict(result), "status": _fidelity_status(result), "figures": figures}
+
+
+def _fidelity_status(result: dict) -> str:
+    ratio = result["overall"].get("fid_ratio_to_floor")
+    return "info" if ratio is None else "good" if ratio < 1.5 else "fair" if ratio < 4 else "poor"
 
 
 def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -> dict:
@@ -83,7 +88,10 @@ def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) ->
                                classes=list(real.train.classes), config=DiversityConfig(seed=config.seed))
     values = result.pop("_values")
     path = plots.plot_msssim(values, out_dir / "diversity" / "msssim.png")
-    return result | {"verdict": diversity_verdict(result),
+    verdict = diversity_verdict(result)
+    result["measured_on"] = (f"pixels at {real.train.pixels.shape[-1]} px as loaded (inputs.resize_method), "
+                             f"scaled to [0, 1]; no feature extractor")
+    return result | {"verdict": verdict, "status": "poor" if "mode collapse" in verdict else "good",
                      "figures": [_figure(path, out_dir, "Within-class MS-SSIM of random pairs (higher = more alike)")]}
 
 
@@ -153,6 +161,7 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
         "nearest_csv": "memorisation/nearest.csv",
         "verdict": memorisation_verdict(share_flagged=n_flagged / len(synthetic), n_flagged=n_flagged,
                                         n_synthetic=len(synthetic)),
+        "status": "good" if n_flagged == 0 else "fair" if n_flagged / len(synthetic) < 0.01 else "poor",
         "figures": figures,
     }
 
@@ -161,7 +170,8 @@ def _tstr_config(config, size_px: int):
     from synthmed.evaluate.tstr import TSTRConfig
 
     return TSTRConfig(archs=tuple(config.tstr_archs), seeds=tuple(config.tstr_seeds), epochs=config.tstr_epochs,
-                      image_size_px=size_px, weights_dir=config.tstr_weights_dir)
+                      image_size_px=size_px, weights_dir=config.tstr_weights_dir,
+                      max_train_images=config.tstr_max_train_images)
 
 
 def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -> dict:

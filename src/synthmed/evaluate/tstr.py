@@ -40,6 +40,9 @@ class TSTRConfig(BaseModel):
     epochs: int = Field(default=20, gt=0)
     min_steps: int = Field(default=150, ge=0, description="at least this many batches (small sets get more epochs)")
     patience_epochs: int = Field(default=6, gt=0, description="stop after this many epochs without val gain")
+    model_selection: Literal["real_val", "last_epoch"] = Field(
+        default="real_val", description="real_val: keep the epoch best on real val (lets real labels steer TSTR a "
+                                        "little); last_epoch: never look at real labels while training")
     batch_size: int = Field(default=64, gt=1)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -129,7 +132,7 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
                 optimizer.step()
                 if schedule.last_epoch < schedule.total_steps - 1:
                     schedule.step()
-            if val is not None and len(val):
+            if val is not None and len(val) and config.model_selection == "real_val":
                 score = classification_metrics(val.labels, predict_proba(model, val.pixels), num_classes)
                 if score["balanced_accuracy"] > best_score:
                     best_score, best_state, stale = score["balanced_accuracy"], copy.deepcopy(model.state_dict()), 0

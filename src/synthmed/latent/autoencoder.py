@@ -26,7 +26,7 @@ from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import atomic_write_json
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    step_dir,
+    releases_accelerator, step_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,7 @@ def latent_scaling_factor(vae, images: torch.Tensor, *, batch_size: int = 16, ma
     return float(1.0 / torch.cat(means).float().std().clamp_min(1e-6))
 
 
+@releases_accelerator
 def train_autoencoder(dataset: str | Path, *, out: str | Path, config: AutoencoderConfig, train: AETrainConfig,
                       resume: bool = False) -> Path:
     """Train an AutoencoderKL on `dataset` with L1 reconstruction + `kl_weight` * KL; returns AE_DIR."""

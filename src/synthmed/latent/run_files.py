@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -88,6 +89,29 @@ def prune_checkpoints(run_dir: str | Path, *, keep: int) -> None:
     folders = sorted(root.glob("step-*")) if root.is_dir() else []
     for old in folders[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def reset_accelerate_state() -> None:
+    """Forget accelerate's process-wide state (so the next Accelerator may choose its own mixed precision)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def releases_accelerator(func: Callable) -> Callable:
+    """Decorator: reset accelerate's process-wide state when a training function returns or fails.
+
+    Leaves the process as it found it, so a later `Accelerator(mixed_precision=...)` elsewhere
+    (another stage, another test) is not refused because this run used another setting.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            reset_accelerate_state()
+
+    return wrapper
 
 
 def make_accelerator(mixed_precision: str):

@@ -39,7 +39,8 @@ def choose_conditions(conditions: pd.DataFrame, *, label: str, seeds: list[int],
 @torch.no_grad()
 def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, metadata: dict[str, torch.Tensor],
                     generators: list[torch.Generator], steps: int, guidance_scale: float, stochastic: bool,
-                    text: torch.Tensor | None = None, null_text: torch.Tensor | None = None) -> torch.Tensor:
+                    text: torch.Tensor | None = None, null_text: torch.Tensor | None = None,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
     """Classifier-free-guided reverse process in latent space (conditional and null passes batched).
 
     Text-conditioned models take caption embeddings `text` [B, tokens, width]; the null pass uses
@@ -47,18 +48,20 @@ def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, m
     """
     config = model.config
     scheduler.set_timesteps(steps)
-    x = initial_noise(generators, (config.latent_channels, config.latent_size, config.latent_size)) * scheduler.init_noise_sigma
+    noise = initial_noise(generators, (config.latent_channels, config.latent_size, config.latent_size))
+    x = (noise * scheduler.init_noise_sigma).to(device)
     guided = guidance_scale != 1.0
     batch = len(labels)
-    drop = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]) if guided else None
-    both_labels = torch.cat([labels, labels]) if guided else labels
-    both_meta = {k: torch.cat([v, v]) for k, v in metadata.items()} if guided else metadata
+    drop = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device) if guided else None
+    both_labels = (torch.cat([labels, labels]) if guided else labels).to(device)
+    both_meta = {k: (torch.cat([v, v]) if guided else v).to(device) for k, v in metadata.items()}
     both_text = torch.cat([text, null_text.expand_as(text)]) if guided and text is not None else text
+    both_text = both_text.to(device) if both_text is not None else None
     step_kwargs = {"generator": generators} if stochastic else {}
     for t in scheduler.timesteps:
         model_in = scheduler.scale_model_input(x, t)
         model_in = torch.cat([model_in, model_in]) if guided else model_in
-        out = model(model_in, t.expand(len(model_in)), both_labels, both_meta, drop, both_text).float()
+        out = model(model_in, t.expand(len(model_in)).to(device), both_labels, both_meta, drop, both_text).float()
         if guided:
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
@@ -66,10 +69,19 @@ def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, m
     return x
 
 
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asked for but no CUDA GPU is visible; use --device cpu.")
+    return torch.device(device)
+
+
 def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler: str = "ddim", steps: int | None = None,
                   guidance_scale: float = 2.0, seed: int = 0, batch_size: int = 16, classes: list[str] | None = None,
                   age_years: float | None = None, sex: str | None = None, view: str | None = None,
-                  prompt: str | None = None, formats: tuple[str, ...] = ("png",)) -> Path:
+                  prompt: str | None = None, formats: tuple[str, ...] = ("png",), device: str = "auto") -> Path:
     """Write `n_per_class` decoded images per class to `out` (images + manifest.csv); image k uses seed `seed + k`.
 
     Text-conditioned runs use `prompt` for every image, or else a training caption of the image's
@@ -78,8 +90,11 @@ def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler
     run = Path(run).expanduser()
     if n_per_class < 1:
         raise ValueError(f"--n-per-class must be >= 1, got {n_per_class}")
+    device = resolve_device(device)
     model, train_scheduler = load_latent_model(run / "model")
     vae, ae_config = load_autoencoder(run / "autoencoder")
+    model.to(device)
+    vae.to(device)
     config = model.config
     class_names = config.class_names or [str(i) for i in range(config.num_classes)]
     chosen = classes or class_names
@@ -115,10 +130,11 @@ def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler
                 model, scheduler, labels=torch.tensor([idx for _, idx, _ in chunk]),
                 metadata=encode_metadata(metadata_rows, config.metadata),
                 generators=[torch.Generator().manual_seed(s) for _, _, s in chunk], steps=steps,
-                guidance_scale=guidance_scale, stochastic=SAMPLERS[sampler].stochastic, text=text, null_text=null_text)
+                guidance_scale=guidance_scale, stochastic=SAMPLERS[sampler].stochastic, text=text, null_text=null_text,
+                device=device)
             with torch.no_grad():
                 images = vae.decode(latents / ae_config.scaling_factor).sample.clamp(-1, 1)
-            pixels = from_model_range(images).permute(0, 2, 3, 1).numpy()
+            pixels = from_model_range(images.float().cpu()).permute(0, 2, 3, 1).numpy()
             for k, (name, idx, s) in enumerate(chunk):
                 meta = {("prompt" if f == "caption" else f): v for f, v in metadata_rows.iloc[k].items()
                         if f != "label" and pd.notna(v)}

@@ -29,7 +29,7 @@ from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metad
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    publish_folder, step_dir,
+    publish_folder, releases_accelerator, step_dir,
 )
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
 
@@ -73,6 +73,7 @@ def encode_dataset(vae, images: torch.Tensor, *, batch_size: int = 16, device: s
     return torch.cat(means), torch.cat(stds)
 
 
+@releases_accelerator
 def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Path, train: LatentTrainConfig,
                  resume: bool = False) -> Path:
     """Train a latent denoiser on `dataset` in the latent space of `autoencoder`; returns the run folder."""

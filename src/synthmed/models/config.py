@@ -68,7 +68,7 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[False, True],
                  attention_head_dim=8, num_train_timesteps=1000),
     # Small fast UNet for CPU budgets (MedMNIST-like 28-32 px).
-    "32": dict(block_out_channels=[64, 128, 128], layers_per_block=1, attention_levels=[False, True, False],
+    "32": dict(block_out_channels=[32, 64, 64], layers_per_block=1, attention_levels=[False, False, True],
                attention_head_dim=32),
     "64": dict(block_out_channels=[64, 128, 192, 256], layers_per_block=2,
                attention_levels=[False, False, True, True], attention_head_dim=32),

@@ -14,11 +14,11 @@ from tqdm.auto import tqdm
 from synthmed import __version__
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
+from synthmed.latent.captions import make_captions
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    publish_folder, step_dir,
+    publish_folder, releases_accelerator, step_dir,
 )
-from synthmed.latent.captions import make_captions
 from synthmed.textgen.finetune_run import (
     RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,
     write_run_info,
@@ -87,6 +87,7 @@ def _check_run_folder(out: Path, *, config: FinetuneConfig, checkpoint: str | Pa
     return saved.steps_done
 
 
+@releases_accelerator
 def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, config: FinetuneConfig,
              resume: bool = False) -> Path:
     """Train LoRA layers (or the whole UNet) of a local SD checkpoint on `dataset`; returns the run folder."""

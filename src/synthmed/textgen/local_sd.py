@@ -131,7 +131,7 @@ class LocalSDProvider:
         images: list[GeneratedImage] = []
         for start in range(0, n, self.max_images_per_call):
             seeds = list(range(seed + start, seed + min(n, start + self.max_images_per_call)))
-            generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+            generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same images on any device
             with torch.inference_mode():
                 result = self.pipe(prompt=[prompt] * len(seeds), negative_prompt=[negative] * len(seeds) if negative else None,
                                    height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,

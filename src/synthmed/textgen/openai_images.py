@@ -64,7 +64,7 @@ class OpenAIImagesProvider:
     """`ImageProvider` for the OpenAI Images API (DALL-E 2/3, gpt-image-1 and newer gpt-image-* models).
 
     Requests are split by the model's images-per-request limit. 429/5xx and connection errors
-    are retried with exponential backoff and full jitter, waiting at least what `Retry-After`
+    are retried with exponential backoff and jitter, waiting at least what `Retry-After`
     asks. Every attempt is charged to `budget` before it is sent.
     """
 
@@ -177,7 +177,7 @@ class OpenAIImagesProvider:
             f"Wait and run again, or lower -n.")
 
     def _backoff_s(self, attempt: int, *, retry_after_s: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
+        """Exponential backoff with jitter (50-100% of base * 2**attempt, capped), never shorter than Retry-After."""
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
         jittered = self.jitter_rng.uniform(0.5 * ceiling, ceiling)
         return max(jittered, retry_after_s) if retry_after_s is not None else jittered

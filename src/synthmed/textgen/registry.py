@@ -21,14 +21,19 @@ def make_openai(*, model: str | None = None, quality: str | None = None, base_ur
 
 def make_local_sd(*, checkpoint: str | Path | None = None, lora: str | Path | None = None, steps: int = 30,
                   guidance_scale: float = 7.5, negative_prompt: str | None = None, dtype: str = "float32",
-                  scheduler: str = "default", batch_size: int = 1) -> ImageProvider:
+                  scheduler: str = "default", batch_size: int = 1, device: str = "auto") -> ImageProvider:
     """A local diffusers Stable Diffusion folder (`checkpoint`), optionally with a `synthmed finetune` run."""
     from synthmed.textgen.local_sd import LocalSDProvider
 
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if checkpoint is None:
         raise ValueError("--provider local-sd needs --checkpoint SD_DIR (a local diffusers Stable Diffusion folder).")
     return LocalSDProvider(checkpoint=checkpoint, finetune_run=lora, steps=steps, guidance_scale=guidance_scale,
-                           negative_prompt=negative_prompt, dtype=dtype, scheduler=scheduler, batch_size=batch_size)
+                           negative_prompt=negative_prompt, dtype=dtype, scheduler=scheduler, batch_size=batch_size,
+                           device=device)
 
 
 PROVIDERS: dict[str, Callable[..., ImageProvider]] = {"openai": make_openai, "local-sd": make_local_sd}

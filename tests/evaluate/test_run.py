@@ -1,0 +1,92 @@
+"""`synthmed evaluate` end to end on the tiny dataset, and its defined outcome for each bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from synthmed.cli import main
+from synthmed.data.arrays import load_image_arrays
+from synthmed.evaluate.run import PARTS, EvalConfig
+from _evaluate_helpers import write_image_set
+
+FAST = ["--encoder-epochs", "1", "--bootstrap", "5"]
+
+
+@pytest.fixture
+def synthetic_set(tiny_dataset, tmp_path):
+    """Synthetic images = the tiny dataset's test images plus two exact training copies (labels aligned)."""
+    test = load_image_arrays(tiny_dataset, split="test")
+    train = load_image_arrays(tiny_dataset, split="train")
+    pixels = np.concatenate([test.pixels, train.pixels[:2]])
+    labels = [test.classes[i] for i in test.labels] + [train.classes[i] for i in train.labels[:2]]
+    return write_image_set(tmp_path / "synthetic", pixels, labels)
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic_set, tmp_path):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--skip", "tstr,condition,explain", *FAST])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"inputs", *PARTS, "timings_s"}
+    assert metrics["inputs"]["counts"] == {"real_train": 24, "real_val": 8, "real_test": 12, "synthetic": 14}
+    assert metrics["inputs"]["classes"] == ["left", "right"]
+    fidelity = metrics["fidelity"]
+    assert fidelity["features"]["extractor"] == "domain" and fidelity["features"]["encoder_training"]["epochs"] == 1
+    assert fidelity["overall"]["synthetic"]["fid"]["value"] >= 0 and "real_floor" in fidelity["overall"]
+    assert set(fidelity["per_class"]) == {"left", "right"}
+    assert metrics["diversity"]["msssim_settings"]["image_size_px"] == 16
+    memo = metrics["memorisation"]
+    assert memo["n_synthetic"] == 14 and memo["n_flagged"] >= 2  # the two planted training copies
+    assert {row["synthetic_id"] for row in memo["top_pairs"][:2]} == {"s00012", "s00013"}
+    for part in ("fidelity", "diversity", "memorisation"):
+        assert isinstance(metrics[part]["verdict"], str) and metrics[part]["verdict"]
+        for figure in metrics[part]["figures"]:
+            assert (out / figure["path"]).is_file() and figure["path"].startswith(part + "/")
+    assert metrics["usefulness"]["status"] == "skipped"
+    assert {"load", "features", "fidelity", "diversity", "memorisation", "total"} <= set(metrics["timings_s"])
+    assert (out / "memorisation" / "nearest.csv").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_runs_usefulness_condition_and_explanations(tiny_dataset, synthetic_set, tmp_path):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--skip", "fidelity,diversity,memorisation",
+                 "--tstr-epochs", "1", "--tstr-seeds", "0", "--explain-images", "2", "--lime-samples", "20"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    for part in ("usefulness", "condition_fidelity", "explanations"):
+        assert metrics[part].get("status") not in ("failed", "pending"), metrics[part]
+    assert code == 0
+
+
+def test_synthetic_labels_outside_the_real_classes_are_refused(tiny_dataset, tmp_path, capsys):
+    bad = write_image_set(tmp_path / "bad", np.zeros((3, 1, 16, 16), np.uint8), ["left", "middle", "right"])
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(bad), "--out", str(tmp_path / "eval")])
+    assert code == 2 and "middle" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_missing_folders_and_weights_are_refused_before_any_work(tiny_dataset, synthetic_set, tmp_path, capsys):
+    code = main(["evaluate", "--real", str(tmp_path / "nope"), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e1")])
+    assert code == 2 and "synthmed prepare" in capsys.readouterr().err
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tmp_path / "nope"), "--out", str(tmp_path / "e2")])
+    assert code == 2 and "manifest.csv" in capsys.readouterr().err
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e3"),
+                 "--extractor", "inception", "--cache-dir", str(tmp_path / "empty")])
+    assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("e1", "e2", "e3"))
+
+
+def test_unknown_part_and_bad_numbers_are_refused(tiny_dataset, synthetic_set, tmp_path, capsys):
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e"),
+                 "--skip", "fidelty"])
+    assert code == 2 and "skip" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path, max_real=1)
+    assert EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path,
+                      skip="tstr,explain").skip == ("usefulness", "explanations")
