@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     phantom = parser.add_argument_group("phantom (SOURCE = phantom)")
     phantom.add_argument("--n-per-class", type=int, default=200, help="phantom images per condition")
-    phantom.add_argument("--phantom-size", type=int, default=256, help="phantom render size before preparing")
+    phantom.add_argument("--phantom-size", type=int, default=None,
+                         help="phantom render size before preparing (default: 2 x --size, 128 to 512)")
     parser.set_defaults(func=run)
 
 

@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default 64)")
     parser.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default 1e-3)")
-    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
-                        help="autocast precision (default bf16; fp16 needs a GPU)")
+    parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], default=None,
+                        help="autocast precision (default auto: bf16 on GPUs and bf16-capable CPUs; fp16 needs a GPU)")
     parser.add_argument("--resume", action="store_true", help="continue RUN from its newest complete checkpoint")
     parser.add_argument("--sample-every-steps", type=int, default=None, help="grid period (0 = at the end only)")
     parser.add_argument("--checkpoint-every-steps", type=int, default=None, help="checkpoint period (default 500)")

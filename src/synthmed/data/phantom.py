@@ -158,15 +158,18 @@ def write_phantom_dataset(out_dir: str | Path, *, n_per_class: int = 200, size_p
 
 
 def prepare_phantom(out_dir: str | Path, *, n_per_class: int = 200, size_px: int = 64, seed: int = 0,
-                    render_size_px: int = 256, config=None) -> Path:
+                    render_size_px: int | None = None, config=None) -> Path:
     """Render the phantom into a temporary ImageFolder and prepare it into `out_dir` (a prepared dataset).
 
-    `config` is a `PrepareConfig` (its size, seed, metadata and name are set here). Returns `out_dir`.
+    `render_size_px` defaults to twice `size_px` (at least 128, at most 512): enough for clean
+    downsampling without paying for pixels that are thrown away. `config` is a `PrepareConfig` (its
+    size, seed, metadata and name are set here). Returns `out_dir`.
     """
     import tempfile
 
     from synthmed.data.prepare import PrepareConfig, prepare_dataset
 
+    render_size_px = render_size_px or min(max(2 * size_px, 128), 512)
     config = (config or PrepareConfig()).model_copy(update={
         "size_px": size_px, "seed": seed, "name": (config.name if config and config.name else "chest-phantom"),
         "modality": "chest x-ray (digital phantom)",

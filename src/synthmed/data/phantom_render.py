@@ -114,6 +114,8 @@ def _bones(params: PhantomParams, x: np.ndarray, y: np.ndarray, body: np.ndarray
     t = np.clip((ax - 0.06) / 0.58, 0.0, 1.0)  # clavicles: S-shaped, medial end low
     clavicle_y = params.lung_apex_y + 0.06 - 0.12 * t + 0.02 * np.sin(2 * np.pi * t)
     bone += 0.45 * _tube(y - clavicle_y, 0.028) * _smoothstep(0.05, 0.08, ax) * _smoothstep(0.0, 0.03, 0.68 - ax)
+    humerus = np.hypot(ax - 0.95, y + 0.55) / 0.13  # humeral heads in the upper corners
+    bone += 0.35 * np.sqrt(np.clip(1.0 - humerus * humerus, 0.0, None)) * (1.0 + 0.6 * _smoothstep(0.75, 1.0, humerus))
     spine = _tube(x, 0.055) * (0.6 + 0.4 * np.cos(y * np.pi / 0.075) ** 4)  # vertebral bodies and end plates
     bone += 0.3 * spine
     return bone * body
@@ -175,7 +177,7 @@ def _anatomy(params: PhantomParams, x: np.ndarray, y: np.ndarray, rng: np.random
     ax = np.abs(x)
     chest = params.thorax_half_width + 0.1 + 0.07 * params.soft_tissue - 0.05 * np.clip(y - 0.2, 0, None) ** 2
     body_half = chest + (0.98 - chest) * _smoothstep(-0.4, -0.78, y)  # chest wall widening into the shoulders
-    shoulder_line = -0.9 + 0.5 * np.clip((ax - 0.17) / 0.83, 0, 1) ** 1.3 - 0.4 * _smoothstep(0.26, 0.16, ax)
+    shoulder_line = -0.9 + 0.32 * np.clip((ax - 0.17) / 0.83, 0, 1) ** 1.3 - 0.45 * _smoothstep(0.34, 0.12, ax)
     body = _smoothstep(0.0, 0.03, body_half - ax) * _smoothstep(0.0, 0.05, y - shoulder_line)
     chord = np.sqrt(np.clip(1.0 - (x / body_half) ** 2, 0.0, None)) * body
     pleura = _lung_shape(params, x, y)

@@ -113,8 +113,9 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
         epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, pct_start=0.15,
                                                        total_steps=epochs * steps_per_epoch)
-        best_score, best_state, stale = -1.0, None, 0
-        for _epoch in range(epochs):
+        check_every = max(1, epochs // config.epochs)  # val checks at the configured epoch cadence
+        best_score, best_state, stale, steps_done = -1.0, None, 0, 0
+        for epoch in range(epochs):
             model.train()
             order = torch.randperm(len(y), generator=generator)
             for start in range(0, len(y), config.batch_size):
@@ -130,16 +131,20 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                steps_done += 1
                 if schedule.last_epoch < schedule.total_steps - 1:
                     schedule.step()
-            if val is not None and len(val) and config.model_selection == "real_val":
+            last = epoch == epochs - 1
+            if val is not None and len(val) and config.model_selection == "real_val" and (
+                    (epoch + 1) % check_every == 0 or last):
                 score = classification_metrics(val.labels, predict_proba(model, val.pixels), num_classes)
-                if score["balanced_accuracy"] > best_score:
-                    best_score, best_state, stale = score["balanced_accuracy"], copy.deepcopy(model.state_dict()), 0
+                if score["balanced_accuracy"] >= best_score:  # ties keep the later, longer-trained model
+                    stale = 0 if score["balanced_accuracy"] > best_score else stale + 1
+                    best_score, best_state = score["balanced_accuracy"], copy.deepcopy(model.state_dict())
                 else:
                     stale += 1
-                    if stale >= config.patience_epochs:
-                        break
+                if stale >= config.patience_epochs and steps_done >= config.min_steps:
+                    break
         if best_state is not None:
             model.load_state_dict(best_state)
     return model.eval()

@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from synthmed.data.manifest import read_dataset_info
 from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
 
-MixedPrecision = Literal["no", "bf16", "fp16"]
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
 
 class TrainConfig(BaseModel):
     """Every setting of one training run. Defaults are the best quality per CPU-minute we measured
     (bench/results/generate.md): v-prediction + cosine schedule + min-SNR-5 weighting, lr 1e-3 with a
-    short warmup and cosine decay over the budget, bf16 autocast, short-run EMA warmup."""
+    short warmup and cosine decay over the budget, bf16 autocast where the hardware has it, short-run EMA."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,7 +39,8 @@ class TrainConfig(BaseModel):
     snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); "
                                                            "None = plain MSE")
     hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
-    mixed_precision: MixedPrecision = "bf16"
+    mixed_precision: MixedPrecision = Field("auto", description="auto = bf16 on GPUs and on CPUs with native "
+                                                                "bf16 (AVX512-BF16/AMX), else no")
     # EMA (diffusers EMAModel warmup: decay = 1 - (1 + step / inv_gamma) ** -power, capped).
     ema_max_decay: float = Field(0.999, gt=0, lt=1)
     ema_power: float = Field(0.75, gt=0, le=1)
@@ -88,3 +89,22 @@ def train_config_for_dataset(dataset: str | Path, *, preset: str | None = None, 
     model = preset_config(preset, image_size_px=info.image_size_px, in_channels=info.channels,
                           num_classes=len(info.classes), class_names=list(info.classes), **(model_overrides or {}))
     return TrainConfig(dataset=str(dataset), model=model, **overrides)
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """'auto' -> 'bf16' on a CUDA GPU with bf16 or a CPU with native bf16 instructions, else 'no'.
+
+    On CPUs without AVX512-BF16/AMX (e.g. AVX2-only), bf16 autocast is emulated and measured 15-20x
+    slower than float32 (bench/results/generate.md), so 'auto' keeps float32 there.
+    """
+    if choice != "auto":
+        return choice
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "no"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"

@@ -18,7 +18,7 @@ from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import batch_indices
 from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
-from synthmed.train.config import TrainConfig
+from synthmed.train.config import TrainConfig, resolve_mixed_precision
 from synthmed.train.grids import class_grid, save_png_atomic
 from synthmed.train.objective import diffusion_loss, drop_labels
 
@@ -66,7 +66,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     if config_path.is_file() and TrainConfig.load(config_path).model != config.model:
         raise ValueError(f"{run_dir} was trained with a different model config; resume with the same preset/"
                          f"dataset or choose a new --out folder.")
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
     main_process = accelerator.is_main_process
     log_handler = _attach_log_file(run_dir / LOG_NAME) if main_process else None
     if main_process:

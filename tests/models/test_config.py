@@ -1,0 +1,73 @@
+"""DiffusionModelConfig presets/validation and the model folder save/load round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from synthmed.models.config import PRESETS, DiffusionModelConfig, preset_config, preset_for_size
+from synthmed.models.unet import build_unet, load_model_folder, publish_model_folder, save_model_folder
+
+
+@pytest.mark.parametrize("preset, size", [("tiny", 16), ("32", 32), ("64", 64), ("128", 128), ("256", 256)])
+def test_presets_validate(preset, size):
+    config = preset_config(preset, image_size_px=size, in_channels=1, num_classes=3)
+    assert config.null_class == 3 and len(config.attention_levels) == len(config.block_out_channels)
+    assert all(c % config.norm_num_groups == 0 for c in config.block_out_channels)
+    assert preset in PRESETS
+
+
+def test_preset_for_size():
+    assert [preset_for_size(s) for s in (28, 32, 33, 64, 100, 256, 512)] == ["32", "32", "64", "64", "128",
+                                                                             "256", "256"]
+
+
+def test_bad_configs_say_how_to_fix():
+    with pytest.raises(ValidationError, match="attention_levels"):
+        DiffusionModelConfig(image_size_px=16, num_classes=2, block_out_channels=[8, 16], attention_levels=[True])
+    with pytest.raises(ValidationError, match="divisible"):
+        DiffusionModelConfig(image_size_px=18, num_classes=2, block_out_channels=[8, 16, 16],
+                             attention_levels=[False] * 3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("huge", image_size_px=32, in_channels=1, num_classes=2)
+    with pytest.raises(ValidationError):
+        DiffusionModelConfig(image_size_px=16, num_classes=2, block_out_channels=[8], attention_levels=[False],
+                             prediction_type="sample")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_model_folder_round_trip(tmp_path, channels):
+    config = preset_config("tiny", image_size_px=8, in_channels=channels, num_classes=2, class_names=["a", "b"],
+                           prediction_type="epsilon")
+    unet = build_unet(config).eval()
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    folder = publish_model_folder(tmp_path / "model", unet=unet, config=config, extra={"step": 3})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "scheduler_config.json"]
+    loaded, loaded_config, scheduler = load_model_folder(folder)
+    assert loaded_config == config and json.loads((folder / "config.json").read_text())["step"] == 3
+    assert scheduler.config.prediction_type == "epsilon"
+    x = torch.randn(2, channels, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, 10, class_labels=torch.tensor([0, 2])).sample,
+                                   unet(x, 10, class_labels=torch.tensor([0, 2])).sample, rtol=0, atol=0)
+    # Publishing again replaces the folder whole.
+    publish_model_folder(tmp_path / "model", unet=unet, config=config, extra={"step": 4})
+    assert json.loads((folder / "config.json").read_text())["step"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="synthmed train"):
+        load_model_folder(tmp_path)
+    config = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2)
+    save_model_folder(tmp_path / "m", unet=build_unet(config), config=config)
+    other = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2, block_out_channels=[16, 16])
+    save_model_folder(tmp_path / "n", unet=build_unet(other), config=other)
+    (tmp_path / "m" / "model.safetensors").replace(tmp_path / "n" / "model.safetensors")
+    with pytest.raises(ValueError, match="does not match"):
+        load_model_folder(tmp_path / "n")
