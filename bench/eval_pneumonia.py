@@ -27,7 +27,8 @@ def find_sets(run: Path) -> tuple[Path, Path]:
     """The prepared dataset and the synthetic set under `run`."""
     datasets = sorted(p.parent for p in run.rglob("dataset.json"))
     synthetic = [p.parent for p in sorted(run.rglob("manifest.csv"))
-                 if "synthetic" in pd.read_csv(p, nrows=1).columns and p.parent not in datasets]
+                 if "synthetic" in pd.read_csv(p, nrows=1).columns and p.parent not in datasets
+                 and (run / "eval") not in p.parents]  # not this script's own stand-in set
     if not datasets or not synthetic:
         raise SystemExit(f"{run} lacks a prepared dataset ({len(datasets)} found) or a synthetic set "
                          f"({len(synthetic)} found); has the pneumonia benchmark run finished?")

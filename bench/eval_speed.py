@@ -118,6 +118,9 @@ def main() -> int:
     real = write_real(args.out / "real", n_train=5000, seed=args.seed)
     planted = write_synthetic(args.out / "synthetic", real, count=2000, planted=40, seed=args.seed)
     eval_dir = args.out / "eval"
+    import shutil
+
+    shutil.rmtree(args.out / "cache", ignore_errors=True)  # measure the domain encoder's training too
     started = time.perf_counter()
     code = synthmed(["evaluate", "--real", str(real), "--synthetic", str(args.out / "synthetic"), "--out",
                      str(eval_dir), "--cache-dir", str(args.out / "cache"), "--skip", args.skip,
@@ -147,6 +150,8 @@ def main() -> int:
         "nn_batched_s_for_2000": round(batched_s, 1),
         "nn_speedup": round(loop_s_per_query * len(synth) / batched_s, 1),
         "planted_copies_flagged": float(caught), "mixtures_flagged": float(false_flags),
+        "encoder_training_s": metrics["fidelity"].get("features", {}).get("encoder_training", {}).get("train_duration_s"),
+        "encoder_cached": metrics["fidelity"].get("features", {}).get("encoder_training", {}).get("cached"),
         "fid": metrics["fidelity"].get("overall", {}).get("synthetic", {}).get("fid"),
         "fid_floor": metrics["fidelity"].get("overall", {}).get("real_floor", {}).get("fid"),
         "statuses": {p: metrics[p].get("status", "ok") for p in

@@ -86,10 +86,11 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
         # Evaluate against the real (phantom) splits, then render the report.
         start = time.perf_counter()
-        eval_dir = evaluate(EvalConfig(
+        metrics_path = evaluate(EvalConfig(
             real_dir=dataset_dir, synthetic_dir=Path(samples_dir), out_dir=out / "eval", seed=config.seed,
             tstr_seeds=(config.seed,), tstr_epochs=config.tstr_epochs, explain_images=2, lime_samples=100,
             bootstrap_samples=20))
+        eval_dir = Path(metrics_path).parent
         timings["evaluate_s"] = time.perf_counter() - start
         report_path = build_report(Path(eval_dir), out_path=out / "report.html",
                                    title="synthmed demo: chest-radiograph phantom")

@@ -9,7 +9,7 @@ import pytest
 
 from synthmed.cli import main
 from synthmed.data.arrays import load_image_arrays
-from synthmed.evaluate.run import PARTS, EvalConfig
+from synthmed.evaluate.run import PARTS, EvalConfig, evaluate
 from _evaluate_helpers import write_image_set
 
 FAST = ["--encoder-epochs", "1", "--bootstrap", "5"]
@@ -55,13 +55,15 @@ def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic
 @pytest.mark.slow
 def test_evaluate_runs_usefulness_condition_and_explanations(tiny_dataset, synthetic_set, tmp_path):
     out = tmp_path / "eval"
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--skip", "fidelity,diversity,memorisation",
-                 "--tstr-epochs", "1", "--tstr-seeds", "0", "--explain-images", "2", "--lime-samples", "20"])
-    metrics = json.loads((out / "metrics.json").read_text())
+    path = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=out,
+                               skip=("fidelity", "diversity", "memorisation"), tstr_epochs=1, tstr_seeds=(0,),
+                               tstr_overrides={"min_steps": 2, "bootstrap_samples": 20}, explain_images=2,
+                               lime_samples=20))
+    metrics = json.loads(path.read_text())
     for part in ("usefulness", "condition_fidelity", "explanations"):
-        assert metrics[part].get("status") not in ("failed", "pending"), metrics[part]
-    assert code == 0
+        assert metrics[part].get("status") not in ("failed", "pending", "not available"), metrics[part]
+        assert metrics[part]["verdict"] and all((out / f["path"]).is_file() for f in metrics[part]["figures"])
+    assert metrics["status"]["failed_parts"] == []
 
 
 def test_synthetic_labels_outside_the_real_classes_are_refused(tiny_dataset, tmp_path, capsys):

@@ -181,7 +181,9 @@ def _compute_fidelity(*, train, train_labels, heldout, heldout_labels, synthetic
         matched = _fid_at_n(real, synth, len(held), rng)
         if matched:  # FID is biased by sample size: also give synthetic FID at the floor's image count
             result["synthetic"]["fid_at_floor_n"] = matched
-        fid_s, fid_f = result["synthetic"].get("fid"), result["real_floor"].get("fid")
+        # The ratio compares equal image counts when it can (synthetic FID at the floor's n).
+        fid_s = result["synthetic"].get("fid_at_floor_n") or result["synthetic"].get("fid")
+        fid_f = result["real_floor"].get("fid")
         if fid_s and fid_f and fid_f["value"] > 0:
             result["fid_ratio_to_floor"] = fid_s["value"] / fid_f["value"]
         return result
@@ -203,8 +205,11 @@ def fidelity_verdict(result: dict) -> str:
     closeness = ("about as close to the real training images as other real images are" if ratio < 1.5 else
                  "somewhat further from the real training images than other real images are" if ratio < 4 else
                  "clearly different from real images as a group")
-    text = (f"The synthetic images are {closeness} (FID {synth['fid']['value']:.1f} against "
-            f"{floor['fid']['value']:.1f} for held-out real images")
+    fid = synth.get("fid_at_floor_n") or synth["fid"]
+    text = (f"The synthetic images are {closeness} (FID {fid['value']:.2f} against {floor['fid']['value']:.2f} "
+            f"for held-out real images, both on {floor['n_compared']} images" if "n" in fid else
+            f"The synthetic images are {closeness} (FID {fid['value']:.2f} against {floor['fid']['value']:.2f} "
+            f"for held-out real images")
     if "precision" in synth and "coverage" in synth:
         text += (f"; {synth['precision']['value']:.0%} look like plausible real images and they cover "
                  f"{synth['coverage']['value']:.0%} of the variety of real images")

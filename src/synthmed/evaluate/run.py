@@ -53,6 +53,7 @@ class EvalConfig(BaseModel):
     tstr_epochs: int = Field(default=20, ge=1)
     tstr_max_train_images: int | None = Field(default=None, ge=2, description="seeded cap per TSTR training set")
     tstr_weights_dir: Path | None = Field(default=None, description="folder with torchvision ImageNet .pth files")
+    tstr_overrides: dict = Field(default_factory=dict, description="extra TSTRConfig fields (Python API only)")
     explain_images: int = Field(default=8, ge=1)
     lime_samples: int = Field(default=300, ge=10)
 

@@ -171,7 +171,7 @@ def _tstr_config(config, size_px: int):
 
     return TSTRConfig(archs=tuple(config.tstr_archs), seeds=tuple(config.tstr_seeds), epochs=config.tstr_epochs,
                       image_size_px=size_px, weights_dir=config.tstr_weights_dir,
-                      max_train_images=config.tstr_max_train_images)
+                      max_train_images=config.tstr_max_train_images, **config.tstr_overrides)
 
 
 def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -> dict:

@@ -41,8 +41,10 @@ class TSTRConfig(BaseModel):
     min_steps: int = Field(default=150, ge=0, description="at least this many batches (small sets get more epochs)")
     patience_epochs: int = Field(default=6, gt=0, description="stop after this many epochs without val gain")
     model_selection: Literal["real_val", "last_epoch"] = Field(
-        default="real_val", description="real_val: keep the epoch best on real val (lets real labels steer TSTR a "
-                                        "little); last_epoch: never look at real labels while training")
+        default="last_epoch", description="last_epoch (default): never look at real labels while training, so "
+                                          "TSTR is trained on synthetic data alone; real_val: keep the epoch best on "
+                                          "real val (lets real labels steer TSTR: a label-shuffled set scored 0.63 "
+                                          "instead of 0.47 balanced accuracy in bench/results/report.md)")
     batch_size: int = Field(default=64, gt=1)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -294,7 +296,7 @@ def _plot(results: dict, path: Path, out_dir: Path) -> str:
     from matplotlib.figure import Figure
 
     archs = list(results)
-    fig = Figure(figsize=(4.2 * len(archs) + 1.5, 3.4), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(archs) + 1.5, 3.7), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(archs), sharey=True))
     colours = {"real": "#4C78A8", "synthetic": "#F58518", "real+synthetic": "#54A24B"}
     for ax, arch in zip(axes, archs):
@@ -313,7 +315,8 @@ def _plot(results: dict, path: Path, out_dir: Path) -> str:
         ax.set_title(arch)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("score on real test images")
-    axes[-1].legend(loc="lower right", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())

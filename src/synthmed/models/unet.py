@@ -116,10 +116,11 @@ def load_model_folder(folder: str | Path, *, device: str | torch.device = "cpu"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: the model folder {folder} is incomplete.")
     unet = build_unet(config)
-    missing, unexpected = unet.load_state_dict(load_file(str(weights)), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights} does not match its config.json (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}); the folder was edited or mixed from two models.")
+    try:
+        unet.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{weights} does not match its config.json ({str(exc).splitlines()[1].strip()}); the "
+                         f"folder was edited or mixed from two models.") from exc
     scheduler_path = folder / SCHEDULER_NAME
     scheduler = (DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
                  if scheduler_path.is_file() else build_scheduler(config))

@@ -1,0 +1,57 @@
+"""Checkpoint publishing, pruning and recovery from partial writes."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.training_utils import EMAModel
+
+from synthmed.models.config import preset_config
+from synthmed.models.unet import build_unet
+from synthmed.train.batches import batch_indices
+from synthmed.train.checkpoint import (complete_checkpoints, latest_checkpoint, load_checkpoint,
+                                       remove_partial_checkpoints, save_checkpoint)
+
+
+def _save(run, step, keep=2):
+    config = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2)
+    unet = build_unet(config)
+    optimizer = torch.optim.AdamW(unet.parameters())
+    ema = EMAModel(unet.parameters())
+    return save_checkpoint(run, step=step, unet=unet, ema=ema, optimizer=optimizer,
+                           state={"rng": torch.Generator().manual_seed(1).get_state(), "elapsed_s": 1.5},
+                           model_config=config, keep=keep)
+
+
+def test_keep_latest_and_prune(tmp_path):
+    for step in (1, 2, 3):
+        _save(tmp_path, step)
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["step-000002", "step-000003"]
+    assert latest_checkpoint(tmp_path).name == "step-000003"
+    online, state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["step"] == 3 and state["elapsed_s"] == 1.5 and "conv_in.weight" in online
+
+
+def test_partial_and_dangling_states_recover(tmp_path):
+    _save(tmp_path, 1)
+    _save(tmp_path, 2)
+    # A crash while writing step 3 leaves a temp folder; `latest` still names step 2.
+    partial = tmp_path / "checkpoints" / ".tmp-step-000003-abc"
+    (partial / "model").mkdir(parents=True)
+    (partial / "train_state.pt").write_bytes(b"half")
+    assert latest_checkpoint(tmp_path).name == "step-000002"
+    remove_partial_checkpoints(tmp_path)
+    assert not partial.exists()
+    # A pointer naming a vanished folder falls back to the newest complete one.
+    (tmp_path / "checkpoints" / "latest").write_text("step-000009\n")
+    assert latest_checkpoint(tmp_path).name == "step-000002"
+    assert latest_checkpoint(tmp_path / "nothing") is None
+
+
+def test_batch_order_is_a_function_of_seed_and_step():
+    a = batch_indices(10, 4, seed=0, step=3)
+    assert (a == batch_indices(10, 4, seed=0, step=3)).all()
+    epoch = sorted(int(i) for s in range(5) for i in batch_indices(10, 4, seed=0, step=s)[:])[:10]
+    first_epoch = [int(i) for s in (0, 1) for i in batch_indices(10, 4, seed=0, step=s)]
+    first_epoch += [int(i) for i in batch_indices(10, 4, seed=0, step=2)[:2]]
+    assert sorted(first_epoch) == list(range(10)) and len(epoch) == 10
+    assert not (batch_indices(10, 4, seed=1, step=0) == batch_indices(10, 4, seed=0, step=0)).all()
