@@ -25,7 +25,6 @@ def synthetic_set(tiny_dataset, tmp_path):
     return write_image_set(tmp_path / "synthetic", pixels, labels)
 
 
-@pytest.mark.slow
 def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic_set, tmp_path):
     out = tmp_path / "eval"
     code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(out),

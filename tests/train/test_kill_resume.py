@@ -18,7 +18,7 @@ from synthmed.train.checkpoint import complete_checkpoints, latest_checkpoint, l
 
 def _cmd(dataset, run, *extra):
     return [sys.executable, "-m", "synthmed.cli", "train", str(dataset), "--out", str(run), "--preset", "tiny",
-            "--max-steps", "40", "--batch-size", "4", "--checkpoint-every-steps", "3", "--mixed-precision", "no",
+            "--max-steps", "120", "--batch-size", "4", "--checkpoint-every-steps", "3", "--mixed-precision", "no",
             *extra]
 
 
@@ -36,15 +36,15 @@ def test_sigkill_then_resume(tiny_dataset, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = latest_checkpoint(run)
-    assert killed_at is not None and killed_at.name < "step-000040"
+    assert killed_at is not None and killed_at.name < "step-000120"
 
     result = subprocess.run(_cmd(tiny_dataset, run, "--resume"), env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     final = latest_checkpoint(run)
-    assert final.name == "step-000040"
+    assert final.name == "step-000120"
     online, state = load_checkpoint(final)
-    assert state["step"] == 40 and len(online) > 10
+    assert state["step"] == 120 and len(online) > 10
     load_model_folder(run / "model")
     assert load_file(str(final / "model" / "model.safetensors"))
     assert not list((run / "checkpoints").glob(".tmp-*"))

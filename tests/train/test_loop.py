@@ -46,22 +46,22 @@ def test_train_then_sample_end_to_end(tiny_dataset, tmp_path):
 
 def test_ema_weights_move_and_differ_from_online(tiny_dataset, tmp_path):
     config = _config(tiny_dataset, max_steps=4)
-    init = build_unet(config.model).state_dict()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the loop initialises its UNet from config.seed
+        init = build_unet(config.model).state_dict()
     train(config, run_dir=tmp_path / "run")
     checkpoint = latest_checkpoint(tmp_path / "run")
     ema = load_file(str(checkpoint / "model" / "model.safetensors"))
     online = load_file(str(checkpoint / "online.safetensors"))
     name = "conv_in.weight"
-    assert not torch.equal(ema[name], online[name])
-    # Same init seed is not guaranteed; compare the EMA against the online weights' path instead:
-    assert (ema[name] - online[name]).abs().max() > 0 and init[name].shape == ema[name].shape
+    assert not torch.equal(ema[name], init[name])  # EMA moved away from the initial weights
+    assert not torch.equal(ema[name], online[name])  # ...but lags the online weights
 
 
 def test_resume_equals_uninterrupted(tiny_dataset, tmp_path):
-    straight = _config(tiny_dataset, max_steps=4, lr_schedule="cosine")
-    torch.manual_seed(0)
+    # Constant lr: the first session's shorter step budget must not change its learning rates.
+    straight = _config(tiny_dataset, max_steps=4, lr_schedule="constant")
     train(straight, run_dir=tmp_path / "a")
-    torch.manual_seed(0)
     train(straight.model_copy(update={"max_steps": 2}), run_dir=tmp_path / "b")
     torch.manual_seed(123)  # a different global RNG state must not matter after resume
     train(straight, run_dir=tmp_path / "b", resume=True)

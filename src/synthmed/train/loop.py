@@ -82,7 +82,9 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
                     info.classes)
 
         # Construct network, noise schedule, optimizer, EMA.
-        unet = build_unet(config.model).train()
+        with torch.random.fork_rng(devices=[]):  # initial weights from config.seed; global RNG left untouched
+            torch.manual_seed(config.seed)
+            unet = build_unet(config.model).train()
         scheduler = build_scheduler(config.model)
         optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, betas=config.adam_betas,
                                       weight_decay=config.weight_decay)
