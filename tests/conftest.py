@@ -56,3 +56,9 @@ def make_prepared_dataset(root: Path, *, size_px: int = 16, channels: int = 1, p
 def tiny_dataset(tmp_path: Path) -> Path:
     """A 16 px grey 2-class prepared dataset (12/4/6 images per class in train/val/test)."""
     return make_prepared_dataset(tmp_path / "tiny_dataset")
+
+
+@pytest.fixture
+def prepared_dataset_factory():
+    """`make_prepared_dataset` as a fixture, for tests that need datasets of other sizes or channels."""
+    return make_prepared_dataset

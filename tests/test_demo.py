@@ -11,7 +11,7 @@ from synthmed.cli import main
 @pytest.mark.slow
 def test_demo_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--size", "32", "--n-per-class", "10", "--max-steps", "3",
+    code = main(["demo", "--out", str(out), "--size", "32", "--n-per-class", "10", "--max-steps", "3", "--preset", "tiny",
                  "--train-minutes", "2", "--samples-per-class", "4"])
     assert code == 0
     printed = capsys.readouterr().out

@@ -18,7 +18,7 @@ class DemoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out_dir: Path
-    size_px: int = Field(64, description="image size of the prepared phantom and the model")
+    size_px: int = Field(32, description="image size of the prepared phantom and the model")
     n_per_class: int = Field(200, ge=8, description="phantom radiographs per condition")
     train_minutes: float = Field(6.0, gt=0, description="wall-clock training budget")
     train_max_steps: int | None = Field(None, ge=1, description="optional step cap (tests use a few steps)")
@@ -28,6 +28,7 @@ class DemoConfig(BaseModel):
     guidance_scale: float = Field(1.5, ge=0)
     evaluate: bool = True
     tstr_epochs: int = Field(8, ge=1)
+    tstr_min_steps: int = Field(60, ge=0, description="fewest classifier updates per TSTR fit")
     seed: int = 0
 
 
@@ -89,7 +90,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         metrics_path = evaluate(EvalConfig(
             real_dir=dataset_dir, synthetic_dir=Path(samples_dir), out_dir=out / "eval", seed=config.seed,
             tstr_seeds=(config.seed,), tstr_epochs=config.tstr_epochs, explain_images=2, lime_samples=100,
-            bootstrap_samples=20))
+            bootstrap_samples=20, tstr_overrides={"min_steps": config.tstr_min_steps}))
         eval_dir = Path(metrics_path).parent
         timings["evaluate_s"] = time.perf_counter() - start
         report_path = build_report(Path(eval_dir), out_path=out / "report.html",

@@ -7,14 +7,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` so that a reader (or a crash) never sees a half-written file.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write(handle)` on a temporary file beside `path`, fsync, then rename it over `path`.
 
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, then renamed
-    over `path` (rename is atomic on POSIX file systems).
+    A reader (or a crash, SIGKILL included) never sees a half-written file: rename is atomic on
+    POSIX file systems, and the temporary file is removed if `write` raises.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,7 +22,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -30,6 +30,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Atomically write `data` to `path` (see `atomic_write`)."""
+    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_prepared_dataset
 from synthmed.data.manifest import write_manifest
 from synthmed.models.unet import build_unet, load_model_folder
 from synthmed.sample.generate import SampleConfig, sample_images
@@ -86,16 +85,16 @@ def _config_dict() -> dict:
             "model": {"image_size_px": 8, "num_classes": 2, "block_out_channels": [8], "attention_levels": [False]}}
 
 
-def test_bad_input(tmp_path, tiny_dataset):
+def test_bad_input(tmp_path, tiny_dataset, prepared_dataset_factory):
     with pytest.raises(ValueError, match="budget"):
         TrainConfig.model_validate({**_config_dict(), "max_steps": None})
     # Wrong channel count: an RGB dataset with a grey model.
-    rgb = make_prepared_dataset(tmp_path / "rgb", channels=3)
+    rgb = prepared_dataset_factory(tmp_path / "rgb", channels=3)
     config = _config(tiny_dataset, max_steps=1).model_copy(update={"dataset": str(rgb)})
     with pytest.raises(ValueError, match="3-channel"):
         train(config, run_dir=tmp_path / "r1")
     # Empty training split.
-    empty = make_prepared_dataset(tmp_path / "empty")
+    empty = prepared_dataset_factory(tmp_path / "empty")
     frame = pd.read_csv(empty / "manifest.csv")
     write_manifest(frame[frame["split"] != "train"], empty)
     with pytest.raises(ValueError, match="no images"):

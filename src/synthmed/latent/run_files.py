@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import torch
 
+from synthmed.files import atomic_write
+
 CHECKPOINTS_DIR = "checkpoints"
 STATS_NAME = "stats.jsonl"
 TRAIN_STATE_NAME = "train_state.pt"
@@ -19,19 +21,7 @@ TRAIN_STATE_NAME = "train_state.pt"
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temp file beside `path`, fsync, then rename over `path` (no half-written files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
