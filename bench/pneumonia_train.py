@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--sampler", default="dpmpp")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
+    parser.add_argument("--class-balance-power", type=float, default=0.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -52,7 +53,8 @@ def main() -> None:
     config = train_config_for_dataset(data, preset="32", max_duration_min=args.duration_min,
                                       batch_size=args.batch_size, lr=args.lr, lr_warmup_steps=50,
                                       mixed_precision=args.mixed_precision, checkpoint_every_steps=1000,
-                                      checkpoint_every_min=5.0, log_every_steps=20)
+                                      checkpoint_every_min=5.0, log_every_steps=20,
+                                      class_balance_power=args.class_balance_power)
     start = time.perf_counter()
     model_dir = train(config, run_dir=out / "run", resume=True)
     logging.info("training session took %.1f min", (time.perf_counter() - start) / 60)

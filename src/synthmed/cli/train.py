@@ -8,6 +8,7 @@ import argparse
 TRAIN_FLAGS = {
     "max_steps": int, "max_duration_min": float, "batch_size": int, "lr": float, "mixed_precision": str,
     "sample_every_steps": int, "checkpoint_every_steps": int, "seed": int, "snr_gamma": float,
+    "class_balance_power": float,
 }
 
 
@@ -34,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
                         help="UNet target (default v_prediction)")
     parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma (default 5; 0 = off)")
+    parser.add_argument("--class-balance-power", type=float, default=None,
+                        help="0 = draw images as the data is (default); 1 = every class equally often")
     parser.add_argument("--hflip", action="store_true", default=None,
                         help="random horizontal flips (off by default: laterality matters in chest X-rays)")
     parser.set_defaults(func=run)
