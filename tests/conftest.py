@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,20 @@ from PIL import Image
 from synthmed.data.manifest import DatasetInfo, write_dataset_info, write_manifest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run each test on one torch thread: tiny models gain nothing from two, and two OpenMP threads
+    spin-wait (10-30x slower) whenever another process holds a core, as on a shared 2-core machine."""
+    if "torch" not in sys.modules:  # the study tests check that their package never imports torch
+        yield
+        return
+    torch = sys.modules["torch"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

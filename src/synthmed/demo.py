@@ -25,7 +25,7 @@ class DemoConfig(BaseModel):
     preset: str | None = Field(None, description="model preset; default: the preset for size_px")
     samples_per_class: int = Field(32, ge=1)
     sampler: str = "dpmpp"
-    guidance_scale: float = Field(1.5, ge=0)
+    guidance_scale: float = Field(1.0, ge=0, description="1 = no guidance (guidance hurt short runs: BENCHMARKS.md)")
     evaluate: bool = True
     tstr_epochs: int = Field(8, ge=1)
     tstr_min_steps: int = Field(60, ge=0, description="fewest classifier updates per TSTR fit")

@@ -13,15 +13,6 @@ from synthmed.evaluate.classifiers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine spin-wait; one is 10x faster for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("arch", ["small_cnn", "resnet50", "densenet121", "vgg19"])
 def test_each_arch_builds_and_runs_on_32px_grey(arch: str) -> None:
     net = build_classifier(arch, num_classes=3, in_channels=1)

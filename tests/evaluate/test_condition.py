@@ -16,15 +16,6 @@ from synthmed.evaluate.condition import condition_fidelity
 from synthmed.evaluate.tstr import TSTRConfig, train_reference_classifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine spin-wait; one is 10x faster for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_confusion_matrix_matches_sklearn_for_three_classes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     synthetic = ImageArrays(rng.integers(0, 256, (30, 1, 16, 16), dtype=np.uint8), rng.integers(0, 3, 30),

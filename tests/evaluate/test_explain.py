@@ -16,15 +16,6 @@ from synthmed.evaluate.tstr import TSTRConfig, fit_classifier
 SIZE_PX = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine spin-wait; one is 10x faster for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _blob_set(count: int, seed: int) -> tuple[ImageArrays, np.ndarray]:
     """Class 'blob' has one bright blob at a random place, class 'empty' only noise; returns the centres."""
     rng = np.random.default_rng(seed)

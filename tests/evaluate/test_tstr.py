@@ -18,15 +18,6 @@ FAST = dict(seeds=(0, 1), epochs=12, batch_size=8, lr=3e-3, image_size_px=16, sm
             bootstrap_samples=100, augment_shift_px=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine spin-wait; one is 10x faster for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def splits(tiny_dataset: Path) -> dict[str, ImageArrays]:
     return {s: load_image_arrays(tiny_dataset, split=s) for s in ("train", "val", "test")}

@@ -1,4 +1,4 @@
-"""Latent-diffusion test fixtures: one torch thread, and a 32 px prepared dataset with age/sex metadata."""
+"""Latent-diffusion test fixtures: a 32 px prepared dataset with age/sex metadata."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from synthmed.data.manifest import read_manifest, write_manifest
 
@@ -16,15 +15,6 @@ _spec = importlib.util.spec_from_file_location("synthmed_root_conftest", Path(__
 _root = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_root)
 make_prepared_dataset = _root.make_prepared_dataset
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run far faster on one thread when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

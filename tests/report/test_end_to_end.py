@@ -8,19 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from synthmed.cli import main
-
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine spin-wait; one is much faster for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Fixtures for text-to-image tests: one torch thread (tiny models on a shared 2-core CPU), a tiny SD folder."""
+"""Fixtures for text-to-image tests: a tiny Stable Diffusion folder built locally."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_sd import make_tiny_sd
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run 30x faster on one thread when other processes share the 2 cores (no OpenMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
