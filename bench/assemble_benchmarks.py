@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("generate", "data", "evaluate", "report", "study", "textgen")
+ORDER = ("pipeline", "generate", "data", "evaluate", "report", "study", "textgen")
 HEADER = """# Benchmarks
 
 Figures measured by the scripts in `bench/`, each with the command that produced it. Every speed

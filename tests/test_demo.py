@@ -25,3 +25,8 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert {"fidelity", "memorisation", "usefulness"} <= set(metrics)
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
+
+    # Running the demo again resumes: nothing is recomputed or refused, the same samples are kept.
+    assert main(["demo", "--out", str(out), "--size", "32", "--n-per-class", "10", "--max-steps", "3",
+                 "--preset", "tiny", "--train-minutes", "2", "--samples-per-class", "4", "--no-evaluate"]) == 0
+    assert pd.read_csv(out / "samples" / "manifest.csv").equals(manifest)

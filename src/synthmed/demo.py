@@ -72,13 +72,15 @@ def run_demo(config: DemoConfig) -> DemoResult:
     model_dir = train(train_config, run_dir=run_dir, resume=(run_dir / "checkpoints").is_dir())
     timings["train_s"] = time.perf_counter() - start
 
-    # Sample, one seed per image.
+    # Sample, one seed per image (a finished set from an earlier demo run is kept: same model, same seeds).
     start = time.perf_counter()
-    samples_dir = sample_images(SampleConfig(
-        model_dir=str(model_dir), out_dir=str(out / "samples"), n_per_class=config.samples_per_class,
-        sampler=config.sampler, guidance_scale=config.guidance_scale, seed_start=config.seed))
+    samples_dir = out / "samples"
+    if not (samples_dir / "manifest.csv").is_file():
+        sample_images(SampleConfig(
+            model_dir=str(model_dir), out_dir=str(samples_dir), n_per_class=config.samples_per_class,
+            sampler=config.sampler, guidance_scale=config.guidance_scale, seed_start=config.seed))
     timings["sample_s"] = time.perf_counter() - start
-    grids = sorted((Path(samples_dir) / "grids").glob("*.png"))
+    grids = sorted((samples_dir / "grids").glob("*.png"))
 
     eval_dir = report_path = None
     if config.evaluate:
@@ -88,11 +90,11 @@ def run_demo(config: DemoConfig) -> DemoResult:
         # Evaluate against the real (phantom) splits, then render the report.
         start = time.perf_counter()
         metrics_path = evaluate(EvalConfig(
-            real_dir=dataset_dir, synthetic_dir=Path(samples_dir), out_dir=out / "eval", seed=config.seed,
+            real_dir=dataset_dir, synthetic_dir=samples_dir, out_dir=out / "eval", seed=config.seed,
             tstr_seeds=(config.seed,), tstr_epochs=config.tstr_epochs, explain_images=2, lime_samples=100,
             bootstrap_samples=20, tstr_overrides={"min_steps": config.tstr_min_steps}))
         eval_dir = Path(metrics_path).parent
         timings["evaluate_s"] = time.perf_counter() - start
         report_path = build_report(Path(eval_dir), out_path=out / "report.html",
                                    title="synthmed demo: chest-radiograph phantom")
-    return DemoResult(dataset_dir, run_dir, Path(samples_dir), grids, eval_dir, report_path, timings)
+    return DemoResult(dataset_dir, run_dir, samples_dir, grids, eval_dir, report_path, timings)
