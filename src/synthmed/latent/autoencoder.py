@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import atomic_write_json
+from synthmed.models.config import largest_group_count
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     releases_accelerator, step_dir,
@@ -61,10 +62,7 @@ class AutoencoderConfig(BaseModel):
             raise ValueError(f"image_size_px={self.image_size_px} must be divisible by the autoencoder's "
                              f"downsampling factor {self.downsample_factor}.")
         if self.norm_num_groups == 0:
-            groups = 32
-            while groups > 1 and any(c % groups for c in self.block_out_channels):
-                groups //= 2
-            self.norm_num_groups = groups
+            self.norm_num_groups = largest_group_count(self.block_out_channels)
         return self
 
     @property

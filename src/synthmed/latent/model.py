@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save_file
 
 from synthmed.files import atomic_write_json
+from synthmed.models.config import largest_group_count
 from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
 
 FORMAT = "synthmed-latent-v1"
@@ -63,10 +64,7 @@ class LatentModelConfig(BaseModel):
             raise ValueError(f"latent_size={self.latent_size} must be divisible by 2**{len(self.block_out_channels) - 1}; "
                              f"use fewer UNet levels or a larger image size.")
         if self.norm_num_groups == 0:
-            groups = 32
-            while groups > 1 and any(c % groups for c in self.block_out_channels):
-                groups //= 2
-            self.norm_num_groups = groups
+            self.norm_num_groups = largest_group_count(self.block_out_channels)
         return self
 
 

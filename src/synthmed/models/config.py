@@ -10,6 +10,14 @@ PredictionType = Literal["epsilon", "v_prediction"]
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 
+
+def largest_group_count(channels: list[int] | tuple[int, ...], *, most: int = 32) -> int:
+    """The largest of most, most/2, ..., 1 that divides every channel count (GroupNorm's num_groups)."""
+    groups = most
+    while groups > 1 and any(c % groups for c in channels):
+        groups //= 2
+    return groups
+
 class DiffusionModelConfig(BaseModel):
     """Everything needed to rebuild the UNet and its noise schedule (saved as `model/config.json`).
 
@@ -48,10 +56,7 @@ class DiffusionModelConfig(BaseModel):
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}.")
         if self.norm_num_groups == 0:
-            groups = 32
-            while groups > 1 and any(c % groups for c in self.block_out_channels):
-                groups //= 2
-            self.norm_num_groups = groups
+            self.norm_num_groups = largest_group_count(self.block_out_channels)
         elif any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every block_out_channels "
                              f"entry {self.block_out_channels}.")
