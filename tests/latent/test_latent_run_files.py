@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from synthmed.files import publish_folder
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    publish_folder, read_stats, releases_accelerator, reset_accelerate_state, step_dir,
+    read_stats, releases_accelerator, reset_accelerate_state, step_dir,
 )
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,26 +20,6 @@ TRAIN_STATE_NAME = "train_state.pt"
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temp file beside `path`, fsync, then rename over `path` (no half-written files)."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a fresh temp folder beside `folder`, then swap it in place of `folder`."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = folder.with_name(f".{folder.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def append_stats(run_dir: str | Path, record: dict) -> None:

@@ -22,14 +22,14 @@ from tqdm.auto import tqdm
 
 from synthmed import __version__
 from synthmed.data.manifest import load_image_set, read_dataset_info
-from synthmed.files import atomic_write_json
+from synthmed.files import atomic_write_json, publish_folder
 from synthmed.latent.autoencoder import dataset_images, load_autoencoder, save_autoencoder
 from synthmed.latent.captions import make_captions
 from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metadata_spec_from_frame
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    publish_folder, releases_accelerator, step_dir,
+    releases_accelerator, step_dir,
 )
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
 

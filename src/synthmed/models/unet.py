@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 
-from synthmed.files import atomic_write_json, sha256_file
+from synthmed.files import atomic_write_json, publish_folder, sha256_file
 from synthmed.models.config import DiffusionModelConfig
 
 FORMAT = "synthmed-diffusion-v1"
@@ -75,19 +73,7 @@ def save_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: Diff
 def publish_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: DiffusionModelConfig,
                          extra: dict | None = None) -> Path:
     """Replace `folder` with a freshly written model folder so no reader ever sees a partial one."""
-    folder = Path(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    save_model_folder(tmp, unet=unet, config=config, extra=extra)
-    old = folder.with_name(f".{folder.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    fsync_dir(folder.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
-
+    return publish_folder(folder, lambda tmp: save_model_folder(tmp, unet=unet, config=config, extra=extra))
 
 def is_model_folder(folder: str | Path) -> bool:
     """True when `folder` holds config.json and model.safetensors."""
@@ -133,15 +119,6 @@ def weights_sha256(folder: str | Path) -> str:
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: str | Path) -> None:
-    """fsync a directory so a rename inside it survives a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -14,10 +14,11 @@ from tqdm.auto import tqdm
 from synthmed import __version__
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
+from synthmed.files import publish_folder
 from synthmed.latent.captions import make_captions
 from synthmed.latent.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    publish_folder, releases_accelerator, step_dir,
+    releases_accelerator, step_dir,
 )
 from synthmed.textgen.finetune_run import (
     RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,

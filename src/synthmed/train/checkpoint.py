@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from synthmed.files import atomic_write_text
+from synthmed.files import atomic_write_text, fsync_dir
 from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.unet import fsync_dir, save_model_folder
+from synthmed.models.unet import save_model_folder
 
 logger = logging.getLogger(__name__)
 
