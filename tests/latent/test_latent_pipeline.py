@@ -14,7 +14,7 @@ from synthmed.data.manifest import SYNTHETIC_COLUMNS, load_image_set
 from synthmed.latent.autoencoder import (
     AE_PRESETS, AETrainConfig, AutoencoderConfig, build_autoencoder, load_autoencoder, train_autoencoder,
 )
-from synthmed.latent.run_files import latest_checkpoint, read_stats
+from synthmed.train.run_files import latest_checkpoint, read_stats
 
 
 def test_cli_autoencoder_train_sample_resume(dataset32, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Labels made from prompts, and the caption builder re-exported for text-to-image."""
 
-from synthmed.latent.captions import make_captions as latent_make_captions
+from synthmed.data.captions import make_captions as data_make_captions
 from synthmed.textgen.captions import label_from_prompt, make_captions
 
 
@@ -11,4 +11,4 @@ def test_label_from_prompt():
 
 
 def test_caption_builder_is_shared():
-    assert make_captions is latent_make_captions
+    assert make_captions is data_make_captions

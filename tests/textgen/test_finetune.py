@@ -9,10 +9,10 @@ from safetensors.torch import load_file
 
 from synthmed.cli import main
 from synthmed.data.manifest import load_image_set, read_manifest, write_manifest
-from synthmed.latent.run_files import latest_checkpoint, read_stats
 from synthmed.textgen.finetune import finetune
 from synthmed.textgen.finetune_run import FinetuneConfig, read_run_info
 from synthmed.textgen.local_sd import LocalSDProvider
+from synthmed.train.run_files import latest_checkpoint, read_stats
 
 
 def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_sd, tiny_dataset, tmp_path, capsys):

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import atomic_write_json
 from synthmed.models.config import largest_group_count
-from synthmed.latent.run_files import (
+from synthmed.train.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     releases_accelerator, step_dir,
 )

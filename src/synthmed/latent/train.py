@@ -21,17 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from synthmed import __version__
+from synthmed.data.captions import make_captions
 from synthmed.data.manifest import load_image_set, read_dataset_info
 from synthmed.files import atomic_write_json, publish_folder
 from synthmed.latent.autoencoder import dataset_images, load_autoencoder, save_autoencoder
-from synthmed.latent.captions import make_captions
 from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metadata_spec_from_frame
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
-from synthmed.latent.run_files import (
+from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
+from synthmed.train.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     releases_accelerator, step_dir,
 )
-from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
+from synthmed.train.steps import ema_weights, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +166,8 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
                            "ema": ema.state_dict() if ema is not None else {}, "generator": generator.get_state()},
                           step_dir(out, step) / TRAIN_STATE_NAME)
         prune_checkpoints(out, keep=train.keep_checkpoints)
-        if ema is not None:
-            ema.store(params)
-            ema.copy_to(params)
-        try:
+        with ema_weights(ema, params):
             publish_folder(out / "model", lambda tmp: save_latent_model(tmp, model=unwrapped, conditions=conditions))
-        finally:
-            if ema is not None:
-                ema.restore(params)
         atomic_write_json(out / RUN_INFO_NAME, {**run_info, "steps_done": step})
 
     # Train.
@@ -197,12 +192,7 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
             prediction = model(noisy, timesteps, labels[index].to(device),
                                {k: v[index].to(device) for k, v in metadata.items()}, drop, text)
         loss = F.mse_loss(prediction.float(), target.float())
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.step(params)
+        optimizer_step(accelerator, optimizer, params, loss, clip_norm=1.0, ema=ema)
         done = step + 1
         if done % train.log_every_steps == 0 or done == train.max_steps:
             append_stats(out, {"step": done, "loss": loss.item(), "elapsed_s": time.perf_counter() - started})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthmed.latent.captions import DEFAULT_TEMPLATE, make_captions, template_fields
+from synthmed.data.captions import DEFAULT_TEMPLATE, make_captions, template_fields
 
 __all__ = ["DEFAULT_TEMPLATE", "label_from_prompt", "make_captions", "template_fields"]
 

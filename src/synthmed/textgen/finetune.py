@@ -12,19 +12,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthmed import __version__
+from synthmed.data.captions import make_captions
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
 from synthmed.files import publish_folder
-from synthmed.latent.captions import make_captions
-from synthmed.latent.run_files import (
-    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    releases_accelerator, step_dir,
-)
 from synthmed.textgen.finetune_run import (
     RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,
     write_run_info,
 )
 from synthmed.textgen.local_sd import check_sd_folder
+from synthmed.train.run_files import (
+    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
+    releases_accelerator, step_dir,
+)
+from synthmed.train.steps import ema_weights, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +162,9 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
                  "ema": ema.state_dict() if ema is not None else {}}
         atomic_torch_save(state, step_dir(out, step) / TRAIN_STATE_NAME)
         prune_checkpoints(out, keep=config.keep_checkpoints)
-        if ema is not None:
-            ema.store(params)
-            ema.copy_to(params)
-        try:
+        with ema_weights(ema, params):
             publish_folder(adapted_weights_dir(out, config.mode),
                            lambda tmp: save_adapted_weights(tmp, unet=accelerator.unwrap_model(unet), mode=config.mode))
-        finally:
-            if ema is not None:
-                ema.restore(params)
         write_run_info(out, run_info.model_copy(update={"steps_done": step}))
 
     # Train.
@@ -194,12 +189,7 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
         with accelerator.autocast():
             prediction = unet(noisy, timesteps, encoder_hidden_states=text).sample
         loss = F.mse_loss(prediction.float(), target.float())
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.step(params)
+        optimizer_step(accelerator, optimizer, params, loss, clip_norm=1.0, ema=ema)
         done = step + 1
         if done % config.log_every_steps == 0 or done == config.max_steps:
             append_stats(out, {"step": done, "loss": loss.item(), "elapsed_s": time.perf_counter() - started})

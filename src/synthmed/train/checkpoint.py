@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from synthmed.files import atomic_write_text, fsync_dir
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.unet import save_model_folder
+from synthmed.train.steps import ema_weights
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +41,8 @@ def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, opt
     final = root / f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
     # Write the inference folder from the EMA weights (swap them in, save, swap back).
-    ema.store(unet.parameters())
-    ema.copy_to(unet.parameters())
-    try:
+    with ema_weights(ema, unet.parameters()):
         save_model_folder(tmp / "model", unet=unet, config=model_config, extra={"step": step, "weights": "ema"})
-    finally:
-        ema.restore(unet.parameters())
     fsync_dir(tmp / "model")
     # Write the raw weights and the resumable state.
     online = {k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}

@@ -17,10 +17,16 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
-from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
+from synthmed.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from synthmed.train.config import TrainConfig, resolve_mixed_precision
 from synthmed.train.grids import class_grid, save_png_atomic
 from synthmed.train.objective import diffusion_loss, drop_labels
+from synthmed.train.steps import ema_weights, optimizer_step
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             logger.info("--resume: no checkpoint in %s yet, starting from step 0", run_dir)
         unet, optimizer = accelerator.prepare(unet, optimizer)
         raw_unet = accelerator.unwrap_model(unet)
+        params = list(raw_unet.parameters())  # shared with the wrapped (DDP) module
         scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(accelerator.device)
 
         # Training loop.
@@ -141,11 +148,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = diffusion_loss(unet, scheduler, clean, cond, generator=generator, snr_gamma=config.snr_gamma)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(unet.parameters(), config.grad_clip_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.step(raw_unet.parameters())
+            optimizer_step(accelerator, optimizer, params, loss, clip_norm=config.grad_clip_norm, ema=ema)
             step += 1
             bar.update(1)
 
@@ -179,11 +182,9 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             _checkpoint(accelerator, run_dir, step, raw_unet, ema, optimizer, generator, elapsed_s(), config)
         model_dir = run_dir / MODEL_DIR
         if main_process:
-            ema.store(raw_unet.parameters())
-            ema.copy_to(raw_unet.parameters())
-            publish_model_folder(model_dir, unet=raw_unet, config=config.model,
-                                 extra={"step": step, "weights": "ema", "dataset": config.dataset})
-            ema.restore(raw_unet.parameters())
+            with ema_weights(ema, raw_unet.parameters()):
+                publish_model_folder(model_dir, unet=raw_unet, config=config.model,
+                                     extra={"step": step, "weights": "ema", "dataset": config.dataset})
             _save_grid(run_dir, raw_unet, ema, scheduler, config, step, accelerator.device)
             _write_stats(stats, {"event": "end", "step": step, "wall_s": round(elapsed_s(), 3)})
             stats.close()
@@ -219,13 +220,9 @@ def _checkpoint(accelerator, run_dir, step, unet, ema, optimizer, generator, ela
 
 
 def _save_grid(run_dir, unet, ema, scheduler, config, step, device) -> None:
-    ema.store(unet.parameters())
-    ema.copy_to(unet.parameters())
-    try:
+    with ema_weights(ema, unet.parameters()):
         image = class_grid(unet, scheduler, config.model, per_class=config.grid_per_class,
                            steps=config.grid_sampler_steps, seed=config.seed, device=device)
-    finally:
-        ema.restore(unet.parameters())
     save_png_atomic(image, run_dir / "grids" / f"step-{step:06d}.png")
 
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from synthmed.latent.captions import make_captions
+from synthmed.data.captions import make_captions
 
 
 def test_caption_column_wins_and_template_fills_the_rest():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from synthmed.files import publish_folder
-from synthmed.latent.run_files import (
+from synthmed.train.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
     read_stats, releases_accelerator, reset_accelerate_state, step_dir,
 )

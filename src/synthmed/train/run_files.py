@@ -1,4 +1,4 @@
-"""Run-folder helpers shared by fine-tuning and latent training: atomic torch saves, folder swaps, stats.jsonl."""
+"""Run-folder helpers shared by the latent and fine-tuning loops: atomic torch saves, step folders, stats.jsonl, accelerator setup."""
 
 from __future__ import annotations
 
