@@ -11,11 +11,13 @@ HEADER = """# Benchmarks
 
 Figures measured by the scripts in `bench/`, each with the command that produced it. Every speed
 figure is a ratio against a baseline measured in the same run. Machine unless stated: the project's
-2-core x86_64 VM (AVX2, no native bf16, no GPU, 24 GiB). Most figures were taken while several other
-jobs shared the two cores (noted per section), so absolute times are pessimistic; ratios are what to
-compare. No GPU device was lent to the session that produced these, so the GPU rows (256 px
-throughput against the reference model's 37 images/s on a Quadro RTX 8000, and latent vs pixel at
-256 px) await a session with one; the commands to produce them are given.
+2-core x86_64 VM (AVX2, no native bf16, no GPU, 24 GiB). The first session's figures were mostly
+taken while several other jobs shared the two cores; the second session's (training throughput,
+sampler quality, class balancing at equal steps, the full evaluation, TSTR with the torchvision
+architectures) on a quiet machine. Each section says which; ratios are what to compare. No GPU
+device was lent to either session, so the GPU rows (256 px throughput against the reference model's
+37 images/s on a Quadro RTX 8000, and latent vs pixel at 256 px) await a session with one; the
+commands to produce them are given.
 
 Regenerate this page with `.venv/bin/python bench/assemble_benchmarks.py`.
 

@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/pneumonia")
     parser.add_argument("--npz", default=str(NPZ))
     parser.add_argument("--duration-min", type=float, default=25.0)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="a step budget instead of --duration-min (to compare recipes at an equal step count)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1.5e-3)
@@ -37,7 +39,8 @@ def main() -> None:
     parser.add_argument("--sampler", default="dpmpp")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
-    parser.add_argument("--class-balance-power", type=float, default=0.0)
+    parser.add_argument("--class-balance-power", type=float, default=1.0,
+                        help="1 = classes equally often (synthmed's default); 0 = as the data is (the first run)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -50,7 +53,8 @@ def main() -> None:
                         str(data)], check=True)
 
     # Train for the wall-clock budget (resumes if a previous attempt was killed).
-    config = train_config_for_dataset(data, preset="32", max_duration_min=args.duration_min,
+    budget = {"max_steps": args.max_steps} if args.max_steps else {"max_duration_min": args.duration_min}
+    config = train_config_for_dataset(data, preset="32", **budget,
                                       batch_size=args.batch_size, lr=args.lr, lr_warmup_steps=50,
                                       mixed_precision=args.mixed_precision, checkpoint_every_steps=1000,
                                       checkpoint_every_min=5.0, log_every_steps=20,

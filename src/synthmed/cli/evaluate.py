@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-synthetic", type=int, help="seeded random cap on synthetic images")
     parser.add_argument("--tstr-archs", type=_csv, default=["small_cnn"],
                         help="usefulness classifiers: small_cnn,resnet50,densenet121,vgg19")
-    parser.add_argument("--tstr-seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0, 1, 2])
-    parser.add_argument("--tstr-epochs", type=int, default=20)
+    parser.add_argument("--tstr-seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0, 1, 2],
+                        help="comma-separated seeds; each arch x training set is fitted once per seed")
+    parser.add_argument("--tstr-epochs", type=int, default=20, help="epochs per usefulness classifier")
     parser.add_argument("--tstr-max-train", type=int, help="seeded random cap on each usefulness training set")
     parser.add_argument("--tstr-weights-dir", type=Path, help="folder with torchvision ImageNet .pth files")
     parser.add_argument("--skip", type=_csv, default=[], help=f"parts to skip, comma-separated: {PARTS_HELP}")
@@ -44,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--encoder-epochs", type=int, default=4, help="domain encoder training epochs")
     parser.add_argument("--explain-images", type=int, default=8, help="images per set for Grad-CAM / LIME")
     parser.add_argument("--lime-samples", type=int, default=300, help="LIME perturbations per image")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of subsampling, bootstrap, encoder training and explanations")
     parser.set_defaults(func=run)
 
 

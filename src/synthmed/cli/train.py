@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="UNet target (default v_prediction)")
     parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma (default 5; 0 = off)")
     parser.add_argument("--class-balance-power", type=float, default=None,
-                        help="0 = draw images as the data is (default); 1 = every class equally often")
+                        help="1 = every class equally often (default); 0 = draw images as the data is")
     parser.add_argument("--hflip", action="store_true", default=None,
                         help="random horizontal flips (off by default: laterality matters in chest X-rays)")
     parser.set_defaults(func=run)

@@ -38,8 +38,9 @@ class TrainConfig(BaseModel):
     grad_clip_norm: float = Field(1.0, gt=0)
     snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); "
                                                            "None = plain MSE")
-    class_balance_power: float = Field(0.0, ge=0, le=1, description="0 = draw images as the data is; 1 = every "
-                                       "class equally often (helps a minority class; see train/batches.py)")
+    class_balance_power: float = Field(1.0, ge=0, le=1, description="1 = every class equally often (default: a "
+                                       "minority class gets as many updates as the majority; BENCHMARKS.md c4); "
+                                       "0 = draw images as the data is")
     hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
     mixed_precision: MixedPrecision = Field("auto", description="auto = bf16 on GPUs and on CPUs with native "
                                                                 "bf16 (AVX512-BF16/AMX), else no")
