@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_scor
 
 from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.evaluate.classifiers import predict_proba
-from synthmed.evaluate.tstr import TSTRConfig, classification_metrics, run_tstr, train_reference_classifier
+from synthmed.evaluate.tstr import (
+    TSTRConfig, classification_metrics, run_tstr, train_reference_classifier, tstr_verdict,
+)
 
 FAST = dict(seeds=(0, 1), epochs=12, batch_size=8, lr=3e-3, image_size_px=16, small_cnn_width=8,
             bootstrap_samples=100, augment_shift_px=1)
@@ -75,6 +78,14 @@ def test_synthetic_copy_of_real_train_gives_ratio_about_one(splits: dict, tmp_pa
     assert (tmp_path / "eval" / section["figures"][0]["path"]).stat().st_size > 1000
     assert json.loads(json.dumps(section)) == section
     assert json.loads((out_dir / "tstr.json").read_text())["ratios"] == section["ratios"]
+
+    # Had the real-trained classifier stayed at chance, a ratio of about 1 would mean nothing.
+    at_chance = copy.deepcopy(section)
+    at_chance["results"]["small_cnn"]["real"]["balanced_accuracy"].update(mean=0.52, ci_low=0.46, ci_high=0.58)
+    verdict = tstr_verdict(at_chance, arch="small_cnn")
+    assert verdict["status"] == "info" and "did not learn" in verdict["verdict"] and "0.50" in verdict["verdict"]
+    at_chance["results"]["small_cnn"]["real"]["balanced_accuracy"].update(ci_low=None)  # no bootstrap
+    assert tstr_verdict(at_chance, arch="small_cnn")["status"] == "info"
 
 
 def test_swapped_labels_give_accuracy_below_chance(splits: dict, tmp_path: Path) -> None:

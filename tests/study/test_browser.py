@@ -65,7 +65,8 @@ def test_reader_answers_leaves_resumes_submits_and_admin_sees_it(tmp_path, image
             assert "3 answered" in driver.page_source
             for position in (4, 5, 6):
                 _answer_with_keys(driver, "f" if position % 2 else "r", "5")
-                _wait_url(driver, "/reader/case/" if position < 6 else "/reader/review")
+                # Wait for the next page itself (the current URL already contains "/reader/case/").
+                _wait_url(driver, f"/reader/case/{position + 1}" if position < 6 else "/reader/review")
             _wait_url(driver, "/reader/review")
             driver.find_element(By.ID, "submit-study").click()
             driver.switch_to.alert.accept()
