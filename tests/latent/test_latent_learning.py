@@ -12,8 +12,8 @@ from synthmed.data.manifest import read_manifest, write_manifest
 
 
 @pytest.mark.slow
-def test_class_and_sex_conditioning_are_learned(tmp_path, dataset_builder):
-    dataset = dataset_builder(tmp_path / "ds", size_px=32, per_class={"train": 16})
+def test_class_and_sex_conditioning_are_learned(tmp_path, prepared_dataset_factory):
+    dataset = prepared_dataset_factory(tmp_path / "ds", size_px=32, per_class={"train": 16})
     frame = read_manifest(dataset)
     frame["sex"] = np.where(frame.index % 2 == 0, "F", "M")
     write_manifest(frame, dataset)

@@ -7,7 +7,6 @@ from diffusers.training_utils import EMAModel
 
 from synthmed.models.config import preset_config
 from synthmed.models.unet import build_unet
-from synthmed.train.batches import batch_indices
 from synthmed.train.checkpoint import (complete_checkpoints, latest_checkpoint, load_checkpoint,
                                        remove_partial_checkpoints, save_checkpoint)
 
@@ -46,12 +45,3 @@ def test_partial_and_dangling_states_recover(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step-000002"
     assert latest_checkpoint(tmp_path / "nothing") is None
 
-
-def test_batch_order_is_a_function_of_seed_and_step():
-    a = batch_indices(10, 4, seed=0, step=3)
-    assert (a == batch_indices(10, 4, seed=0, step=3)).all()
-    epoch = sorted(int(i) for s in range(5) for i in batch_indices(10, 4, seed=0, step=s)[:])[:10]
-    first_epoch = [int(i) for s in (0, 1) for i in batch_indices(10, 4, seed=0, step=s)]
-    first_epoch += [int(i) for i in batch_indices(10, 4, seed=0, step=2)[:2]]
-    assert sorted(first_epoch) == list(range(10)) and len(epoch) == 10
-    assert not (batch_indices(10, 4, seed=1, step=0) == batch_indices(10, 4, seed=0, step=0)).all()
