@@ -15,6 +15,7 @@ from synthmed.latent.autoencoder import load_autoencoder
 from synthmed.latent.conditioning import encode_metadata
 from synthmed.latent.model import CONDITIONS_NAME, LatentDenoiser, load_latent_model
 from synthmed.latent.text import embed_captions, load_text_encoder
+from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, initial_noise, make_scheduler
 from synthmed.sample.writer import SyntheticSetWriter
 
@@ -67,15 +68,6 @@ def denoise_latents(model: LatentDenoiser, scheduler, *, labels: torch.Tensor, m
             out = uncond + guidance_scale * (cond - uncond)
         x = scheduler.step(out, t, x, **step_kwargs).prev_sample
     return x
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} asked for but no CUDA GPU is visible; use --device cpu.")
-    return torch.device(device)
 
 
 def sample_latent(run: str | Path, *, out: str | Path, n_per_class: int, sampler: str = "ddim", steps: int | None = None,

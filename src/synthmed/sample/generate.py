@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
+from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
@@ -89,8 +90,7 @@ def sample_images(config: SampleConfig) -> Path:
     """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv)."""
     # Load model.
     model_dir = resolve_model_dir(config.model_dir).resolve()
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if config.device == "auto" else config.device)
+    device = resolve_device(config.device)
     unet, model_config, train_scheduler = load_model_folder(model_dir, device=device)
     names = model_config.class_names or [str(i) for i in range(model_config.num_classes)]
     chosen = _class_indices(config.classes, names)

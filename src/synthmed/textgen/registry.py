@@ -23,12 +23,10 @@ def make_local_sd(*, checkpoint: str | Path | None = None, lora: str | Path | No
                   guidance_scale: float = 7.5, negative_prompt: str | None = None, dtype: str = "float32",
                   scheduler: str = "default", batch_size: int = 1, device: str = "auto") -> ImageProvider:
     """A local diffusers Stable Diffusion folder (`checkpoint`), optionally with a `synthmed finetune` run."""
+    from synthmed.models.device import resolve_device
     from synthmed.textgen.local_sd import LocalSDProvider
 
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     if checkpoint is None:
         raise ValueError("--provider local-sd needs --checkpoint SD_DIR (a local diffusers Stable Diffusion folder).")
     return LocalSDProvider(checkpoint=checkpoint, finetune_run=lora, steps=steps, guidance_scale=guidance_scale,
