@@ -57,8 +57,8 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def fsync_dir(path: str | Path) -> None:
-    """fsync a directory so a rename inside it survives a crash."""
+def fsync_path(path: str | Path) -> None:
+    """fsync a file (its data reaches the disk) or a folder (renames inside it survive a crash)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -79,12 +79,22 @@ def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return swap_folder(tmp, folder)
+
+
+def swap_folder(new: str | Path, folder: str | Path) -> Path:
+    """Rename the finished folder `new` to `folder`; an existing `folder` is moved aside first, then deleted.
+
+    Two renames in one parent folder: a crash leaves the old folder, the new one, or the old one under
+    `.NAME.old` beside the new one, never a mix of the two.
+    """
+    new, folder = Path(new), Path(folder)
     old = folder.with_name(f".{folder.name}.old")
     if old.exists():
         shutil.rmtree(old)
     if folder.exists():
         os.replace(folder, old)
-    os.replace(tmp, folder)
-    fsync_dir(folder.parent)
+    os.replace(new, folder)
+    fsync_path(folder.parent)
     shutil.rmtree(old, ignore_errors=True)
     return folder

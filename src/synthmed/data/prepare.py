@@ -25,7 +25,7 @@ from synthmed.data.read_npz import MEDMNIST_MODALITY, medmnist_name, read_npz
 from synthmed.data.records import ReadError, ReadOptions, SourceImage, SourceItem
 from synthmed.data.scan import read_item, scan_source
 from synthmed.data.splits import split_by_patient, split_groups
-from synthmed.files import atomic_write_bytes
+from synthmed.files import atomic_write_bytes, swap_folder
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,7 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     write_card(partial, info=info, frame=frame, findings=findings, errors=errors_frame, config=config,
                notes=scan_notes + [channel_reason] + _split_notes(frame, config, len(near)),
                duration_s=time.perf_counter() - started)
-    if out_dir.exists():  # --overwrite: swap the new dataset in, then delete the old one
-        old = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        partial.rename(out_dir)
-        shutil.rmtree(old)
-    else:
-        partial.rename(out_dir)
+    swap_folder(partial, out_dir)  # with --overwrite the old dataset is moved aside, then deleted
     log.info("prepared %d images (%d errors) into %s in %.1f s", len(frame), len(errors), out_dir,
              time.perf_counter() - started)
     return out_dir

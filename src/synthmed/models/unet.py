@@ -10,14 +10,13 @@ A model folder is self-contained for sampling::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 
-from synthmed.files import atomic_write_json, publish_folder, sha256_file
+from synthmed.files import atomic_write_json, fsync_path, publish_folder, sha256_file
 from synthmed.models.config import DiffusionModelConfig
 
 FORMAT = "synthmed-diffusion-v1"
@@ -63,9 +62,9 @@ def save_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: Diff
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in unet.state_dict().items()}
     weights = folder / WEIGHTS_NAME
     save_file(state, str(weights), metadata={"format": FORMAT})
-    _fsync(weights)
+    fsync_path(weights)
     build_scheduler(config).save_config(str(folder))
-    _fsync(folder / SCHEDULER_NAME)
+    fsync_path(folder / SCHEDULER_NAME)
     atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": config.model_dump(), **(extra or {})})
     return folder
 
@@ -74,6 +73,7 @@ def publish_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: D
                          extra: dict | None = None) -> Path:
     """Replace `folder` with a freshly written model folder so no reader ever sees a partial one."""
     return publish_folder(folder, lambda tmp: save_model_folder(tmp, unet=unet, config=config, extra=extra))
+
 
 def is_model_folder(folder: str | Path) -> bool:
     """True when `folder` holds config.json and model.safetensors."""
@@ -117,10 +117,3 @@ def weights_sha256(folder: str | Path) -> str:
     """SHA-256 of the model folder's weights file (provenance for every sample)."""
     return sha256_file(Path(folder) / WEIGHTS_NAME)
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from synthmed.files import atomic_write_text, fsync_dir
+from synthmed.files import atomic_write_text, fsync_path, swap_folder
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.unet import save_model_folder
 from synthmed.train.steps import ema_weights
@@ -43,7 +43,7 @@ def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, opt
     # Write the inference folder from the EMA weights (swap them in, save, swap back).
     with ema_weights(ema, unet.parameters()):
         save_model_folder(tmp / "model", unet=unet, config=model_config, extra={"step": step, "weights": "ema"})
-    fsync_dir(tmp / "model")
+    fsync_path(tmp / "model")
     # Write the raw weights and the resumable state.
     online = {k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}
     save_file(online, str(tmp / ONLINE_NAME))
@@ -52,13 +52,10 @@ def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, opt
         torch.save(payload, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_file(tmp / ONLINE_NAME)
-    fsync_dir(tmp)
+    fsync_path(tmp / ONLINE_NAME)
+    fsync_path(tmp)
     # Publish: rename is atomic; then the pointer; then prune.
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync_dir(root)
+    swap_folder(tmp, final)
     atomic_write_text(root / LATEST, final.name + "\n")
     for old in complete_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -107,10 +104,3 @@ def _is_complete(path: Path) -> bool:
     return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors",
                                                     "model/config.json"))
 
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
