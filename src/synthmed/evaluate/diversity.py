@@ -102,13 +102,24 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
     return result
 
 
-def diversity_verdict(result: dict) -> str:
-    """One sentence: are synthetic images of a class as varied as real ones?"""
+def collapsed_classes(result: dict) -> list[str]:
+    """'CLASS (synthetic vs real MS-SSIM)' for each class whose synthetic images are clearly more alike."""
     collapsed = []
     for name, entry in result["per_class"].items():
         synth, real = entry["synthetic"].get("mean"), entry["real"].get("mean")
         if synth is not None and real is not None and synth > real + 0.1 * (1 - real) + 0.05:
             collapsed.append(f"{name} ({synth:.2f} vs {real:.2f} for real)")
+    return collapsed
+
+
+def diversity_status(result: dict) -> str:
+    """poor when any class shows mode collapse, else good."""
+    return "poor" if collapsed_classes(result) else "good"
+
+
+def diversity_verdict(result: dict) -> str:
+    """One sentence: are synthetic images of a class as varied as real ones?"""
+    collapsed = collapsed_classes(result)
     if collapsed:
         return ("Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
                 + ", ".join(collapsed) + " (MS-SSIM, higher = more alike).")

@@ -10,9 +10,9 @@ import pandas as pd
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate import plots
-from synthmed.evaluate.diversity import DiversityConfig, compute_diversity, diversity_verdict
+from synthmed.evaluate.diversity import DiversityConfig, compute_diversity, diversity_status, diversity_verdict
 from synthmed.evaluate.features import FeatureExtractor, describe
-from synthmed.evaluate.fidelity import FidelityConfig, compute_fidelity, fidelity_verdict
+from synthmed.evaluate.fidelity import FidelityConfig, compute_fidelity, fidelity_status, fidelity_verdict
 from synthmed.evaluate.memorisation import MemorisationConfig, find_copies, memorisation_verdict
 from synthmed.files import atomic_write_bytes
 
@@ -73,12 +73,7 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
                            "Features of real and synthetic images (first two principal axes of the real ones)"))
     return {"features": features["extractor"] | {"n_real_train": len(real.train), "n_heldout": len(heldout),
                                                  "n_synthetic": len(synthetic)},
-            **result, "verdict": fidelity_verdict(result), "status": _fidelity_status(result), "figures": figures}
-
-
-def _fidelity_status(result: dict) -> str:
-    ratio = result["overall"].get("fid_ratio_to_floor")
-    return "info" if ratio is None else "good" if ratio < 1.5 else "fair" if ratio < 4 else "poor"
+            **result, "verdict": fidelity_verdict(result), "status": fidelity_status(result), "figures": figures}
 
 
 def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -> dict:
@@ -88,10 +83,10 @@ def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) ->
                                classes=list(real.train.classes), config=DiversityConfig(seed=config.seed))
     values = result.pop("_values")
     path = plots.plot_msssim(values, out_dir / "diversity" / "msssim.png")
-    verdict = diversity_verdict(result)
+    verdict, status = diversity_verdict(result), diversity_status(result)
     result["measured_on"] = (f"pixels at {real.train.pixels.shape[-1]} px as loaded (inputs.resize_method), "
                              f"scaled to [0, 1]; no feature extractor")
-    return result | {"verdict": verdict, "status": "poor" if "mode collapse" in verdict else "good",
+    return result | {"verdict": verdict, "status": status,
                      "figures": [_figure(path, out_dir, "Within-class MS-SSIM of random pairs (higher = more alike)")]}
 
 
