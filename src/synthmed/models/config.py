@@ -10,13 +10,13 @@ PredictionType = Literal["epsilon", "v_prediction"]
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 
-
 def largest_group_count(channels: list[int] | tuple[int, ...], *, most: int = 32) -> int:
     """The largest of most, most/2, ..., 1 that divides every channel count (GroupNorm's num_groups)."""
     groups = most
     while groups > 1 and any(c % groups for c in channels):
         groups //= 2
     return groups
+
 
 class DiffusionModelConfig(BaseModel):
     """Everything needed to rebuild the UNet and its noise schedule (saved as `model/config.json`).

@@ -17,12 +17,7 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
-from synthmed.train.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    remove_partial_checkpoints,
-    save_checkpoint,
-)
+from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
 from synthmed.train.config import TrainConfig, resolve_mixed_precision
 from synthmed.train.grids import class_grid, save_png_atomic
 from synthmed.train.objective import diffusion_loss, drop_labels
@@ -130,10 +125,10 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         while budget_progress(config, step=step, elapsed_s=elapsed_s()) < 1.0:
             # Draw this step's batch (this process's slice of the global batch).
             if config.class_balance_power > 0:
-                index = balanced_batch_indices(label_tensor.numpy(), config.batch_size * world, seed=config.seed, step=step,
+                index = balanced_batch_indices(labels, config.batch_size * world, seed=config.seed, step=step,
                                                power=config.class_balance_power)
             else:
-                index = batch_indices(len(label_tensor), config.batch_size * world, seed=config.seed, step=step)
+                index = batch_indices(len(labels), config.batch_size * world, seed=config.seed, step=step)
             index = index[accelerator.process_index::world]
             clean = to_model_range(images[index]).to(accelerator.device)
             if config.hflip:
