@@ -6,9 +6,9 @@ The feature network is synthmed.evaluate's domain encoder (a small CNN classifie
 train split, cached under bench/out/pneumonia/cache). The floor is real train vs real val with the
 same number of images per class as the synthetic set (seeded subsample), so the sample-size bias of
 the Frechet distance is the same on both sides; it is averaged over --floor-draws subsamples (the same
-draws for every folder), because one subsample of a few hundred images moves the floor by up to 2x. Writes a JSON next to each sample folder and, with
---grid, bench/results/pneumonia_grid.png (rows: real normal, synthetic normal, real pneumonia,
-synthetic pneumonia).
+draws for every folder), because one subsample of a few hundred images moves the floor by up to 2x.
+Writes a JSON next to each sample folder and, with --grid PATH, a grid of the last folder's images
+(rows: real normal, synthetic normal, real pneumonia, synthetic pneumonia).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("samples", nargs="+")
     parser.add_argument("--data", default="bench/out/pneumonia/data")
     parser.add_argument("--cache", default="bench/out/pneumonia/cache")
-    parser.add_argument("--grid", default=None, help="write a real-vs-synthetic grid PNG here")
+    parser.add_argument("--grid", default=None, help="write a real-vs-synthetic grid PNG of the last folder here")
     parser.add_argument("--floor-draws", type=int, default=10,
                         help="the floor is the mean over this many random train subsamples")
     args = parser.parse_args()
@@ -65,15 +65,15 @@ def main() -> None:
         for name, r in result["classes"].items():
             print(f"| {name} | {r['n_synthetic']} | {r['fd_synthetic_vs_val']:.2f} | "
                   f"{r['fd_train_vs_val_floor']:.2f} | {r['ratio_to_floor']:.2f}x |")
-        if args.grid:
+        if args.grid and folder == args.samples[-1]:
             rows = []
             for c in range(len(train.classes)):
                 if not (synth.labels == c).any():
                     continue
                 rows.append(train.pixels[train.labels == c][:12])
                 rows.append(synth.pixels[synth.labels == c][:12])
-            save_png_atomic(grid_image(rows).resize((grid_image(rows).width * 3, grid_image(rows).height * 3)),
-                            args.grid)
+            grid = grid_image(rows)
+            save_png_atomic(grid.resize((grid.width * 3, grid.height * 3)), args.grid)
 
 
 if __name__ == "__main__":
