@@ -1,12 +1,12 @@
-"""MS-SSIM diversity: collapsed sets look alike, settings fit every image size."""
+"""MS-SSIM diversity: collapsed sets look alike, noise is not variety, settings fit every image size."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from synthmed.evaluate.diversity import (DiversityConfig, compute_diversity, diversity_verdict, msssim_settings,
-                                         pairwise_msssim, random_pairs)
+from synthmed.evaluate.diversity import (DiversityConfig, compute_diversity, diversity_status, diversity_verdict,
+                                         msssim_settings, pairwise_msssim, random_pairs)
 from _evaluate_helpers import smooth_images
 
 
@@ -31,7 +31,17 @@ def test_collapsed_set_has_high_msssim_and_verdict_says_so():
     assert "mode collapse" in diversity_verdict(result)
     varied = compute_diversity(real_pixels=real, real_labels=labels, synthetic_pixels=smooth_images(40, size_px=32, seed=3, shared=0.2),
                                synthetic_labels=labels, classes=["only"], config=DiversityConfig(pairs_per_class=50))
-    assert "mode collapse" not in diversity_verdict(varied)
+    assert "mode collapse" not in diversity_verdict(varied) and diversity_status(varied) == "good"
+
+
+def test_noise_is_not_diversity():
+    """Pure noise varies more than patients do: it must not read as good variety."""
+    real = smooth_images(40, size_px=32, seed=1, shared=0.2)
+    noise = np.random.default_rng(4).integers(0, 256, (40, 1, 32, 32), dtype=np.uint8)
+    labels = np.zeros(40, dtype=int)
+    result = compute_diversity(real_pixels=real, real_labels=labels, synthetic_pixels=noise, synthetic_labels=labels,
+                               classes=["only"], config=DiversityConfig(pairs_per_class=50))
+    assert diversity_status(result) == "poor" and "noise" in diversity_verdict(result)
 
 
 def test_random_pairs_never_pair_an_image_with_itself():

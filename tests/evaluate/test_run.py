@@ -35,9 +35,14 @@ def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic
     assert metrics["inputs"]["counts"] == {"real_train": 24, "real_val": 8, "real_test": 12, "synthetic": 14}
     assert metrics["inputs"]["classes"] == ["left", "right"]
     fidelity = metrics["fidelity"]
-    assert fidelity["features"]["extractor"] == "domain" and fidelity["features"]["encoder_training"]["epochs"] == 1
-    assert fidelity["overall"]["synthetic"]["fid"]["value"] >= 0 and "real_floor" in fidelity["overall"]
-    assert set(fidelity["per_class"]) == {"left", "right"}
+    extractor = fidelity["rests_on"]["extractor"]
+    assert extractor["extractor"] == "domain" and extractor["encoder_training"]["epochs"] == 1
+    assert set(fidelity["panels"]) == {"intensity", "texture", "encoding", "semantic"}
+    assert set(fidelity["panels"]["texture"]["per_class"]) == {"left", "right"}
+    assert fidelity["rests_on"]["heldout_split"] == "val" and fidelity["rests_on"]["n_heldout"] == 8
+    assert "Too few images" in fidelity["verdict"]  # 4 held-out images per class: no verdict is claimed
+    semantic = fidelity["semantic_fid_kid_prdc"]
+    assert semantic["overall"]["synthetic"]["fid"]["value"] >= 0 and "real_floor" in semantic["overall"]
     assert metrics["diversity"]["msssim_settings"]["image_size_px"] == 16
     memo = metrics["memorisation"]
     assert memo["n_synthetic"] == 14 and memo["n_flagged"] >= 2  # the two planted training copies
@@ -63,6 +68,32 @@ def test_evaluate_runs_usefulness_condition_and_explanations(tiny_dataset, synth
         assert metrics[part].get("status") not in ("failed", "pending", "not available"), metrics[part]
         assert metrics[part]["verdict"] and all((out / f["path"]).is_file() for f in metrics[part]["figures"])
     assert metrics["status"]["failed_parts"] == []
+
+
+@pytest.mark.parametrize("kind", ["noise", "fresh"])
+def test_pure_noise_reads_poor_everywhere_and_fresh_real_images_read_good(prepared_dataset_factory, tmp_path, kind):
+    """An untrained generator's output (uniform noise) must not pass fidelity, precision or diversity; new images
+    drawn like the real ones must pass fidelity."""
+    real = prepared_dataset_factory(tmp_path / "real", per_class={"train": 80, "val": 40, "test": 4}, seed=0)
+    if kind == "noise":
+        pixels = np.random.default_rng(1).integers(0, 256, (80, 1, 16, 16), dtype=np.uint8)
+    else:
+        fresh = prepared_dataset_factory(tmp_path / "fresh", per_class={"train": 40}, seed=7)
+        pixels = load_image_arrays(fresh, split="train").pixels
+    labels = ["left"] * 40 + ["right"] * 40
+    synthetic = write_image_set(tmp_path / "synthetic", pixels, labels)
+    path = evaluate(EvalConfig(real_dir=real, synthetic_dir=synthetic, out_dir=tmp_path / "eval", encoder_epochs=2,
+                               cache_dir=tmp_path / "cache", skip=("usefulness", "condition_fidelity",
+                                                                   "explanations", "memorisation")))
+    metrics = json.loads(path.read_text())
+    fidelity, diversity = metrics["fidelity"], metrics["diversity"]
+    precision = fidelity["precision_recall_all_panels"]["synthetic"]["precision"]
+    if kind == "noise":
+        assert fidelity["status"] == "poor" and diversity["status"] == "poor", (fidelity["verdict"], diversity)
+        assert precision < 0.2 and "noise" in diversity["verdict"]
+    else:
+        assert fidelity["status"] == "good", fidelity["verdict"]
+        assert precision > 0.7 and diversity["status"] == "good"
 
 
 def test_synthetic_labels_outside_the_real_classes_are_refused(tiny_dataset, tmp_path, capsys):

@@ -72,7 +72,7 @@ def render_card_md(card: dict) -> str:
               f"- byte-identical groups: {exact['groups']} ({exact['extra_copies']} extra copies), "
               f"{exact['crossing_splits']} crossing splits",
               f"- near-duplicate pairs (correlation >= {near['threshold_correlation']} of "
-              f"{near['thumbnail_px']}x{near['thumbnail_px']} thumbnails): {near['pairs']}, "
+              f"{near['thumbnail_px']}x{near['thumbnail_px']} thumbnails, mirrored copies included): {near['pairs']}, "
               f"{near['crossing_splits']} crossing splits",
               f"- patients in more than one of the source's splits: {leak['patients']}", ""]
     shown = [g for g in exact["list"] if g["crosses_splits"]] + [g for g in exact["list"] if not g["crosses_splits"]]

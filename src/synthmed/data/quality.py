@@ -13,11 +13,15 @@ SHORTCUT_DISTANCE = 0.3      # total-variation distance between one class and th
 BLOCK_ROWS = 1024
 
 
-def thumbnails(pixels: list[np.ndarray]) -> np.ndarray:
-    """[N, THUMB_PX**2] zero-mean unit-norm grey thumbnails (block means) of square uint8 images."""
+def thumbnails(pixels: list[np.ndarray], *, channels_first: bool = False) -> np.ndarray:
+    """[N, THUMB_PX**2] zero-mean unit-norm grey thumbnails (block means) of square uint8 images.
+
+    Images are HxW or HxWxC (or CxHxW with `channels_first`, as in ImageArrays.pixels).
+    """
     rows = []
     for image in pixels:
-        grey = image.astype(np.float32) if image.ndim == 2 else image.astype(np.float32).mean(axis=-1)
+        channel_axis = 0 if channels_first else -1
+        grey = image.astype(np.float32) if image.ndim == 2 else image.astype(np.float32).mean(axis=channel_axis)
         side = grey.shape[0] - grey.shape[0] % THUMB_PX
         if side >= THUMB_PX:
             block = side // THUMB_PX
@@ -38,24 +42,53 @@ def exact_duplicate_groups(frame: pd.DataFrame) -> list[list[int]]:
     return [sorted(map(int, rows)) for rows in groups.values() if len(rows) > 1]
 
 
+def mirrored(thumbs: np.ndarray) -> np.ndarray:
+    """The thumbnails of the left-right mirrored images."""
+    return thumbs.reshape(-1, THUMB_PX, THUMB_PX)[:, :, ::-1].reshape(len(thumbs), -1)
+
+
+def _correlations(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Thumbnail correlation of each row with each column image, the column also mirrored (the larger of the two)."""
+    return np.maximum(rows @ columns.T, rows @ mirrored(columns).T)
+
+
 def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICATE_CORRELATION,
                          exclude: set[tuple[int, int]] | None = None, flat_rows: np.ndarray | None = None
                          ) -> list[tuple[int, int, float]]:
-    """Pairs (i < j) whose thumbnails correlate at or above `threshold`, computed block-wise (vectorised).
+    """Pairs (i < j) whose thumbnails correlate at or above `threshold`, directly or mirrored (vectorised).
 
-    Flat images (all one value) have no structure to compare and are skipped.
+    This is synthmed's one near-duplicate definition: `prepare` (the dataset card) and `evaluate`
+    (held-out images excluded from the copy calibration) both use it. Flat images (all one value)
+    have no structure to compare and are skipped.
     """
     exclude = exclude or set()
     flat = flat_rows if flat_rows is not None else np.linalg.norm(thumbs, axis=1) < 0.5
     pairs: list[tuple[int, int, float]] = []
     for start in range(0, len(thumbs), BLOCK_ROWS):
-        block = thumbs[start:start + BLOCK_ROWS] @ thumbs.T
+        block = _correlations(thumbs[start:start + BLOCK_ROWS], thumbs)
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows, cols):
             i, j = start + int(r), int(c)
             if i < j and not flat[i] and not flat[j] and (i, j) not in exclude:
                 pairs.append((i, j, float(block[r, c])))
     return pairs
+
+
+def near_duplicates_of(query_pixels: np.ndarray, reference_pixels: np.ndarray, *,
+                       threshold: float = NEAR_DUPLICATE_CORRELATION) -> tuple[np.ndarray, np.ndarray]:
+    """For each query image (uint8 [N, C, H, W]): its best thumbnail correlation with any reference image
+    (mirrored or not) and that image's index; a near-duplicate where the correlation reaches `threshold`."""
+    query = thumbnails(list(query_pixels), channels_first=True)
+    reference = thumbnails(list(reference_pixels), channels_first=True)
+    best, index = np.full(len(query), -1.0), np.zeros(len(query), dtype=int)
+    flat = np.linalg.norm(query, axis=1) < 0.5
+    for start in range(0, len(query), BLOCK_ROWS):
+        block = _correlations(query[start:start + BLOCK_ROWS], reference)
+        if block.shape[1]:
+            index[start:start + len(block)] = block.argmax(axis=1)
+            best[start:start + len(block)] = block.max(axis=1)
+    best[flat] = -1.0
+    return best, index
 
 
 def balance(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -161,6 +194,7 @@ def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) ->
                              "crossing_splits": sum(g["crosses_splits"] for g in exact_groups), "list": exact_groups},
         "near_duplicates": {"pairs": len(near_pairs), "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
                             "threshold_correlation": NEAR_DUPLICATE_CORRELATION, "thumbnail_px": THUMB_PX,
+                            "mirrored_included": True,
                             "list": near_pairs},
         "patient_leakage": {"patients": len(patients), "list": patients},
         "balance": balance(frame),

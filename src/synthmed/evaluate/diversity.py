@@ -102,27 +102,47 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
     return result
 
 
-def collapsed_classes(result: dict) -> list[str]:
-    """'CLASS (synthetic vs real MS-SSIM)' for each class whose synthetic images are clearly more alike."""
-    collapsed = []
+def _differing_classes(result: dict, *, direction: int) -> list[str]:
+    """'CLASS (synthetic vs real MS-SSIM)' for each class whose synthetic MS-SSIM is clearly above (+1) or below (-1)
+    the real one: a margin of 0.05 plus 10% of the room towards the bound (1 above, 0 below)."""
+    found = []
     for name, entry in result["per_class"].items():
         synth, real = entry["synthetic"].get("mean"), entry["real"].get("mean")
-        if synth is not None and real is not None and synth > real + 0.1 * (1 - real) + 0.05:
-            collapsed.append(f"{name} ({synth:.2f} vs {real:.2f} for real)")
-    return collapsed
+        if synth is None or real is None:
+            continue
+        if (direction > 0 and synth > real + 0.1 * (1 - real) + 0.05) or (direction < 0 and synth < 0.9 * real - 0.05):
+            found.append(f"{name} ({synth:.2f} vs {real:.2f} for real)")
+    return found
+
+
+def collapsed_classes(result: dict) -> list[str]:
+    """Classes whose synthetic images are clearly more alike than real ones (mode collapse)."""
+    return _differing_classes(result, direction=+1)
+
+
+def scattered_classes(result: dict) -> list[str]:
+    """Classes whose synthetic images are clearly less alike than real ones: unstructured (noise-like) images."""
+    return _differing_classes(result, direction=-1)
 
 
 def diversity_status(result: dict) -> str:
-    """poor when any class shows mode collapse, else good."""
-    return "poor" if collapsed_classes(result) else "good"
+    """poor when any class shows mode collapse or unstructured variety, else good."""
+    return "poor" if collapsed_classes(result) or scattered_classes(result) else "good"
 
 
 def diversity_verdict(result: dict) -> str:
-    """One sentence: are synthetic images of a class as varied as real ones?"""
-    collapsed = collapsed_classes(result)
+    """One sentence: are synthetic images of a class as varied as real ones (neither collapsed nor unstructured)?"""
+    collapsed, scattered = collapsed_classes(result), scattered_classes(result)
+    parts = []
     if collapsed:
-        return ("Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
-                + ", ".join(collapsed) + " (MS-SSIM, higher = more alike).")
+        parts.append("Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
+                     + ", ".join(collapsed) + " (MS-SSIM, higher = more alike).")
+    if scattered:
+        parts.append("Synthetic images within a class share far less structure than real ones do: they vary the way "
+                     "noise does, not the way patients do (undertrained or broken generator): "
+                     + ", ".join(scattered) + " (MS-SSIM, higher = more alike).")
+    if parts:
+        return " ".join(parts)
     overall = result["overall"]
     if "mean" not in overall["synthetic"] or "mean" not in overall["real"]:
         return "Too few images per class to measure variety."

@@ -193,32 +193,3 @@ def _compute_fidelity(*, train, train_labels, heldout, heldout_labels, synthetic
     for idx, name in enumerate(classes):
         per_class[name] = block(train_labels == idx, heldout_labels == idx, synthetic_labels == idx)
     return {"overall": block(*everything), "per_class": per_class, "config": config.__dict__}
-
-
-CLOSENESS = {"good": "about as close to the real training images as other real images are",
-             "fair": "somewhat further from the real training images than other real images are",
-             "poor": "clearly different from real images as a group"}
-
-
-def fidelity_status(result: dict) -> str:
-    """good (FID under 1.5x the real-vs-real floor), fair (under 4x), poor, or info (no ratio)."""
-    ratio = result["overall"].get("fid_ratio_to_floor")
-    return "info" if ratio is None else "good" if ratio < 1.5 else "fair" if ratio < 4 else "poor"
-
-
-def fidelity_verdict(result: dict) -> str:
-    """One plain-English sentence about how close the synthetic images are to real ones."""
-    overall = result["overall"]
-    synth, floor = overall["synthetic"], overall["real_floor"]
-    if "fid" not in synth or "fid" not in floor:
-        return "Too few images to compare the synthetic and real image distributions."
-    closeness = CLOSENESS.get(fidelity_status(result), CLOSENESS["poor"])  # no ratio (floor FID 0): poor
-    fid = synth.get("fid_at_floor_n") or synth["fid"]
-    text = (f"The synthetic images are {closeness} (FID {fid['value']:.2f} against {floor['fid']['value']:.2f} "
-            f"for held-out real images, both on {floor['n_compared']} images" if "n" in fid else
-            f"The synthetic images are {closeness} (FID {fid['value']:.2f} against {floor['fid']['value']:.2f} "
-            f"for held-out real images")
-    if "precision" in synth and "coverage" in synth:
-        text += (f"; {synth['precision']['value']:.0%} look like plausible real images and they cover "
-                 f"{synth['coverage']['value']:.0%} of the variety of real images")
-    return text + ")."

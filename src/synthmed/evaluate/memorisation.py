@@ -1,175 +1,50 @@
 """Memorisation: each synthetic image's nearest training image, and a copy threshold calibrated on held-out real images.
 
-Pixel similarity is the normalised correlation of grey, downsampled, lightly blurred images,
-maximised over small shifts and over horizontal flips of the training images, so that a training
-image that was flipped, shifted a few pixels, JPEG re-encoded or slightly noised still matches.
-Feature similarity is the cosine of extractor features. Both are batched matrix products over
-chunks of query images (no Python loop over images).
+Pixel similarity comes from the copy search (synthmed.evaluate.copy_search): the best normalised
+correlation over flips, rotations, zooms and shifts of the training images, so that a copy that was
+flipped, rotated, cropped, shifted, re-exposed, blurred, noised or re-encoded still matches. Feature
+similarity is the cosine of extractor features. Both are batched tensor products.
 
 The copy threshold of each similarity is set where ordinary held-out real images stop: the
 `calibration_quantile` of held-out real images' nearest-train similarity, moved `margin` of the
-way towards 1. A synthetic image is flagged when either similarity passes its threshold.
+way towards 1. Held-out images that are themselves near-duplicates of a training image (synthmed's
+one definition, mirrored copies included: synthmed.data.quality) are leakage in the real data, not
+ordinary images: they are left out of the calibration, counted and reported. A synthetic image is
+flagged when its pixel similarity passes the threshold; the feature similarity is reported beside it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from synthmed.data.quality import NEAR_DUPLICATE_CORRELATION, near_duplicates_of
+from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class MemorisationConfig:
-    """Settings of the nearest-neighbour search and of the copy threshold (recorded in metrics.json)."""
+    """Settings of the copy search and of the copy threshold (recorded in metrics.json)."""
 
-    compare_size_px: int = 32
-    max_shift_px: int = 2
-    blur_sigma_px: float = 1.0
-    fine_size_px: int = 64
-    fine_max_shift_px: int = 4
-    fine_blur_sigma_px: float = 1.0
-    candidates: int = 8
-    include_flips: bool = True
+    search: CopySearchConfig = field(default_factory=CopySearchConfig)
     calibration_quantile: float = 0.99
-    margin: float = 0.5
-    chunk_rows: int = 512
+    margin: float = 0.25
     top_pairs: int = 8
     max_calibration_images: int = 1000
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.calibration_quantile <= 1 or not 0 <= self.margin < 1:
             raise ValueError(f"calibration_quantile must be in [0.5, 1] and margin in [0, 1); got {self}.")
-        if self.compare_size_px < 2 * self.max_shift_px + 4 or self.fine_size_px < 2 * self.fine_max_shift_px + 4:
-            raise ValueError(f"comparison sizes too small for the shifts: {self}.")
 
-
-def pixel_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: float) -> torch.Tensor:
-    """Grey images `[N, S, S]` at the comparison size, antialiased and blurred (float32)."""
-    x = torch.from_numpy(np.asarray(pixels_uint8)).float().mean(dim=1, keepdim=True) / 255.0
-    out = []
-    for start in range(0, len(x), 2048):
-        chunk = x[start:start + 2048]
-        if chunk.shape[-1] != size_px or chunk.shape[-2] != size_px:
-            chunk = F.interpolate(chunk, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
-        out.append(_blur(chunk, blur_sigma_px)[:, 0])
-    return torch.cat(out) if out else torch.zeros((0, size_px, size_px))
-
-
-def _blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of `[N, 1, H, W]` with reflected borders."""
-    if sigma_px <= 0:
-        return images
-    radius = int(np.ceil(2.5 * sigma_px))
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma_px ** 2))
-    taps = taps / taps.sum()
-    x = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), taps.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), taps.view(1, 1, -1, 1))
-
-
-def _normalise(flat: torch.Tensor) -> torch.Tensor:
-    flat = flat - flat.mean(dim=-1, keepdim=True)
-    return flat / flat.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-
-
-def _crop(images: torch.Tensor, dy: int, dx: int, margin: int) -> torch.Tensor:
-    size = images.shape[-1]
-    return _normalise(images[:, margin + dy:size - margin + dy, margin + dx:size - margin + dx].reshape(len(images), -1))
-
-
-@dataclass
-class PixelIndex:
-    """Training images prepared for the two-stage search: coarse (small, blurred) and fine (larger) crops."""
-
-    coarse: torch.Tensor  # [D, n_train * (1 + flips)] centre crops, columns normalised (zero mean, unit norm)
-    fine: torch.Tensor    # [n_train * (1 + flips), D'] centre crops, rows normalised (zero mean, unit norm)
-    n_train: int
-    fine_size_px: int
-
-
-def build_pixel_index(train_pixels: np.ndarray, *, config: MemorisationConfig) -> PixelIndex:
-    """Signatures of the training images (and of their horizontal flips) at both comparison sizes."""
-    fine_size = max(config.compare_size_px, min(config.fine_size_px, int(train_pixels.shape[-1])))
-    coarse = pixel_signatures(train_pixels, size_px=config.compare_size_px, blur_sigma_px=config.blur_sigma_px)
-    fine = pixel_signatures(train_pixels, size_px=fine_size, blur_sigma_px=config.fine_blur_sigma_px)
-    fine_margin = _fine_margin(config, fine_size)
-    coarse_bank, fine_bank = [_crop(coarse, 0, 0, config.max_shift_px)], [_crop(fine, 0, 0, fine_margin)]
-    if config.include_flips:
-        coarse_bank.append(_crop(coarse.flip(-1), 0, 0, config.max_shift_px))
-        fine_bank.append(_crop(fine.flip(-1), 0, 0, fine_margin))
-    return PixelIndex(torch.cat(coarse_bank).T.contiguous(), torch.cat(fine_bank), len(train_pixels), fine_size)
-
-
-def _fine_margin(config: MemorisationConfig, fine_size: int) -> int:
-    return max(1, int(round(config.fine_max_shift_px * fine_size / config.fine_size_px)))
-
-
-def _window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
-    """Centred L2 norm of every `window`-square crop: `[N, shifts_y, shifts_x]` (box sums, no crop copies)."""
-    x = images[:, None].double()
-    count = window * window
-    sums = F.avg_pool2d(x, window, stride=1) * count
-    squares = F.avg_pool2d(x * x, window, stride=1) * count
-    return (squares - sums * sums / count).clamp(min=1e-12).sqrt()[:, 0].float()
-
-
-def nearest_by_pixels(query_pixels: np.ndarray, index: PixelIndex, *, config: MemorisationConfig,
-                      exclude_self: bool = False) -> dict[str, np.ndarray]:
-    """For each query image: the most correlated training image over shifts (and flips).
-
-    Two stages, both batched products: a coarse search over all training images at
-    `compare_size_px` keeps the `candidates` best per query (max over integer shifts); a fine
-    search at `fine_size_px` re-scores only those over `fine_max_shift_px` shifts (one grouped
-    convolution). Training crops are zero-mean and unit-norm, so a query crop's correlation is its
-    dot product divided by its centred norm. Returns `similarity`, `train_index`, `flipped`,
-    `shift_dy`, `shift_dx` (pixels at the fine size). `exclude_self` (queries are the training
-    images themselves, in order) skips each one's own rows.
-    """
-    m, n_train, size = config.max_shift_px, index.n_train, config.compare_size_px
-    fine_m, fine_size = _fine_margin(config, index.fine_size_px), index.fine_size_px
-    coarse_q = pixel_signatures(query_pixels, size_px=size, blur_sigma_px=config.blur_sigma_px)
-    fine_q = pixel_signatures(query_pixels, size_px=fine_size, blur_sigma_px=config.fine_blur_sigma_px)
-    k = min(config.candidates, index.coarse.shape[1])
-    win, fine_win = size - 2 * m, fine_size - 2 * fine_m
-    out = {key: [] for key in ("similarity", "column", "dy", "dx")}
-    with torch.inference_mode():
-        for start in range(0, len(coarse_q), config.chunk_rows):
-            chunk = coarse_q[start:start + config.chunk_rows]
-            rows = torch.arange(len(chunk))
-            norms = _window_norms(chunk, win)
-            # Coarse: running max over shifts of correlations with every training image.
-            best = None
-            for dy in range(2 * m + 1):
-                for dx in range(2 * m + 1):
-                    crop = chunk[:, dy:dy + win, dx:dx + win].reshape(len(chunk), -1)
-                    sims = (crop @ index.coarse) / norms[:, dy, dx, None]
-                    best = sims if best is None else torch.maximum(best, sims)
-            if exclude_self:
-                best[rows, rows + start] = -2.0
-                if config.include_flips:
-                    best[rows, rows + start + n_train] = -2.0
-            columns = best.topk(k, dim=1).indices  # [B, k]
-            # Fine: correlate each query with its candidates at every shift in one grouped convolution.
-            fine_chunk = fine_q[start:start + config.chunk_rows]
-            kernels = index.fine[columns].reshape(len(chunk) * k, 1, fine_win, fine_win)
-            dots = F.conv2d(fine_chunk[None], kernels, groups=len(chunk))[0]  # [B*k, 2fm+1, 2fm+1]
-            sims = dots.reshape(len(chunk), k, -1) / _window_norms(fine_chunk, fine_win).reshape(len(chunk), 1, -1)
-            flat = sims.reshape(len(chunk), -1).max(dim=1)
-            pick, shift = flat.indices // sims.shape[-1], flat.indices % sims.shape[-1]
-            out["similarity"].append(flat.values.clamp(-1, 1))
-            out["column"].append(columns[rows, pick])
-            out["dy"].append(shift // (2 * fine_m + 1) - fine_m)
-            out["dx"].append(shift % (2 * fine_m + 1) - fine_m)
-    if not out["similarity"]:
-        return {"similarity": np.zeros(0), "train_index": np.zeros(0, int), "flipped": np.zeros(0, bool),
-                "shift_dy": np.zeros(0, int), "shift_dx": np.zeros(0, int)}
-    col = torch.cat(out["column"]).numpy()
-    return {"similarity": torch.cat(out["similarity"]).numpy().astype(float), "train_index": col % n_train,
-            "flipped": col >= n_train, "shift_dy": torch.cat(out["dy"]).numpy(), "shift_dx": torch.cat(out["dx"]).numpy()}
+    def record(self) -> dict:
+        """Every setting, as plain JSON values."""
+        return asdict(self)
 
 
 def nearest_by_features(queries: np.ndarray, train: np.ndarray, *, chunk_rows: int = 2048,
@@ -202,31 +77,42 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
                 train_features: np.ndarray | None, heldout_features: np.ndarray | None,
                 synthetic_features: np.ndarray | None, config: MemorisationConfig,
                 rng: np.random.Generator) -> dict:
-    """Nearest training image of every synthetic image, calibrated thresholds, and the copy flags.
+    """Nearest training image of every synthetic image, calibrated thresholds, leakage, and the copy flags.
 
     Without held-out real images, the thresholds are calibrated on training images against the
     other training images (leave-one-out), and the result says so.
     """
     if len(train_pixels) < 2:
         raise ValueError(f"memorisation needs at least 2 real training images; got {len(train_pixels)}.")
-    index = build_pixel_index(train_pixels, config=config)
-    synth_pix = nearest_by_pixels(synthetic_pixels, index, config=config)
+    index = build_copy_index(train_pixels, config=config.search)
+    synth_pix = search_copies(synthetic_pixels, index, config=config.search)
     use_heldout = heldout_pixels is not None and len(heldout_pixels) >= 2
-    pool = len(heldout_pixels) if use_heldout else len(train_pixels)
-    calib = np.sort(rng.choice(pool, min(pool, config.max_calibration_images), replace=False))
+    leakage = {"definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included "
+                             f"(the dataset card's near-duplicate rule)", "n_heldout": 0, "n_leaked": 0,
+               "heldout_index": [], "train_index": []}
     if use_heldout:
-        calib_pix = nearest_by_pixels(heldout_pixels[calib], index, config=config)
+        best, partner = near_duplicates_of(heldout_pixels, train_pixels)
+        leaked = best >= NEAR_DUPLICATE_CORRELATION
+        leakage |= {"n_heldout": int(len(heldout_pixels)), "n_leaked": int(leaked.sum()),
+                    "heldout_index": np.flatnonzero(leaked).tolist(), "train_index": partner[leaked].tolist()}
+        pool = np.flatnonzero(~leaked)
+        use_heldout = len(pool) >= 2
+    if use_heldout:
+        calib = np.sort(rng.choice(pool, min(len(pool), config.max_calibration_images), replace=False))
+        calib_pix = search_copies(heldout_pixels[calib], index, config=config.search)
     else:
-        calib_pix = nearest_by_pixels(train_pixels, index, config=config, exclude_self=True)
-        calib_pix = {k: v[calib] for k, v in calib_pix.items()}
+        calib = np.sort(rng.choice(len(train_pixels), min(len(train_pixels), config.max_calibration_images),
+                                   replace=False))
+        calib_pix = search_copies(train_pixels[calib], index, config=config.search, exclude_train_index=calib)
     result = {
-        "calibration": "held-out real vs train" if use_heldout else "train vs other train images (no held-out real)",
-        "n_calibration": int(len(calib)),
+        "calibration": ("held-out real vs train, leaked held-out images excluded" if use_heldout
+                        else "train vs other train images (no usable held-out real)"),
+        "n_calibration": int(len(calib)), "leakage": leakage,
         "pixel": {"nearest": synth_pix, "calibration_similarity": calib_pix["similarity"],
                   "threshold": calibrate_threshold(calib_pix["similarity"], quantile=config.calibration_quantile,
                                                    margin=config.margin)},
     }
-    flagged = synth_pix["similarity"] >= result["pixel"]["threshold"]
+    result["flagged"] = synth_pix["similarity"] >= result["pixel"]["threshold"]
     if train_features is not None and synthetic_features is not None:
         synth_feat = nearest_by_features(synthetic_features, train_features)
         if use_heldout and heldout_features is not None:
@@ -236,15 +122,23 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
         result["feature"] = {"nearest": synth_feat, "calibration_similarity": calib_feat,
                              "threshold": calibrate_threshold(calib_feat, quantile=config.calibration_quantile,
                                                               margin=config.margin)}
-        flagged |= synth_feat["similarity"] >= result["feature"]["threshold"]
-    result["flagged"] = flagged
     return result
 
 
-def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: int) -> str:
-    """One sentence on whether the generator copies its training images."""
+def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: int, leakage: dict | None = None,
+                         rests_on: dict | None = None) -> str:
+    """One sentence on whether the generator copies its training images, with leakage and what it rests on."""
     if n_flagged == 0:
-        return (f"None of the {n_synthetic} synthetic images is a near-copy of a training image "
-                f"(closer than any ordinary held-out real image gets).")
-    return (f"{n_flagged} of {n_synthetic} synthetic images ({share_flagged:.1%}) are near-copies of training "
-            f"images (closer than ordinary held-out real images get): review the pairs shown before sharing them.")
+        text = (f"None of the {n_synthetic} synthetic images is a near-copy of a training image, even flipped, "
+                f"rotated, zoomed or shifted (closer than any ordinary held-out real image gets).")
+    else:
+        text = (f"{n_flagged} of {n_synthetic} synthetic images ({share_flagged:.1%}) are near-copies of training "
+                f"images (closer than ordinary held-out real images get): review the pairs shown before sharing them.")
+    if leakage and leakage.get("n_leaked"):
+        text += (f" The real data leaks: {leakage['n_leaked']} of {leakage['n_heldout']} held-out images are "
+                 f"near-duplicates of training images (mirrored copies included); they were left out of the "
+                 f"calibration, and the dataset's split should be fixed.")
+    if rests_on:
+        text += (f" Rests on {rests_on['n_calibration']} held-out calibration images and {rests_on['n_real_train']} "
+                 f"training images at {rests_on['image_size_px']} px (searched at {rests_on['search_size_px']} px).")
+    return text

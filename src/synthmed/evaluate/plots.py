@@ -29,38 +29,19 @@ def _show(ax, image_chw: np.ndarray, title: str) -> None:
     ax.axis("off")
 
 
-def plot_fid_bars(result: dict, path: Path) -> Path:
-    """FID of synthetic vs real-floor, overall and per class, with 95% bootstrap intervals."""
-    names = ["overall", *result["per_class"]]
-    blocks = [result["overall"], *result["per_class"].values()]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 3))
-    for offset, key, label in ((-0.2, "synthetic", "synthetic vs real train"), (0.2, "real_floor", "held-out real vs real train (floor)")):
-        values, errors = [], [[], []]
-        for block in blocks:
-            fid = block[key].get("fid")
-            value = fid["value"] if fid else np.nan
-            lo, hi = (fid["ci95"] if fid and fid.get("ci95") else (value, value))
-            values.append(value)
-            errors[0].append(max(value - lo, 0) if np.isfinite(value) else 0)
-            errors[1].append(max(hi - value, 0) if np.isfinite(value) else 0)
-        ax.bar(np.arange(len(names)) + offset, values, width=0.4, yerr=errors, capsize=3, label=label)
-    ax.set_xticks(np.arange(len(names)), names, fontsize=8)
-    ax.set_ylabel("FID (lower = closer)")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_prdc(result: dict, path: Path) -> Path:
-    """Precision, recall, density, coverage of synthetic vs the real floor (overall)."""
-    metrics = ["precision", "recall", "density", "coverage"]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for offset, key, label in ((-0.2, "synthetic", "synthetic"), (0.2, "real_floor", "held-out real (floor)")):
-        block = result["overall"][key]
-        values = [block[m]["value"] if m in block else np.nan for m in metrics]
-        ax.bar(np.arange(len(metrics)) + offset, values, width=0.4, label=label)
-    ax.set_xticks(np.arange(len(metrics)), metrics)
-    ax.axhline(1.0, color="grey", lw=0.5)
-    ax.legend(fontsize=7)
+def plot_panel_ratios(panels: dict, limits: dict[str, float], path: Path) -> Path:
+    """Bars of each panel's overall distance as a multiple of the real-vs-real floor (log scale), with its allowance."""
+    names = [n for n, p in panels.items() if "ratio_to_floor" in p["overall"]]
+    ratios = [panels[n]["overall"]["ratio_to_floor"]["value"] for n in names]
+    lims = [limits[n] for n in names]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    colours = ["#2e7d32" if r <= lim else "#f9a825" if r <= 2 * lim else "#c62828" for r, lim in zip(ratios, lims)]
+    ax.bar(names, ratios, color=colours)
+    ax.scatter(names, lims, marker="_", s=900, color="black", label="good up to")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="held-out real (floor)")
+    ax.set_yscale("log")
+    ax.set_ylabel("distance / real-vs-real floor")
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 
@@ -118,8 +99,9 @@ def plot_pairs(synthetic_pixels: np.ndarray, train_pixels: np.ndarray, rows: lis
             train_image = train_image[..., ::-1]
         flag = " COPY" if row.get("flagged") else ""
         _show(ax_row[0], synthetic_pixels[row["synthetic_index"]], f"synthetic {row['synthetic_id']}{flag}")
+        moved = f", {row['angle_deg']:+.0f} deg, zoom {row['zoom']:.2f}" if "angle_deg" in row else ""
         _show(ax_row[1], train_image, f"train {row['train_id']}{' (flipped)' if row.get('flipped') else ''}\n"
-                                      f"r={row['similarity']:.4f}")
+                                      f"r={row['similarity']:.4f}{moved}")
     for ax in axes[len(rows):].ravel():
         ax.axis("off")
     return _save(fig, path)

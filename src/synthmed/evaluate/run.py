@@ -18,6 +18,8 @@ from synthmed.evaluate import sections
 from synthmed.evaluate.encoder import EncoderSettings, load_or_train_domain_extractor
 from synthmed.evaluate.features import (INCEPTION_WEIGHTS, PRETRAINED_EXTRACTORS, XRV_WEIGHTS, FeatureExtractor,
                                         resolve_weights)
+from synthmed.evaluate.fidelity_section import fidelity_section
+from synthmed.evaluate.memorisation_section import memorisation_section
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,13 @@ class RealSplits:
 
     @property
     def heldout(self) -> ImageArrays | None:
-        return self.test if self.test is not None else self.val
+        """The real-vs-real floor and copy calibration set: val (carved from the training pool, so drawn like
+        train), else test (a dataset's official test split can come from elsewhere, e.g. PneumoniaMNIST's)."""
+        return self.val if self.val is not None else self.test
+
+    @property
+    def heldout_name(self) -> str | None:
+        return "val" if self.val is not None else "test" if self.test is not None else None
 
 
 def _cap(arrays: ImageArrays | None, limit: int | None, rng: np.random.Generator) -> ImageArrays | None:
@@ -119,7 +127,7 @@ def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
               "channels": info.channels, "image_size_px": int(size_px), "dataset_image_size_px": info.image_size_px,
               "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",
               "counts": counts, "per_class_counts": per_class,
-              "heldout_split": "test" if real.test is not None else "val" if real.val is not None else None,
+              "heldout_split": real.heldout_name,
               "config": config.model_dump(mode="json")}
     return real, synthetic, inputs
 
@@ -195,13 +203,13 @@ def evaluate(config: EvalConfig) -> Path:
             extractor = build_extractor(config, real)
             features = sections.extract_features(extractor, real, synthetic)
     if "fidelity" in wanted:
-        recorder.run_section("fidelity", sections.fidelity_section, real=real, synthetic=synthetic,
+        recorder.run_section("fidelity", fidelity_section, real=real, synthetic=synthetic,
                              features=features, config=config, out_dir=out_dir)
     if "diversity" in wanted:
         recorder.run_section("diversity", sections.diversity_section, real=real, synthetic=synthetic,
                              config=config, out_dir=out_dir)
     if "memorisation" in wanted:
-        recorder.run_section("memorisation", sections.memorisation_section, real=real, synthetic=synthetic,
+        recorder.run_section("memorisation", memorisation_section, real=real, synthetic=synthetic,
                              features=features, config=config, out_dir=out_dir)
     if "usefulness" in wanted:
         recorder.run_section("usefulness", sections.usefulness_section, real=real, synthetic=synthetic,

@@ -1,0 +1,258 @@
+"""Nearest training image of each query image over flips, rotations, zooms and shifts: the copy search.
+
+People flip, rotate, crop, shift, re-expose, blur, add noise to and re-encode images; a generator that
+memorised a training image can reproduce it in any of those ways. The search has two stages, both
+batched tensor products (no Python loop over images):
+
+1. Candidates: every training image is warped over a grid of flips, rotations and zooms at a small
+   size (`coarse_size_px`, blurred), so that a copy matches one of the variants; the `candidates`
+   training images with the best normalised correlation (max over variants) are kept per query.
+2. Verification: each candidate is re-warped at `fine_size_px` over a finer local grid around its best
+   variant, and correlated with the query at every shift up to `max_shift_frac` of the image (one
+   grouped convolution), on band-passed images (what all images of a modality share drops out).
+3. Refinement: the best match's angle, zoom and shift are made continuous by a few gradient steps
+   on the correlation (all queries at once), so that sub-pixel and between-grid misalignment does
+   not hide a copy. The similarity is the best correlation found; the transform is returned.
+
+Intensity changes (gamma, contrast, brightness) barely move a normalised correlation, and blur,
+noise and JPEG are damped by the blur applied to both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class CopySearchConfig:
+    """Settings of the copy search (recorded in metrics.json)."""
+
+    coarse_size_px: int = 16
+    coarse_blur_px: float = 1.0
+    coarse_margin_px: int = 2
+    coarse_shifts_px: tuple[int, ...] = (-2, -1, 0, 1, 2)
+    angles_deg: tuple[float, ...] = (-8.0, -4.0, 0.0, 4.0, 8.0)
+    zooms: tuple[float, ...] = (1.0, 1.08, 1.17)
+    include_flips: bool = True
+    candidates: int = 16
+    fine_size_px: int = 32
+    fine_blur_px: float = 1.0
+    fine_highpass_px: float = 3.0
+    fine_angle_steps_deg: tuple[float, ...] = (-2.0, 0.0, 2.0)
+    fine_zoom_steps: tuple[float, ...] = (0.96, 1.0, 1.04)
+    max_shift_frac: float = 0.125
+    refine_steps: int = 30
+    refine_lr: float = 0.1
+    chunk_rows: int = 256
+
+    def __post_init__(self) -> None:
+        if (self.coarse_size_px < 2 * self.coarse_margin_px + 4 or not 0 <= self.max_shift_frac < 0.4
+                or max(map(abs, self.coarse_shifts_px)) > self.coarse_margin_px):
+            raise ValueError(f"CopySearchConfig out of range: {self}.")
+        if self.candidates < 1 or not self.angles_deg or not self.zooms:
+            raise ValueError(f"CopySearchConfig needs at least one candidate, angle and zoom: {self}.")
+
+
+def grey_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: float,
+                    highpass_sigma_px: float = 0.0) -> torch.Tensor:
+    """Grey images `[N, 1, S, S]` in [0, 1] at `size_px` (antialiased), blurred with `blur_sigma_px`.
+
+    With `highpass_sigma_px`, the image blurred that much more is subtracted (a band-pass, difference of
+    Gaussians): what all images of a modality share (the overall layout) drops out and the structure
+    particular to one image stays.
+    """
+    x = torch.from_numpy(np.asarray(pixels_uint8)).float().mean(dim=1, keepdim=True) / 255.0
+    out = []
+    for start in range(0, len(x), 2048):
+        chunk = x[start:start + 2048]
+        if chunk.shape[-1] != size_px or chunk.shape[-2] != size_px:
+            chunk = F.interpolate(chunk, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
+        low = blur(chunk, blur_sigma_px)
+        out.append(low - blur(chunk, highpass_sigma_px) if highpass_sigma_px > 0 else low)
+    return torch.cat(out) if out else torch.zeros((0, 1, size_px, size_px))
+
+
+def blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of `[N, 1, H, W]` with reflected borders."""
+    if sigma_px <= 0:
+        return images
+    radius = max(1, int(np.ceil(2.5 * sigma_px)))
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma_px ** 2))
+    taps = taps / taps.sum()
+    x = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), taps.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), taps.view(1, 1, -1, 1))
+
+
+def warp(images: torch.Tensor, *, angle_deg: torch.Tensor, zoom: torch.Tensor, flip: torch.Tensor,
+         shift_px: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate (degrees), zoom (> 1 crops in), shift (`[N, 2]` dy, dx in pixels) and flip `[N, C, H, W]` images.
+
+    One parameter per image (tensors of length N); borders are filled by reflection.
+    """
+    n, _, h, w = images.shape
+    x = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    theta = torch.deg2rad(angle_deg.double())
+    cos, sin = torch.cos(theta) / zoom.double(), torch.sin(theta) / zoom.double()
+    matrix = torch.zeros((n, 2, 3), dtype=torch.float64)
+    matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1] = cos, -sin, sin, cos
+    if shift_px is not None:
+        matrix[:, 0, 2] = -2.0 * shift_px[:, 1].double() / w
+        matrix[:, 1, 2] = -2.0 * shift_px[:, 0].double() / h
+    grid = F.affine_grid(matrix.float(), [n, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _normalise(flat: torch.Tensor) -> torch.Tensor:
+    flat = flat - flat.mean(dim=-1, keepdim=True)
+    return flat / flat.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+
+
+def _variants(config: CopySearchConfig) -> list[tuple[bool, float, float]]:
+    flips = (False, True) if config.include_flips else (False,)
+    return [(f, a, z) for f in flips for a in config.angles_deg for z in config.zooms]
+
+
+@dataclass
+class CopyIndex:
+    """Training images prepared for the search: warped coarse variants and fine images."""
+
+    coarse: torch.Tensor   # [D, V * n_train] normalised centre crops of every variant, variant-major
+    fine: torch.Tensor     # [n_train, 1, S, S] fine grey images
+    variants: list[tuple[bool, float, float]]
+    n_train: int
+
+
+def build_copy_index(train_pixels: np.ndarray, *, config: CopySearchConfig) -> CopyIndex:
+    """Coarse warped variants (flips x angles x zooms) and fine images of the training set."""
+    coarse = grey_signatures(train_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px)
+    fine = grey_signatures(train_pixels, size_px=config.fine_size_px, blur_sigma_px=config.fine_blur_px,
+                           highpass_sigma_px=config.fine_highpass_px)
+    m, n = config.coarse_margin_px, len(train_pixels)
+    bank = []
+    for flip, angle, zoom in _variants(config):
+        moved = warp(coarse, angle_deg=torch.full((n,), angle), zoom=torch.full((n,), zoom),
+                     flip=torch.full((n,), flip))
+        bank.append(_normalise(moved[:, 0, m:-m, m:-m].reshape(n, -1)))
+    return CopyIndex(torch.cat(bank).T.contiguous(), fine, _variants(config), n)
+
+
+def _window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred L2 norm of every `window`-square crop of `[N, 1, H, W]`: `[N, positions]`."""
+    x = images.double()
+    count = window * window
+    sums = F.avg_pool2d(x, window, stride=1) * count
+    squares = F.avg_pool2d(x * x, window, stride=1) * count
+    return (squares - sums * sums / count).clamp(min=1e-12).sqrt().flatten(1).float()
+
+
+def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySearchConfig,
+                  exclude_train_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """For each query image: the best-matching training image, its correlation and the transform found.
+
+    Returns `similarity`, `train_index`, `flipped`, `angle_deg`, `zoom`, `shift_dy`, `shift_dx` (pixels at
+    the fine size). `exclude_train_index` (one training index per query, e.g. the query itself when the queries
+    are training images) is never returned for that query.
+    """
+    m = config.coarse_margin_px
+    coarse_q = grey_signatures(query_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px)
+    fine_q = grey_signatures(query_pixels, size_px=config.fine_size_px, blur_sigma_px=config.fine_blur_px,
+                             highpass_sigma_px=config.fine_highpass_px)
+    shift = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
+    win = config.fine_size_px - 2 * shift
+    n_var, n_train, k = len(index.variants), index.n_train, min(config.candidates, index.n_train)
+    local = [(da, dz) for da in config.fine_angle_steps_deg for dz in config.fine_zoom_steps]
+    keys = ("similarity", "train_index", "flipped", "angle_deg", "zoom", "shift_dy", "shift_dx")
+    out: dict[str, list] = {key: [] for key in keys}
+    with torch.inference_mode():
+        for start in range(0, len(coarse_q), config.chunk_rows):
+            chunk = coarse_q[start:start + config.chunk_rows, 0]
+            b, size = len(chunk), chunk.shape[-1]
+            best_sim = best_var = None
+            for dy in config.coarse_shifts_px:
+                for dx in config.coarse_shifts_px:
+                    crop = chunk[:, m + dy:size - m + dy, m + dx:size - m + dx]
+                    sims = (_normalise(crop.reshape(b, -1)) @ index.coarse).view(b, n_var, n_train)
+                    value, variant = sims.max(dim=1)                   # [B, n_train]
+                    if best_sim is None:
+                        best_sim, best_var = value, variant
+                    else:
+                        better = value > best_sim
+                        best_sim, best_var = torch.where(better, value, best_sim), torch.where(better, variant, best_var)
+            if exclude_train_index is not None:
+                best_sim[torch.arange(b), torch.as_tensor(exclude_train_index[start:start + b])] = -2.0
+            cand = best_sim.topk(k, dim=1).indices                     # [B, k]
+            var = best_var.gather(1, cand)                             # [B, k]
+            flips = torch.tensor([v[0] for v in index.variants])[var].reshape(-1)
+            angles = torch.tensor([v[1] for v in index.variants])[var].reshape(-1)
+            zooms = torch.tensor([v[2] for v in index.variants])[var].reshape(-1)
+            # Fine: every candidate re-warped over the local grid, correlated with its query at every shift.
+            base = index.fine[cand.reshape(-1)]                        # [B*k, 1, S, S]
+            moved = torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips) for da, dz in local])
+            kernels = _normalise(moved[:, 0, shift:-shift, shift:-shift].reshape(len(moved), -1))
+            kernels = kernels.view(len(local), b, k, win * win).permute(1, 0, 2, 3).reshape(b * len(local) * k, 1,
+                                                                                           win, win)
+            queries = fine_q[start:start + b]
+            dots = F.conv2d(queries.reshape(1, b, *queries.shape[-2:]), kernels, groups=b)[0]
+            norms = _window_norms(queries, win)                        # [B, positions]
+            corr = dots.reshape(b, len(local) * k, -1) / norms[:, None, :]
+            flat = corr.reshape(b, -1).max(dim=1)
+            positions = corr.shape[-1]
+            pick = flat.indices // positions                           # local * k + candidate
+            where = flat.indices % positions
+            li, ci = pick // k, pick % k
+            rows = torch.arange(b)
+            chosen = ci + rows * k
+            out["similarity"].append(flat.values.clamp(-1, 1))
+            out["train_index"].append(cand[rows, ci])
+            out["flipped"].append(flips[chosen])
+            out["angle_deg"].append(angles[chosen] + torch.tensor([local[i][0] for i in li.tolist()]))
+            out["zoom"].append(zooms[chosen] * torch.tensor([local[i][1] for i in li.tolist()]))
+            side = 2 * shift + 1
+            out["shift_dy"].append(where // side - shift)
+            out["shift_dx"].append(where % side - shift)
+    if not out["similarity"]:
+        return {key: np.zeros(0) for key in keys}
+    if config.refine_steps:
+        _refine(out, index=index, fine_q=fine_q, config=config)
+    return {key: torch.cat(values).numpy() for key, values in out.items()} | {
+        "similarity": torch.cat(out["similarity"]).numpy().astype(float)}
+
+
+def _refine(out: dict[str, list], *, index: CopyIndex, fine_q: torch.Tensor, config: CopySearchConfig) -> None:
+    """Gradient steps on each query's angle, zoom and shift to maximise its correlation with its best match."""
+    found = {key: torch.cat(values) for key, values in out.items()}
+    size = fine_q.shape[-1]
+    margin = max(1, int(round(config.max_shift_frac * size)))
+    query = _normalise(fine_q[:, 0, margin:-margin, margin:-margin].reshape(len(fine_q), -1))
+    candidate = index.fine[found["train_index"].long()]
+    # The grid search correlated a candidate crop placed at (dy, dx) in the query: as a warp of the candidate,
+    # that is a shift by (dy, dx).
+    angle = found["angle_deg"].double().clone().requires_grad_(True)
+    log_zoom = torch.log(found["zoom"].double()).clone().requires_grad_(True)
+    shift = torch.stack([found["shift_dy"], found["shift_dx"]], dim=1).double().clone().requires_grad_(True)
+    flip = found["flipped"].bool()
+    optimiser = torch.optim.Adam([angle, log_zoom, shift], lr=config.refine_lr)
+    best = found["similarity"].clone().float()
+    best_params = (found["angle_deg"].clone().float(), found["zoom"].clone().float(),
+                   found["shift_dy"].clone().float(), found["shift_dx"].clone().float())
+    for _ in range(config.refine_steps + 1):
+        moved = warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift)
+        crop = _normalise(moved[:, 0, margin:-margin, margin:-margin].reshape(len(moved), -1))
+        corr = (crop * query).sum(dim=1)
+        with torch.no_grad():
+            better = corr.detach().float() > best
+            best = torch.where(better, corr.detach().float(), best)
+            params = (angle.detach().float(), torch.exp(log_zoom.detach()).float(), shift[:, 0].detach().float(),
+                      shift[:, 1].detach().float())
+            best_params = tuple(torch.where(better, new, old) for new, old in zip(params, best_params))
+        optimiser.zero_grad()
+        (-corr.sum()).backward()
+        optimiser.step()
+    out.clear()
+    out.update({key: [value] for key, value in found.items()})
+    out["similarity"] = [best.clamp(-1, 1)]
+    out["angle_deg"], out["zoom"], out["shift_dy"], out["shift_dx"] = ([v] for v in best_params)
