@@ -180,29 +180,35 @@ def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -
 
 
 def classifier_sections(recorder, *, wanted: list[str], real, synthetic: ImageArrays, config, out_dir: Path) -> None:
-    """Condition fidelity and explanations, sharing one classifier trained on real images only."""
-    holder: dict = {}
+    """Condition fidelity and explanations, on the usefulness run's own classifiers (each fitted once)."""
+    from synthmed.evaluate.shared_classifiers import SharedClassifiers
 
-    def reference():
-        if "model" not in holder:
-            from synthmed.evaluate.tstr import train_reference_classifier
-
-            holder["model"] = train_reference_classifier(real.train, real.val,
-                                                         config=_tstr_config(config, int(real.train.pixels.shape[-1])))
-        return holder["model"]
+    shared = SharedClassifiers(config=_tstr_config(config, int(real.train.pixels.shape[-1])), real_train=real.train,
+                               real_val=real.val, synthetic=synthetic, usefulness=recorder.metrics.get("usefulness"),
+                               eval_dir=out_dir)
 
     def condition() -> dict:
         from synthmed.evaluate.condition import condition_fidelity
 
-        return condition_fidelity(classifier=reference(), synthetic=synthetic, out_dir=out_dir / "condition_fidelity",
-                                  reference=real.test)
+        model = shared.get("real")
+        tested = f"{len(synthetic):,} synthetic images" + (f" and {len(real.test):,} real test images"
+                                                            if real.test is not None else "")
+        section = condition_fidelity(classifier=model, synthetic=synthetic, out_dir=out_dir / "condition_fidelity",
+                                     reference=real.test, rests_on=f"{shared.describe('real')}; scored on {tested}.")
+        return section | {"classifier_source": shared.sources["real"]}
 
     def explanations() -> dict:
         from synthmed.evaluate.explain import explain
 
         shown = real.heldout if real.heldout is not None else real.train
-        return explain(model=reference(), real=shown, synthetic=synthetic, out_dir=out_dir / "explanations",
-                       max_images_per_set=config.explain_images, lime_num_samples=config.lime_samples)
+        model, synthetic_model = shared.get("real"), shared.get("synthetic")
+        rests_on = (f"{shared.describe('real')}, and the same arch {shared.describe('synthetic')}; up to "
+                    f"{config.explain_images} real ({'held-out' if real.heldout is not None else 'training'}) and "
+                    f"synthetic images; LIME with {config.lime_samples} samples.")
+        section = explain(model=model, synthetic_model=synthetic_model, real=shown, synthetic=synthetic,
+                          out_dir=out_dir / "explanations", max_images_per_set=config.explain_images,
+                          lime_num_samples=config.lime_samples, rests_on=rests_on)
+        return section | {"classifier_source": dict(shared.sources)}
 
     if "condition_fidelity" in wanted:
         recorder.run_section("condition_fidelity", condition)
