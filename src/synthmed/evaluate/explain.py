@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from synthmed.data.arrays import ImageArrays
 from synthmed.data.dataset import to_model_range
 from synthmed.evaluate.classifiers import predict_proba
+from synthmed.evaluate.tstr_metrics import classification_metrics
 from synthmed.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,11 @@ def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, 
                  for who, m in models.items()}
     section: dict = {"methods": list(methods), "images_per_set": {k: len(v) for k, v in sets.items()},
                      "classifiers": {who: _describe(m) for who, m in models.items()},
+                     "real_balanced_accuracy": {
+                         who: classification_metrics(real.labels, predict_proba(m, real.pixels),
+                                                     len(real.classes))["balanced_accuracy"]
+                         for who, m in models.items()},
+                     "real_images_scored": len(real),
                      "gradcam_feature_map_px": {who: feature_map_px(m, sets["real"].pixels)
                                                 for who, m in models.items()},
                      "figures": []}
@@ -220,6 +226,13 @@ def explanation_verdict(section: dict) -> dict:
         return {"verdict": notes + " No explanation can be compared; use a larger --size or another arch.",
                 "status": "info"}
     method = working[0]
+    learned = section["real_balanced_accuracy"]["real-trained"]
+    chance = 1 / len(section[method]["map_correlation_per_class"])
+    if learned < chance + 0.1:
+        text = (f"The real-trained classifier is barely better than chance on {section['real_images_scored']:,} real "
+                f"images (balanced accuracy {learned:.2f}, chance {chance:.2f}), so its maps say nothing about the "
+                f"images.")
+        return {"verdict": (text + " " + notes).strip(), "status": "info"}
     corr = section[method]["mean_map_correlation"]
     name = NAMES[method]
     if corr is None:

@@ -57,8 +57,10 @@ class TSTRConfig(BaseModel):
     bf16_autocast: bool = Field(default=False, description="faster for the torchvision archs, slower for small_cnn")
     small_cnn_width: int = Field(default=32, gt=0)
     bootstrap_samples: int = Field(default=500, ge=10)
-    save_classifiers: bool = Field(default=True, description="write each trained classifier (safetensors + JSON) "
-                                                             "under usefulness/classifiers/ARCH/")
+    save_classifiers: Literal["all", "first_seed", "none"] = Field(
+        default="all", description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
+                                   "every one, those of the first seed (enough for condition fidelity and "
+                                   "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
 
 
 # Data.
@@ -189,7 +191,7 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
         probas[arch][cond].append(predict_proba(model, real_test.pixels))
         score = classification_metrics(real_test.labels, probas[arch][cond][-1], num_classes)["balanced_accuracy"]
         log.info("TSTR %s trained on %s (seed %d): test balanced accuracy %.3f", arch, cond, seed, score)
-        if config.save_classifiers:
+        if config.save_classifiers == "all" or (config.save_classifiers == "first_seed" and seed == config.seeds[0]):
             saved.append(_save(model, out_dir, arch=arch, cond=cond, seed=seed, config=config,
                                n_train=len(train_sets[cond]), score=score))
     results, arch_ratios = {}, {}

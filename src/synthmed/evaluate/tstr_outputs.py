@@ -57,7 +57,7 @@ def plot_scores(results: dict, path: Path, out_dir: Path) -> str:
 
 
 def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[str], *, row_label: str, path: Path,
-                          out_dir: Path) -> str:
+                          out_dir: Path, title: str | None = None) -> str:
     """Confusion matrices side by side (rows = `row_label`, columns = predicted class), each row summing to 100%."""
     from matplotlib.figure import Figure
 
@@ -78,15 +78,18 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
         ax.set_ylabel(row_label)
         ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save_png(fig, path, out_dir)
 
 
 def plot_confusions(arch_results: dict, classes: list[str], *, arch: str, path: Path, out_dir: Path) -> str:
     """One arch's real-test confusion matrices, one panel per training set, summed over seeds."""
-    panels = [(f"{arch}: {CONDITION_LABELS[cond]}",
+    panels = [(CONDITION_LABELS[cond],
                np.sum([np.asarray(m) for m in entry["confusion_matrix_per_seed"].values()], axis=0))
               for cond, entry in arch_results.items()]
-    return plot_confusion_panels(panels, classes, row_label="true class", path=path, out_dir=out_dir)
+    return plot_confusion_panels(panels, classes, row_label="true class", path=path, out_dir=out_dir,
+                                 title=f"{arch}: real test images, summed over seeds")
 
 
 def results_rows(section: dict) -> list[dict]:
