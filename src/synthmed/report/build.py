@@ -32,11 +32,13 @@ SECTIONS = {  # key in metrics.json -> (title, what the section answers)
     "memorisation": ("Memorisation and privacy", "Are any synthetic images copies of training images? Each "
                      "synthetic image is matched with its nearest training image."),
     "usefulness": ("Usefulness", "Can a classifier trained on synthetic images work on real ones? (TSTR: train "
-                   "synthetic, test real; TRTR: train real, test real.)"),
+                   "synthetic, test real; TRTR: train real, test real.) Tables: usefulness/results.csv and "
+                   "results.tex; trained classifiers: usefulness/classifiers/."),
     "condition_fidelity": ("Condition fidelity", "Does each synthetic image show the class it was generated "
                            "for, according to a classifier trained on real images?"),
-    "explanations": ("Explanations", "Where does the real-trained classifier look, in real and in synthetic "
-                     "images? (Grad-CAM: red = most used; LIME: green supports the class, red opposes it.)"),
+    "explanations": ("Explanations", "Where do the classifiers trained on real and on synthetic images look, in "
+                     "real and in synthetic images? (Grad-CAM: red = most used; LIME: green supports the class, red "
+                     "opposes it.) A flat map means the explainer failed, not the images."),
     "study": ("Reader study", "Could human readers tell real from synthetic images?"),
 }
 TRAILING = {"inputs": ("Inputs and provenance", "What was compared, and how this report was made."),
