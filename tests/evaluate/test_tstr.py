@@ -235,3 +235,13 @@ def test_permuted_archs_give_one_verdict_and_the_researcher_outputs(splits: dict
     tex = (out / "usefulness" / "results.tex").read_text()
     assert tex.count(r"\\") >= 5 and "small\\_cnn & train real (TRTR)" in tex and r"\begin{tabular}" in tex
     assert first["tables"] == {"results.csv": "usefulness/results.csv", "results.tex": "usefulness/results.tex"}
+
+
+def test_rests_on_counts_the_images_actually_trained_on(splits: dict, tmp_path: Path) -> None:
+    config = TSTRConfig(**{**FAST, "seeds": (0,), "epochs": 1, "min_steps": 2, "bootstrap_samples": 10},
+                        conditions=("real", "synthetic"), max_train_images=10, save_classifiers="none")
+    section = run_tstr(real_train=splits["train"], real_val=None, real_test=splits["test"], synthetic=splits["train"],
+                       config=config, out_dir=tmp_path / "usefulness")
+    assert section["train_images"] == {"real": 10, "synthetic": 10}  # capped from 24
+    assert "trained on 10 real, 10 synthetic images" in section["verdict"]
+    assert section["classifiers"] == [] and not (tmp_path / "usefulness" / "classifiers").exists()

@@ -58,4 +58,5 @@ class SharedClassifiers:
         """'small_cnn (from scratch, 64 px, seed 0) trained on 1,200 real images'."""
         text = classifier_description(self.arch, weights_dir=self.config.weights_dir,
                                       image_size_px=self.config.image_size_px, seeds=[self.seed])
-        return f"{text} trained on {len(self.train_sets[train_set]):,} {train_set} images"
+        n_images = tstr.images_used(len(self.train_sets[train_set]), self.config)
+        return f"{text} trained on {n_images:,} {train_set} images"

@@ -95,6 +95,11 @@ def _weights_path(arch: str, config: TSTRConfig) -> Path | None:
     return Path(config.weights_dir) / imagenet_weights_filename(arch)
 
 
+def images_used(n_images: int, config: TSTRConfig) -> int:
+    """How many of `n_images` a classifier trains on (config.max_train_images caps each training set)."""
+    return min(n_images, config.max_train_images) if config.max_train_images is not None else n_images
+
+
 def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, config: TSTRConfig, seed: int,
                    in_channels: int | None = None) -> ImageClassifier:
     """Train one classifier (seeded; keeps the epoch with the best real-val balanced accuracy)."""
@@ -193,7 +198,7 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
         log.info("TSTR %s trained on %s (seed %d): test balanced accuracy %.3f", arch, cond, seed, score)
         if config.save_classifiers == "all" or (config.save_classifiers == "first_seed" and seed == config.seeds[0]):
             saved.append(_save(model, out_dir, arch=arch, cond=cond, seed=seed, config=config,
-                               n_train=len(train_sets[cond]), score=score))
+                               n_train=images_used(len(train_sets[cond]), config), score=score))
     results, arch_ratios = {}, {}
     for arch in config.archs:
         boot = bootstrap(real_test.labels, probas[arch], num_classes, samples=config.bootstrap_samples,
@@ -201,7 +206,7 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
         results[arch] = {cond: condition_results(real_test.labels, per_seed, boot[cond], classes, list(config.seeds))
                          for cond, per_seed in probas[arch].items()}
         arch_ratios[arch] = ratios(results[arch], boot)
-    n_train = {c: len(train_sets[c]) for c in config.conditions}
+    n_train = {c: images_used(len(train_sets[c]), config) for c in config.conditions}
     section = {
         "test_images": len(real_test), "train_images": n_train, "config": config.model_dump(mode="json"),
         "rests_on": rests_on(archs=config.archs, weights_dir=config.weights_dir, image_size_px=config.image_size_px,
