@@ -147,6 +147,15 @@ def test_learned_classifier_with_flat_gradcam_is_judged_on_lime(tmp_path: Path) 
     assert "Grad-CAM maps are constant" in section["verdict"] and "1x1" in section["verdict"]
 
 
+def test_sets_without_a_shared_class_say_so_instead_of_judging(blob_model, tmp_path: Path) -> None:
+    images, _ = _blob_set(8, seed=13)
+    real, synthetic = images.subset(images.labels == 1), images.subset(images.labels == 0)
+    section = explain(model=blob_model, real=real, synthetic=synthetic, out_dir=tmp_path / "explanations",
+                      methods=("gradcam",), max_images_per_set=2)
+    assert section["gradcam"]["map_correlation_per_class"] == {"empty": None, "blob": None}
+    assert section["status"] == "info" and "could not be compared" in section["verdict"]
+
+
 def test_constant_maps_flags_flat_and_non_finite_maps_only() -> None:
     rng = np.random.default_rng(0)
     maps = np.stack([np.zeros((8, 8)), np.full((8, 8), 0.3), rng.random((8, 8)), np.full((8, 8), np.nan),
