@@ -54,6 +54,11 @@ def test_real_trained_classifier_is_fitted_once_and_reused(tiny_dataset, synthet
     balanced = np.mean([(predict_proba(model, test.pixels).argmax(1)[test.labels == k] == k).mean() for k in (0, 1)])
     assert balanced == pytest.approx(metrics["condition_fidelity"]["real_reference"]["balanced_accuracy"])
     assert balanced == pytest.approx(metrics["usefulness"]["results"]["small_cnn"]["real"]["balanced_accuracy"]["mean"])
+    assert metrics["condition_fidelity"]["rests_on"]["classifiers"] == [
+        {"arch": "small_cnn", "weights": "from scratch", "image_size_px": 16, "seed": 0, "trained_on": "real",
+         "n_train_images": 24}]
+    assert metrics["condition_fidelity"]["rests_on"]["n_scored_images"] == {"synthetic": 12, "real test": 12}
+    assert [c["trained_on"] for c in metrics["explanations"]["rests_on"]["classifiers"]] == ["real", "synthetic"]
     for part in ("usefulness", "condition_fidelity", "explanations"):
         assert "Rests on: " in metrics[part]["verdict"] and "small_cnn (from scratch, 16 px, seed 0)" in \
             metrics[part]["rests_on"]["text"]

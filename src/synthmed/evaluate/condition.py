@@ -10,6 +10,7 @@ from sklearn.metrics import confusion_matrix
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate.classifiers import predict_proba
 from synthmed.evaluate.tstr_outputs import plot_confusion_panels
+from synthmed.evaluate.tstr_verdict import attach_rests_on
 from synthmed.files import atomic_write_json
 
 
@@ -29,7 +30,7 @@ def _scores(classifier, arrays: ImageArrays) -> dict:
 
 
 def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
-                       reference: ImageArrays | None = None, rests_on: str | None = None) -> dict:
+                       reference: ImageArrays | None = None, rests_on: dict | str | None = None) -> dict:
     """Score `synthetic` (labels = the class each image was generated for) with a real-trained `classifier`.
 
     `reference` (the real test split) gives the same numbers on real images, the ceiling to compare
@@ -55,8 +56,7 @@ def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
         rests_on = (f"{getattr(classifier, 'arch', type(classifier).__name__)} classifier at "
                     f"{getattr(classifier, 'image_size_px', '?')} px; {len(synthetic):,} synthetic images"
                     + (f", {len(reference):,} real test images." if reference is not None else "."))
-    section["rests_on"] = {"text": rests_on}
-    section["verdict"] += f" Rests on: {rests_on}"
+    attach_rests_on(section, rests_on)
     atomic_write_json(out_dir / "condition_fidelity.json", section)
     return section
 

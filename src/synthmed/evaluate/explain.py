@@ -14,6 +14,7 @@ from synthmed.data.arrays import ImageArrays
 from synthmed.data.dataset import to_model_range
 from synthmed.evaluate.classifiers import predict_proba
 from synthmed.evaluate.tstr_metrics import classification_metrics
+from synthmed.evaluate.tstr_verdict import attach_rests_on
 from synthmed.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def _method_result(maps: dict, sets: dict, classes: list[str]) -> dict:
 
 def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, methods=METHODS,
             max_images_per_set: int = 8, lime_num_samples: int = 500, seed: int = 0, synthetic_model=None,
-            rests_on: str | None = None) -> dict:
+            rests_on: dict | str | None = None) -> dict:
     """Grad-CAM / LIME overlays for up to `max_images_per_set` real and synthetic images, side by side.
 
     `model` is the real-trained classifier; `synthetic_model` (optional) the synthetic-trained one,
@@ -190,8 +191,7 @@ def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, 
                                             f"(right)", "path": path.relative_to(out_dir.parent).as_posix()})
     section.update(explanation_verdict(section))
     if rests_on:
-        section["rests_on"] = {"text": rests_on}
-        section["verdict"] += f" Rests on: {rests_on}"
+        attach_rests_on(section, rests_on)
     return section
 
 

@@ -190,11 +190,10 @@ def classifier_sections(recorder, *, wanted: list[str], real, synthetic: ImageAr
     def condition() -> dict:
         from synthmed.evaluate.condition import condition_fidelity
 
-        model = shared.get("real")
-        tested = f"{len(synthetic):,} synthetic images" + (f" and {len(real.test):,} real test images"
-                                                            if real.test is not None else "")
-        section = condition_fidelity(classifier=model, synthetic=synthetic, out_dir=out_dir / "condition_fidelity",
-                                     reference=real.test, rests_on=f"{shared.describe('real')}; scored on {tested}.")
+        scored = {"synthetic": len(synthetic)} | ({"real test": len(real.test)} if real.test is not None else {})
+        section = condition_fidelity(classifier=shared.get("real"), synthetic=synthetic, reference=real.test,
+                                     out_dir=out_dir / "condition_fidelity", rests_on=shared.rests_on(["real"],
+                                                                                                      scored=scored))
         return section | {"classifier_source": shared.sources["real"]}
 
     def explanations() -> dict:
@@ -202,9 +201,10 @@ def classifier_sections(recorder, *, wanted: list[str], real, synthetic: ImageAr
 
         shown = real.heldout if real.heldout is not None else real.train
         model, synthetic_model = shared.get("real"), shared.get("synthetic")
-        rests_on = (f"{shared.describe('real')}, and the same arch {shared.describe('synthetic')}; up to "
-                    f"{config.explain_images} real ({'held-out' if real.heldout is not None else 'training'}) and "
-                    f"synthetic images; LIME with {config.lime_samples} samples.")
+        kind = "real held-out" if real.heldout is not None else "real training"
+        rests_on = shared.rests_on(["real", "synthetic"], scored={kind: len(shown)},
+                                   note=f"maps of up to {config.explain_images} {kind} and synthetic images, LIME with "
+                                        f"{config.lime_samples} samples")
         section = explain(model=model, synthetic_model=synthetic_model, real=shown, synthetic=synthetic,
                           out_dir=out_dir / "explanations", max_images_per_set=config.explain_images,
                           lime_num_samples=config.lime_samples, rests_on=rests_on)

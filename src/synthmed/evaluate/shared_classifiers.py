@@ -8,7 +8,7 @@ from pathlib import Path
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate import tstr
 from synthmed.evaluate.tstr_outputs import load_classifier
-from synthmed.evaluate.tstr_verdict import classifier_description
+from synthmed.evaluate.tstr_verdict import classifier_description, weights_description
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,16 @@ class SharedClassifiers:
                     in_channels=int(self.train_sets["real"].pixels.shape[1]))
                 self.sources[train_set] = "fitted for this section (usefulness did not run with the same settings)"
         return self._models[train_set]
+
+    def rests_on(self, train_sets: list[str], *, scored: dict[str, int], note: str = "") -> dict:
+        """What a verdict on these classifiers rests on: structured fields and one sentence ("text")."""
+        described = ", and the same arch ".join(self.describe(t) for t in train_sets)
+        text = f"{described}; scored on " + " and ".join(f"{n:,} {name} images" for name, n in scored.items())
+        return {"classifiers": [{"arch": self.arch, "weights": weights_description(self.arch, self.config.weights_dir),
+                                 "image_size_px": self.config.image_size_px, "seed": self.seed, "trained_on": t,
+                                 "n_train_images": tstr.images_used(len(self.train_sets[t]), self.config)}
+                                for t in train_sets],
+                "n_scored_images": dict(scored), "text": text + (f"; {note}." if note else ".")}
 
     def describe(self, train_set: str) -> str:
         """'small_cnn (from scratch, 64 px, seed 0) trained on 1,200 real images'."""

@@ -19,7 +19,7 @@ from synthmed.evaluate.classifiers import (Arch, ImageClassifier, augment_batch,
                                           imagenet_weights_filename, predict_proba)
 from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_metrics, condition_results, ratios
 from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
-from synthmed.evaluate.tstr_verdict import rests_on, tstr_verdict
+from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
                                    "path": plot_confusions(results[arch], classes, arch=arch,
                                                            path=out_dir / f"confusion_{arch}.png", out_dir=out_dir)})
     section.update(tstr_verdict(section))
-    section["verdict"] += f" Rests on: {section['rests_on']['text']}"
+    attach_rests_on(section, section["rests_on"])
     section["tables"] = write_tables(section, classes, out_dir)
     atomic_write_json(out_dir / "tstr.json", section)
     return section

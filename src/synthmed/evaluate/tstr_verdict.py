@@ -33,6 +33,12 @@ def rests_on(*, archs, weights_dir, image_size_px: int, seeds, n_train: dict[str
             "text": text}
 
 
+def attach_rests_on(section: dict, rests_on: dict | str) -> None:
+    """Store `rests_on` as section["rests_on"] (a dict with "text") and end the verdict with 'Rests on: <text>'."""
+    section["rests_on"] = {"text": rests_on} if isinstance(rests_on, str) else dict(rests_on)
+    section["verdict"] = f"{section['verdict']} Rests on: {section['rests_on']['text']}"
+
+
 def _status(value: float) -> str:
     return "good" if value >= 0.9 else "fair" if value >= 0.75 else "poor"
 
