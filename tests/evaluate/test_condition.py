@@ -44,7 +44,8 @@ def test_intended_classes_are_recognised_and_swapped_ones_are_not(tiny_dataset: 
     assert good["synthetic"]["balanced_accuracy"] >= 0.8
     assert good["real_reference"]["images"] == len(test)
     assert good["status"] == "good" and "intended class" in good["verdict"]
-    assert good["verdict"].endswith("Rests on: small_cnn classifier at 16 px; 24 synthetic images, 12 real test images.")
+    assert good["verdict"].endswith(
+        "Rests on: small_cnn classifier at 16 px; 24 synthetic images, 12 real test images.")
     named = condition_fidelity(classifier=model, synthetic=train, reference=test, out_dir=tmp_path / "named",
                                rests_on="small_cnn (from scratch, 16 px, seed 0) trained on 24 real images")
     assert named["rests_on"] == {"text": "small_cnn (from scratch, 16 px, seed 0) trained on 24 real images"}

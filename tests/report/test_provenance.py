@@ -45,7 +45,8 @@ def test_card_warnings_generator_and_rests_on_lines_are_in_the_report(tmp_path: 
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
     metrics = {"inputs": {"real_dataset": str(dataset), "synthetic_set": str(synthetic)},
-               "usefulness": {"status": "good", "verdict": "Useful. Rests on: small_cnn (from scratch, 16 px, seed 0)."},
+               "usefulness": {"status": "good",
+                              "verdict": "Useful. Rests on: small_cnn (from scratch, 16 px, seed 0)."},
                "fidelity": {"status": "fair", "verdict": "Close.", "rests_on": {"text": "domain encoder, 24 images"}}}
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(eval_dir).read_text()

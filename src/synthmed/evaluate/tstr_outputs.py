@@ -65,7 +65,7 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
     fig = Figure(figsize=(side * len(panels) + 0.8, side + 0.7), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     image = None
-    for ax, (title, matrix) in zip(axes, panels):
+    for ax, (panel_title, matrix) in zip(axes, panels):
         matrix = np.asarray(matrix, dtype=float)
         share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
@@ -76,7 +76,7 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
         ax.set_yticks(range(len(classes)), classes, fontsize=8)
         ax.set_xlabel("predicted class")
         ax.set_ylabel(row_label)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)

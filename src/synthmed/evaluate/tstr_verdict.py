@@ -77,8 +77,8 @@ def tstr_verdict(section: dict) -> dict:
     if not per_arch:
         names = ", ".join(f"{a} {real:.2f}" for a, real, _ in excluded)
         text = (f"Inconclusive: the classifiers trained on real images did not learn (balanced accuracy {names}; "
-                f"chance {excluded[0][2]:.2f}), so comparing synthetic-trained ones with them says nothing. Train longer "
-                f"(--tstr-epochs), choose another arch, or give ImageNet weights (--tstr-weights-dir).")
+                f"chance {excluded[0][2]:.2f}), so comparing synthetic-trained ones with them says nothing. "
+                f"Train longer (--tstr-epochs), choose another arch, or give ImageNet weights (--tstr-weights-dir).")
         return {"verdict": text, "status": "info", "tstr_over_trtr_balanced_accuracy": None, **base}
     values = np.array(list(per_arch.values()))
     median = float(np.median(values))
