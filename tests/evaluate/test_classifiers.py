@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,32 @@ def test_old_style_densenet_checkpoint_keys_are_renamed(tmp_path: Path) -> None:
     net = build_classifier("densenet121", num_classes=2, in_channels=3, weights_path=path)
     torch.testing.assert_close(net.features.denseblock1.denselayer1.conv2.weight,
                                state["features.denseblock1.denselayer1.conv2.weight"])
+
+
+@pytest.mark.parametrize(("arch", "channels", "width"), [("small_cnn", 3, 8), ("densenet121", 1, 32)])
+def test_saved_classifier_reloads_to_the_same_outputs(tmp_path: Path, arch: str, channels: int, width: int) -> None:
+    from synthmed.evaluate.tstr_outputs import load_classifier, save_classifier
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build_classifier(arch, num_classes=3, in_channels=channels, small_cnn_width=width)
+        model = ImageClassifier(net, arch=arch, classes=["a", "b", "c"], in_channels=channels, image_size_px=32)
+        model.train()
+        model(torch.rand(4, channels, 32, 32))  # move the batch-norm running statistics off their initial values
+    model.eval()
+    paths = save_classifier(model, tmp_path / arch, condition="real+synthetic", seed=3, small_cnn_width=width,
+                            extra={"n_train_images": 4})
+    assert paths["weights"].name == "real_plus_synthetic-seed3.safetensors" and paths["weights"].is_file()
+    config = json.loads(paths["config"].read_text())
+    assert config | {"synthmed_version": None} == {
+        "arch": arch, "classes": ["a", "b", "c"], "in_channels": channels, "image_size_px": 32,
+        "small_cnn_width": width, "trained_on": "real+synthetic", "seed": 3, "synthmed_version": None,
+        "n_train_images": 4}
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    reloaded = load_classifier(paths["weights"])
+    assert torch.rand(1) == expected_next  # rebuilding the net did not consume the global RNG
+    pixels = np.random.default_rng(0).integers(0, 256, (3, channels, 32, 32), dtype=np.uint8)
+    np.testing.assert_allclose(predict_proba(reloaded, pixels), predict_proba(model, pixels), rtol=1e-5, atol=1e-6)
+    assert reloaded.classes == ["a", "b", "c"] and not reloaded.training

@@ -44,6 +44,11 @@ def test_intended_classes_are_recognised_and_swapped_ones_are_not(tiny_dataset: 
     assert good["synthetic"]["balanced_accuracy"] >= 0.8
     assert good["real_reference"]["images"] == len(test)
     assert good["status"] == "good" and "intended class" in good["verdict"]
+    assert good["verdict"].endswith(
+        "Rests on: small_cnn classifier at 16 px; 24 synthetic images, 12 real test images.")
+    named = condition_fidelity(classifier=model, synthetic=train, reference=test, out_dir=tmp_path / "named",
+                               rests_on="small_cnn (from scratch, 16 px, seed 0) trained on 24 real images")
+    assert named["rests_on"] == {"text": "small_cnn (from scratch, 16 px, seed 0) trained on 24 real images"}
     swapped = ImageArrays(train.pixels, 1 - train.labels, train.classes, train.ids)
     bad = condition_fidelity(classifier=model, synthetic=swapped, reference=test, out_dir=tmp_path / "bad")
     assert bad["synthetic"]["balanced_accuracy"] <= 0.2
@@ -61,3 +66,14 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="differ from the classifier"):
         condition_fidelity(classifier=model, synthetic=other, out_dir=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_classifier_at_chance_makes_the_check_uninformative(tiny_dataset: Path, tmp_path: Path) -> None:
+    train, test = (load_image_arrays(tiny_dataset, split=s) for s in ("train", "test"))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build_classifier("small_cnn", num_classes=2, in_channels=1, small_cnn_width=8)
+    untrained = ImageClassifier(net, arch="small_cnn", classes=["left", "right"], in_channels=1, image_size_px=16)
+    section = condition_fidelity(classifier=untrained.eval(), synthetic=train, reference=test, out_dir=tmp_path / "x")
+    assert section["real_reference"]["balanced_accuracy"] < 0.6
+    assert section["status"] == "info" and "barely better than chance" in section["verdict"]

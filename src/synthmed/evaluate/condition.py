@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,9 @@ from sklearn.metrics import confusion_matrix
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate.classifiers import predict_proba
-from synthmed.files import atomic_write_bytes, atomic_write_json
+from synthmed.evaluate.tstr_outputs import plot_confusion_panels
+from synthmed.evaluate.tstr_verdict import attach_rests_on
+from synthmed.files import atomic_write_json
 
 
 def _scores(classifier, arrays: ImageArrays) -> dict:
@@ -29,12 +30,13 @@ def _scores(classifier, arrays: ImageArrays) -> dict:
 
 
 def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
-                       reference: ImageArrays | None = None) -> dict:
+                       reference: ImageArrays | None = None, rests_on: dict | str | None = None) -> dict:
     """Score `synthetic` (labels = the class each image was generated for) with a real-trained `classifier`.
 
     `reference` (the real test split) gives the same numbers on real images, the ceiling to compare
-    with. Returns the "condition_fidelity" section of metrics.json (confusion matrices: rows =
-    intended class, columns = predicted class).
+    with. `rests_on` describes the classifier (arch, weights, resolution, seed, training images); without
+    it the section names the classifier's arch and input size. Returns the "condition_fidelity" section
+    of metrics.json (confusion matrices: rows = intended class, columns = predicted class).
     """
     if len(synthetic) == 0:
         raise ValueError("The synthetic set is empty; condition fidelity needs at least one image.")
@@ -50,6 +52,11 @@ def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
     section["figures"] = [{"title": "Intended vs predicted class (rows sum to 100%)",
                            "path": _plot(section, out_dir / "confusion.png", out_dir)}]
     section.update(_verdict(section))
+    if rests_on is None:
+        rests_on = (f"{getattr(classifier, 'arch', type(classifier).__name__)} classifier at "
+                    f"{getattr(classifier, 'image_size_px', '?')} px; {len(synthetic):,} synthetic images"
+                    + (f", {len(reference):,} real test images." if reference is not None else "."))
+    attach_rests_on(section, rests_on)
     atomic_write_json(out_dir / "condition_fidelity.json", section)
     return section
 
@@ -74,29 +81,7 @@ def _verdict(section: dict) -> dict:
 
 
 def _plot(section: dict, path: Path, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    panels = [("synthetic images", section["synthetic"])]
+    panels = [("synthetic images", section["synthetic"]["confusion_matrix"])]
     if "real_reference" in section:
-        panels.append(("real test images (reference)", section["real_reference"]))
-    classes = section["classes"]
-    side = 1.2 + 0.55 * len(classes)
-    fig = Figure(figsize=(side * len(panels) + 0.8, side + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (title, scores) in zip(axes, panels):
-        matrix = np.asarray(scores["confusion_matrix"], dtype=float)
-        share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-        image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
-        for (i, j), value in np.ndenumerate(share):
-            ax.text(j, i, f"{value:.0%}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 else "#222")
-        ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(classes)), classes, fontsize=8)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("intended class")
-        ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=list(axes), shrink=0.8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path).relative_to(Path(out_dir).parent).as_posix()
+        panels.append(("real test images (reference)", section["real_reference"]["confusion_matrix"]))
+    return plot_confusion_panels(panels, section["classes"], row_label="intended class", path=path, out_dir=out_dir)

@@ -82,29 +82,35 @@ def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -
 
 
 def classifier_sections(recorder, *, wanted: list[str], real, synthetic: ImageArrays, config, out_dir: Path) -> None:
-    """Condition fidelity and explanations, sharing one classifier trained on real images only."""
-    holder: dict = {}
+    """Condition fidelity and explanations, on the usefulness run's own classifiers (each fitted once)."""
+    from synthmed.evaluate.shared_classifiers import SharedClassifiers
 
-    def reference():
-        if "model" not in holder:
-            from synthmed.evaluate.tstr import train_reference_classifier
-
-            holder["model"] = train_reference_classifier(real.train, real.val,
-                                                         config=_tstr_config(config, int(real.train.pixels.shape[-1])))
-        return holder["model"]
+    shared = SharedClassifiers(config=_tstr_config(config, int(real.train.pixels.shape[-1])), real_train=real.train,
+                               real_val=real.val, synthetic=synthetic, usefulness=recorder.metrics.get("usefulness"),
+                               eval_dir=out_dir)
 
     def condition() -> dict:
         from synthmed.evaluate.condition import condition_fidelity
 
-        return condition_fidelity(classifier=reference(), synthetic=synthetic, out_dir=out_dir / "condition_fidelity",
-                                  reference=real.test)
+        scored = {"synthetic": len(synthetic)} | ({"real test": len(real.test)} if real.test is not None else {})
+        section = condition_fidelity(classifier=shared.get("real"), synthetic=synthetic, reference=real.test,
+                                     out_dir=out_dir / "condition_fidelity", rests_on=shared.rests_on(["real"],
+                                                                                                      scored=scored))
+        return section | {"classifier_source": shared.sources["real"]}
 
     def explanations() -> dict:
         from synthmed.evaluate.explain import explain
 
         shown = real.heldout if real.heldout is not None else real.train
-        return explain(model=reference(), real=shown, synthetic=synthetic, out_dir=out_dir / "explanations",
-                       max_images_per_set=config.explain_images, lime_num_samples=config.lime_samples)
+        model, synthetic_model = shared.get("real"), shared.get("synthetic")
+        kind = "real held-out" if real.heldout is not None else "real training"
+        rests_on = shared.rests_on(["real", "synthetic"], scored={kind: len(shown)},
+                                   note=f"maps of up to {config.explain_images} {kind} and synthetic images, LIME with "
+                                        f"{config.lime_samples} samples")
+        section = explain(model=model, synthetic_model=synthetic_model, real=shown, synthetic=synthetic,
+                          out_dir=out_dir / "explanations", max_images_per_set=config.explain_images,
+                          lime_num_samples=config.lime_samples, rests_on=rests_on)
+        return section | {"classifier_source": dict(shared.sources)}
 
     if "condition_fidelity" in wanted:
         recorder.run_section("condition_fidelity", condition)

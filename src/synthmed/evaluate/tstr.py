@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import logging
 from pathlib import Path
 from typing import Literal
@@ -12,21 +11,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.data.dataset import to_model_range
-from synthmed.evaluate.classifiers import Arch, ImageClassifier, augment_batch, build_classifier, \
-    imagenet_weights_filename, predict_proba
-from synthmed.files import atomic_write_bytes, atomic_write_json
+from synthmed.evaluate.classifiers import (Arch, ImageClassifier, augment_batch, build_classifier,
+                                          imagenet_weights_filename, predict_proba)
+from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_metrics, condition_results, ratios
+from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
+from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict
+from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 Condition = Literal["real", "synthetic", "real+synthetic"]
-METRICS = ("accuracy", "balanced_accuracy", "macro_auc")
-CONDITION_LABELS = {"real": "train real (TRTR)", "synthetic": "train synthetic (TSTR)",
-                    "real+synthetic": "train real + synthetic"}
+__all__ = ["METRICS", "TSTRConfig", "classification_metrics", "fit_classifier", "run_tstr",
+           "train_reference_classifier", "tstr_verdict"]
 
 
 class TSTRConfig(BaseModel):
@@ -57,6 +57,10 @@ class TSTRConfig(BaseModel):
     bf16_autocast: bool = Field(default=False, description="faster for the torchvision archs, slower for small_cnn")
     small_cnn_width: int = Field(default=32, gt=0)
     bootstrap_samples: int = Field(default=500, ge=10)
+    save_classifiers: Literal["all", "first_seed", "none"] = Field(
+        default="all", description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
+                                   "every one, those of the first seed (enough for condition fidelity and "
+                                   "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
 
 
 # Data.
@@ -89,6 +93,11 @@ def _weights_path(arch: str, config: TSTRConfig) -> Path | None:
     if arch == "small_cnn" or config.weights_dir is None:
         return None
     return Path(config.weights_dir) / imagenet_weights_filename(arch)
+
+
+def images_used(n_images: int, config: TSTRConfig) -> int:
+    """How many of `n_images` a classifier trains on (config.max_train_images caps each training set)."""
+    return min(n_images, config.max_train_images) if config.max_train_images is not None else n_images
 
 
 def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, config: TSTRConfig, seed: int,
@@ -164,108 +173,69 @@ def train_reference_classifier(real_train: ImageArrays, real_val: ImageArrays | 
     return fit_classifier(real_train, real_val, arch=config.archs[0], config=config, seed=config.seeds[0])
 
 
-# Metrics.
-
-def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count half), the same number as sklearn's roc_auc_score."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: int) -> dict:
-    """Accuracy, balanced accuracy, macro one-vs-rest AUC and per-class recall (None for absent classes)."""
-    y_true = np.asarray(y_true)
-    pred = proba.argmax(axis=1)
-    recall, aucs = [], []
-    for k in range(num_classes):
-        positive = y_true == k
-        recall.append(float((pred[positive] == k).mean()) if positive.any() else None)
-        if positive.any() and not positive.all():
-            aucs.append(_binary_auc(positive, proba[:, k]))
-    present = [r for r in recall if r is not None]
-    return {"accuracy": float((pred == y_true).mean()), "balanced_accuracy": float(np.mean(present)),
-            "macro_auc": float(np.mean(aucs)) if aucs else None, "per_class_recall": recall}
-
-
-def _summary(per_seed: list[float | None], boot: np.ndarray) -> dict:
-    values = [v for v in per_seed if v is not None]
-    boot = boot[np.isfinite(boot)]
-    return {"mean": float(np.mean(values)) if values else None,
-            "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
-            "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None,
-            "std_over_seeds": float(np.std(values)) if len(values) > 1 else 0.0,
-            "per_seed": per_seed}
-
-
-def _bootstrap(y: np.ndarray, probas: dict[str, list[np.ndarray]], num_classes: int, *, samples: int,
-               seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """Seed-mean metrics over `samples` resamples of the test images (the same resamples for every condition)."""
-    rng = np.random.default_rng(seed)
-    names = [*METRICS, *(f"recall_{k}" for k in range(num_classes))]
-    out = {cond: {name: np.full(samples, np.nan) for name in names} for cond in probas}
-    for b in range(samples):
-        index = rng.integers(0, len(y), len(y))
-        for cond, per_seed in probas.items():
-            results = [classification_metrics(y[index], p[index], num_classes) for p in per_seed]
-            for name in METRICS:
-                vals = [r[name] for r in results if r[name] is not None]
-                out[cond][name][b] = np.mean(vals) if vals else np.nan
-            for k in range(num_classes):
-                vals = [r["per_class_recall"][k] for r in results if r["per_class_recall"][k] is not None]
-                out[cond][f"recall_{k}"][b] = np.mean(vals) if vals else np.nan
-    return out
-
-
-def _ratio(top: dict, bottom: dict, boot_top: np.ndarray, boot_bottom: np.ndarray) -> dict:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = boot_top / boot_bottom
-    boot = boot[np.isfinite(boot)]
-    mean = top["mean"] / bottom["mean"] if top["mean"] is not None and bottom["mean"] else None
-    return {"mean": mean, "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
-            "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None}
-
-
 # Experiment.
 
 def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test: ImageArrays,
              synthetic: ImageArrays, config: TSTRConfig, out_dir: Path) -> dict:
-    """Train each arch x condition x seed, test on `real_test`; returns the "usefulness" section."""
+    """Train each arch x condition x seed, test on `real_test`; returns the "usefulness" section.
+
+    Also writes out_dir/tstr.json, results.csv, results.tex, the figures, and (config.save_classifiers)
+    every classifier as classifiers/ARCH/<condition>-seed<S>.safetensors with a .json beside it.
+    """
     _check_sets(real_train, {"synthetic": synthetic, "real test": real_test, "real validation": real_val})
     out_dir = Path(out_dir)
-    num_classes, channels = len(real_train.classes), int(real_train.pixels.shape[1])
+    classes = list(real_train.classes)
+    num_classes, channels = len(classes), int(real_train.pixels.shape[1])
     train_sets = {"real": real_train, "synthetic": synthetic,
                   "real+synthetic": _concat(real_train, synthetic, size_px=config.image_size_px, channels=channels)}
     runs = [(a, c, s) for a in config.archs for c in config.conditions for s in config.seeds]
     probas: dict[str, dict[str, list[np.ndarray]]] = {a: {c: [] for c in config.conditions} for a in config.archs}
+    saved = []
     for arch, cond, seed in tqdm(runs, desc="usefulness (TSTR)", unit="model"):
         model = fit_classifier(train_sets[cond], real_val, arch=arch, config=config, seed=seed, in_channels=channels)
         probas[arch][cond].append(predict_proba(model, real_test.pixels))
-        log.info("TSTR %s trained on %s (seed %d): test balanced accuracy %.3f", arch, cond, seed,
-                 classification_metrics(real_test.labels, probas[arch][cond][-1], num_classes)["balanced_accuracy"])
-    results, ratios = {}, {}
+        score = classification_metrics(real_test.labels, probas[arch][cond][-1], num_classes)["balanced_accuracy"]
+        log.info("TSTR %s trained on %s (seed %d): test balanced accuracy %.3f", arch, cond, seed, score)
+        if config.save_classifiers == "all" or (config.save_classifiers == "first_seed" and seed == config.seeds[0]):
+            saved.append(_save(model, out_dir, arch=arch, cond=cond, seed=seed, config=config,
+                               n_train=images_used(len(train_sets[cond]), config), score=score))
+    results, arch_ratios = {}, {}
     for arch in config.archs:
-        boot = _bootstrap(real_test.labels, probas[arch], num_classes, samples=config.bootstrap_samples,
-                          seed=config.seeds[0])
-        results[arch] = {}
-        for cond, per_seed in probas[arch].items():
-            scores = [classification_metrics(real_test.labels, p, num_classes) for p in per_seed]
-            entry = {m: _summary([s[m] for s in scores], boot[cond][m]) for m in METRICS}
-            entry["per_class_recall"] = {
-                name: _summary([s["per_class_recall"][k] for s in scores], boot[cond][f"recall_{k}"])
-                for k, name in enumerate(real_train.classes)}
-            results[arch][cond] = entry
-        ratios[arch] = _ratios(results[arch], boot)
+        boot = bootstrap(real_test.labels, probas[arch], num_classes, samples=config.bootstrap_samples,
+                         seed=config.seeds[0])
+        results[arch] = {cond: condition_results(real_test.labels, per_seed, boot[cond], classes, list(config.seeds))
+                         for cond, per_seed in probas[arch].items()}
+        arch_ratios[arch] = ratios(results[arch], boot)
+    n_train = {c: images_used(len(train_sets[c]), config) for c in config.conditions}
     section = {
-        "test_images": len(real_test), "train_images": {c: len(train_sets[c]) for c in config.conditions},
-        "config": config.model_dump(mode="json"), "results": results, "ratios": ratios,
+        "test_images": len(real_test), "train_images": n_train, "config": config.model_dump(mode="json"),
+        "rests_on": rests_on(archs=config.archs, weights_dir=config.weights_dir, image_size_px=config.image_size_px,
+                             seeds=config.seeds, n_train=n_train, n_test=len(real_test)),
+        "results": results, "ratios": arch_ratios, "classifiers": saved,
         "figures": [{"title": "Real-test scores of classifiers trained on real, synthetic, or both (95% CI)",
-                     "path": _plot(results, out_dir / "tstr.png", out_dir)}],
+                     "path": plot_scores(results, out_dir / "tstr.png", out_dir)}],
     }
-    section.update(tstr_verdict(section, arch=config.archs[0]))
+    for arch in config.archs:
+        section["figures"].append({"title": f"{arch}: real-test confusion matrices, summed over seeds",
+                                   "path": plot_confusions(results[arch], classes, arch=arch,
+                                                           path=out_dir / f"confusion_{arch}.png", out_dir=out_dir)})
+    section.update(tstr_verdict(section))
+    attach_rests_on(section, section["rests_on"])
+    section["tables"] = write_tables(section, classes, out_dir)
     atomic_write_json(out_dir / "tstr.json", section)
     return section
+
+
+def _save(model: ImageClassifier, out_dir: Path, *, arch: str, cond: str, seed: int, config: TSTRConfig,
+          n_train: int, score: float) -> dict:
+    weights = _weights_path(arch, config)
+    paths = save_classifier(model, out_dir / "classifiers" / arch, condition=cond, seed=seed,
+                            small_cnn_width=config.small_cnn_width,
+                            extra={"initial_weights": weights.name if weights else "from scratch",
+                                   "n_train_images": n_train, "real_test_balanced_accuracy": score,
+                                   "tstr_config": config.model_dump(mode="json")})
+    return {"arch": arch, "train_set": cond, "seed": seed,
+            **{k: v.relative_to(out_dir.parent).as_posix() for k, v in paths.items()}}
 
 
 def _concat(a: ImageArrays, b: ImageArrays, *, size_px: int, channels: int) -> ImageArrays:
@@ -274,68 +244,3 @@ def _concat(a: ImageArrays, b: ImageArrays, *, size_px: int, channels: int) -> I
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     return ImageArrays(np.concatenate([prep(a), prep(b)]), np.concatenate([a.labels, b.labels]), a.classes,
                        [*a.ids, *b.ids])
-
-
-def _ratios(results: dict, boot: dict) -> dict:
-    pairs = {"tstr_over_trtr": ("synthetic", "real"), "augmented_over_trtr": ("real+synthetic", "real")}
-    return {name: {m: _ratio(results[top][m], results[bottom][m], boot[top][m], boot[bottom][m]) for m in METRICS}
-            for name, (top, bottom) in pairs.items() if top in results and bottom in results}
-
-
-def tstr_verdict(section: dict, *, arch: str) -> dict:
-    """Verdict and status of the usefulness section from `arch`'s balanced accuracies.
-
-    The TSTR/TRTR ratio only means something when the real-trained classifier learned: if its
-    balanced accuracy is not clearly above chance (its 95% interval reaches chance, or without an
-    interval it is within 0.05 of chance), the verdict says so instead of calling a 0.50/0.50 "good".
-    """
-    res = section["results"][arch]
-    ratio = section["ratios"].get(arch, {}).get("tstr_over_trtr", {}).get("balanced_accuracy", {}).get("mean")
-    if ratio is None:
-        return {"verdict": "Usefulness was not compared with real-only training (no ratio).", "status": "info"}
-    real, synth = res["real"]["balanced_accuracy"]["mean"], res["synthetic"]["balanced_accuracy"]["mean"]
-    chance = 1.0 / len(res["real"]["per_class_recall"])
-    real_low = res["real"]["balanced_accuracy"].get("ci_low")
-    if (real_low if real_low is not None else real - 0.05) <= chance:
-        text = (f"Inconclusive: the {arch} classifier trained on real images did not learn (balanced accuracy "
-                f"{real:.2f}, chance {chance:.2f}), so comparing synthetic-trained ones with it says nothing. "
-                f"Train longer (--tstr-epochs), choose another arch, or give ImageNet weights (--tstr-weights-dir).")
-        return {"verdict": text, "status": "info", "tstr_over_trtr_balanced_accuracy": ratio}
-    status = "good" if ratio >= 0.9 else "fair" if ratio >= 0.75 else "poor"
-    text = (f"A classifier trained only on synthetic images reaches {ratio:.0%} of the balanced accuracy of one "
-            f"trained on real images ({synth:.2f} vs {real:.2f} on {section['test_images']} real test images).")
-    if "real+synthetic" in res:
-        gain = res["real+synthetic"]["balanced_accuracy"]["mean"] - real
-        text += f" Adding the synthetic images to the real ones changes it by {gain:+.2f}."
-    return {"verdict": text, "status": status, "tstr_over_trtr_balanced_accuracy": ratio}
-
-
-def _plot(results: dict, path: Path, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    archs = list(results)
-    fig = Figure(figsize=(4.2 * len(archs) + 1.5, 3.7), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(archs), sharey=True))
-    colours = {"real": "#4C78A8", "synthetic": "#F58518", "real+synthetic": "#54A24B"}
-    for ax, arch in zip(axes, archs):
-        conds = list(results[arch])
-        width = 0.8 / len(conds)
-        for i, cond in enumerate(conds):
-            stats = [results[arch][cond][m] for m in METRICS]
-            means = [s["mean"] if s["mean"] is not None else np.nan for s in stats]
-            low = [m - s["ci_low"] if s["ci_low"] is not None else 0 for m, s in zip(means, stats)]
-            high = [s["ci_high"] - m if s["ci_high"] is not None else 0 for m, s in zip(means, stats)]
-            ax.bar(np.arange(len(METRICS)) + (i - (len(conds) - 1) / 2) * width, means, width,
-                   yerr=[np.maximum(low, 0), np.maximum(high, 0)], capsize=3, color=colours[cond],
-                   label=CONDITION_LABELS[cond])
-        ax.set_xticks(np.arange(len(METRICS)), ["accuracy", "balanced\naccuracy", "macro AUC"])
-        ax.set_ylim(0, 1.05)
-        ax.set_title(arch)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("score on real test images")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path).relative_to(Path(out_dir).parent).as_posix()

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from synthmed import __version__
 from synthmed.files import atomic_write_text
+from synthmed.report import provenance
 from synthmed.report.grids import class_grids
 from synthmed.report.render import STATUS_LABELS, STATUSES, collect_figures, humanise_key, to_node
 
@@ -31,11 +32,13 @@ SECTIONS = {  # key in metrics.json -> (title, what the section answers)
     "memorisation": ("Memorisation and privacy", "Are any synthetic images copies of training images? Each "
                      "synthetic image is matched with its nearest training image."),
     "usefulness": ("Usefulness", "Can a classifier trained on synthetic images work on real ones? (TSTR: train "
-                   "synthetic, test real; TRTR: train real, test real.)"),
+                   "synthetic, test real; TRTR: train real, test real.) Tables: usefulness/results.csv and "
+                   "results.tex; trained classifiers: usefulness/classifiers/."),
     "condition_fidelity": ("Condition fidelity", "Does each synthetic image show the class it was generated "
                            "for, according to a classifier trained on real images?"),
-    "explanations": ("Explanations", "Where does the real-trained classifier look, in real and in synthetic "
-                     "images? (Grad-CAM: red = most used; LIME: green supports the class, red opposes it.)"),
+    "explanations": ("Explanations", "Where do the classifiers trained on real and on synthetic images look, in "
+                     "real and in synthetic images? (Grad-CAM: red = most used; LIME: green supports the class, red "
+                     "opposes it.) A flat map means the explainer failed, not the images."),
     "study": ("Reader study", "Could human readers tell real from synthetic images?"),
 }
 TRAILING = {"inputs": ("Inputs and provenance", "What was compared, and how this report was made."),
@@ -107,13 +110,24 @@ def _status(key: str, section: Any) -> tuple[str, str]:
     return "info", STATUS_LABELS["info"]
 
 
-def _verdict(section: Any) -> str | None:
+RESTS_ON_MARK = " Rests on: "
+
+
+def _verdict(section: Any) -> tuple[str | None, str | None]:
+    """(verdict, what it rests on): a verdict's trailing 'Rests on: ...' or the section's "rests_on" field."""
     if not isinstance(section, dict):
-        return None
+        return None, None
+    rests_on = section.get("rests_on")
+    rests_on = rests_on.get("text") if isinstance(rests_on, dict) else rests_on
+    rests_on = str(rests_on) if rests_on else None
     for key in ("verdict", "error", "note"):
         if section.get(key):
-            return str(section[key])
-    return None
+            text = str(section[key])
+            if key == "verdict" and RESTS_ON_MARK in text:
+                text, tail = text.split(RESTS_ON_MARK, 1)
+                rests_on = rests_on or tail
+            return text, rests_on
+    return None, rests_on
 
 
 def _data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -137,8 +151,9 @@ def _embed_figure(figure: dict, eval_dir: Path) -> dict:
 def _section(key: str, value: Any, eval_dir: Path, titles: dict) -> dict:
     title, question = titles.get(key, (humanise_key(key).capitalize(), ""))
     colour, label = _status(key, value)
+    verdict, rests_on = _verdict(value)
     return {"key": key, "anchor": f"section-{key}", "title": title, "question": question,
-            "verdict": _verdict(value), "status": colour, "status_label": label,
+            "verdict": verdict, "rests_on": rests_on, "status": colour, "status_label": label,
             "figures": [_embed_figure(f, eval_dir) for f in collect_figures(value)], "body": to_node(value)}
 
 
@@ -192,10 +207,11 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
     # Sample grids from the input folders named in metrics.json.
     inputs = metrics.get("inputs") if isinstance(metrics.get("inputs"), dict) else {}
     grids, grid_note = class_grids(inputs, base=eval_dir)
+    card, generator = provenance.dataset_card(inputs, base=eval_dir), provenance.generator(inputs, base=eval_dir)
 
     html = _environment().get_template("report.html.j2").render(
         title=title or "Synthetic image evaluation", subtitle=_subtitle(inputs), sections=sections,
-        trailing=trailing, failed_parts=failed or [], grids=grids, grid_note=grid_note,
+        trailing=trailing, failed_parts=failed or [], grids=grids, grid_note=grid_note, card=card, generator=generator,
         provenance=to_node(_provenance(metrics_path, eval_dir)),
     )
     atomic_write_text(out_path, html)
