@@ -112,7 +112,7 @@ def fidelity_verdict(distances: dict, *, prdc: dict, rests_on: dict) -> str:
                      f"(held-out real: {floor['precision']:.0%}) and they cover {synth['coverage']:.0%} of real "
                      f"images (held-out real: {floor['coverage']:.0%}).")
     extractor = rests_on["extractor"]
-    parts.append(f"Rests on {rests_on['n_synthetic']} synthetic, {rests_on['n_heldout']} held-out and "
+    parts.append(f"Rests on: {rests_on['n_synthetic']} synthetic, {rests_on['n_heldout']} held-out and "
                  f"{rests_on['n_real_train']} training real images at {rests_on['image_size_px']} px; low-level panels "
                  f"and {extractor.get('extractor', 'semantic')} features ({extractor.get('layer', '')}); "
                  f"seed {rests_on['seed']}.")

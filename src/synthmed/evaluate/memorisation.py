@@ -139,6 +139,6 @@ def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: i
                  f"near-duplicates of training images (mirrored copies included); they were left out of the "
                  f"calibration, and the dataset's split should be fixed.")
     if rests_on:
-        text += (f" Rests on {rests_on['n_calibration']} held-out calibration images and {rests_on['n_real_train']} "
+        text += (f" Rests on: {rests_on['n_calibration']} held-out calibration images and {rests_on['n_real_train']} "
                  f"training images at {rests_on['image_size_px']} px (searched at {rests_on['search_size_px']} px).")
     return text

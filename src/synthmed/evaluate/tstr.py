@@ -58,7 +58,7 @@ class TSTRConfig(BaseModel):
     small_cnn_width: int = Field(default=32, gt=0)
     bootstrap_samples: int = Field(default=500, ge=10)
     save_classifiers: Literal["all", "first_seed", "none"] = Field(
-        default="all", description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
+        default="first_seed", description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
                                    "every one, those of the first seed (enough for condition fidelity and "
                                    "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
 
