@@ -91,7 +91,7 @@ def evaluate_dataset(folder: Path, *, cache: Path, seed: int, max_images: int | 
         expected = "good" if family == "clean" else ("not good" if strength >= 1 else "either")
         ok = (status == "good") if expected == "good" else (status != "good") if expected == "not good" else True
         rows.append([info.name, name, expected, *[round(ratios[p], 2) if ratios[p] is not None else None
-                                                  for p in ("intensity", "texture", "encoding", "semantic")],
+                                                  for p in ("intensity", "texture", "semantic")],
                      worst, status, "yes" if ok else "NO", round(old_ratio, 2), old_status,
                      round(time.perf_counter() - started, 1)])
         print(rows[-1], flush=True)
@@ -112,7 +112,7 @@ def main() -> None:
     for folder in args.datasets:
         rows += evaluate_dataset(folder, cache=args.cache, seed=args.seed, max_images=args.max_train)
     columns = ["dataset", "candidate set", "must read", "intensity x floor", "texture x floor",
-               "encoding x floor", "semantic x floor", "worst panel", "verdict", "as required",
+               "semantic x floor", "worst panel", "verdict", "as required",
                "old: domain FID x floor", "old verdict", "time s"]
     passed = sum(r[columns.index("as required")] == "yes" for r in rows)
     text = (f"{passed} of {len(rows)} candidate sets read as required. Ratios are MMD^2 to the real train images "

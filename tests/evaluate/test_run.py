@@ -37,7 +37,7 @@ def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic
     fidelity = metrics["fidelity"]
     extractor = fidelity["rests_on"]["extractor"]
     assert extractor["extractor"] == "domain" and extractor["encoder_training"]["epochs"] == 1
-    assert set(fidelity["panels"]) == {"intensity", "texture", "encoding", "semantic"}
+    assert set(fidelity["panels"]) == {"intensity", "texture", "semantic"}
     assert set(fidelity["panels"]["texture"]["per_class"]) == {"left", "right"}
     assert fidelity["rests_on"]["heldout_split"] == "val" and fidelity["rests_on"]["n_heldout"] == 8
     assert "Too few images" in fidelity["verdict"]  # 4 held-out images per class: no verdict is claimed

@@ -1,6 +1,6 @@
 """Fidelity per feature panel: a kernel distance (MMD) of synthetic to real images, as a ratio to the real-vs-real floor.
 
-For each panel (low-level intensity, texture, encoding; the domain encoder's semantic features),
+For each panel (low-level intensity and texture; the domain encoder's semantic features),
 features are rank-transformed to normal scores on the real training images, then the
 squared maximum mean discrepancy with a Gaussian kernel (bandwidth: the median distance between real
 training images) is measured between a pool of real training images and
