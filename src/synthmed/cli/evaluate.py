@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise ValueError(f"invalid options: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']} "
                          f"(see `synthmed evaluate --help`)") from exc
+    if config.tstr_weights_dir is not None:  # refuse missing or damaged weights before anything is written
+        from synthmed.evaluate.classifiers import check_weights_dir
+
+        check_weights_dir(config.tstr_weights_dir, config.tstr_archs)
     path = evaluate(config)
     import json
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,26 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from synthmed.textgen.finetune import finetune
     from synthmed.textgen.finetune_run import FinetuneConfig
 
     full = args.full_unet
-    try:
-        config = FinetuneConfig(
-            mode="full" if full else "lora", lora_rank=args.lora_rank, caption_template=args.caption_template,
-            resolution_px=args.resolution, batch_size=args.batch_size,
-            learning_rate=args.learning_rate or (1e-5 if full else 1e-4), max_steps=args.max_steps,
-            checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
-            mixed_precision=args.mixed_precision, seed=args.seed)
-    except ValidationError as exc:
-        raise ValueError(f"invalid fine-tuning settings: {exc}") from None
-    try:
-        out = finetune(args.dataset, checkpoint=args.checkpoint, out=args.out, config=config, resume=args.resume)
-    except FileExistsError as exc:
-        print(f"synthmed finetune: error: {exc}", file=sys.stderr)
-        return 2
+    config = FinetuneConfig(
+        mode="full" if full else "lora", lora_rank=args.lora_rank, caption_template=args.caption_template,
+        resolution_px=args.resolution, batch_size=args.batch_size,
+        learning_rate=args.learning_rate or (1e-5 if full else 1e-4), max_steps=args.max_steps,
+        checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
+        mixed_precision=args.mixed_precision, seed=args.seed)
+    out = finetune(args.dataset, checkpoint=args.checkpoint, out=args.out, config=config, resume=args.resume)
     print(f"fine-tuned weights in {out}; use them with: synthmed prompt PROMPT --provider local-sd "
           f"--checkpoint {args.checkpoint} --lora {out}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,57 +68,34 @@ def _training_flags(parser: argparse.ArgumentParser, *, batch_size: int, max_ste
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
-def _validated(build):
-    from pydantic import ValidationError
-
-    try:
-        return build()
-    except ValidationError as exc:
-        raise ValueError(f"invalid settings: {exc}") from None
-
-
-def _refuse_existing(func) -> int:
-    try:
-        func()
-    except FileExistsError as exc:
-        print(f"synthmed latent: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def run_train_autoencoder(args: argparse.Namespace) -> int:
     from synthmed.data.manifest import read_dataset_info
     from synthmed.latent.autoencoder import AE_PRESETS, AETrainConfig, AutoencoderConfig, train_autoencoder
 
     info = read_dataset_info(args.dataset)
-    config = _validated(lambda: AutoencoderConfig(image_size_px=args.size or info.image_size_px, channels=info.channels,
-                                                  latent_channels=args.latent_channels, **AE_PRESETS[args.preset]))
-    train = _validated(lambda: AETrainConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                             kl_weight=args.kl_weight, max_steps=args.max_steps,
-                                             checkpoint_every_steps=args.checkpoint_every,
-                                             mixed_precision=args.mixed_precision, seed=args.seed))
-    code = _refuse_existing(lambda: train_autoencoder(args.dataset, out=args.out, config=config, train=train,
-                                                      resume=args.resume))
-    if code == 0:
-        print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
-    return code
+    config = AutoencoderConfig(image_size_px=args.size or info.image_size_px, channels=info.channels,
+                               latent_channels=args.latent_channels, **AE_PRESETS[args.preset])
+    train = AETrainConfig(batch_size=args.batch_size, learning_rate=args.learning_rate, kl_weight=args.kl_weight,
+                          max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every,
+                          mixed_precision=args.mixed_precision, seed=args.seed)
+    train_autoencoder(args.dataset, out=args.out, config=config, train=train, resume=args.resume)
+    print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
     from synthmed.latent.train import LatentTrainConfig, train_latent
 
     fields = [f.strip() for f in args.metadata.split(",") if f.strip()]
-    train = _validated(lambda: LatentTrainConfig(
+    train = LatentTrainConfig(
         preset=args.preset, metadata_fields=fields, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
         mixed_precision=args.mixed_precision, seed=args.seed, text_encoder=args.text_encoder,
-        caption_template=args.caption_template))
-    code = _refuse_existing(lambda: train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out,
-                                                 train=train, resume=args.resume))
-    if code == 0:
-        print(f"latent diffusion run in {args.out}; sample it with: synthmed latent sample {args.out} --out DIR "
-              f"--n-per-class N")
-    return code
+        caption_template=args.caption_template)
+    train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out, train=train, resume=args.resume)
+    print(f"latent diffusion run in {args.out}; sample it with: synthmed latent sample {args.out} --out DIR "
+          f"--n-per-class N")
+    return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -127,11 +103,9 @@ def run_sample(args: argparse.Namespace) -> int:
     from synthmed.sample.writer import FORMAT_CHOICES
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    code = _refuse_existing(lambda: sample_latent(
-        args.run, out=args.out, n_per_class=args.n_per_class, sampler=args.sampler, steps=args.steps,
-        guidance_scale=args.guidance_scale, seed=args.seed, batch_size=args.batch_size, classes=classes,
-        age_years=args.age_years, sex=args.sex, view=args.view, prompt=args.prompt,
-        formats=FORMAT_CHOICES[args.format], device=args.device))
-    if code == 0:
-        print(f"wrote {args.n_per_class} images per class to {args.out}")
-    return code
+    sample_latent(args.run, out=args.out, n_per_class=args.n_per_class, sampler=args.sampler, steps=args.steps,
+                  guidance_scale=args.guidance_scale, seed=args.seed, batch_size=args.batch_size, classes=classes,
+                  age_years=args.age_years, sex=args.sex, view=args.view, prompt=args.prompt,
+                  formats=FORMAT_CHOICES[args.format], device=args.device)
+    print(f"wrote {args.n_per_class} images per class to {args.out}")
+    return 0

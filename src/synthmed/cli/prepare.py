@@ -52,15 +52,9 @@ def run(args: argparse.Namespace) -> int:
     """Prepare the dataset and print a short summary (the card has the details)."""
     from pathlib import Path
 
-    from pydantic import ValidationError
-
     from synthmed.data.prepare import prepare_dataset, summarise
 
-    try:
-        config = _config(args)
-    except ValidationError as exc:  # one readable line per bad option instead of pydantic's report
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                                   for e in exc.errors())) from None
+    config = _config(args)
     if args.source == "phantom" and not Path(args.source).exists():
         from synthmed.data.phantom import prepare_phantom
         out = prepare_phantom(args.out, n_per_class=args.n_per_class, size_px=args.size, seed=args.seed,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from synthmed.sample.writer import FORMAT_CHOICES
     from synthmed.textgen.captions import label_from_prompt
     from synthmed.textgen.image_set import generate_image_set
-    from synthmed.textgen.providers import ProviderError, parse_size
+    from synthmed.textgen.providers import parse_size
     from synthmed.textgen.registry import build_provider
 
     if args.provider == "openai":
@@ -58,14 +57,10 @@ def run(args: argparse.Namespace) -> int:
         if args.quality or args.model:
             raise ValueError("--model/--quality are openai options; local-sd takes --checkpoint (and --lora).")
     label = args.label or label_from_prompt(args.prompt)
-    try:
-        provider = build_provider(args.provider, **settings)
-        result = generate_image_set(provider, args.prompt, n=args.n, out_dir=args.out, label=label,
-                                    label_idx=args.label_idx, size_px=parse_size(args.size),
-                                    seed=args.seed if args.provider == "local-sd" else None,
-                                    channels=args.channels, formats=FORMAT_CHOICES[args.format])
-    except (ProviderError, FileExistsError) as exc:
-        print(f"synthmed prompt: error: {exc}", file=sys.stderr)
-        return 2
+    provider = build_provider(args.provider, **settings)
+    result = generate_image_set(provider, args.prompt, n=args.n, out_dir=args.out, label=label,
+                                label_idx=args.label_idx, size_px=parse_size(args.size),
+                                seed=args.seed if args.provider == "local-sd" else None,
+                                channels=args.channels, formats=FORMAT_CHOICES[args.format])
     print(f"wrote {result.n_written} images with label {label!r} to {result.out_dir}")
     return 0

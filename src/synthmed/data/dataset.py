@@ -7,8 +7,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
-
+from synthmed.data.arrays import read_image
 from synthmed.data.manifest import DatasetInfo, load_image_set, read_dataset_info
 
 
@@ -29,14 +28,11 @@ def load_arrays(root: str | Path, split: str = "train") -> tuple[np.ndarray, np.
     if frame.empty:
         raise ValueError(f"{root} has no images in split '{split}'.")
     mode = "L" if info.channels == 1 else "RGB"
-    images = np.stack([_read_png(p, mode) for p in frame["abs_path"]])
+    if "label_idx" not in frame.columns:
+        raise ValueError(f"{Path(root) / 'manifest.csv'} lacks column 'label_idx'; it has {list(frame.columns)}. "
+                         f"Re-create the dataset with `synthmed prepare`.")
+    images = np.stack([read_image(p, mode) for p in frame["abs_path"]])
     return images, frame["label_idx"].to_numpy(dtype=np.int64), info
-
-
-def _read_png(path: str, mode: str) -> np.ndarray:
-    with Image.open(path) as img:
-        array = np.asarray(img.convert(mode), dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 class PreparedDataset(torch.utils.data.Dataset):

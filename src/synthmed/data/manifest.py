@@ -83,7 +83,11 @@ def read_manifest(folder: str | Path, *, required: tuple[str, ...] = REQUIRED_CO
             f"{path} not found. Point at a folder made by `synthmed prepare` (prepared dataset) "
             f"or `synthmed sample` (synthetic set), which both write {MANIFEST_NAME}."
         )
-    frame = pd.read_csv(path, dtype={"image_id": str, "patient_id": str, "label": str, "path": str})
+    try:
+        frame = pd.read_csv(path, dtype={"image_id": str, "patient_id": str, "label": str, "path": str})
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise ManifestError(f"{path} is not a readable CSV file ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                            f"re-create it with the command that wrote it.") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path} lacks column(s) {missing}; it has {list(frame.columns)}.")
@@ -103,7 +107,12 @@ def read_dataset_info(folder: str | Path) -> DatasetInfo:
             f"{path} not found: {folder} is not a prepared dataset. Run `synthmed prepare SOURCE "
             f"--out {folder}` first."
         )
-    return DatasetInfo.model_validate_json(path.read_text())
+    try:
+        return DatasetInfo.model_validate_json(path.read_text())
+    except ValueError as exc:  # pydantic's ValidationError (bad JSON or fields) is a ValueError
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        raise ManifestError(f"{path} is damaged or not a dataset.json ({'.'.join(map(str, first['loc'])) or 'file'}: "
+                            f"{first['msg']}); re-create the dataset with `synthmed prepare`.") from exc
 
 
 def load_image_set(folder: str | Path, *, split: str | None = None) -> pd.DataFrame:

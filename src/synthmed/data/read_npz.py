@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,14 @@ def read_npz(path: str | Path, options: ReadOptions, *, classes: list[str] | Non
     byte-identical duplicates are pixel-identical images.
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as archive:
-        data = {key: archive[key] for key in archive.files}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive ({type(exc).__name__}: {exc}); pass a MedMNIST-style "
+                         f".npz written by numpy.savez (it may be truncated: download or write it again).") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds one array, not a MedMNIST-style .npz with {{train,val,test}}_images.")
     splits = [s for s in ("train", "val", "test") if f"{s}_images" in data]
     if not splits:
         raise ValueError(f"{path} has keys {sorted(data)}; a MedMNIST-style .npz needs {{train,val,test}}_images "

@@ -19,11 +19,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
-from synthmed.files import atomic_write_json
+from synthmed.files import atomic_write_json, read_json
+from synthmed.models.weights import load_safetensors, load_state_dict_into, load_torch_file
 from synthmed.models.config import largest_group_count
 from synthmed.train.run_files import (
     TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
@@ -124,14 +125,15 @@ def load_autoencoder(folder: str | Path, *, image_size_px: int | None = None):
         raise FileNotFoundError(f"{path} not found: --autoencoder expects a folder from `synthmed latent "
                                 f"train-autoencoder` (config.json + model.safetensors) or a diffusers AutoencoderKL "
                                 f"folder (config.json + diffusion_pytorch_model.safetensors).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") == FORMAT:
+    payload = read_json(path, fix="re-create it with `synthmed latent train-autoencoder`")
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
         config = AutoencoderConfig.model_validate(payload["autoencoder"])
         weights = folder / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights} not found: the autoencoder folder {folder} is incomplete.")
         vae = build_autoencoder(config)
-        vae.load_state_dict(load_file(str(weights)))
+        fix = "the file is damaged or from another autoencoder: re-create it with `synthmed latent train-autoencoder`"
+        load_state_dict_into(vae, load_safetensors(weights, fix=fix), path=weights, fix=fix)
         return vae.eval(), config
     try:
         vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
@@ -184,7 +186,7 @@ def train_autoencoder(dataset: str | Path, *, out: str | Path, config: Autoencod
     generator = torch.Generator().manual_seed(train.seed)
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

@@ -14,9 +14,10 @@ from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from synthmed.files import atomic_write_json
+from synthmed.files import atomic_write_json, read_json
+from synthmed.models.weights import load_safetensors, load_state_dict_into, load_torch_file
 from synthmed.models.config import largest_group_count
 from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
 
@@ -142,10 +143,12 @@ def load_latent_model(folder: str | Path) -> tuple[LatentDenoiser, object]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: point at a run folder written by `synthmed latent train` "
                                 f"(it holds model/config.json).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {payload.get('format')!r}, expected {FORMAT!r}.")
+    payload = read_json(path, fix="re-create the run with `synthmed latent train`")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a `synthmed latent train` model config (format {FORMAT!r} expected).")
     model = LatentDenoiser(LatentModelConfig.model_validate(payload["model"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    fix = "the file is damaged or from another run: re-create the run with `synthmed latent train`"
+    weights = folder / WEIGHTS_NAME
+    load_state_dict_into(model, load_safetensors(weights, fix=fix), path=weights, fix=fix)
     scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
     return model.eval(), scheduler

@@ -24,6 +24,7 @@ from synthmed import __version__
 from synthmed.data.captions import make_captions
 from synthmed.data.manifest import load_image_set, read_dataset_info
 from synthmed.files import atomic_write_json, publish_folder
+from synthmed.models.weights import load_torch_file
 from synthmed.latent.autoencoder import dataset_images, load_autoencoder, save_autoencoder
 from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metadata_spec_from_frame
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
@@ -140,7 +141,7 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     # Resume.
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:

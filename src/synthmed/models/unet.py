@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from synthmed.files import atomic_write_json, fsync_path, publish_folder, sha256_file
+from synthmed.files import atomic_write_json, fsync_path, publish_folder, read_json, sha256_file
 from synthmed.models.config import DiffusionModelConfig
+from synthmed.models.weights import load_safetensors, load_state_dict_into
 
 FORMAT = "synthmed-diffusion-v1"
 CONFIG_NAME = "config.json"
@@ -87,9 +88,11 @@ def load_model_config(folder: str | Path) -> DiffusionModelConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: point at a model folder written by `synthmed train` "
                                 f"(RUN/model or RUN/checkpoints/step-XXXXXX/model).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {payload.get('format')!r}, expected {FORMAT!r}.")
+    payload = read_json(path, fix="re-create the model folder with `synthmed train` (or restore it from a backup)")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} has format {found!r}, expected {FORMAT!r}: point at a model folder written by "
+                         f"`synthmed train`.")
     return DiffusionModelConfig.model_validate(payload["model"])
 
 
@@ -102,11 +105,8 @@ def load_model_folder(folder: str | Path, *, device: str | torch.device = "cpu"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: the model folder {folder} is incomplete.")
     unet = build_unet(config)
-    try:
-        unet.load_state_dict(load_file(str(weights)), strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not match its config.json ({str(exc).splitlines()[1].strip()}); the "
-                         f"folder was edited or mixed from two models.") from exc
+    fix = "the folder was edited or mixed from two models, or the file is damaged: re-create it with `synthmed train`"
+    load_state_dict_into(unet, load_safetensors(weights, fix=fix), path=weights, fix=fix)
     scheduler_path = folder / SCHEDULER_NAME
     scheduler = (DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
                  if scheduler_path.is_file() else build_scheduler(config))

@@ -60,8 +60,8 @@ class SyntheticSetWriter:
         if bit_depth not in (8, 16):
             raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}.")
         if (self.out_dir / MANIFEST_NAME).exists() and not exist_ok:
-            raise FileExistsError(f"{self.out_dir / MANIFEST_NAME} already exists; choose a new --out folder "
-                                  f"(or pass exist_ok=True to replace that set).")
+            raise FileExistsError(f"{self.out_dir / MANIFEST_NAME} already exists: that folder holds an image set; "
+                                  f"choose a new --out folder (or delete that one first).")
         self.bit_depth = bit_depth
         self.modality = modality
         self.rows: list[dict] = []

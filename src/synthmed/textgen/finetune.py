@@ -16,6 +16,7 @@ from synthmed.data.captions import make_captions
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
 from synthmed.files import publish_folder
+from synthmed.models.weights import load_torch_file
 from synthmed.textgen.finetune_run import (
     RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,
     write_run_info,
@@ -100,9 +101,8 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (CPU or GPU) or no.")  # before loading
     _check_run_folder(out, config=config, checkpoint=checkpoint, resume=resume)
-    out.mkdir(parents=True, exist_ok=True)
 
-    # Load the model and the data.
+    # Load the model and the data (before creating the run folder: bad inputs leave nothing behind).
     sd = load_sd_components(checkpoint)
     pixels, _, info = load_arrays(dataset, config.split)
     frame = load_image_set(dataset, split=config.split)
@@ -113,6 +113,7 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
                           truncation=True, return_tensors="pt").input_ids
     caption_ids, empty_ids = tokens[:-1], tokens[-1]
     log.info("fine-tuning on %d images of %s at %d px; first caption: %r", len(images), dataset, resolution_px, captions[0])
+    out.mkdir(parents=True, exist_ok=True)
 
     # Choose what trains.
     sd.vae.requires_grad_(False).eval()
@@ -133,7 +134,7 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     # Resume.
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         with torch.no_grad():
             for name, param in named:
                 param.copy_(state["trainable"][name])

@@ -66,6 +66,32 @@ def generate_image_set(provider: ImageProvider, prompt: str, *, n: int, out_dir:
     budget = getattr(provider, "budget", None)
     if budget is not None:  # refuse up front a job that cannot fit the run's budget
         budget.check(requests=math.ceil(n / provider.max_images_per_call), images=n)
+    written, created = 0, not out_dir.exists()
+    try:
+        written = _generate(provider, prompt, n=n, out_dir=out_dir, label=label, label_idx=label_idx,
+                            size_px=size_px, seed=seed, channels=channels, formats=formats, options=options)
+    except BaseException:
+        images = out_dir / "images"
+        if not (images.is_dir() and any(p.is_file() for p in images.rglob("*"))):
+            _discard_empty_set(out_dir, created)  # nothing saved: leave no header-only manifest behind
+        raise
+    log.info("wrote %d images for %r to %s", written, prompt, out_dir)
+    return PromptRunResult(out_dir=out_dir, n_written=written)
+
+
+def _discard_empty_set(out_dir: Path, created: bool) -> None:
+    """Remove what a run that saved no image wrote: its manifest, and the folder if this run made it."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    else:
+        (out_dir / "manifest.csv").unlink(missing_ok=True)
+
+
+def _generate(provider: ImageProvider, prompt: str, *, n: int, out_dir: Path, label: str, label_idx: int,
+              size_px: SizePx | None, seed: int | None, channels: int | None, formats: tuple[str, ...],
+              options: dict[str, Any] | None) -> int:
     written = 0
     with SyntheticSetWriter(out_dir, formats=formats) as writer, tqdm(total=n, desc=f"{provider.name}", unit="img") as bar:
         while written < n:
@@ -84,8 +110,7 @@ def generate_image_set(provider: ImageProvider, prompt: str, *, n: int, out_dir:
                            image_id=None if image_id is None else _safe_id(image_id))
                 written += 1
                 bar.update(1)
-    log.info("wrote %d images for %r to %s", written, prompt, out_dir)
-    return PromptRunResult(out_dir=out_dir, n_written=written)
+    return written
 
 
 def _safe_id(text: str) -> str:

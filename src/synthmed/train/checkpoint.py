@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from synthmed.files import atomic_write_text, fsync_path, swap_folder
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.unet import save_model_folder
+from synthmed.models.weights import load_safetensors, load_torch_file
 from synthmed.train.steps import ema_weights
 
 logger = logging.getLogger(__name__)
@@ -95,8 +96,9 @@ def remove_partial_checkpoints(run_dir: Path) -> None:
 
 def load_checkpoint(path: Path) -> tuple[dict, dict]:
     """(raw online weights, train state) of one checkpoint folder."""
-    online = load_file(str(path / ONLINE_NAME))
-    state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=True)
+    fix = f"delete the damaged checkpoint folder {path} and resume from the one before it"
+    online = load_safetensors(path / ONLINE_NAME, fix=fix)
+    state = load_torch_file(path / STATE_NAME, fix=fix)
     return online, state
 
 

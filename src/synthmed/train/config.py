@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
+from synthmed.files import read_json
 from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
@@ -72,7 +73,7 @@ class TrainConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         """Read and validate a saved config."""
-        return cls.model_validate(json.loads(Path(path).read_text()))
+        return cls.model_validate(read_json(path, fix="restore it, or start a new run in another --out folder"))
 
 
 def train_config_for_dataset(dataset: str | Path, *, preset: str | None = None, model_overrides: dict | None = None,

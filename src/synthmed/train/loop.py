@@ -57,9 +57,8 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     elapsed time, RNG state; the data order is a function of seed and step). Budgets count across
     sessions. Multi-GPU/multi-node: launch the CLI with `accelerate launch` (batch_size is per process).
     """
-    # Set up the run folder.
+    # Check the run folder and the data before writing anything.
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / CONFIG_NAME
     if config_path.is_file() and not resume:
         raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
@@ -67,6 +66,9 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     if config_path.is_file() and TrainConfig.load(config_path).model != config.model:
         raise ValueError(f"{run_dir} was trained with a different model config; resume with the same preset/"
                          f"dataset or choose a new --out folder.")
+    pixels, labels, info = load_arrays(config.dataset, config.split)  # uint8, held in memory
+    _check_data(config, pixels, labels, info.classes)
+    run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
     main_process = accelerator.is_main_process
     log_handler = _attach_log_file(run_dir / LOG_NAME) if main_process else None
@@ -74,9 +76,6 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         config.save(config_path)
 
     try:
-        # Load dataset (uint8, held in memory).
-        pixels, labels, info = load_arrays(config.dataset, config.split)
-        _check_data(config, pixels, labels, info.classes)
         images = torch.from_numpy(pixels)
         label_tensor = torch.from_numpy(np.array(labels, dtype=np.int64))
         logger.info("training on %d images of %s (%s), classes %s", len(labels), config.dataset, config.split,
