@@ -26,8 +26,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "data_phantom_grid.png")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    rows = [np.concatenate([render_phantom(sample_phantom_params(condition, rng), size_px=args.size)
-                            for _ in range(args.per_row)], axis=1) for condition in CONDITIONS]
+    rows = [
+        np.concatenate(
+            [render_phantom(sample_phantom_params(condition, rng), size_px=args.size) for _ in range(args.per_row)],
+            axis=1,
+        )
+        for condition in CONDITIONS
+    ]
     Image.fromarray(np.concatenate(rows, axis=0), "L").save(args.out, optimize=True)
     print(f"{args.out}: rows = {', '.join(CONDITIONS)}")
     return 0

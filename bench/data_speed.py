@@ -52,19 +52,26 @@ def main() -> int:
     from synthmed.data.phantom_render import render_phantom
     from synthmed.data.prepare import PrepareConfig, prepare_dataset
 
-    print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average before: "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(
+        f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average before: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
     if KERMANY.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
             files = linked_subset(args.n_files, Path(tmp) / "src")
             base_s = baseline(files, Path(tmp) / "base", args.size)
             started = time.perf_counter()
-            prepare_dataset(Path(tmp) / "src", out_dir=Path(tmp) / "prepared",
-                            config=PrepareConfig(size_px=args.size, workers=args.workers))
+            prepare_dataset(
+                Path(tmp) / "src",
+                out_dir=Path(tmp) / "prepared",
+                config=PrepareConfig(size_px=args.size, workers=args.workers),
+            )
             ours_s = time.perf_counter() - started
-        print(f"prepare {len(files)} Kermany JPEGs -> {args.size} px: baseline PIL loop {len(files) / base_s:.0f} img/s, "
-              f"synthmed prepare ({args.workers} workers, with hashing, duplicates, card) {len(files) / ours_s:.0f} img/s, "
-              f"ratio {base_s / ours_s:.2f}")
+        print(
+            f"prepare {len(files)} Kermany JPEGs -> {args.size} px: baseline PIL loop {len(files) / base_s:.0f} img/s, "
+            f"synthmed prepare ({args.workers} workers, with hashing, duplicates, card) {len(files) / ours_s:.0f} img/s, "
+            f"ratio {base_s / ours_s:.2f}"
+        )
     rng = np.random.default_rng(0)
     params = [sample_phantom_params(CONDITIONS[k % 4], rng) for k in range(40)]
     for size_px in (64, 256):
@@ -72,7 +79,9 @@ def main() -> int:
         started = time.perf_counter()
         for p in params:
             render_phantom(p, size_px=size_px)
-        print(f"phantom render {size_px} px: {(time.perf_counter() - started) / len(params) * 1000:.1f} ms/image (1 process)")
+        print(
+            f"phantom render {size_px} px: {(time.perf_counter() - started) / len(params) * 1000:.1f} ms/image (1 process)"
+        )
     print(f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 

@@ -29,8 +29,12 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/pneumonia")
     parser.add_argument("--npz", default=str(NPZ))
     parser.add_argument("--duration-min", type=float, default=25.0)
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="a step budget instead of --duration-min (to compare recipes at an equal step count)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="a step budget instead of --duration-min (to compare recipes at an equal step count)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1.5e-3)
@@ -39,8 +43,12 @@ def main() -> None:
     parser.add_argument("--sampler", default="dpmpp")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
-    parser.add_argument("--class-balance-power", type=float, default=1.0,
-                        help="1 = classes equally often (synthmed's default); 0 = as the data is (the first run)")
+    parser.add_argument(
+        "--class-balance-power",
+        type=float,
+        default=1.0,
+        help="1 = classes equally often (synthmed's default); 0 = as the data is (the first run)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -49,16 +57,25 @@ def main() -> None:
     # Prepare the dataset at 32 px (once).
     data = out / "data"
     if not (data / "dataset.json").is_file():
-        subprocess.run([sys.executable, "-m", "synthmed.cli", "prepare", args.npz, "--size", "32", "--out",
-                        str(data)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "synthmed.cli", "prepare", args.npz, "--size", "32", "--out", str(data)], check=True
+        )
 
     # Train for the wall-clock budget (resumes if a previous attempt was killed).
     budget = {"max_steps": args.max_steps} if args.max_steps else {"max_duration_min": args.duration_min}
-    config = train_config_for_dataset(data, preset="32", **budget,
-                                      batch_size=args.batch_size, lr=args.lr, lr_warmup_steps=50,
-                                      mixed_precision=args.mixed_precision, checkpoint_every_steps=1000,
-                                      checkpoint_every_min=5.0, log_every_steps=20,
-                                      class_balance_power=args.class_balance_power)
+    config = train_config_for_dataset(
+        data,
+        preset="32",
+        **budget,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_warmup_steps=50,
+        mixed_precision=args.mixed_precision,
+        checkpoint_every_steps=1000,
+        checkpoint_every_min=5.0,
+        log_every_steps=20,
+        class_balance_power=args.class_balance_power,
+    )
     start = time.perf_counter()
     model_dir = train(config, run_dir=out / "run", resume=True)
     logging.info("training session took %.1f min", (time.perf_counter() - start) / 60)
@@ -66,9 +83,17 @@ def main() -> None:
     # Sample N per class.
     start = time.perf_counter()
     samples = out / f"samples_{args.sampler}{args.steps}_g{args.guidance_scale:g}"
-    sample_images(SampleConfig(model_dir=str(model_dir), out_dir=str(samples), n_per_class=args.n_per_class,
-                               sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance_scale,
-                               batch_size=64))
+    sample_images(
+        SampleConfig(
+            model_dir=str(model_dir),
+            out_dir=str(samples),
+            n_per_class=args.n_per_class,
+            sampler=args.sampler,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            batch_size=64,
+        )
+    )
     logging.info("sampling took %.1f min -> %s", (time.perf_counter() - start) / 60, samples)
 
 

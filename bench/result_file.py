@@ -15,6 +15,7 @@ def machine() -> str:
     """One line naming the machine the figures were measured on."""
     try:
         import os
+
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = None
@@ -26,8 +27,9 @@ def table(columns: list[str], rows: list[list]) -> dict:
     return {"columns": list(columns), "rows": [list(r) for r in rows]}
 
 
-def write_result(name: str, *, title: str, command: str, sections: list[dict], notes: str = "",
-                 results_dir: Path | None = None) -> Path:
+def write_result(
+    name: str, *, title: str, command: str, sections: list[dict], notes: str = "", results_dir: Path | None = None
+) -> Path:
     """Write bench/results/NAME.json.
 
     sections: [{"heading": str, "text": markdown (optional), "table": table(...) (optional),
@@ -35,8 +37,15 @@ def write_result(name: str, *, title: str, command: str, sections: list[dict], n
     """
     out = Path(results_dir or RESULTS_DIR) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"name": name, "title": title, "command": command, "notes": notes, "machine": machine(),
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "sections": sections}
+    payload = {
+        "name": name,
+        "title": title,
+        "command": command,
+        "notes": notes,
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "sections": sections,
+    }
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=float) + "\n")
     tmp.replace(out)

@@ -34,13 +34,23 @@ def main() -> None:
     for name, spec in SAMPLERS.items():
         n = args.ddpm_images if name == "ddpm" else args.images
         start = time.perf_counter()
-        denoise(unet, make_scheduler(name, scheduler), labels=torch.arange(n) % config.num_classes,
-                null_class=config.null_class, generators=[torch.Generator().manual_seed(k) for k in range(n)],
-                image_shape=shape, steps=spec.default_steps, guidance_scale=args.guidance_scale,
-                stochastic=spec.stochastic)
+        denoise(
+            unet,
+            make_scheduler(name, scheduler),
+            labels=torch.arange(n) % config.num_classes,
+            null_class=config.null_class,
+            generators=[torch.Generator().manual_seed(k) for k in range(n)],
+            image_shape=shape,
+            steps=spec.default_steps,
+            guidance_scale=args.guidance_scale,
+            stochastic=spec.stochastic,
+        )
         seconds = time.perf_counter() - start
-        print(f"| {name} | {spec.default_steps} | {n} | {seconds:.1f} | {n / seconds:.3f} | "
-              f"{n * spec.default_steps / seconds:.0f} |", flush=True)
+        print(
+            f"| {name} | {spec.default_steps} | {n} | {seconds:.1f} | {n / seconds:.3f} | "
+            f"{n * spec.default_steps / seconds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

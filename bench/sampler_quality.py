@@ -32,8 +32,9 @@ def load_sets(folders: list[str], classes: list[str], size_px: int) -> ImageArra
     ids = [i for p in parts for i in p.ids]
     if len(set(ids)) != len(ids):
         raise ValueError(f"image ids repeat across {folders}; pass folders with different classes or seeds.")
-    return ImageArrays(np.concatenate([p.pixels for p in parts]), np.concatenate([p.labels for p in parts]),
-                       classes, ids)
+    return ImageArrays(
+        np.concatenate([p.pixels for p in parts]), np.concatenate([p.labels for p in parts]), classes, ids
+    )
 
 
 def main() -> None:
@@ -55,14 +56,20 @@ def main() -> None:
     ref, cand = load_sets(args.reference, train.classes, size), load_sets(args.candidate, train.classes, size)
     common = sorted(set(ref.ids) & set(cand.ids))
     if not common:
-        raise SystemExit("the reference and candidate sets share no image ids (class + seed); sample with the "
-                         "same --seed-start.")
+        raise SystemExit(
+            "the reference and candidate sets share no image ids (class + seed); sample with the same --seed-start."
+        )
     ref = ref.subset(np.array([ref.ids.index(i) for i in common]))
     cand = cand.subset(np.array([cand.ids.index(i) for i in common]))
     ref_f, cand_f, val_f, train_f = (extractor(x.pixels) for x in (ref, cand, val, train))
 
-    result = {"reference": args.reference, "candidate": args.candidate, "feature_network": extractor.layer,
-              "bootstrap": args.bootstrap, "classes": {}}
+    result = {
+        "reference": args.reference,
+        "candidate": args.candidate,
+        "feature_network": extractor.layer,
+        "bootstrap": args.bootstrap,
+        "classes": {},
+    }
     print("| class | n (same seeds) | FD DDPM-1000 | FD candidate | ratio candidate / DDPM (95% CI) | floor |")
     print("|---|---|---|---|---|---|")
     for c, name in enumerate(train.classes):
@@ -77,11 +84,18 @@ def main() -> None:
             ratios.append(frechet_distance(v, cand_f[pick]) / frechet_distance(v, ref_f[pick]))
         lo, hi = np.percentile(ratios, [2.5, 97.5])
         floor = frechet_distance(v, t[rng.choice(len(t), size=min(len(t), len(rows)), replace=False)])
-        result["classes"][name] = {"n": int(len(rows)), "fd_reference": fd_ref, "fd_candidate": fd_cand,
-                                   "ratio": fd_cand / fd_ref, "ratio_ci95": [float(lo), float(hi)],
-                                   "fd_floor_train_vs_val": floor}
-        print(f"| {name} | {len(rows)} | {fd_ref:.3f} | {fd_cand:.3f} | {fd_cand / fd_ref:.2f} "
-              f"({lo:.2f}-{hi:.2f}) | {floor:.3f} |")
+        result["classes"][name] = {
+            "n": int(len(rows)),
+            "fd_reference": fd_ref,
+            "fd_candidate": fd_cand,
+            "ratio": fd_cand / fd_ref,
+            "ratio_ci95": [float(lo), float(hi)],
+            "fd_floor_train_vs_val": floor,
+        }
+        print(
+            f"| {name} | {len(rows)} | {fd_ref:.3f} | {fd_cand:.3f} | {fd_cand / fd_ref:.2f} "
+            f"({lo:.2f}-{hi:.2f}) | {floor:.3f} |"
+        )
     out = Path(args.out) if args.out else Path(args.candidate[0]) / "sampler_quality.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

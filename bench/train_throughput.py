@@ -51,9 +51,17 @@ def plain_loop(config, images: torch.Tensor, labels: torch.Tensor, *, steps: int
 
 def ours(config, *, steps: int, warmup: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = config.model_copy(update={"max_steps": steps, "log_every_steps": warmup,
-                                        "checkpoint_every_steps": 10 ** 9, "checkpoint_every_min": None,
-                                        "sample_every_steps": 0, "grid_per_class": 1, "grid_sampler_steps": 1})
+        cfg = config.model_copy(
+            update={
+                "max_steps": steps,
+                "log_every_steps": warmup,
+                "checkpoint_every_steps": 10**9,
+                "checkpoint_every_min": None,
+                "sample_every_steps": 0,
+                "grid_per_class": 1,
+                "grid_sampler_steps": 1,
+            }
+        )
         train(cfg, run_dir=Path(tmp) / "run")
         records = [json.loads(x) for x in (Path(tmp) / "run" / "stats.jsonl").read_text().splitlines()]
         windows = [r for r in records if "images_per_s" in r][1:]  # skip the warmup window
@@ -81,9 +89,11 @@ def main() -> None:
         mine.append(ours(config, steps=args.steps, warmup=args.warmup_steps))
         print(f"round: plain {plain[-1]:.1f} img/s, synthmed {mine[-1]:.1f} img/s", flush=True)
     ratio = statistics.median(m / p for m, p in zip(mine, plain))
-    print(f"precision {resolve_mixed_precision(config.mixed_precision)}, preset {args.preset}, batch "
-          f"{args.batch_size}, threads {args.threads}: plain median {statistics.median(plain):.1f} img/s, "
-          f"synthmed median {statistics.median(mine):.1f} img/s, ratio (median of rounds) {ratio:.3f}")
+    print(
+        f"precision {resolve_mixed_precision(config.mixed_precision)}, preset {args.preset}, batch "
+        f"{args.batch_size}, threads {args.threads}: plain median {statistics.median(plain):.1f} img/s, "
+        f"synthmed median {statistics.median(mine):.1f} img/s, ratio (median of rounds) {ratio:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def jpeg_bytes(size: int = 16) -> bytes:
 def truncate(path: Path, keep: float = 0.5) -> Path:
     """Cut `path` to `keep` of its length (at least a few bytes survive, so the header still looks right)."""
     data = path.read_bytes()
-    path.write_bytes(data[:max(8, int(len(data) * keep))])
+    path.write_bytes(data[: max(8, int(len(data) * keep))])
     return path
 
 
@@ -71,8 +71,9 @@ def synthetic_set(folder: Path, classes: list[str], *, per_class: int = 4, size:
     with SyntheticSetWriter(folder) as writer:
         for label_idx, label in enumerate(classes):
             for seed in range(per_class):
-                writer.add(rng.integers(0, 255, (size, size), dtype=np.uint8), label=label, label_idx=label_idx,
-                           seed=seed)
+                writer.add(
+                    rng.integers(0, 255, (size, size), dtype=np.uint8), label=label, label_idx=label_idx, seed=seed
+                )
     return folder
 
 
@@ -81,8 +82,9 @@ def tiny_model(folder: Path, *, size: int = 16, classes: tuple[str, ...] = ("lef
     from synthmed.models.config import preset_config
     from synthmed.models.unet import build_unet, save_model_folder
 
-    config = preset_config("tiny", image_size_px=size, in_channels=1, num_classes=len(classes),
-                           class_names=list(classes))
+    config = preset_config(
+        "tiny", image_size_px=size, in_channels=1, num_classes=len(classes), class_names=list(classes)
+    )
     save_model_folder(folder, unet=build_unet(config), config=config)
     return folder
 

@@ -7,14 +7,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import pytest
 
 from cli import corpus
 from synthmed.cli import main
-from conftest import make_prepared_dataset
 
 PROGRESS_BAR = re.compile(r"[^\r\n|]*\|[^|\r\n]*\| *\d+/\d+ \[[^\]\r\n]*\]")  # tqdm shares stderr
 EVAL_FAST = ["--skip", "usefulness,condition,explain", "--bootstrap", "0", "--encoder-epochs", "1"]
@@ -28,12 +28,14 @@ class Case(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> dict:
+def base(tmp_path_factory, prepared_dataset_factory) -> dict:
     """Valid inputs every case damages a copy of: a prepared dataset, a model folder, a synthetic set."""
     root = tmp_path_factory.mktemp("base")
-    return {"dataset": make_prepared_dataset(root / "dataset", per_class={"train": 4, "val": 2, "test": 2}),
-            "model": corpus.tiny_model(root / "model"),
-            "synthetic": corpus.synthetic_set(root / "synthetic", ["left", "right"])}
+    return {
+        "dataset": prepared_dataset_factory(root / "dataset", per_class={"train": 4, "val": 2, "test": 2}),
+        "model": corpus.tiny_model(root / "model"),
+        "synthetic": corpus.synthetic_set(root / "synthetic", ["left", "right"]),
+    }
 
 
 def _copy(base: dict, key: str, tmp: Path) -> Path:
@@ -71,6 +73,7 @@ def _file(path: Path, text: str = "x") -> Path:
 
 # --- prepare --------------------------------------------------------------------------------------------------
 
+
 def _prepare(source: Path, out: Path, *extra: str) -> list[str]:
     return ["prepare", str(source), "--out", str(out), "--size", "16", "--workers", "1", *extra]
 
@@ -87,8 +90,9 @@ def prepare_all_corrupt(tmp, base):
 
 
 def prepare_truncated_dicom(tmp, base):
-    from synthmed.sample.dicom import write_synthetic_dicom
     import numpy as np
+
+    from synthmed.sample.dicom import write_synthetic_dicom
 
     path = write_synthetic_dicom(tmp / "scan.dcm", np.zeros((16, 16), np.uint8), description="x")
     corpus.truncate(path, 0.6)
@@ -126,9 +130,23 @@ def prepare_out_under_a_file(tmp, base):
 
 # --- train ----------------------------------------------------------------------------------------------------
 
+
 def _train(dataset: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", str(dataset), "--out", str(out), "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
-            "--mixed-precision", "no", *extra]
+    return [
+        "train",
+        str(dataset),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--mixed-precision",
+        "no",
+        *extra,
+    ]
 
 
 def train_not_a_dataset(tmp, base):
@@ -164,6 +182,7 @@ def train_existing_run(tmp, base):
 
 # --- sample ---------------------------------------------------------------------------------------------------
 
+
 def _sample(model: Path, out: Path, *extra: str) -> list[str]:
     return ["sample", str(model), "--out", str(out), "--n-per-class", "1", "--steps", "2", *extra]
 
@@ -186,7 +205,7 @@ def sample_empty_folder(tmp, base):
 
 def sample_corrupt_config(tmp, base):
     model = _copy(base, "model", tmp)
-    _file(model / "config.json", "{\"format\": ")
+    _file(model / "config.json", '{"format": ')
     return _sample(model, tmp / "out"), ["config.json"], tmp / "out"
 
 
@@ -200,6 +219,7 @@ def sample_unknown_class(tmp, base):
 
 
 # --- evaluate -------------------------------------------------------------------------------------------------
+
 
 def evaluate_corrupt_synthetic_png(tmp, base):
     synthetic = _copy(base, "synthetic", tmp)
@@ -224,8 +244,9 @@ def evaluate_empty_synthetic(tmp, base):
 
 def evaluate_inception_corrupt_weights(tmp, base):
     weights = corpus.garbage(tmp / "pt_inception.pth")
-    argv = _evaluate(base["dataset"], base["synthetic"], tmp / "eval", "--extractor", "inception",
-                     "--weights", str(weights))
+    argv = _evaluate(
+        base["dataset"], base["synthetic"], tmp / "eval", "--extractor", "inception", "--weights", str(weights)
+    )
     return argv, ["pt_inception.pth"], tmp / "eval"
 
 
@@ -236,28 +257,54 @@ def evaluate_xrv_truncated_weights(tmp, base):
 
 
 def evaluate_tstr_weights_dir_empty(tmp, base):
-    argv = ["evaluate", "--real", str(base["dataset"]), "--synthetic", str(base["synthetic"]), "--out",
-            str(tmp / "eval"), "--skip", "fidelity,diversity,memorisation,condition,explain", "--tstr-archs",
-            "resnet50", "--tstr-weights-dir", str(_mkdir(tmp / "weights"))]
+    argv = [
+        "evaluate",
+        "--real",
+        str(base["dataset"]),
+        "--synthetic",
+        str(base["synthetic"]),
+        "--out",
+        str(tmp / "eval"),
+        "--skip",
+        "fidelity,diversity,memorisation,condition,explain",
+        "--tstr-archs",
+        "resnet50",
+        "--tstr-weights-dir",
+        str(_mkdir(tmp / "weights")),
+    ]
     return argv, ["--tstr-weights-dir", "resnet50-"], tmp / "eval"
 
 
 # --- report, study, prompt, finetune, latent, demo --------------------------------------------------------------
+
 
 def report_empty_folder(tmp, base):
     return ["report", str(_mkdir(tmp / "eval"))], ["metrics.json"], tmp / "eval"
 
 
 def report_corrupt_metrics(tmp, base):
-    _file(tmp / "eval" / "metrics.json", "{\"inputs\": ")
+    _file(tmp / "eval" / "metrics.json", '{"inputs": ')
     return ["report", str(tmp / "eval")], ["metrics.json"], tmp / "eval"
 
 
 def study_create_corrupt_png(tmp, base):
     synthetic = _copy(base, "synthetic", tmp)
     name = _image_name(synthetic)
-    argv = ["study", "create", "--real", str(base["dataset"]), "--synthetic", str(synthetic), "--out",
-            str(tmp / "study"), "--cases", "8", "--all-synthetic", "--reader", "a"]
+    argv = [
+        "study",
+        "create",
+        "--real",
+        str(base["dataset"]),
+        "--synthetic",
+        str(synthetic),
+        "--out",
+        str(tmp / "study"),
+        "--cases",
+        "8",
+        "--all-synthetic",
+        "--reader",
+        "a",
+    ]
     return argv, [name], tmp / "study"
 
 
@@ -267,13 +314,15 @@ def study_analyze_not_a_study(tmp, base):
 
 def prompt_openai_without_key(tmp, base):
     os.environ.pop("OPENAI_API_KEY", None)
-    return ["prompt", "chest x-ray", "--provider", "openai", "-n", "1", "--out", str(tmp / "out")], \
-        ["OPENAI_API_KEY"], tmp / "out"
+    return (
+        ["prompt", "chest x-ray", "--provider", "openai", "-n", "1", "--out", str(tmp / "out")],
+        ["OPENAI_API_KEY"],
+        tmp / "out",
+    )
 
 
 def prompt_local_sd_empty_checkpoint(tmp, base):
-    argv = ["prompt", "x", "--provider", "local-sd", "--checkpoint", str(_mkdir(tmp / "sd")), "--out",
-            str(tmp / "out")]
+    argv = ["prompt", "x", "--provider", "local-sd", "--checkpoint", str(_mkdir(tmp / "sd")), "--out", str(tmp / "out")]
     return argv, ["sd"], tmp / "out"
 
 
@@ -284,8 +333,19 @@ def finetune_empty_checkpoint(tmp, base):
 
 def latent_autoencoder_corrupt_png(tmp, base):
     dataset = _copy(base, "dataset", tmp)
-    argv = ["latent", "train-autoencoder", str(dataset), "--out", str(tmp / "ae"), "--preset", "tiny",
-            "--max-steps", "1", "--batch-size", "2"]
+    argv = [
+        "latent",
+        "train-autoencoder",
+        str(dataset),
+        "--out",
+        str(tmp / "ae"),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+    ]
     return argv, [_image_name(dataset, "train")], tmp / "ae"
 
 
@@ -293,8 +353,19 @@ def latent_train_truncated_autoencoder(tmp, base):
     ae = _mkdir(tmp / "ae")
     _file(ae / "config.json", "{}")
     corpus.garbage(ae / "model.safetensors")
-    argv = ["latent", "train", str(base["dataset"]), "--autoencoder", str(ae), "--out", str(tmp / "run"),
-            "--preset", "tiny", "--max-steps", "1"]
+    argv = [
+        "latent",
+        "train",
+        str(base["dataset"]),
+        "--autoencoder",
+        str(ae),
+        "--out",
+        str(tmp / "run"),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "1",
+    ]
     return argv, ["ae"], tmp / "run"
 
 
@@ -308,28 +379,59 @@ def demo_out_under_a_file(tmp, base):
     return ["demo", "--out", str(tmp / "afile" / "demo"), "--n-per-class", "8"], ["afile"], None
 
 
-CASES = [Case(f.__name__, f) for f in (
-    prepare_empty, prepare_all_corrupt, prepare_truncated_dicom, prepare_corrupt_nifti, prepare_corrupt_npz,
-    prepare_metadata_missing_column, prepare_existing_out, prepare_out_under_a_file,
-    train_not_a_dataset, train_corrupt_png, train_truncated_png, train_manifest_missing_column,
-    train_corrupt_dataset_json, train_existing_run,
-    sample_truncated_weights, sample_wrong_weights, sample_empty_folder, sample_corrupt_config, sample_existing_set,
-    sample_unknown_class,
-    evaluate_corrupt_synthetic_png, evaluate_unknown_label, evaluate_missing_column, evaluate_empty_synthetic,
-    evaluate_inception_corrupt_weights, evaluate_xrv_truncated_weights, evaluate_tstr_weights_dir_empty,
-    report_empty_folder, report_corrupt_metrics, study_create_corrupt_png, study_analyze_not_a_study,
-    prompt_openai_without_key, prompt_local_sd_empty_checkpoint, finetune_empty_checkpoint,
-    latent_autoencoder_corrupt_png, latent_train_truncated_autoencoder, latent_sample_empty_run,
-    demo_out_under_a_file,
-)]
+CASES = [
+    Case(f.__name__, f)
+    for f in (
+        prepare_empty,
+        prepare_all_corrupt,
+        prepare_truncated_dicom,
+        prepare_corrupt_nifti,
+        prepare_corrupt_npz,
+        prepare_metadata_missing_column,
+        prepare_existing_out,
+        prepare_out_under_a_file,
+        train_not_a_dataset,
+        train_corrupt_png,
+        train_truncated_png,
+        train_manifest_missing_column,
+        train_corrupt_dataset_json,
+        train_existing_run,
+        sample_truncated_weights,
+        sample_wrong_weights,
+        sample_empty_folder,
+        sample_corrupt_config,
+        sample_existing_set,
+        sample_unknown_class,
+        evaluate_corrupt_synthetic_png,
+        evaluate_unknown_label,
+        evaluate_missing_column,
+        evaluate_empty_synthetic,
+        evaluate_inception_corrupt_weights,
+        evaluate_xrv_truncated_weights,
+        evaluate_tstr_weights_dir_empty,
+        report_empty_folder,
+        report_corrupt_metrics,
+        study_create_corrupt_png,
+        study_analyze_not_a_study,
+        prompt_openai_without_key,
+        prompt_local_sd_empty_checkpoint,
+        finetune_empty_checkpoint,
+        latent_autoencoder_corrupt_png,
+        latent_train_truncated_autoencoder,
+        latent_sample_empty_run,
+        demo_out_under_a_file,
+    )
+]
 
 
 def tree(folder: Path | None) -> dict[str, str] | None:
     """Every file under `folder` (hidden ones included) with the hash of its bytes; None when absent."""
     if folder is None or not folder.exists():
         return None
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def siblings(folder: Path | None) -> list[str]:
@@ -355,8 +457,17 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, base, tmp_path, c
 
 def test_debug_shows_the_traceback_and_plain_does_not(tmp_path):
     (tmp_path / "empty").mkdir()
-    cmd = [sys.executable, "-m", "synthmed.cli", "sample", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
-           "--n-per-class", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "synthmed.cli",
+        "sample",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "o"),
+        "--n-per-class",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr

@@ -43,8 +43,19 @@ def test_a_missing_package_fails_its_evaluation_part_with_exit_1(tiny_dataset, t
         raise ModuleNotFoundError("No module named 'lime'", name="lime")
 
     monkeypatch.setattr(sections, "diversity_section", needs_a_package)
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tiny_dataset), "--out", str(tmp_path / "e"),
-                 "--skip", "fidelity,memorisation,usefulness,condition,explain"])
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "e"),
+            "--skip",
+            "fidelity,memorisation,usefulness,condition,explain",
+        ]
+    )
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert code == 1
     assert metrics["diversity"]["status"] == "failed" and "lime" in metrics["diversity"]["error"]

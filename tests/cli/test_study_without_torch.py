@@ -9,10 +9,23 @@ import sys
 from pathlib import Path
 
 from cli import corpus
-from conftest import make_prepared_dataset
 
-BLOCKED = ("torch", "torchvision", "diffusers", "accelerate", "transformers", "peft", "safetensors", "pydicom",
-           "nibabel", "matplotlib", "lime", "pytorch_grad_cam", "torchmetrics", "torchxrayvision")
+BLOCKED = (
+    "torch",
+    "torchvision",
+    "diffusers",
+    "accelerate",
+    "transformers",
+    "peft",
+    "safetensors",
+    "pydicom",
+    "nibabel",
+    "matplotlib",
+    "lime",
+    "pytorch_grad_cam",
+    "torchmetrics",
+    "torchxrayvision",
+)
 
 # Runs the CLI with an import hook that makes every package above look uninstalled.
 SCRIPT = """
@@ -34,16 +47,29 @@ sys.exit(code)
 
 def _synthmed(*argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SYNTHMED_STUDY_ADMIN_PASSWORD": "a-long-admin-password-1"}
-    return subprocess.run([sys.executable, "-c", SCRIPT, ",".join(BLOCKED), *argv], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, ",".join(BLOCKED), *argv], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
-def test_study_create_and_analyze_without_torch(tmp_path: Path):
-    real = make_prepared_dataset(tmp_path / "real", per_class={"train": 4, "val": 1, "test": 1})
+def test_study_create_and_analyze_without_torch(tmp_path: Path, prepared_dataset_factory):
+    real = prepared_dataset_factory(tmp_path / "real", per_class={"train": 4, "val": 1, "test": 1})
     synthetic = corpus.synthetic_set(tmp_path / "synthetic", ["left", "right"])
     study = tmp_path / "study"
-    created = _synthmed("study", "create", "--real", str(real), "--synthetic", str(synthetic), "--out", str(study),
-                        "--cases", "6", "--reader", "ann")
+    created = _synthmed(
+        "study",
+        "create",
+        "--real",
+        str(real),
+        "--synthetic",
+        str(synthetic),
+        "--out",
+        str(study),
+        "--cases",
+        "6",
+        "--reader",
+        "ann",
+    )
     assert created.returncode == 0, created.stderr[-2000:]
     assert "invite ann" in created.stdout
     analyzed = _synthmed("study", "analyze", str(study), "--json", str(tmp_path / "study.json"))

@@ -17,9 +17,26 @@ from synthmed.train.checkpoint import complete_checkpoints, latest_checkpoint, l
 
 
 def _cmd(dataset, run, *extra):
-    return [sys.executable, "-m", "synthmed.cli", "train", str(dataset), "--out", str(run), "--preset", "tiny",
-            "--max-steps", "120", "--batch-size", "4", "--checkpoint-every-steps", "3", "--mixed-precision", "no",
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "synthmed.cli",
+        "train",
+        str(dataset),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "120",
+        "--batch-size",
+        "4",
+        "--checkpoint-every-steps",
+        "3",
+        "--mixed-precision",
+        "no",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -38,8 +55,7 @@ def test_sigkill_then_resume(tiny_dataset, tmp_path):
     killed_at = latest_checkpoint(run)
     assert killed_at is not None and killed_at.name < "step-000120"
 
-    result = subprocess.run(_cmd(tiny_dataset, run, "--resume"), env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(_cmd(tiny_dataset, run, "--resume"), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     final = latest_checkpoint(run)
     assert final.name == "step-000120"

@@ -92,8 +92,11 @@ def user_error_message(exc: BaseException) -> str | None:
     names = _class_names(exc)
     if "ValidationError" in names and hasattr(exc, "errors"):
         text = _validation_message(exc)
-    elif (isinstance(exc, (ValueError, OSError, EOFError, ModuleNotFoundError)) or names & set(THIRD_PARTY_FIXES)
-          or (isinstance(exc, ImportError) and "pip install" in str(exc))):
+    elif (
+        isinstance(exc, (ValueError, OSError, EOFError, ModuleNotFoundError))
+        or names & set(THIRD_PARTY_FIXES)
+        or (isinstance(exc, ImportError) and "pip install" in str(exc))
+    ):
         text = str(exc) or type(exc).__name__
         if names & set(THIRD_PARTY_FIXES) - {"ValidationError"} and type(exc).__name__ not in text:
             text = f"{type(exc).__name__}: {text}"

@@ -23,15 +23,21 @@ class ImageArrays:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "ImageArrays":
+    def subset(self, mask: np.ndarray) -> ImageArrays:
         """The rows where boolean `mask` (or integer index array) selects."""
         index = np.flatnonzero(mask) if mask.dtype == bool else mask
         return ImageArrays(self.pixels[index], self.labels[index], self.classes, [self.ids[i] for i in index])
 
 
-def load_image_arrays(folder: str | Path, *, split: str | None = None, classes: list[str] | None = None,
-                      size_px: int | None = None, channels: int | None = None,
-                      limit_per_class: int | None = None) -> ImageArrays:
+def load_image_arrays(
+    folder: str | Path,
+    *,
+    split: str | None = None,
+    classes: list[str] | None = None,
+    size_px: int | None = None,
+    channels: int | None = None,
+    limit_per_class: int | None = None,
+) -> ImageArrays:
     """Read an image set into memory, resized (bilinear) to `size_px` and converted to `channels`.
 
     `classes` fixes the label order (pass the real dataset's classes so synthetic labels align);
@@ -68,8 +74,11 @@ def read_image(path: str | Path, mode: str | None = None, size_px: int | None = 
             array = np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
         if isinstance(exc, FileNotFoundError):
-            raise FileNotFoundError(f"{path} not found: the manifest lists it; restore the file or remove its "
-                                    f"row from manifest.csv.") from exc
-        raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc}); replace or re-create "
-                         f"it, or remove its row from manifest.csv.") from exc
+            raise FileNotFoundError(
+                f"{path} not found: the manifest lists it; restore the file or remove its row from manifest.csv."
+            ) from exc
+        raise ValueError(
+            f"{path} is not a readable image ({type(exc).__name__}: {exc}); replace or re-create "
+            f"it, or remove its row from manifest.csv."
+        ) from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

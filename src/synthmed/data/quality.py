@@ -9,7 +9,7 @@ from synthmed.data.splits import patients_in_several_splits
 
 THUMB_PX = 16
 NEAR_DUPLICATE_CORRELATION = 0.99
-SHORTCUT_DISTANCE = 0.3      # total-variation distance between one class and the others
+SHORTCUT_DISTANCE = 0.3  # total-variation distance between one class and the others
 BLOCK_ROWS = 1024
 
 
@@ -38,9 +38,13 @@ def exact_duplicate_groups(frame: pd.DataFrame) -> list[list[int]]:
     return [sorted(map(int, rows)) for rows in groups.values() if len(rows) > 1]
 
 
-def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICATE_CORRELATION,
-                         exclude: set[tuple[int, int]] | None = None, flat_rows: np.ndarray | None = None
-                         ) -> list[tuple[int, int, float]]:
+def near_duplicate_pairs(
+    thumbs: np.ndarray,
+    *,
+    threshold: float = NEAR_DUPLICATE_CORRELATION,
+    exclude: set[tuple[int, int]] | None = None,
+    flat_rows: np.ndarray | None = None,
+) -> list[tuple[int, int, float]]:
     """Pairs (i < j) whose thumbnails correlate at or above `threshold`, computed block-wise (vectorised).
 
     Flat images (all one value) have no structure to compare and are skipped.
@@ -49,7 +53,7 @@ def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICAT
     flat = flat_rows if flat_rows is not None else np.linalg.norm(thumbs, axis=1) < 0.5
     pairs: list[tuple[int, int, float]] = []
     for start in range(0, len(thumbs), BLOCK_ROWS):
-        block = thumbs[start:start + BLOCK_ROWS] @ thumbs.T
+        block = thumbs[start : start + BLOCK_ROWS] @ thumbs.T
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows, cols):
             i, j = start + int(r), int(c)
@@ -61,12 +65,20 @@ def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICAT
 def balance(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     """{split: {class: count}} for the splits and classes present."""
     table = frame.groupby(["split", "label"]).size()
-    return {str(split): {str(label): int(n) for label, n in table[split].items()} for split in table.index.levels[0]
-            if split in table.index.get_level_values(0)}
+    return {
+        str(split): {str(label): int(n) for label, n in table[split].items()}
+        for split in table.index.levels[0]
+        if split in table.index.get_level_values(0)
+    }
 
 
-SHORTCUT_ATTRIBUTES = {"orig_format": "file format", "orig_mode": "colour mode", "size_class": "original size",
-                       "aspect": "aspect ratio", "colour": "colour content"}
+SHORTCUT_ATTRIBUTES = {
+    "orig_format": "file format",
+    "orig_mode": "colour mode",
+    "size_class": "original size",
+    "aspect": "aspect ratio",
+    "colour": "colour content",
+}
 
 
 def size_class(orig_size: str) -> str:
@@ -121,9 +133,11 @@ def shortcut_warnings(frame: pd.DataFrame) -> list[str]:
             found.sort(key=lambda item: -item[0])
             distance, label, mine, rest = found[0]
             others = "".join(f"; also '{lab}' ({dist:.2f})" for dist, lab, _, _ in found[1:])
-            warnings.append(f"{title} differs between classes: '{label}' has {_describe(mine)} vs the others' "
-                            f"{_describe(rest)} (distance {distance:.2f}){others}. A model can learn this "
-                            f"instead of the anatomy.")
+            warnings.append(
+                f"{title} differs between classes: '{label}' has {_describe(mine)} vs the others' "
+                f"{_describe(rest)} (distance {distance:.2f}){others}. A model can learn this "
+                f"instead of the anatomy."
+            )
     return warnings
 
 
@@ -150,18 +164,41 @@ def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) ->
     def cross(rows: list[int]) -> bool:
         return len({splits[r] for r in rows}) > 1
 
-    exact_groups = [{"image_ids": [ids[r] for r in g], "sources": [sources[r] for r in g],
-                     "splits": sorted({splits[r] for r in g}), "crosses_splits": cross(g)} for g in exact]
-    near_pairs = [{"image_ids": [ids[i], ids[j]], "sources": [sources[i], sources[j]], "correlation": round(c, 4),
-                   "splits": sorted({splits[i], splits[j]}), "crosses_splits": cross([i, j])} for i, j, c in near]
+    exact_groups = [
+        {
+            "image_ids": [ids[r] for r in g],
+            "sources": [sources[r] for r in g],
+            "splits": sorted({splits[r] for r in g}),
+            "crosses_splits": cross(g),
+        }
+        for g in exact
+    ]
+    near_pairs = [
+        {
+            "image_ids": [ids[i], ids[j]],
+            "sources": [sources[i], sources[j]],
+            "correlation": round(c, 4),
+            "splits": sorted({splits[i], splits[j]}),
+            "crosses_splits": cross([i, j]),
+        }
+        for i, j, c in near
+    ]
     patients = patients_in_several_splits(frame) if "patient_id" in frame.columns else {}
     return {
-        "exact_duplicates": {"groups": len(exact_groups), "images": sum(len(g["image_ids"]) for g in exact_groups),
-                             "extra_copies": sum(len(g["image_ids"]) - 1 for g in exact_groups),
-                             "crossing_splits": sum(g["crosses_splits"] for g in exact_groups), "list": exact_groups},
-        "near_duplicates": {"pairs": len(near_pairs), "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
-                            "threshold_correlation": NEAR_DUPLICATE_CORRELATION, "thumbnail_px": THUMB_PX,
-                            "list": near_pairs},
+        "exact_duplicates": {
+            "groups": len(exact_groups),
+            "images": sum(len(g["image_ids"]) for g in exact_groups),
+            "extra_copies": sum(len(g["image_ids"]) - 1 for g in exact_groups),
+            "crossing_splits": sum(g["crosses_splits"] for g in exact_groups),
+            "list": exact_groups,
+        },
+        "near_duplicates": {
+            "pairs": len(near_pairs),
+            "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
+            "threshold_correlation": NEAR_DUPLICATE_CORRELATION,
+            "thumbnail_px": THUMB_PX,
+            "list": near_pairs,
+        },
         "patient_leakage": {"patients": len(patients), "list": patients},
         "balance": balance(frame),
         "shortcut_warnings": shortcut_warnings(frame),

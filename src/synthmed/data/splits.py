@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 
 
-def split_by_patient(frame: pd.DataFrame, *, val_fraction: float, test_fraction: float, seed: int,
-                     given_split_column: str = "given_split", group_column: str = "patient_id") -> pd.Series:
+def split_by_patient(
+    frame: pd.DataFrame,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    given_split_column: str = "given_split",
+    group_column: str = "patient_id",
+) -> pd.Series:
     """Return a `split` Series for `frame` (columns `group_column`, `label`, optional `given_split`).
 
     `group_column` is the unit that is never cut: the patient id, or (as `prepare` does) the patient
@@ -41,7 +48,9 @@ def split_by_patient(frame: pd.DataFrame, *, val_fraction: float, test_fraction:
     return split
 
 
-def _carve(frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Generator, *, rest: str = "train") -> list[str]:
+def _carve(
+    frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Generator, *, rest: str = "train"
+) -> list[str]:
     """Split rows by patient into `fractions` (of images) and `rest`, stratified by each patient's first label.
 
     Patients are shuffled, then each goes to the split furthest below its target image count (ties go

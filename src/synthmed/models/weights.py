@@ -34,8 +34,9 @@ def load_torch_file(path: str | Path, *, fix: str = REWRITE):  # noqa: ANN201 - 
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:300]
-        raise ValueError(f"{path} is damaged or not a PyTorch weights file ({type(exc).__name__}: {detail}); "
-                         f"{fix}.") from exc
+        raise ValueError(
+            f"{path} is damaged or not a PyTorch weights file ({type(exc).__name__}: {detail}); {fix}."
+        ) from exc
 
 
 def load_state_dict_into(module: torch.nn.Module, state: dict, *, path: str | Path, fix: str) -> None:

@@ -34,8 +34,17 @@ STATE_NAME = "train_state.pt"
 ONLINE_NAME = "online.safetensors"
 
 
-def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, optimizer: torch.optim.Optimizer,
-                    state: dict, model_config: DiffusionModelConfig, keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    step: int,
+    unet: torch.nn.Module,
+    ema,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    model_config: DiffusionModelConfig,
+    keep: int,
+) -> Path:
     """Write checkpoint `step-XXXXXX` atomically, point `latest` at it, and keep the newest `keep`."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -80,8 +89,9 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         named = root / pointer.read_text().strip()
         if named.is_dir() and _is_complete(named):
             return named
-        logger.warning("%s names %s which is missing or incomplete; using the newest complete checkpoint",
-                       pointer, named.name)
+        logger.warning(
+            "%s names %s which is missing or incomplete; using the newest complete checkpoint", pointer, named.name
+        )
     found = complete_checkpoints(run_dir)
     return found[-1] if found else None
 
@@ -103,6 +113,6 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
 
 
 def _is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors",
-                                                    "model/config.json"))
-
+    return all(
+        (path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors", "model/config.json")
+    )
