@@ -36,7 +36,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Atomically write `data` to `path` (see `atomic_write`)."""
-    return atomic_write(path, lambda handle: handle.write(data))
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -78,7 +82,7 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
+def publish_folder(folder: str | Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp)` on a fresh temp folder beside `folder`, then swap it in place of `folder`.
 
     Readers see the old folder or the new one, never a partial one; `write` failing leaves the old one.

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  samples          : {result.samples_dir}  (manifest: {result.samples_dir / 'manifest.csv'})")
     for grid in result.grid_paths:
         print(f"  sample grid      : {grid}")
-    if result.report_path is not None:
+    if result.report_path is not None and result.eval_dir is not None:
         print(f"  evaluation       : {result.eval_dir / 'metrics.json'}")
         print(f"  HTML report      : {result.report_path}")
     print("  timings (s)      : " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in result.timings_s.items()))

@@ -59,7 +59,7 @@ def _lung_shape(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return _smoothstep(0.0, 0.06, inside) * medial
 
 
-def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Heart silhouette (0..1) sized so that its width / thoracic width equals `params.ctr`, and its thickness."""
     width = params.ctr * 2.0 * params.thorax_half_width
     tilt = math.radians(params.heart_tilt_deg)
@@ -77,7 +77,7 @@ def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     return _smoothstep(0.0, 0.08, inside) * below_dome, 0.7 + 0.3 * thickness
 
 
-def _tube(distance: np.ndarray, half_width: float) -> np.ndarray:
+def _tube(distance: np.ndarray, half_width: float | np.ndarray) -> np.ndarray:
     """Projected profile across a bone tube: dense cortex at the edges, lighter marrow inside."""
     d = np.abs(distance) / half_width
     outer = np.sqrt(np.clip(1.0 - d * d, 0.0, None))

@@ -214,9 +214,9 @@ def _read_source(
 ) -> tuple[list[SourceImage], list[ReadError], list[str] | None, list[str]]:
     options = config.read_options()
     if source.is_file() and source.suffix.lower() == ".npz":
-        images, classes = read_npz(source, options, classes=config.classes)
+        npz_images, classes = read_npz(source, options, classes=config.classes)
         return (
-            images,
+            npz_images,
             [],
             classes,
             [

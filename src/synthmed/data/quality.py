@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -164,7 +166,7 @@ def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) ->
     def cross(rows: list[int]) -> bool:
         return len({splits[r] for r in rows}) > 1
 
-    exact_groups = [
+    exact_groups: list[dict[str, Any]] = [
         {
             "image_ids": [ids[r] for r in g],
             "sources": [sources[r] for r in g],

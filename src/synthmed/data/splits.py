@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -71,7 +73,7 @@ def _carve(
     return [assignment[p] for p in frame["patient_id"]]
 
 
-def split_groups(patient_ids: pd.Series, hashes: pd.Series, linked_rows: list[tuple[int, int]] = ()) -> pd.Series:
+def split_groups(patient_ids: pd.Series, hashes: pd.Series, linked_rows: Sequence[tuple[int, int]] = ()) -> pd.Series:
     """Union of patients linked by byte-identical files (same hash) or by `linked_rows` pairs
     (positions, e.g. near-duplicates): one id per group that must stay in one split."""
     parent: dict[str, str] = {}

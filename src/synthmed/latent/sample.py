@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,14 @@ log = logging.getLogger(__name__)
 
 
 def choose_conditions(
-    conditions: pd.DataFrame, *, label: str, seeds: list[int], fixed: dict[str, object]
+    conditions: pd.DataFrame, *, label: str, seeds: list[int], fixed: Mapping[str, object]
 ) -> pd.DataFrame:
     """Metadata for each image: `fixed` values where given, else a same-class training row drawn with its seed."""
     fields = [c for c in conditions.columns if c != "label"]
     pool = conditions[conditions["label"].astype(str) == str(label)]
     rows = []
     for seed in seeds:
-        row = {"label": label}
+        row: dict[str, object] = {"label": label}
         drawn = pool.iloc[int(np.random.default_rng(seed).integers(len(pool)))] if len(pool) else None
         for field in fields:
             row[field] = fixed[field] if fixed.get(field) is not None else (None if drawn is None else drawn[field])
@@ -71,7 +72,9 @@ def denoise_latents(
     )
     both_labels = (torch.cat([labels, labels]) if guided else labels).to(device)
     both_meta = {k: (torch.cat([v, v]) if guided else v).to(device) for k, v in metadata.items()}
-    both_text = torch.cat([text, null_text.expand_as(text)]) if guided and text is not None else text
+    both_text = (
+        torch.cat([text, null_text.expand_as(text)]) if guided and text is not None and null_text is not None else text
+    )
     both_text = both_text.to(device) if both_text is not None else None
     step_kwargs = {"generator": generators} if stochastic else {}
     for t in scheduler.timesteps:
@@ -111,11 +114,11 @@ def sample_latent(
     run = Path(run).expanduser()
     if n_per_class < 1:
         raise ValueError(f"--n-per-class must be >= 1, got {n_per_class}")
-    device = resolve_device(device)
+    torch_device = resolve_device(device)
     model, train_scheduler = load_latent_model(run / "model")
     vae, ae_config = load_autoencoder(run / "autoencoder")
-    model.to(device)
-    vae.to(device)
+    model.to(torch_device)
+    vae.to(torch_device)
     config = model.config
     class_names = config.class_names or [str(i) for i in range(config.num_classes)]
     chosen = classes or class_names
@@ -175,7 +178,7 @@ def sample_latent(
                 stochastic=SAMPLERS[sampler].stochastic,
                 text=text,
                 null_text=null_text,
-                device=device,
+                device=torch_device,
             )
             with torch.no_grad():
                 images = vae.decode(latents / ae_config.scaling_factor).sample.clamp(-1, 1)

@@ -107,7 +107,7 @@ def train_latent(
                 f"--resume with changed settings {changed}: continue a run with the settings it began with."
             )
         autoencoder = out / "autoencoder"
-        text_source = out / "text" if train.text_encoder else None
+        text_source: Path | str | None = out / "text" if train.text_encoder else None
     else:
         text_source = train.text_encoder
     if train.preset not in UNET_PRESETS:
@@ -229,7 +229,7 @@ def train_latent(
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = noise if config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
         text = None
-        if text_table is not None:
+        if text_table is not None and caption_index is not None:
             rows = torch.where(drop.cpu(), torch.full_like(index, len(text_table) - 1), caption_index[index])
             text = text_table[rows].to(device)
         with accelerator.autocast():

@@ -133,7 +133,7 @@ class SyntheticSetWriter:
                     instance_number=len(self.rows) + 1,
                 )
                 paths[fmt] = str((folder / f"{image_id}.dcm").relative_to(self.out_dir))
-        row = {c: "" for c in SYNTHETIC_COLUMNS}
+        row: dict[str, object] = {c: "" for c in SYNTHETIC_COLUMNS}
         row.update(provenance)
         row.update(
             {

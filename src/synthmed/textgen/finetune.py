@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +49,11 @@ RESUMABLE_CHANGES = {"max_steps", "checkpoint_every_steps", "log_every_steps", "
 class SDComponents:
     """The parts of a Stable Diffusion folder that training touches."""
 
-    tokenizer: object
-    text_encoder: torch.nn.Module
-    vae: torch.nn.Module
-    unet: torch.nn.Module
-    noise_scheduler: object
+    tokenizer: Any  # transformers CLIPTokenizer
+    text_encoder: Any  # transformers CLIPTextModel
+    vae: Any  # diffusers AutoencoderKL
+    unet: Any  # diffusers UNet2DConditionModel
+    noise_scheduler: Any  # diffusers DDPMScheduler
 
 
 def load_sd_components(checkpoint: str | Path) -> SDComponents:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from synthmed.textgen.providers import ImageProvider, RequestBudget
 
@@ -38,7 +39,7 @@ def make_local_sd(
     steps: int = 30,
     guidance_scale: float = 7.5,
     negative_prompt: str | None = None,
-    dtype: str = "float32",
+    dtype: Literal["float32", "bfloat16"] = "float32",
     scheduler: str = "default",
     batch_size: int = 1,
     device: str = "auto",

@@ -214,7 +214,8 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
                 )
             _save_grid(run_dir, raw_unet, ema, scheduler, config, step, accelerator.device)
             _write_stats(stats, {"event": "end", "step": step, "wall_s": round(elapsed_s(), 3)})
-            stats.close()
+            if stats is not None:
+                stats.close()
             logger.info("trained %d steps in %.1f min; model in %s", step, elapsed_s() / 60, model_dir)
         accelerator.wait_for_everyone()
         return model_dir
