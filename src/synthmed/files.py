@@ -64,6 +64,18 @@ def read_json(path: str | Path, *, fix: str = "re-create it with the command tha
         raise ValueError(f"{path} is not valid JSON ({exc}); {fix}.") from exc
 
 
+def portable_name(path: str | Path, *, parts: int = 2) -> str:
+    """The last `parts` components of `path` (e.g. 'demo-run/model'): a name for files meant to be shared.
+
+    Never the absolute path: that can carry the operator's user name and folder layout. Components
+    at or above the home folder are dropped, so '~/model' becomes 'model'.
+    """
+    resolved = Path(path).expanduser().resolve()
+    home = Path.home().resolve()
+    names = resolved.relative_to(home).parts if resolved.is_relative_to(home) else resolved.parts[1:]
+    return "/".join(names[-parts:]) if names else resolved.name
+
+
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()

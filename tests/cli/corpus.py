@@ -104,3 +104,9 @@ def wrong_pth(path: Path) -> Path:
 
     torch.save({"unrelated": torch.zeros(2)}, path)
     return path
+
+
+def train_argv(dataset: Path, out: Path, *extra: str, steps: int = 2) -> list[str]:
+    """`synthmed train` of the tiny preset for `steps` steps, batch 2, full precision."""
+    tiny = "--preset tiny --batch-size 2 --mixed-precision no".split()
+    return ["train", str(dataset), "--out", str(out), *tiny, "--max-steps", str(steps), *extra]

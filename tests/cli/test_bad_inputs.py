@@ -131,53 +131,35 @@ def prepare_out_under_a_file(tmp, base):
 # --- train ----------------------------------------------------------------------------------------------------
 
 
-def _train(dataset: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        str(dataset),
-        "--out",
-        str(out),
-        "--preset",
-        "tiny",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--mixed-precision",
-        "no",
-        *extra,
-    ]
-
-
 def train_not_a_dataset(tmp, base):
-    return _train(_mkdir(tmp / "empty"), tmp / "run"), ["dataset.json", "synthmed prepare"], tmp / "run"
+    return corpus.train_argv(_mkdir(tmp / "empty"), tmp / "run"), ["dataset.json", "synthmed prepare"], tmp / "run"
 
 
 def train_corrupt_png(tmp, base):
     dataset = _copy(base, "dataset", tmp)
-    return _train(dataset, tmp / "run"), [_image_name(dataset, "train")], tmp / "run"
+    return corpus.train_argv(dataset, tmp / "run"), [_image_name(dataset, "train")], tmp / "run"
 
 
 def train_truncated_png(tmp, base):
     dataset = _copy(base, "dataset", tmp)
-    return _train(dataset, tmp / "run"), [_truncated_image_name(dataset, "train")], tmp / "run"
+    return corpus.train_argv(dataset, tmp / "run"), [_truncated_image_name(dataset, "train")], tmp / "run"
 
 
 def train_manifest_missing_column(tmp, base):
     dataset = _copy(base, "dataset", tmp)
     corpus.drop_column(dataset, "label_idx")
-    return _train(dataset, tmp / "run"), ["manifest.csv", "label_idx"], tmp / "run"
+    return corpus.train_argv(dataset, tmp / "run"), ["manifest.csv", "label_idx"], tmp / "run"
 
 
 def train_corrupt_dataset_json(tmp, base):
     dataset = _copy(base, "dataset", tmp)
     _file(dataset / "dataset.json", "{not json")
-    return _train(dataset, tmp / "run"), ["dataset.json"], tmp / "run"
+    return corpus.train_argv(dataset, tmp / "run"), ["dataset.json"], tmp / "run"
 
 
 def train_existing_run(tmp, base):
     _file(tmp / "run" / "config.json", "{}")
-    return _train(base["dataset"], tmp / "run"), ["--resume"], tmp / "run"
+    return corpus.train_argv(base["dataset"], tmp / "run"), ["--resume"], tmp / "run"
 
 
 # --- sample ---------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from synthmed.data.read_npz import MEDMNIST_MODALITY, medmnist_name, read_npz
 from synthmed.data.records import ReadError, ReadOptions, SourceImage, SourceItem
 from synthmed.data.scan import read_item, scan_source
 from synthmed.data.splits import split_by_patient, split_groups
-from synthmed.files import atomic_write_bytes, swap_folder
+from synthmed.files import atomic_write_bytes, portable_name, swap_folder
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
         image_size_px=config.size_px,
         classes=classes,
         split_counts={s: int(n) for s, n in frame["split"].value_counts().items()},
-        source=config.source_description or str(source.resolve()),
+        source=config.source_description or portable_name(source, parts=1),
         synthmed_version=__version__,
     )
     write_dataset_info(info, partial)

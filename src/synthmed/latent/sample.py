@@ -12,9 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
+from synthmed.files import portable_name, sha256_file
 from synthmed.latent.autoencoder import load_autoencoder
 from synthmed.latent.conditioning import encode_metadata
-from synthmed.latent.model import CONDITIONS_NAME, LatentDenoiser, load_latent_model
+from synthmed.latent.model import CONDITIONS_NAME, WEIGHTS_NAME, LatentDenoiser, load_latent_model
 from synthmed.latent.text import embed_captions, load_text_encoder
 from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, initial_noise, make_scheduler
@@ -143,7 +144,8 @@ def sample_latent(
         "sampler": sampler,
         "steps": steps,
         "guidance_scale": guidance_scale,
-        "checkpoint": str((run / "model").resolve()),
+        "checkpoint": portable_name(run / "model"),
+        "checkpoint_sha256": sha256_file(run / "model" / WEIGHTS_NAME),
         "provider": "synthmed-latent",
         "model": f"latent-diffusion f{ae_config.downsample_factor}",
     }

@@ -82,11 +82,13 @@ def write_synthetic_dicom(
     ds.PatientSex = ""
     ds.StudyDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.StudyTime = ds.ContentTime = now.strftime("%H%M%S")
-    ds.StudyID = ""
+    ds.StudyID = "SYNTHETIC"  # Type 2; a value also lets viewers build a DICOMDIR
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
     ds.SeriesNumber = 1
+    ds.Laterality = ""  # General Series, Type 2C: empty = unknown (a synthetic image has no body side)
     ds.InstanceNumber = int(instance_number)
+    ds.PatientOrientation = ""  # General Image, Type 2C: empty = not given
     ds.Manufacturer = "synthmed"
     ds.SoftwareVersions = f"synthmed {__version__}"
     ds.SeriesDescription = description[:64]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
+from synthmed.files import portable_name
 from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
@@ -106,7 +107,7 @@ def sample_images(config: SampleConfig) -> Path:
         "sampler": config.sampler,
         "steps": steps,
         "guidance_scale": config.guidance_scale,
-        "checkpoint": str(model_dir),
+        "checkpoint": portable_name(model_dir),
         "checkpoint_sha256": weights_sha256(model_dir),
         "provider": "synthmed",
         "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+from synthmed.files import portable_name
 from synthmed.textgen.providers import GeneratedImage, SizePx, size_as_pair
 
 log = logging.getLogger(__name__)
@@ -159,13 +160,13 @@ class LocalSDProvider:
             "steps": steps,
             "guidance_scale": guidance,
             "sampler": self.scheduler_name,
-            "checkpoint": self.checkpoint,
+            "checkpoint": portable_name(self.checkpoint, parts=1),
             "dtype": self.dtype,
         }
         if negative:
             parameters["negative_prompt"] = negative
         if self.finetune_run:
-            parameters["finetune_run"] = self.finetune_run
+            parameters["finetune_run"] = portable_name(self.finetune_run, parts=1)
         images: list[GeneratedImage] = []
         for start in range(0, n, self.max_images_per_call):
             seeds = list(range(seed + start, seed + min(n, start + self.max_images_per_call)))

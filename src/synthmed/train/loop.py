@@ -15,6 +15,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
+from synthmed.files import portable_name
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
 from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
@@ -210,7 +211,7 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
                     model_dir,
                     unet=raw_unet,
                     config=config.model,
-                    extra={"step": step, "weights": "ema", "dataset": config.dataset},
+                    extra={"step": step, "weights": "ema", "dataset": portable_name(config.dataset, parts=1)},
                 )
             _save_grid(run_dir, raw_unet, ema, scheduler, config, step, accelerator.device)
             _write_stats(stats, {"event": "end", "step": step, "wall_s": round(elapsed_s(), 3)})
