@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,9 +19,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # One fixed temporary name per file: a leftover of a killed process is replaced by the next write
+    # of the same file, so running a killed command again leaves no stray temporary files.
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        os.fchmod(fd, 0o644)  # outputs are meant to be shared, whatever the umask
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -101,7 +103,9 @@ def publish_folder(folder: str | Path, write: Callable[[Path], object]) -> Path:
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = folder.with_name(f".{folder.name}.partial")  # fixed name: a killed run's leftover is replaced
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         write(tmp)
     except BaseException:

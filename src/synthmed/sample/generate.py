@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
-from synthmed.files import portable_name
+from synthmed.data.manifest import MANIFEST_NAME
+from synthmed.files import portable_name, swap_folder
 from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
@@ -92,8 +94,26 @@ def _class_indices(requested: list[str] | None, names: list[str]) -> list[int]:
     return chosen
 
 
+def refuse_existing_output(out: Path) -> None:
+    """Refuse an `--out` that holds anything: a sample set is written whole or not at all."""
+    if (out / MANIFEST_NAME).exists():
+        raise FileExistsError(
+            f"{out / MANIFEST_NAME} already exists: that folder holds an image set; choose a new --out folder "
+            f"(or delete that one first)."
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} is not an empty folder; choose a new --out folder (or delete that one first).")
+
+
 def sample_images(config: SampleConfig) -> Path:
-    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv)."""
+    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv).
+
+    The set is written into `OUT.partial` and renamed to OUT at the end: a run that fails or is
+    killed leaves no OUT, and running the same command again starts clean (deterministic seeds make
+    the images the same as an uninterrupted run's).
+    """
+    out = Path(config.out_dir)
+    refuse_existing_output(out)
     # Load model.
     model_dir = resolve_model_dir(config.model_dir).resolve()
     device = resolve_device(config.device)
@@ -125,41 +145,49 @@ def sample_images(config: SampleConfig) -> Path:
         model_dir,
     )
 
-    # Denoise batch by batch, one generator per image, writing as we go.
+    # Denoise batch by batch, one generator per image, writing as we go into the partial folder.
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
     writer = SyntheticSetWriter(
-        config.out_dir, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth, modality=config.modality
+        partial, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth, modality=config.modality
     )
     jobs = [
         (label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start + config.n_per_class)
     ]
     grids: dict[int, list[np.ndarray]] = {label: [] for label in chosen}
-    with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
-        for start in range(0, len(jobs), config.batch_size):
-            batch = jobs[start : start + config.batch_size]
-            images = denoise(
-                unet,
-                make_scheduler(config.sampler, train_scheduler),
-                labels=torch.tensor([label for label, _ in batch]),
-                null_class=model_config.null_class,
-                generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
-                image_shape=shape,
-                steps=steps,
-                guidance_scale=config.guidance_scale,
-                stochastic=SAMPLERS[config.sampler].stochastic,
-                autocast_dtype=autocast,
-                device=device,
-                model_batch_size=config.model_batch_size,
-            )
-            for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
-                writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
-                if len(grids[label]) < config.grid_per_class:
-                    grids[label].append(from_model_range(image).numpy())
-            bar.update(len(batch))
-
-    # Save one grid per class.
-    for label, tiles in grids.items():
-        if tiles:
-            rows = [np.stack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]
-            save_png_atomic(grid_image(rows), Path(config.out_dir) / "grids" / f"{slug(names[label])}.png")
-    logger.info("wrote %d images and manifest.csv to %s", len(jobs), config.out_dir)
-    return Path(config.out_dir)
+    try:
+        with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
+            for start in range(0, len(jobs), config.batch_size):
+                batch = jobs[start : start + config.batch_size]
+                images = denoise(
+                    unet,
+                    make_scheduler(config.sampler, train_scheduler),
+                    labels=torch.tensor([label for label, _ in batch]),
+                    null_class=model_config.null_class,
+                    generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
+                    image_shape=shape,
+                    steps=steps,
+                    guidance_scale=config.guidance_scale,
+                    stochastic=SAMPLERS[config.sampler].stochastic,
+                    autocast_dtype=autocast,
+                    device=device,
+                    model_batch_size=config.model_batch_size,
+                )
+                for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
+                    writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
+                    if len(grids[label]) < config.grid_per_class:
+                        grids[label].append(from_model_range(image).numpy())
+                bar.update(len(batch))
+        # Save one grid per class.
+        for label, tiles in grids.items():
+            if tiles:
+                rows = [np.stack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]
+                save_png_atomic(grid_image(rows), partial / "grids" / f"{slug(names[label])}.png")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.is_dir():
+        out.rmdir()  # empty (checked above)
+    swap_folder(partial, out)
+    logger.info("wrote %d images and manifest.csv to %s", len(jobs), out)
+    return out
