@@ -115,19 +115,40 @@ def _checkpoints(run_dir: Path) -> int:
     return len(list((run_dir / "checkpoints").glob("step-*")))
 
 
+def reference_and_killed(
+    argv: Callable[[Path], list[str]],
+    tmp_path: Path,
+    *,
+    started: Callable[[Path], bool],
+    kills: int,
+    seed: int,
+    min_hits: int = 1,
+    max_delay_s: float = 0.4,
+) -> tuple[Path, Path]:
+    """An uninterrupted run into tmp/reference, and a run into tmp/killed SIGKILLed `kills` times then completed."""
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run(argv(reference)) == 0
+    hits = run_killed(argv(killed), started=lambda: started(killed), kills=kills, seed=seed, max_delay_s=max_delay_s)
+    assert hits >= min_hits, "the kills came too late to interrupt the command; give it more work"
+    assert not leftovers(killed), "a temporary file, partial folder or partial checkpoint was left behind"
+    return reference, killed
+
+
+def _partial(out: Path) -> bool:
+    return out.with_name(out.name + ".partial").is_dir()
+
+
 def test_pixel_training_killed_and_resumed_gives_bit_identical_weights(dataset, tmp_path):
     def argv(out: Path) -> list[str]:
         return corpus.train_argv(dataset, out, "--resume", "--checkpoint-every-steps", "3", steps=24)
 
-    assert run(argv(tmp_path / "reference")) == 0
-    killed = tmp_path / "killed"
-    hits = run_killed(argv(killed), started=lambda: _checkpoints(killed) >= 1, kills=3, seed=1)
-    assert hits >= 2, "the kills came too late to interrupt training; raise the step count"
+    reference, killed = reference_and_killed(
+        argv, tmp_path, started=lambda out: _checkpoints(out) >= 1, kills=3, seed=1, min_hits=2
+    )
     for name in ("model/model.safetensors", "checkpoints/step-000024/online.safetensors"):
-        same_weights(tmp_path / "reference" / name, killed / name)
+        same_weights(reference / name, killed / name)
     events = [json.loads(line) for line in (killed / "stats.jsonl").read_text().splitlines()]
     assert sum(e.get("event") == "resume" for e in events) >= 1
-    assert not leftovers(killed), "a temporary file or partial checkpoint was left behind"
 
 
 def test_latent_training_killed_and_resumed_gives_bit_identical_weights(dataset, tmp_path):
@@ -175,12 +196,10 @@ def test_latent_training_killed_and_resumed_gives_bit_identical_weights(dataset,
             "--resume",
         ]
 
-    assert run(argv(tmp_path / "reference")) == 0
-    killed = tmp_path / "killed"
-    hits = run_killed(argv(killed), started=lambda: _checkpoints(killed) >= 1, kills=3, seed=2)
-    assert hits >= 2, "the kills came too late to interrupt training; raise the step count"
-    same_weights(tmp_path / "reference" / "model" / "model.safetensors", killed / "model" / "model.safetensors")
-    assert not leftovers(killed)
+    reference, killed = reference_and_killed(
+        argv, tmp_path, started=lambda out: _checkpoints(out) >= 1, kills=3, seed=2, min_hits=2
+    )
+    same_weights(reference / "model" / "model.safetensors", killed / "model" / "model.safetensors")
 
 
 def test_sample_killed_then_run_again_writes_the_same_set(tmp_path):
@@ -204,16 +223,11 @@ def test_sample_killed_then_run_again_writes_the_same_set(tmp_path):
             "ddim",
         ]
 
-    assert run(argv(tmp_path / "reference")) == 0
-    killed = tmp_path / "killed"
-    partial = tmp_path / "killed.partial"
-    hits = run_killed(argv(killed), started=lambda: partial.is_dir(), kills=2, seed=3)
-    assert hits >= 1
-    assert not leftovers(killed)
-    reference, again = (pd.read_csv(p / "manifest.csv") for p in (tmp_path / "reference", killed))
-    pd.testing.assert_frame_equal(reference.drop(columns="created_utc"), again.drop(columns="created_utc"))
+    reference, killed = reference_and_killed(argv, tmp_path, started=_partial, kills=2, seed=3)
+    first, again = (pd.read_csv(p / "manifest.csv") for p in (reference, killed))
+    pd.testing.assert_frame_equal(first.drop(columns="created_utc"), again.drop(columns="created_utc"))
     for name in sorted(p.relative_to(killed) for p in killed.rglob("*.png")):  # DICOM UIDs are fresh by design
-        assert (killed / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+        assert (killed / name).read_bytes() == (reference / name).read_bytes(), name
 
 
 def test_evaluate_killed_then_run_again_writes_the_same_metrics(dataset, tmp_path, monkeypatch):
@@ -237,12 +251,8 @@ def test_evaluate_killed_then_run_again_writes_the_same_metrics(dataset, tmp_pat
             "2",
         ]
 
-    assert run(argv(tmp_path / "reference")) == 0
-    killed = tmp_path / "killed"
-    hits = run_killed(argv(killed), started=lambda: killed.is_dir(), kills=2, seed=4)
-    assert hits >= 1
-    assert not leftovers(killed)
-    same_files(tmp_path / "reference", killed)
+    reference, killed = reference_and_killed(argv, tmp_path, started=Path.is_dir, kills=2, seed=4)
+    same_files(reference, killed)
 
 
 def test_prepare_killed_then_run_again_writes_the_same_dataset(tmp_path):
@@ -265,10 +275,5 @@ def test_prepare_killed_then_run_again_writes_the_same_dataset(tmp_path):
             "--overwrite",
         ]
 
-    assert run(argv(tmp_path / "reference")) == 0
-    killed = tmp_path / "killed"
-    partial = tmp_path / "killed.partial"
-    hits = run_killed(argv(killed), started=lambda: partial.is_dir(), kills=2, seed=5, max_delay_s=0.05)
-    assert hits >= 1
-    assert not leftovers(killed)
-    same_files(tmp_path / "reference", killed)
+    reference, killed = reference_and_killed(argv, tmp_path, started=_partial, kills=2, seed=5, max_delay_s=0.05)
+    same_files(reference, killed)
