@@ -17,6 +17,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from result_file import command_line, write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -119,8 +121,15 @@ def main() -> int:
         rows.append(summarise(name, source, out, command, time.perf_counter() - started))
         print(f"{name}: {rows[-1]['n_images']} images in {rows[-1]['wall_s']} s", flush=True)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
-    (args.out / "summary.md").write_text(to_markdown(rows, args.size))
+    summary = to_markdown(rows, args.size)
+    (args.out / "summary.md").write_text(summary)
     print(args.out / "summary.md")
+    write_result(
+        "data_prepare_all",
+        title="`synthmed prepare` on every folder of ../shared/data",
+        command=command_line(),
+        sections=[{"heading": "", "text": summary}],
+    )
     return 0
 
 

@@ -14,11 +14,12 @@ includes decoding. Figures are ratios latent / pixel measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import platform
 import resource
 import time
+
+from result_file import command_line, earlier_sections, table, write_result
 
 
 def _device(name: str):
@@ -189,7 +190,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both models")
-    parser.add_argument("--json", default=None, help="also write the figures here")
     args = vars(parser.parse_args(argv))
     context = mp.get_context("spawn")
     results = []
@@ -201,25 +201,38 @@ def main(argv: list[str] | None = None) -> None:
         f"{args['size_px']} px, batch {args['batch_size']}, {platform.processor() or platform.machine()}, "
         f"device {pixel['device']}, bf16={args['bf16']}"
     )
-    header = f"{'case':38s} {'params M':>9s} {'train img/s':>12s} {'UNet eval img/s':>16s} {'s/img @50 steps':>16s} {'peak MiB':>9s}"
-    print(header)
     for r in results:
-        print(
-            f"{r['case']:38s} {r['params_m']:9.1f} {r['train_img_per_s']:12.3f} {r['sample_unet_evals_img_per_s']:16.3f} "
-            f"{r['sample_50_steps_s_per_img']:16.2f} {r['peak_mib']:9.0f}"
-        )
+        print(r, flush=True)
     ratios = {
         "train_speedup": latent["train_img_per_s"] / pixel["train_img_per_s"],
         "sample_speedup": pixel["sample_50_steps_s_per_img"] / latent["sample_50_steps_s_per_img"],
         "peak_memory_ratio": latent["peak_mib"] / pixel["peak_mib"],
     }
-    print(
-        f"latent / pixel: training {ratios['train_speedup']:.2f}x faster, sampling {ratios['sample_speedup']:.2f}x "
-        f"faster, peak memory x{ratios['peak_memory_ratio']:.2f}; one-off encoding {latent['encode_img_per_s']:.2f} img/s"
+    columns = ["model", "params M", "train img/s", "UNet evals img/s", "s per image at 50 steps", "peak MiB"]
+    rows = [
+        [
+            r["case"],
+            round(r["params_m"], 1),
+            round(r["train_img_per_s"], 4),
+            round(r["sample_unet_evals_img_per_s"], 3),
+            round(r["sample_50_steps_s_per_img"], 1),
+            round(r["peak_mib"]),
+        ]
+        for r in results
+    ]
+    text = (
+        f"{args['size_px']} px, batch {args['batch_size']}, device {pixel['device']}, bf16={args['bf16']}, "
+        f"{args['threads']} thread(s). Latent / pixel: training {ratios['train_speedup']:.1f}x faster, sampling "
+        f"{ratios['sample_speedup']:.1f}x faster, peak memory x{ratios['peak_memory_ratio']:.2f}; one-off "
+        f"encoding of the training set {latent['encode_img_per_s']:.2f} img/s."
     )
-    if args["json"]:
-        with open(args["json"], "w") as handle:
-            json.dump({"args": args, "results": results, "ratios": ratios}, handle, indent=2)
+    sections = [{"heading": f"device {pixel['device']}", "text": text, "table": table(columns, rows)}]
+    write_result(
+        "latent_throughput",
+        title="Latent vs pixel diffusion at 256 px",
+        command=command_line(),
+        sections=sections + earlier_sections("latent_throughput"),
+    )
 
 
 if __name__ == "__main__":

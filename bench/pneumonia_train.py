@@ -9,6 +9,7 @@ Score them with bench/pneumonia_eval.py. A killed run continues when re-run (it 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from result_file import command_line, earlier_sections, table, write_result
 
 from synthmed.sample.generate import SampleConfig, sample_images
 from synthmed.train.config import train_config_for_dataset
@@ -78,7 +80,8 @@ def main() -> None:
     )
     start = time.perf_counter()
     model_dir = train(config, run_dir=out / "run", resume=True)
-    logging.info("training session took %.1f min", (time.perf_counter() - start) / 60)
+    train_min = (time.perf_counter() - start) / 60
+    logging.info("training session took %.1f min", train_min)
 
     # Sample N per class.
     start = time.perf_counter()
@@ -94,7 +97,23 @@ def main() -> None:
             batch_size=64,
         )
     )
-    logging.info("sampling took %.1f min -> %s", (time.perf_counter() - start) / 60, samples)
+    sample_min = (time.perf_counter() - start) / 60
+    logging.info("sampling took %.1f min -> %s", sample_min, samples)
+    step = json.loads((model_dir / "config.json").read_text()).get("step", "?")
+    rows = [
+        [str(out), step, round(train_min, 1), args.n_per_class, f"{args.sampler} {args.steps}", round(sample_min, 1)]
+    ]
+    columns = ["run", "steps trained", "training min (this session)", "images per class", "sampler", "sampling min"]
+    text = (
+        f"Samples in {samples}; their quality is measured by `bench/pneumonia_eval.py {samples}` (its own "
+        f"result). Class-balance power {args.class_balance_power}, batch {args.batch_size}, lr {args.lr}."
+    )
+    write_result(
+        "pneumonia_train",
+        title="PneumoniaMNIST 32 px: training on a wall-clock budget",
+        command=command_line(),
+        sections=[{"heading": "", "text": text, "table": table(columns, rows)}] + earlier_sections("pneumonia_train"),
+    )
 
 
 if __name__ == "__main__":

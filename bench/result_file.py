@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,25 @@ def machine() -> str:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = None
-    return f"{platform.machine()} {platform.processor() or platform.system()}, {cores} usable cores, Python {sys.version.split()[0]}"
+    cpu = platform.processor() or platform.system()
+    return f"{platform.machine()} {cpu}, {cores} usable cores, Python {sys.version.split()[0]}"
+
+
+EARLIER = "figures from an earlier run (session 2, not regenerated in this session)"
+"""Heading of a section that carries figures measured before the current code (kept, labelled, not re-run)."""
+
+
+def command_line() -> str:
+    """The command that is running now, as a reader would type it (so the command printed matches the table)."""
+    return f".venv/bin/python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}".strip()
+
+
+def earlier_sections(name: str, results_dir: Path | None = None) -> list[dict]:
+    """The labelled earlier-run sections of bench/results/NAME.json, to carry over when a run cannot redo them."""
+    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file():
+        return []
+    return [s for s in json.loads(path.read_text()).get("sections", []) if s.get("heading", "").startswith(EARLIER)]
 
 
 def table(columns: list[str], rows: list[list]) -> dict:

@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from result_file import command_line, table, write_result
 
 from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.evaluate.encoder import load_or_train_domain_extractor
@@ -70,8 +71,8 @@ def main() -> None:
         "bootstrap": args.bootstrap,
         "classes": {},
     }
-    print("| class | n (same seeds) | FD DDPM-1000 | FD candidate | ratio candidate / DDPM (95% CI) | floor |")
-    print("|---|---|---|---|---|---|")
+    columns = ["class", "n (same seeds)", "FD DDPM-1000", "FD candidate", "ratio candidate / DDPM (95% CI)", "floor"]
+    table_rows = []
     for c, name in enumerate(train.classes):
         rows = np.flatnonzero(ref.labels == c)
         if len(rows) < 2:
@@ -92,13 +93,31 @@ def main() -> None:
             "ratio_ci95": [float(lo), float(hi)],
             "fd_floor_train_vs_val": floor,
         }
-        print(
-            f"| {name} | {len(rows)} | {fd_ref:.3f} | {fd_cand:.3f} | {fd_cand / fd_ref:.2f} "
-            f"({lo:.2f}-{hi:.2f}) | {floor:.3f} |"
+        table_rows.append(
+            [
+                name,
+                len(rows),
+                round(fd_ref, 3),
+                round(fd_cand, 3),
+                f"{fd_cand / fd_ref:.2f} ({lo:.2f}-{hi:.2f})",
+                round(floor, 3),
+            ]
         )
+        print(table_rows[-1])
     out = Path(args.out) if args.out else Path(args.candidate[0]) / "sampler_quality.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
+    text = (
+        f"Frechet distance to the real val images of each class, features: {extractor.layer}; "
+        f"{args.bootstrap} bootstrap resamples of the same-seed pairs. Reference: {', '.join(args.reference)}; "
+        f"candidate: {', '.join(args.candidate)}."
+    )
+    write_result(
+        "sampler_quality",
+        title="Sampler quality: a fast sampler against DDPM at 1000 steps",
+        command=command_line(),
+        sections=[{"heading": "", "text": text, "table": table(columns, table_rows)}],
+    )
 
 
 if __name__ == "__main__":

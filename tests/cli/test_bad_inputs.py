@@ -123,6 +123,14 @@ def prepare_existing_out(tmp, base):
     return _prepare(base["dataset"] / "images", tmp / "out"), ["--overwrite"], tmp / "out"
 
 
+def sample_into_a_read_only_folder(tmp, base):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders; the case under a regular file covers it")
+    folder = _mkdir(tmp / "readonly")
+    folder.chmod(0o500)
+    return _sample(base["model"], folder / "out"), ["readonly", "permissions"], folder / "out"
+
+
 def prepare_out_under_a_file(tmp, base):
     _file(tmp / "afile")
     return _prepare(base["dataset"] / "images", tmp / "afile" / "out"), ["afile"], None
@@ -365,6 +373,7 @@ CASES = [
     Case(f.__name__, f)
     for f in (
         prepare_empty,
+        sample_into_a_read_only_folder,
         prepare_all_corrupt,
         prepare_truncated_dicom,
         prepare_corrupt_nifti,
