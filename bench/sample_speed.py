@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import torch
 from result_file import command_line, table, write_result
@@ -23,7 +24,7 @@ from synthmed.models.unet import build_scheduler, build_unet, load_model_folder
 from synthmed.sample.generate import resolve_model_dir
 
 
-def _model(args: argparse.Namespace):  # noqa: ANN202 - (unet, config, scheduler)
+def _model(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:  # (unet, config, scheduler, description)
     if args.model:
         return (*load_model_folder(resolve_model_dir(args.model)), f"the trained model {args.model}")
     config = preset_config(args.preset, image_size_px=args.size, in_channels=1, num_classes=2)

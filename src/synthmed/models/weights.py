@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ def load_safetensors(path: str | Path, *, fix: str = REWRITE) -> dict[str, torch
         raise ValueError(f"{path} is damaged or not a safetensors file ({type(exc).__name__}: {exc}); {fix}.") from exc
 
 
-def load_torch_file(path: str | Path, *, fix: str = REWRITE):  # noqa: ANN201 - whatever the file holds
+def load_torch_file(path: str | Path, *, fix: str = REWRITE) -> Any:
     """`torch.load(path, weights_only=True)` on CPU; a truncated or non-torch file raises a one-line error."""
     import pickle
 
