@@ -61,21 +61,11 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, base, tmp_path, c
 
 
 def test_debug_shows_the_traceback_and_plain_does_not(tmp_path):
-    (tmp_path / "empty").mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "synthmed.cli",
-        "sample",
-        str(tmp_path / "empty"),
-        "--out",
-        str(tmp_path / "o"),
-        "--n-per-class",
-        "1",
-    ]
+    (tmp_path / "empty").mkdir()  # not a study folder; `study` imports no torch, so the two processes start fast
+    cmd = [sys.executable, "-m", "synthmed.cli", "study", "analyze", str(tmp_path / "empty")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
-    assert plain.stderr.strip().splitlines()[-1].startswith("synthmed sample: error: ")
+    assert plain.stderr.strip().splitlines()[-1].startswith("synthmed study: error: ")
     debug = subprocess.run(cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, env=env, timeout=300)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
