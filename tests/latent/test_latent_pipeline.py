@@ -11,6 +11,7 @@ import torch
 from synthmed.cli import main
 from synthmed.data.arrays import load_image_arrays
 from synthmed.data.manifest import SYNTHETIC_COLUMNS, load_image_set
+from synthmed.files import sha256_file
 from synthmed.latent.autoencoder import (
     AE_PRESETS,
     AETrainConfig,
@@ -173,7 +174,10 @@ def test_sampling_is_seeded_per_image(dataset32, tmp_path):
         sets.append(load_image_arrays(tmp_path / name, classes=["left", "right"]).pixels.astype(int))
     assert np.abs(sets[0] - sets[1]).max() <= 1
     assert main(["latent", "sample", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "1"]) == 2  # kept
-    assert len(load_image_set(tmp_path / "a")) == 2
+    drawn = load_image_set(tmp_path / "a")
+    assert len(drawn) == 2
+    assert set(drawn["checkpoint"]) == {"run/model"}  # a relative name, never the operator's path
+    assert set(drawn["checkpoint_sha256"]) == {sha256_file(run / "model" / "model.safetensors")}
     assert (
         main(["latent", "sample", str(run), "--out", str(tmp_path / "c"), "--n-per-class", "1", "--classes", "middle"])
         == 2
