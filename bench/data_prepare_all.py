@@ -17,6 +17,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from result_file import command_line, write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -47,29 +49,45 @@ def summarise(name: str, source: Path, out: Path, command: str, wall_s: float) -
     found = [frozenset(g["sources"]) for g in card["exact_duplicates"]["list"]]
     expected = expected_duplicates(source) if source.is_dir() else None
     return {
-        "name": name, "command": command, "wall_s": round(wall_s, 1), "n_images": card["n_images"],
-        "n_patients": card["n_patients"], "channels": card["channels"], "balance": card["balance"],
-        "exact_groups": card["exact_duplicates"]["groups"], "exact_cross": card["exact_duplicates"]["crossing_splits"],
+        "name": name,
+        "command": command,
+        "wall_s": round(wall_s, 1),
+        "n_images": card["n_images"],
+        "n_patients": card["n_patients"],
+        "channels": card["channels"],
+        "balance": card["balance"],
+        "exact_groups": card["exact_duplicates"]["groups"],
+        "exact_cross": card["exact_duplicates"]["crossing_splits"],
         "expected_groups": None if expected is None else len(expected),
         "expected_found": None if expected is None else sum(g in found for g in expected),
-        "near_pairs": card["near_duplicates"]["pairs"], "near_cross": card["near_duplicates"]["crossing_splits"],
-        "patient_leakage": card["patient_leakage"]["patients"], "warnings": card["warnings"],
-        "errors": card["errors"]["list"], "notes": card["notes"],
+        "near_pairs": card["near_duplicates"]["pairs"],
+        "near_cross": card["near_duplicates"]["crossing_splits"],
+        "patient_leakage": card["patient_leakage"]["patients"],
+        "warnings": card["warnings"],
+        "errors": card["errors"]["list"],
+        "notes": card["notes"],
     }
 
 
 def to_markdown(rows: list[dict], size_px: int) -> str:
-    lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-             f"({platform.processor() or platform.machine()}, 2 workers), --size {size_px} unless stated.", ""]
-    lines += ["| dataset | images | patients | ch | split/class counts | identical groups (cross splits) | "
-              "duplicates_md5.txt groups found | near-dup pairs (cross) | patients in 2 source splits | errors | time s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({platform.processor() or platform.machine()}, 2 workers), --size {size_px} unless stated.",
+        "",
+    ]
+    lines += [
+        "| dataset | images | patients | ch | split/class counts | identical groups (cross splits) | "
+        "duplicates_md5.txt groups found | near-dup pairs (cross) | patients in 2 source splits | errors | time s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         balance = "; ".join(f"{s}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for s, c in r["balance"].items())
         expected = "-" if r["expected_groups"] is None else f"{r['expected_found']}/{r['expected_groups']}"
-        lines.append(f"| {r['name']} | {r['n_images']} | {r['n_patients']} | {r['channels']} | {balance} | "
-                     f"{r['exact_groups']} ({r['exact_cross']}) | {expected} | {r['near_pairs']} ({r['near_cross']}) | "
-                     f"{r['patient_leakage']} | {len(r['errors'])} | {r['wall_s']} |")
+        lines.append(
+            f"| {r['name']} | {r['n_images']} | {r['n_patients']} | {r['channels']} | {balance} | "
+            f"{r['exact_groups']} ({r['exact_cross']}) | {expected} | {r['near_pairs']} ({r['near_cross']}) | "
+            f"{r['patient_leakage']} | {len(r['errors'])} | {r['wall_s']} |"
+        )
     lines.append("")
     for r in rows:
         lines += [f"### {r['name']}", "", f"`{r['command']}`", ""]
@@ -95,15 +113,23 @@ def main() -> int:
         source, out = SHARED / relative, args.out / name
         size = [] if "--size" in extra else ["--size", str(args.size)]
         argv = ["prepare", str(source), "--out", str(out), "--overwrite", *size, *extra]
-        command = "synthmed " + " ".join(shlex.quote(a) for a in argv).replace(str(SHARED), "../shared/data") \
-            .replace(str(args.out), "OUT")
+        command = "synthmed " + " ".join(shlex.quote(a) for a in argv).replace(str(SHARED), "../shared/data").replace(
+            str(args.out), "OUT"
+        )
         started = time.perf_counter()
         subprocess.run([str(ROOT / ".venv" / "bin" / "synthmed"), *argv], check=True, stderr=subprocess.DEVNULL)
         rows.append(summarise(name, source, out, command, time.perf_counter() - started))
         print(f"{name}: {rows[-1]['n_images']} images in {rows[-1]['wall_s']} s", flush=True)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
-    (args.out / "summary.md").write_text(to_markdown(rows, args.size))
+    summary = to_markdown(rows, args.size)
+    (args.out / "summary.md").write_text(summary)
     print(args.out / "summary.md")
+    write_result(
+        "data_prepare_all",
+        title="`synthmed prepare` on every folder of ../shared/data",
+        command=command_line(),
+        sections=[{"heading": "", "text": summary}],
+    )
     return 0
 
 

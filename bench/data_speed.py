@@ -1,6 +1,8 @@
 """Speed of `prepare` against a bare PIL loop on the same files, and of the phantom renderer.
 
 Usage: .venv/bin/python bench/data_speed.py [--n-files 1000] [--size 64] [--workers 2]
+Writes bench/results/data_speed.json. Without ../shared/data (Kermany) only the phantom part runs,
+and the prepare figures of the last run that had the data are carried over, labelled as such.
 The baseline opens each file, converts it to L, resizes it and saves a PNG in one process: no
 hashing, no duplicate search, no card. The ratio is prepare's images/s over the baseline's.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from result_file import command_line, earlier_sections, table, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 KERMANY = ROOT.parent / "shared" / "data" / "cxr_kermany_224"
@@ -52,28 +55,52 @@ def main() -> int:
     from synthmed.data.phantom_render import render_phantom
     from synthmed.data.prepare import PrepareConfig, prepare_dataset
 
-    print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average before: "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    load = os.getloadavg()
+    print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average before: {load[0]:.1f}")
+    sections = []
     if KERMANY.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
             files = linked_subset(args.n_files, Path(tmp) / "src")
             base_s = baseline(files, Path(tmp) / "base", args.size)
             started = time.perf_counter()
-            prepare_dataset(Path(tmp) / "src", out_dir=Path(tmp) / "prepared",
-                            config=PrepareConfig(size_px=args.size, workers=args.workers))
+            prepare_dataset(
+                Path(tmp) / "src",
+                out_dir=Path(tmp) / "prepared",
+                config=PrepareConfig(size_px=args.size, workers=args.workers),
+            )
             ours_s = time.perf_counter() - started
-        print(f"prepare {len(files)} Kermany JPEGs -> {args.size} px: baseline PIL loop {len(files) / base_s:.0f} img/s, "
-              f"synthmed prepare ({args.workers} workers, with hashing, duplicates, card) {len(files) / ours_s:.0f} img/s, "
-              f"ratio {base_s / ours_s:.2f}")
+        rows = [
+            ["baseline: PIL open, grey, resize, save (1 process)", round(len(files) / base_s)],
+            [f"synthmed prepare ({args.workers} workers; hashing, duplicates, card)", round(len(files) / ours_s)],
+        ]
+        sections.append(
+            {
+                "heading": f"Prepare throughput: {len(files)} Kermany JPEGs to {args.size} px",
+                "text": f"Ratio prepare / baseline: {base_s / ours_s:.2f}.",
+                "table": table(["pipeline", "images/s"], rows),
+            }
+        )
+    else:
+        sections += [s for s in earlier_sections("data_speed") if "Prepare throughput" in s.get("heading", "")]
     rng = np.random.default_rng(0)
     params = [sample_phantom_params(CONDITIONS[k % 4], rng) for k in range(40)]
+    rows = []
     for size_px in (64, 256):
         render_phantom(params[0], size_px=size_px)
         started = time.perf_counter()
         for p in params:
             render_phantom(p, size_px=size_px)
-        print(f"phantom render {size_px} px: {(time.perf_counter() - started) / len(params) * 1000:.1f} ms/image (1 process)")
-    print(f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+        rows.append([f"{size_px} px", round((time.perf_counter() - started) / len(params) * 1000, 1)])
+        print(rows[-1])
+    sections.insert(
+        0,
+        {
+            "heading": "Phantom rendering",
+            "text": f"40 phantoms, all four conditions, one process; load average {load[0]:.1f} on 2 cores before.",
+            "table": table(["size", "ms/image"], rows),
+        },
+    )
+    write_result("data_speed", title="Data stage speed", command=command_line(), sections=sections)
     return 0
 
 

@@ -14,11 +14,12 @@ includes decoding. Figures are ratios latent / pixel measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import platform
 import resource
 import time
+
+from result_file import command_line, earlier_sections, table, write_result
 
 
 def _device(name: str):
@@ -72,8 +73,15 @@ def _pixel_case(args: dict) -> dict:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args["bf16"]):
             unet(x, torch.full((batch,), 500, device=device), class_labels=labels)
 
-    return _measure(args, device, train_step, sample_step, decode=None,
-                    params_m=sum(p.numel() for p in unet.parameters()) / 1e6, name="pixel UNet")
+    return _measure(
+        args,
+        device,
+        train_step,
+        sample_step,
+        decode=None,
+        params_m=sum(p.numel() for p in unet.parameters()) / 1e6,
+        name="pixel UNet",
+    )
 
 
 def _latent_case(args: dict) -> dict:
@@ -90,15 +98,22 @@ def _latent_case(args: dict) -> dict:
     ae_config = AutoencoderConfig(image_size_px=size, channels=1, **AE_PRESETS["f8"])
     vae = build_autoencoder(ae_config).to(device).eval()
     preset = "32" if ae_config.latent_size <= 32 else "64"
-    config = LatentModelConfig(latent_channels=4, latent_size=ae_config.latent_size, num_classes=2,
-                               metadata=MetadataSpec(age=True, sex_values=["F", "M"], view_values=["AP", "PA"]),
-                               **UNET_PRESETS[preset])
+    config = LatentModelConfig(
+        latent_channels=4,
+        latent_size=ae_config.latent_size,
+        num_classes=2,
+        metadata=MetadataSpec(age=True, sex_values=["F", "M"], view_values=["AP", "PA"]),
+        **UNET_PRESETS[preset],
+    )
     model, scheduler = LatentDenoiser(config).to(device), build_scheduler(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     z = torch.randn(batch, 4, ae_config.latent_size, ae_config.latent_size, device=device)
     labels = torch.zeros(batch, dtype=torch.long, device=device)
-    meta = {"age": torch.zeros(batch, 2, device=device), "sex": torch.ones(batch, dtype=torch.long, device=device),
-            "view": torch.ones(batch, dtype=torch.long, device=device)}
+    meta = {
+        "age": torch.zeros(batch, 2, device=device),
+        "sex": torch.ones(batch, dtype=torch.long, device=device),
+        "view": torch.ones(batch, dtype=torch.long, device=device),
+    }
     images = torch.randn(batch, 1, size, size, device=device)
 
     def train_step():
@@ -123,8 +138,15 @@ def _latent_case(args: dict) -> dict:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args["bf16"]):
             vae.encode(images)
 
-    result = _measure(args, device, train_step, sample_step, decode=decode,
-                      params_m=sum(p.numel() for p in model.parameters()) / 1e6, name=f"latent UNet ({preset}) + f8 AE")
+    result = _measure(
+        args,
+        device,
+        train_step,
+        sample_step,
+        decode=decode,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        name=f"latent UNet ({preset}) + f8 AE",
+    )
     result["encode_img_per_s"] = batch / _timed(encode, device, repeats=2)
     result["autoencoder_params_m"] = sum(p.numel() for p in vae.parameters()) / 1e6
     return result
@@ -147,9 +169,16 @@ def _measure(args, device, train_step, sample_step, *, decode, params_m: float, 
     decode_s = _timed(decode, device, repeats=1) if decode is not None else 0.0
     # One image with S denoising steps costs S UNet evaluations (x2 with guidance) plus one decode.
     per_image_50_s = (50 * step_s + decode_s) / batch
-    return {"case": name, "device": str(device), "params_m": params_m, "train_img_per_s": batch / train_s,
-            "sample_unet_evals_img_per_s": batch / step_s, "decode_img_per_s": batch / decode_s if decode_s else None,
-            "sample_50_steps_s_per_img": per_image_50_s, "peak_mib": _peak_mib(device)}
+    return {
+        "case": name,
+        "device": str(device),
+        "params_m": params_m,
+        "train_img_per_s": batch / train_s,
+        "sample_unet_evals_img_per_s": batch / step_s,
+        "decode_img_per_s": batch / decode_s if decode_s else None,
+        "sample_50_steps_s_per_img": per_image_50_s,
+        "peak_mib": _peak_mib(device),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,7 +190,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for both models")
-    parser.add_argument("--json", default=None, help="also write the figures here")
     args = vars(parser.parse_args(argv))
     context = mp.get_context("spawn")
     results = []
@@ -169,21 +197,42 @@ def main(argv: list[str] | None = None) -> None:
         with context.Pool(1) as pool:
             results.append(pool.apply(case, (args,)))
     pixel, latent = results
-    print(f"{args['size_px']} px, batch {args['batch_size']}, {platform.processor() or platform.machine()}, "
-          f"device {pixel['device']}, bf16={args['bf16']}")
-    header = f"{'case':38s} {'params M':>9s} {'train img/s':>12s} {'UNet eval img/s':>16s} {'s/img @50 steps':>16s} {'peak MiB':>9s}"
-    print(header)
+    print(
+        f"{args['size_px']} px, batch {args['batch_size']}, {platform.processor() or platform.machine()}, "
+        f"device {pixel['device']}, bf16={args['bf16']}"
+    )
     for r in results:
-        print(f"{r['case']:38s} {r['params_m']:9.1f} {r['train_img_per_s']:12.3f} {r['sample_unet_evals_img_per_s']:16.3f} "
-              f"{r['sample_50_steps_s_per_img']:16.2f} {r['peak_mib']:9.0f}")
-    ratios = {"train_speedup": latent["train_img_per_s"] / pixel["train_img_per_s"],
-              "sample_speedup": pixel["sample_50_steps_s_per_img"] / latent["sample_50_steps_s_per_img"],
-              "peak_memory_ratio": latent["peak_mib"] / pixel["peak_mib"]}
-    print(f"latent / pixel: training {ratios['train_speedup']:.2f}x faster, sampling {ratios['sample_speedup']:.2f}x "
-          f"faster, peak memory x{ratios['peak_memory_ratio']:.2f}; one-off encoding {latent['encode_img_per_s']:.2f} img/s")
-    if args["json"]:
-        with open(args["json"], "w") as handle:
-            json.dump({"args": args, "results": results, "ratios": ratios}, handle, indent=2)
+        print(r, flush=True)
+    ratios = {
+        "train_speedup": latent["train_img_per_s"] / pixel["train_img_per_s"],
+        "sample_speedup": pixel["sample_50_steps_s_per_img"] / latent["sample_50_steps_s_per_img"],
+        "peak_memory_ratio": latent["peak_mib"] / pixel["peak_mib"],
+    }
+    columns = ["model", "params M", "train img/s", "UNet evals img/s", "s per image at 50 steps", "peak MiB"]
+    rows = [
+        [
+            r["case"],
+            round(r["params_m"], 1),
+            round(r["train_img_per_s"], 4),
+            round(r["sample_unet_evals_img_per_s"], 3),
+            round(r["sample_50_steps_s_per_img"], 1),
+            round(r["peak_mib"]),
+        ]
+        for r in results
+    ]
+    text = (
+        f"{args['size_px']} px, batch {args['batch_size']}, device {pixel['device']}, bf16={args['bf16']}, "
+        f"{args['threads']} thread(s). Latent / pixel: training {ratios['train_speedup']:.1f}x faster, sampling "
+        f"{ratios['sample_speedup']:.1f}x faster, peak memory x{ratios['peak_memory_ratio']:.2f}; one-off "
+        f"encoding of the training set {latent['encode_img_per_s']:.2f} img/s."
+    )
+    sections = [{"heading": f"device {pixel['device']}", "text": text, "table": table(columns, rows)}]
+    write_result(
+        "latent_throughput",
+        title="Latent vs pixel diffusion at 256 px",
+        command=command_line(),
+        sections=sections + earlier_sections("latent_throughput"),
+    )
 
 
 if __name__ == "__main__":

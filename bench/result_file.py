@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,10 +16,29 @@ def machine() -> str:
     """One line naming the machine the figures were measured on."""
     try:
         import os
+
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = None
-    return f"{platform.machine()} {platform.processor() or platform.system()}, {cores} usable cores, Python {sys.version.split()[0]}"
+    cpu = platform.processor() or platform.system()
+    return f"{platform.machine()} {cpu}, {cores} usable cores, Python {sys.version.split()[0]}"
+
+
+EARLIER = "figures from an earlier run (session 2, not regenerated in this session)"
+"""Heading of a section that carries figures measured before the current code (kept, labelled, not re-run)."""
+
+
+def command_line() -> str:
+    """The command that is running now, as a reader would type it (so the command printed matches the table)."""
+    return f".venv/bin/python bench/{Path(sys.argv[0]).name} {shlex.join(sys.argv[1:])}".strip()
+
+
+def earlier_sections(name: str, results_dir: Path | None = None) -> list[dict]:
+    """The labelled earlier-run sections of bench/results/NAME.json, to carry over when a run cannot redo them."""
+    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file():
+        return []
+    return [s for s in json.loads(path.read_text()).get("sections", []) if s.get("heading", "").startswith(EARLIER)]
 
 
 def table(columns: list[str], rows: list[list]) -> dict:
@@ -26,8 +46,9 @@ def table(columns: list[str], rows: list[list]) -> dict:
     return {"columns": list(columns), "rows": [list(r) for r in rows]}
 
 
-def write_result(name: str, *, title: str, command: str, sections: list[dict], notes: str = "",
-                 results_dir: Path | None = None) -> Path:
+def write_result(
+    name: str, *, title: str, command: str, sections: list[dict], notes: str = "", results_dir: Path | None = None
+) -> Path:
     """Write bench/results/NAME.json.
 
     sections: [{"heading": str, "text": markdown (optional), "table": table(...) (optional),
@@ -35,8 +56,15 @@ def write_result(name: str, *, title: str, command: str, sections: list[dict], n
     """
     out = Path(results_dir or RESULTS_DIR) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"name": name, "title": title, "command": command, "notes": notes, "machine": machine(),
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "sections": sections}
+    payload = {
+        "name": name,
+        "title": title,
+        "command": command,
+        "notes": notes,
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "sections": sections,
+    }
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=float) + "\n")
     tmp.replace(out)

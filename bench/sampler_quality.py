@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from result_file import command_line, table, write_result
 
 from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.evaluate.encoder import load_or_train_domain_extractor
@@ -32,8 +33,9 @@ def load_sets(folders: list[str], classes: list[str], size_px: int) -> ImageArra
     ids = [i for p in parts for i in p.ids]
     if len(set(ids)) != len(ids):
         raise ValueError(f"image ids repeat across {folders}; pass folders with different classes or seeds.")
-    return ImageArrays(np.concatenate([p.pixels for p in parts]), np.concatenate([p.labels for p in parts]),
-                       classes, ids)
+    return ImageArrays(
+        np.concatenate([p.pixels for p in parts]), np.concatenate([p.labels for p in parts]), classes, ids
+    )
 
 
 def main() -> None:
@@ -55,16 +57,22 @@ def main() -> None:
     ref, cand = load_sets(args.reference, train.classes, size), load_sets(args.candidate, train.classes, size)
     common = sorted(set(ref.ids) & set(cand.ids))
     if not common:
-        raise SystemExit("the reference and candidate sets share no image ids (class + seed); sample with the "
-                         "same --seed-start.")
+        raise SystemExit(
+            "the reference and candidate sets share no image ids (class + seed); sample with the same --seed-start."
+        )
     ref = ref.subset(np.array([ref.ids.index(i) for i in common]))
     cand = cand.subset(np.array([cand.ids.index(i) for i in common]))
     ref_f, cand_f, val_f, train_f = (extractor(x.pixels) for x in (ref, cand, val, train))
 
-    result = {"reference": args.reference, "candidate": args.candidate, "feature_network": extractor.layer,
-              "bootstrap": args.bootstrap, "classes": {}}
-    print("| class | n (same seeds) | FD DDPM-1000 | FD candidate | ratio candidate / DDPM (95% CI) | floor |")
-    print("|---|---|---|---|---|---|")
+    result = {
+        "reference": args.reference,
+        "candidate": args.candidate,
+        "feature_network": extractor.layer,
+        "bootstrap": args.bootstrap,
+        "classes": {},
+    }
+    columns = ["class", "n (same seeds)", "FD DDPM-1000", "FD candidate", "ratio candidate / DDPM (95% CI)", "floor"]
+    table_rows = []
     for c, name in enumerate(train.classes):
         rows = np.flatnonzero(ref.labels == c)
         if len(rows) < 2:
@@ -77,14 +85,39 @@ def main() -> None:
             ratios.append(frechet_distance(v, cand_f[pick]) / frechet_distance(v, ref_f[pick]))
         lo, hi = np.percentile(ratios, [2.5, 97.5])
         floor = frechet_distance(v, t[rng.choice(len(t), size=min(len(t), len(rows)), replace=False)])
-        result["classes"][name] = {"n": int(len(rows)), "fd_reference": fd_ref, "fd_candidate": fd_cand,
-                                   "ratio": fd_cand / fd_ref, "ratio_ci95": [float(lo), float(hi)],
-                                   "fd_floor_train_vs_val": floor}
-        print(f"| {name} | {len(rows)} | {fd_ref:.3f} | {fd_cand:.3f} | {fd_cand / fd_ref:.2f} "
-              f"({lo:.2f}-{hi:.2f}) | {floor:.3f} |")
+        result["classes"][name] = {
+            "n": int(len(rows)),
+            "fd_reference": fd_ref,
+            "fd_candidate": fd_cand,
+            "ratio": fd_cand / fd_ref,
+            "ratio_ci95": [float(lo), float(hi)],
+            "fd_floor_train_vs_val": floor,
+        }
+        table_rows.append(
+            [
+                name,
+                len(rows),
+                round(fd_ref, 3),
+                round(fd_cand, 3),
+                f"{fd_cand / fd_ref:.2f} ({lo:.2f}-{hi:.2f})",
+                round(floor, 3),
+            ]
+        )
+        print(table_rows[-1])
     out = Path(args.out) if args.out else Path(args.candidate[0]) / "sampler_quality.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
+    text = (
+        f"Frechet distance to the real val images of each class, features: {extractor.layer}; "
+        f"{args.bootstrap} bootstrap resamples of the same-seed pairs. Reference: {', '.join(args.reference)}; "
+        f"candidate: {', '.join(args.candidate)}."
+    )
+    write_result(
+        "sampler_quality",
+        title="Sampler quality: a fast sampler against DDPM at 1000 steps",
+        command=command_line(),
+        sections=[{"heading": "", "text": text, "table": table(columns, table_rows)}],
+    )
 
 
 if __name__ == "__main__":

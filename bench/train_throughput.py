@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from result_file import command_line, earlier_sections, table, write_result
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.models.unet import build_scheduler, build_unet
@@ -51,9 +53,17 @@ def plain_loop(config, images: torch.Tensor, labels: torch.Tensor, *, steps: int
 
 def ours(config, *, steps: int, warmup: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = config.model_copy(update={"max_steps": steps, "log_every_steps": warmup,
-                                        "checkpoint_every_steps": 10 ** 9, "checkpoint_every_min": None,
-                                        "sample_every_steps": 0, "grid_per_class": 1, "grid_sampler_steps": 1})
+        cfg = config.model_copy(
+            update={
+                "max_steps": steps,
+                "log_every_steps": warmup,
+                "checkpoint_every_steps": 10**9,
+                "checkpoint_every_min": None,
+                "sample_every_steps": 0,
+                "grid_per_class": 1,
+                "grid_sampler_steps": 1,
+            }
+        )
         train(cfg, run_dir=Path(tmp) / "run")
         records = [json.loads(x) for x in (Path(tmp) / "run" / "stats.jsonl").read_text().splitlines()]
         windows = [r for r in records if "images_per_s" in r][1:]  # skip the warmup window
@@ -81,9 +91,29 @@ def main() -> None:
         mine.append(ours(config, steps=args.steps, warmup=args.warmup_steps))
         print(f"round: plain {plain[-1]:.1f} img/s, synthmed {mine[-1]:.1f} img/s", flush=True)
     ratio = statistics.median(m / p for m, p in zip(mine, plain))
-    print(f"precision {resolve_mixed_precision(config.mixed_precision)}, preset {args.preset}, batch "
-          f"{args.batch_size}, threads {args.threads}: plain median {statistics.median(plain):.1f} img/s, "
-          f"synthmed median {statistics.median(mine):.1f} img/s, ratio (median of rounds) {ratio:.3f}")
+    load = os.getloadavg()[0]
+    text = (
+        f"precision {resolve_mixed_precision(config.mixed_precision)}, preset {args.preset}, batch "
+        f"{args.batch_size}, threads {args.threads}, data {args.data}: plain median {statistics.median(plain):.1f} "
+        f"img/s, synthmed median {statistics.median(mine):.1f} img/s, ratio (median of rounds) {ratio:.3f}. "
+        f"Load average {load:.1f} on 2 cores at the end: rounds that disagree widely mean other jobs shared "
+        f"the cores, and then the ratio is noise."
+    )
+    print(text)
+    rows = [[k + 1, round(p, 1), round(m, 1), round(m / p, 3)] for k, (p, m) in enumerate(zip(plain, mine))]
+    write_result(
+        "train_throughput",
+        title="Training throughput: synthmed loop vs a plain diffusers loop",
+        command=command_line(),
+        sections=[
+            {
+                "heading": "",
+                "text": text,
+                "table": table(["round", "plain loop img/s", "synthmed img/s", "ratio"], rows),
+            }
+        ]
+        + earlier_sections("train_throughput"),
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def make_prepared_dataset(root: Path, *, size_px: int = 16, channels: int = 1, per_class: dict | None = None,
-                          seed: int = 0) -> Path:
+def make_prepared_dataset(
+    root: Path, *, size_px: int = 16, channels: int = 1, per_class: dict | None = None, seed: int = 0
+) -> Path:
     """Write a 2-class prepared dataset whose classes differ visibly (a bright blob left vs right)."""
     per_class = per_class or {"train": 12, "val": 4, "test": 6}
     rng = np.random.default_rng(seed)
@@ -57,13 +58,29 @@ def make_prepared_dataset(root: Path, *, size_px: int = 16, channels: int = 1, p
                     img = np.stack([img, img, img], axis=-1)
                 image_id = f"{split}-{label}-{k:03d}"
                 Image.fromarray(img).save(root / "images" / f"{image_id}.png")
-                rows.append({"image_id": image_id, "path": f"images/{image_id}.png", "split": split,
-                             "label": label, "label_idx": label_idx, "patient_id": f"p{split}{label_idx}{k // 2}"})
+                rows.append(
+                    {
+                        "image_id": image_id,
+                        "path": f"images/{image_id}.png",
+                        "split": split,
+                        "label": label,
+                        "label_idx": label_idx,
+                        "patient_id": f"p{split}{label_idx}{k // 2}",
+                    }
+                )
     frame = pd.DataFrame(rows)
     write_manifest(frame, root)
-    write_dataset_info(DatasetInfo(name="tiny-blobs", modality="test pattern", channels=channels,
-                                   image_size_px=size_px, classes=classes,
-                                   split_counts=frame["split"].value_counts().to_dict()), root)
+    write_dataset_info(
+        DatasetInfo(
+            name="tiny-blobs",
+            modality="test pattern",
+            channels=channels,
+            image_size_px=size_px,
+            classes=classes,
+            split_counts=frame["split"].value_counts().to_dict(),
+        ),
+        root,
+    )
     return root
 
 
@@ -73,7 +90,7 @@ def tiny_dataset(tmp_path: Path) -> Path:
     return make_prepared_dataset(tmp_path / "tiny_dataset")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def prepared_dataset_factory():
     """`make_prepared_dataset` as a fixture, for tests that need datasets of other sizes or channels."""
     return make_prepared_dataset

@@ -11,8 +11,25 @@ from synthmed.cli import main
 @pytest.mark.slow
 def test_demo_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--size", "32", "--n-per-class", "10", "--max-steps", "3", "--preset", "tiny",
-                 "--train-minutes", "2", "--samples-per-class", "4"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "--n-per-class",
+            "10",
+            "--max-steps",
+            "3",
+            "--preset",
+            "tiny",
+            "--train-minutes",
+            "2",
+            "--samples-per-class",
+            "4",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "HTML report" in printed and str(out) in printed
@@ -27,6 +44,27 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "data:image/png;base64," in html
 
     # Running the demo again resumes: nothing is recomputed or refused, the same samples are kept.
-    assert main(["demo", "--out", str(out), "--size", "32", "--n-per-class", "10", "--max-steps", "3",
-                 "--preset", "tiny", "--train-minutes", "2", "--samples-per-class", "4", "--no-evaluate"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--size",
+                "32",
+                "--n-per-class",
+                "10",
+                "--max-steps",
+                "3",
+                "--preset",
+                "tiny",
+                "--train-minutes",
+                "2",
+                "--samples-per-class",
+                "4",
+                "--no-evaluate",
+            ]
+        )
+        == 0
+    )
     assert pd.read_csv(out / "samples" / "manifest.csv").equals(manifest)

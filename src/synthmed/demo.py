@@ -67,8 +67,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
     start = time.perf_counter()
     run_dir = out / "run"
     train_config = train_config_for_dataset(
-        dataset_dir, preset=config.preset, max_duration_min=config.train_minutes,
-        max_steps=config.train_max_steps, seed=config.seed)
+        dataset_dir,
+        preset=config.preset,
+        max_duration_min=config.train_minutes,
+        max_steps=config.train_max_steps,
+        seed=config.seed,
+    )
     model_dir = train(train_config, run_dir=run_dir, resume=(run_dir / "checkpoints").is_dir())
     timings["train_s"] = time.perf_counter() - start
 
@@ -76,9 +80,16 @@ def run_demo(config: DemoConfig) -> DemoResult:
     start = time.perf_counter()
     samples_dir = out / "samples"
     if not (samples_dir / "manifest.csv").is_file():
-        sample_images(SampleConfig(
-            model_dir=str(model_dir), out_dir=str(samples_dir), n_per_class=config.samples_per_class,
-            sampler=config.sampler, guidance_scale=config.guidance_scale, seed_start=config.seed))
+        sample_images(
+            SampleConfig(
+                model_dir=str(model_dir),
+                out_dir=str(samples_dir),
+                n_per_class=config.samples_per_class,
+                sampler=config.sampler,
+                guidance_scale=config.guidance_scale,
+                seed_start=config.seed,
+            )
+        )
     timings["sample_s"] = time.perf_counter() - start
     grids = sorted((samples_dir / "grids").glob("*.png"))
 
@@ -89,12 +100,23 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
         # Evaluate against the real (phantom) splits, then render the report.
         start = time.perf_counter()
-        metrics_path = evaluate(EvalConfig(
-            real_dir=dataset_dir, synthetic_dir=samples_dir, out_dir=out / "eval", seed=config.seed,
-            tstr_seeds=(config.seed,), tstr_epochs=config.tstr_epochs, explain_images=2, lime_samples=100,
-            bootstrap_samples=20, tstr_overrides={"min_steps": config.tstr_min_steps}))
+        metrics_path = evaluate(
+            EvalConfig(
+                real_dir=dataset_dir,
+                synthetic_dir=samples_dir,
+                out_dir=out / "eval",
+                seed=config.seed,
+                tstr_seeds=(config.seed,),
+                tstr_epochs=config.tstr_epochs,
+                explain_images=2,
+                lime_samples=100,
+                bootstrap_samples=20,
+                tstr_overrides={"min_steps": config.tstr_min_steps},
+            )
+        )
         eval_dir = Path(metrics_path).parent
         timings["evaluate_s"] = time.perf_counter() - start
-        report_path = build_report(Path(eval_dir), out_path=out / "report.html",
-                                   title="synthmed demo: chest-radiograph phantom")
+        report_path = build_report(
+            Path(eval_dir), out_path=out / "report.html", title="synthmed demo: chest-radiograph phantom"
+        )
     return DemoResult(dataset_dir, run_dir, samples_dir, grids, eval_dir, report_path, timings)

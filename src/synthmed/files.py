@@ -6,9 +6,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -19,9 +19,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # One fixed temporary name per file: a leftover of a killed process is replaced by the next write
+    # of the same file, so running a killed command again leaves no stray temporary files.
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        os.fchmod(fd, 0o644)  # outputs are meant to be shared, whatever the umask
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -35,7 +38,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Atomically write `data` to `path` (see `atomic_write`)."""
-    return atomic_write(path, lambda handle: handle.write(data))
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -46,6 +53,29 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Atomically write `obj` as indented, key-sorted JSON."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path, *, fix: str = "re-create it with the command that wrote it") -> Any:
+    """The parsed JSON file at `path`; a missing or damaged file raises an error naming it and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; {fix}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not valid JSON ({exc}); {fix}.") from exc
+
+
+def portable_name(path: str | Path, *, parts: int = 2) -> str:
+    """The last `parts` components of `path` (e.g. 'demo-run/model'): a name for files meant to be shared.
+
+    Never the absolute path: that can carry the operator's user name and folder layout. Components
+    at or above the home folder are dropped, so '~/model' becomes 'model'.
+    """
+    resolved = Path(path).expanduser().resolve()
+    home = Path.home().resolve()
+    names = resolved.relative_to(home).parts if resolved.is_relative_to(home) else resolved.parts[1:]
+    return "/".join(names[-parts:]) if names else resolved.name
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -66,14 +96,16 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def publish_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
+def publish_folder(folder: str | Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp)` on a fresh temp folder beside `folder`, then swap it in place of `folder`.
 
     Readers see the old folder or the new one, never a partial one; `write` failing leaves the old one.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = folder.with_name(f".{folder.name}.partial")  # fixed name: a killed run's leftover is replaced
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         write(tmp)
     except BaseException:

@@ -17,8 +17,9 @@ def blob_image(rng: np.random.Generator, *, size_px: int = 24, right: bool = Fal
     return np.clip(30 + 190 * blob + rng.normal(0, 12, blob.shape), 0, 255).astype(np.uint8)
 
 
-def write_class_folder(root: Path, *, per_class: int = 8, seed: int = 0, split: str | None = None,
-                       patients: bool = False) -> Path:
+def write_class_folder(
+    root: Path, *, per_class: int = 8, seed: int = 0, split: str | None = None, patients: bool = False
+) -> Path:
     """root/[split/]{left,right}/*.png; with `patients`, two images per patient named pNN_k.png."""
     rng = np.random.default_rng(seed)
     for label in ("left", "right"):

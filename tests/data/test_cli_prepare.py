@@ -7,8 +7,24 @@ from synthmed.data.manifest import read_dataset_info
 
 
 def test_prepare_folder_from_the_cli(class_folder, tmp_path, capsys):
-    code = main(["prepare", str(class_folder), "--out", str(tmp_path / "out"), "--size", "16", "--workers", "1",
-                 "--patient-id-regex", r"(p\w+)_", "--fit", "crop", "--seed", "3"])
+    code = main(
+        [
+            "prepare",
+            str(class_folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "16",
+            "--workers",
+            "1",
+            "--patient-id-regex",
+            r"(p\w+)_",
+            "--fit",
+            "crop",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "prepared 16 images of 2 classes" in printed and "card.md" in printed
@@ -17,8 +33,22 @@ def test_prepare_folder_from_the_cli(class_folder, tmp_path, capsys):
 
 
 def test_prepare_phantom_from_the_cli(tmp_path, capsys):
-    code = main(["prepare", "phantom", "--out", str(tmp_path / "ph"), "--size", "16", "--n-per-class", "3",
-                 "--phantom-size", "48", "--workers", "1"])
+    code = main(
+        [
+            "prepare",
+            "phantom",
+            "--out",
+            str(tmp_path / "ph"),
+            "--size",
+            "16",
+            "--n-per-class",
+            "3",
+            "--phantom-size",
+            "48",
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0
     info = read_dataset_info(tmp_path / "ph")
     assert info.classes == ["cardiomegaly", "consolidation", "normal", "pleural_effusion"] and info.image_size_px == 16

@@ -5,7 +5,13 @@ import pytest
 from PIL import Image
 
 from synthmed.data.intensity import (
-    WINDOWS, apply_window, fit_square, is_grey, parse_window, pil_to_array, scale_to_uint8,
+    WINDOWS,
+    apply_window,
+    fit_square,
+    is_grey,
+    parse_window,
+    pil_to_array,
+    scale_to_uint8,
 )
 
 

@@ -61,7 +61,10 @@ def test_effusion_whitens_the_costophrenic_angle_on_its_side(side):
     base = replace(sample_phantom_params("normal", np.random.default_rng(5)), noise_std=0.0, rotation_deg=0.0)
     wet = replace(base, condition="pleural_effusion", effusion_side=side, effusion_height=0.15, effusion_meniscus=0.1)
     masks = render_masks(base, size_px=128)
-    dry_image, wet_image = render_phantom(base, size_px=128).astype(float), render_phantom(wet, size_px=128).astype(float)
+    dry_image, wet_image = (
+        render_phantom(base, size_px=128).astype(float),
+        render_phantom(wet, size_px=128).astype(float),
+    )
     other = "left" if side == "right" else "right"
     angle, opposite = _costophrenic_region(masks, side), _costophrenic_region(masks, other)
     assert wet_image[angle].mean() > dry_image[angle].mean() + 25

@@ -18,8 +18,7 @@ def _prepare(source, out, **options):
 
 
 def test_class_folder_follows_the_contract(class_folder, tmp_path):
-    out = _prepare(class_folder, tmp_path / "out", patient_id_regex=r"(p\w+)_", val_fraction=0.25,
-                   test_fraction=0.25)
+    out = _prepare(class_folder, tmp_path / "out", patient_id_regex=r"(p\w+)_", val_fraction=0.25, test_fraction=0.25)
     frame = read_manifest(out)
     assert tuple(frame.columns[:5]) == REQUIRED_COLUMNS
     info = read_dataset_info(out)
@@ -149,8 +148,16 @@ def test_metadata_csv_gives_patients_labels_and_columns(tmp_path):
     rows = []
     for k in range(12):
         Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(src / f"img{k}.png")
-        rows.append({"file": f"img{k}.png", "patient_id": f"P{k // 3}", "label": "sick" if k % 2 else "well",
-                     "age_years": 40 + k, "sex": "F", "view": "PA"})
+        rows.append(
+            {
+                "file": f"img{k}.png",
+                "patient_id": f"P{k // 3}",
+                "label": "sick" if k % 2 else "well",
+                "age_years": 40 + k,
+                "sex": "F",
+                "view": "PA",
+            }
+        )
     pd.DataFrame(rows).to_csv(tmp_path / "meta.csv", index=False)
     out = _prepare(src, tmp_path / "out", metadata_csv=tmp_path / "meta.csv", val_fraction=0.25, test_fraction=0.25)
     frame = read_manifest(out)
@@ -165,7 +172,9 @@ def test_colour_images_auto_three_channels(tmp_path):
     for label in ("x", "y"):
         (tmp_path / "src" / label).mkdir(parents=True)
         for k in range(4):
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "src" / label / f"{k}.png")
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                tmp_path / "src" / label / f"{k}.png"
+            )
     out = _prepare(tmp_path / "src", tmp_path / "out")
     assert read_dataset_info(out).channels == 3
     with Image.open(out / read_manifest(out)["path"][0]) as img:
@@ -197,8 +206,11 @@ def test_npz_keeps_official_splits_and_names(tmp_path):
 
 
 def test_multilabel_npz_is_refused_with_a_reason(tmp_path):
-    np.savez(tmp_path / "chestmnist.npz", train_images=np.zeros((3, 28, 28), np.uint8),
-             train_labels=np.zeros((3, 14), np.uint8))
+    np.savez(
+        tmp_path / "chestmnist.npz",
+        train_images=np.zeros((3, 28, 28), np.uint8),
+        train_labels=np.zeros((3, 14), np.uint8),
+    )
     with pytest.raises(ValueError, match="multi-label"):
         _prepare(tmp_path / "chestmnist.npz", tmp_path / "out")
 
@@ -230,8 +242,10 @@ def test_files_in_every_mode_are_read_from_disk(tmp_path):
     assert len(frame) == 9 and json.loads((out / "card.json").read_text())["errors"]["count"] == 0
     modes = dict(zip(frame["source_path"].str.rsplit("/", n=1).str[-1], frame["orig_mode"]))
     assert modes["sixteen.png"].startswith("I") and modes["float.tif"] == "F" and modes["palette.gif"] == "P"
-    pixels = {name: np.asarray(Image.open(out / path)) for name, path in
-              zip(frame["source_path"].str.rsplit("/", n=1).str[-1], frame["path"])}
+    pixels = {
+        name: np.asarray(Image.open(out / path))
+        for name, path in zip(frame["source_path"].str.rsplit("/", n=1).str[-1], frame["path"])
+    }
     reference = pixels["l.png"].astype(float)
     for name in ("rgba.png", "la.png", "sixteen.png", "jpeg.jpg", "tiff.tif", "float.tif"):
         assert np.corrcoef(reference.ravel(), pixels[name].astype(float).ravel())[0, 1] > 0.97, name

@@ -65,7 +65,7 @@ def test_file_without_meta_is_read_with_force(tmp_path):
 def test_rescale_and_window_give_hounsfield_contrast(tmp_path):
     ds = _dataset(modality="CT")
     hu = np.full((32, 32), -1000, np.int16)
-    hu[8:24, 8:24] = 40   # soft tissue
+    hu[8:24, 8:24] = 40  # soft tissue
     hu[14:18, 14:18] = 1000  # bone
     ds.set_pixel_data((hu + 1024).astype(np.int16), photometric_interpretation="MONOCHROME2", bits_stored=16)
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
@@ -94,7 +94,11 @@ def test_non_image_dicom_is_listed_as_an_error(tmp_path):
     report.save_as(src / "report.dcm", enforce_file_format=True)
     out = prepare_dataset(tmp_path / "src", out_dir=tmp_path / "out", config=PrepareConfig(size_px=16, workers=1))
     errors = pd.read_csv(out / "errors.csv")
-    assert len(errors) == 1 and "non-image DICOM" in errors["reason"][0] and errors["source_path"][0].endswith("report.dcm")
+    assert (
+        len(errors) == 1
+        and "non-image DICOM" in errors["reason"][0]
+        and errors["source_path"][0].endswith("report.dcm")
+    )
     frame = read_manifest(out)
     assert len(frame) == 2 and set(frame["patient_id"]) == {"PAT7"} and frame["split"].nunique() == 1
 
@@ -117,6 +121,9 @@ def test_shared_edge_case_dicoms(shared_data, tmp_path):
 
 @pytest.mark.parametrize("window", ["lung", "400,40"])
 def test_window_option_reaches_the_reader(shared_data, tmp_path, window):
-    out = prepare_dataset(shared_data / "dicom" / "CT_small.dcm", out_dir=tmp_path / "o",
-                          config=PrepareConfig(size_px=16, window=window, workers=1))
+    out = prepare_dataset(
+        shared_data / "dicom" / "CT_small.dcm",
+        out_dir=tmp_path / "o",
+        config=PrepareConfig(size_px=16, window=window, workers=1),
+    )
     assert len(read_manifest(out)) == 1 and json.loads((out / "card.json").read_text())["config"]["window"] == window

@@ -67,9 +67,11 @@ def test_slices_of_a_volume_share_one_split(tmp_path):
     src.mkdir(parents=True)
     for k in range(6):
         nib.save(_ct_volume(seed=k), src / f"case{k}.nii.gz")
-    out = prepare_dataset(tmp_path / "src", out_dir=tmp_path / "out",
-                          config=PrepareConfig(size_px=16, window="mediastinum", workers=1, val_fraction=0.2,
-                                               test_fraction=0.2))
+    out = prepare_dataset(
+        tmp_path / "src",
+        out_dir=tmp_path / "out",
+        config=PrepareConfig(size_px=16, window="mediastinum", workers=1, val_fraction=0.2, test_fraction=0.2),
+    )
     frame = read_manifest(out)
     assert len(frame) == 6 * 8 and frame["patient_id"].nunique() == 6
     assert (frame.groupby("patient_id")["split"].nunique() == 1).all() and frame["split"].nunique() > 1
@@ -77,8 +79,11 @@ def test_slices_of_a_volume_share_one_split(tmp_path):
 
 
 def test_shared_nifti_folder(shared_data, tmp_path):
-    out = prepare_dataset(shared_data / "nifti", out_dir=tmp_path / "out",
-                          config=PrepareConfig(size_px=32, window="mediastinum", slice_step=4, workers=1))
+    out = prepare_dataset(
+        shared_data / "nifti",
+        out_dir=tmp_path / "out",
+        config=PrepareConfig(size_px=32, window="mediastinum", slice_step=4, workers=1),
+    )
     card = json.loads((out / "card.json").read_text())
     reasons = {e["source_path"].rsplit("/", 1)[-1]: e["reason"] for e in card["errors"]["list"]}
     assert list(reasons) == ["example_seg.nii.gz"] and "label map" in reasons["example_seg.nii.gz"]

@@ -16,8 +16,11 @@ def _link_tree(files: list[Path], source: Path, target: Path) -> None:
 
 def test_listed_duplicates_of_covid_set_are_found(shared_data, tmp_path):
     source = shared_data / "cxr_covid19_3class"
-    listed = [line.split("\t") for line in (source / "duplicates_md5.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    listed = [
+        line.split("\t")
+        for line in (source / "duplicates_md5.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     files = [source / p for group in listed for p in group]
     files += sorted((source / "train" / "Normal").iterdir())[:6] + sorted((source / "test" / "Normal").iterdir())[:3]
     _link_tree(files, source, tmp_path / "src")

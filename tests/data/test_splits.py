@@ -8,8 +8,11 @@ from synthmed.data.splits import patients_in_several_splits, split_by_patient, s
 
 def _frame(n_patients=60, per_patient=3, seed=0):
     rng = np.random.default_rng(seed)
-    rows = [{"patient_id": f"p{p}", "label": "a" if p % 3 else "b"}
-            for p in range(n_patients) for _ in range(rng.integers(1, per_patient + 1))]
+    rows = [
+        {"patient_id": f"p{p}", "label": "a" if p % 3 else "b"}
+        for p in range(n_patients)
+        for _ in range(rng.integers(1, per_patient + 1))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -40,8 +43,13 @@ def test_given_splits_kept_and_val_only_from_train():
 
 
 def test_leaky_user_patient_stays_in_train_and_is_reported():
-    frame = pd.DataFrame({"patient_id": ["x", "x", "y", "z", "w"], "label": ["a"] * 5,
-                          "given_split": ["train", "test", "train", "train", "train"]})
+    frame = pd.DataFrame(
+        {
+            "patient_id": ["x", "x", "y", "z", "w"],
+            "label": ["a"] * 5,
+            "given_split": ["train", "test", "train", "train", "train"],
+        }
+    )
     split = split_by_patient(frame, val_fraction=0.4, test_fraction=0.0, seed=0)
     assert split[0] == "train" and split[1] == "test"
     assert patients_in_several_splits(frame.assign(split=split.to_numpy())) == {"x": ["test", "train"]}

@@ -24,8 +24,8 @@ def test_missing_weights_are_refused_with_the_file_and_how_to_get_it(tmp_path, e
 
 def test_cache_dir_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHMED_CACHE", str(tmp_path))
-    (tmp_path / XRV_WEIGHTS.filename).write_bytes(b"x")
-    assert resolve_weights(XRV_WEIGHTS) == tmp_path / XRV_WEIGHTS.filename
+    torch.save({"w": torch.zeros(1)}, tmp_path / INCEPTION_WEIGHTS.filename)  # resolve_weights reads the file
+    assert resolve_weights(INCEPTION_WEIGHTS) == tmp_path / INCEPTION_WEIGHTS.filename
 
 
 def test_xrv_densenet_loads_a_local_state_dict_and_gives_1024_d_features(tmp_path):

@@ -9,8 +9,9 @@ from synthmed.latent.conditioning import ConditionEmbedding, encode_metadata, me
 
 
 def make_frame():
-    return pd.DataFrame({"label": ["a", "b", "a"], "age_years": [30.0, np.nan, 50.0], "sex": ["F", "M", None],
-                         "view": ["", "", None]})
+    return pd.DataFrame(
+        {"label": ["a", "b", "a"], "age_years": [30.0, np.nan, 50.0], "sex": ["F", "M", None], "view": ["", "", None]}
+    )
 
 
 def test_spec_uses_only_columns_with_values():
@@ -42,4 +43,6 @@ def test_embedding_depends_on_metadata_and_drop_gives_the_null_condition():
     assert not torch.allclose(out[0], out[1])
     dropped = emb(labels, meta, drop=torch.tensor([True, True]))
     assert torch.allclose(dropped[0], dropped[1])
-    assert torch.allclose(dropped[0], emb(torch.tensor([2]), {"age": torch.zeros(1, 2), "sex": torch.zeros(1, dtype=torch.long)})[0])
+    assert torch.allclose(
+        dropped[0], emb(torch.tensor([2]), {"age": torch.zeros(1, 2), "sex": torch.zeros(1, dtype=torch.long)})[0]
+    )

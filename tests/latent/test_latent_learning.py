@@ -22,16 +22,77 @@ def test_class_and_sex_conditioning_are_learned(tmp_path, prepared_dataset_facto
             pixels = np.asarray(Image.open(dataset / path), dtype=float)
             Image.fromarray((pixels * 0.4).astype(np.uint8)).save(dataset / path)
     ae, run = tmp_path / "ae", tmp_path / "run"
-    assert main(["latent", "train-autoencoder", str(dataset), "--out", str(ae), "--preset", "tiny", "--max-steps", "60",
-                 "--batch-size", "8", "--learning-rate", "3e-3", "--checkpoint-every", "60"]) == 0
-    assert main(["latent", "train", str(dataset), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
-                 "--max-steps", "120", "--batch-size", "16", "--learning-rate", "3e-3", "--checkpoint-every", "120",
-                 "--ema-decay", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "latent",
+                "train-autoencoder",
+                str(dataset),
+                "--out",
+                str(ae),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "60",
+                "--batch-size",
+                "8",
+                "--learning-rate",
+                "3e-3",
+                "--checkpoint-every",
+                "60",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "latent",
+                "train",
+                str(dataset),
+                "--autoencoder",
+                str(ae),
+                "--out",
+                str(run),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "120",
+                "--batch-size",
+                "16",
+                "--learning-rate",
+                "3e-3",
+                "--checkpoint-every",
+                "120",
+                "--ema-decay",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     brightness, side = {}, {}
     for sex in ("F", "M"):
         out = tmp_path / f"set_{sex}"
-        assert main(["latent", "sample", str(run), "--out", str(out), "--n-per-class", "4", "--steps", "10",
-                     "--guidance-scale", "2", "--sex", sex]) == 0
+        assert (
+            main(
+                [
+                    "latent",
+                    "sample",
+                    str(run),
+                    "--out",
+                    str(out),
+                    "--n-per-class",
+                    "4",
+                    "--steps",
+                    "10",
+                    "--guidance-scale",
+                    "2",
+                    "--sex",
+                    sex,
+                ]
+            )
+            == 0
+        )
         arrays = load_image_arrays(out, classes=["left", "right"])
         pixels = arrays.pixels[:, 0].astype(float)
         brightness[sex] = pixels.mean()

@@ -11,59 +11,177 @@ import torch
 from synthmed.cli import main
 from synthmed.data.arrays import load_image_arrays
 from synthmed.data.manifest import SYNTHETIC_COLUMNS, load_image_set
+from synthmed.files import sha256_file
 from synthmed.latent.autoencoder import (
-    AE_PRESETS, AETrainConfig, AutoencoderConfig, build_autoencoder, load_autoencoder, train_autoencoder,
+    AE_PRESETS,
+    AETrainConfig,
+    AutoencoderConfig,
+    build_autoencoder,
+    load_autoencoder,
+    train_autoencoder,
 )
 from synthmed.train.run_files import latest_checkpoint, read_stats
 
 
 def test_cli_autoencoder_train_sample_resume(dataset32, tmp_path, capsys):
     ae, run, out = tmp_path / "ae", tmp_path / "run", tmp_path / "set"
-    assert main(["latent", "train-autoencoder", str(dataset32), "--out", str(ae), "--preset", "tiny",
-                 "--max-steps", "3", "--batch-size", "4", "--checkpoint-every", "3"]) == 0
+    assert (
+        main(
+            [
+                "latent",
+                "train-autoencoder",
+                str(dataset32),
+                "--out",
+                str(ae),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "4",
+                "--checkpoint-every",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "4x16x16 latents" in capsys.readouterr().out
     vae, config = load_autoencoder(ae)
     assert config.scaling_factor != 1.0 and config.channels == 1 and [s["step"] for s in read_stats(ae)] == [3]
 
-    common = ["latent", "train", str(dataset32), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
-              "--batch-size", "4", "--checkpoint-every", "2"]
+    common = [
+        "latent",
+        "train",
+        str(dataset32),
+        "--autoencoder",
+        str(ae),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main(common + ["--max-steps", "2"]) == 0
     assert json.loads((run / "run.json").read_text())["steps_done"] == 2
     model_config = json.loads((run / "model" / "config.json").read_text())["model"]
     assert model_config["metadata"]["sex_values"] == ["F", "M"] and model_config["metadata"]["age"]
     assert main(common + ["--max-steps", "4"]) == 2 and "--resume" in capsys.readouterr().err
     assert main(common + ["--max-steps", "4", "--resume"]) == 0
-    assert latest_checkpoint(run).name == "step-000004" and json.loads((run / "run.json").read_text())["steps_done"] == 4
+    assert (
+        latest_checkpoint(run).name == "step-000004" and json.loads((run / "run.json").read_text())["steps_done"] == 4
+    )
     assert [s["step"] for s in read_stats(run)] == [2, 4]
 
-    assert main(["latent", "sample", str(run), "--out", str(out), "--n-per-class", "2", "--steps", "2",
-                 "--sex", "F", "--batch-size", "3"]) == 0
+    assert (
+        main(
+            [
+                "latent",
+                "sample",
+                str(run),
+                "--out",
+                str(out),
+                "--n-per-class",
+                "2",
+                "--steps",
+                "2",
+                "--sex",
+                "F",
+                "--batch-size",
+                "3",
+            ]
+        )
+        == 0
+    )
     frame = load_image_set(out)
-    assert list(frame.columns[:len(SYNTHETIC_COLUMNS)]) == list(SYNTHETIC_COLUMNS)
+    assert list(frame.columns[: len(SYNTHETIC_COLUMNS)]) == list(SYNTHETIC_COLUMNS)
     assert frame["label"].tolist() == ["left", "left", "right", "right"] and frame["seed"].tolist() == [0, 1, 2, 3]
     assert frame["sex"].eq("F").all() and frame["age_years"].between(20, 80).all()
     assert frame["sampler"].eq("ddim").all() and frame["synthetic"].eq(1).all()
-    arrays = load_image_arrays(out, classes=["left", "right"])      # evaluation reads it like any set
+    arrays = load_image_arrays(out, classes=["left", "right"])  # evaluation reads it like any set
     assert arrays.pixels.shape == (4, 1, 32, 32)
 
 
 def test_sampling_is_seeded_per_image(dataset32, tmp_path):
     ae, run = tmp_path / "ae", tmp_path / "run"
-    assert main(["latent", "train-autoencoder", str(dataset32), "--out", str(ae), "--preset", "tiny",
-                 "--max-steps", "1", "--batch-size", "2"]) == 0
-    assert main(["latent", "train", str(dataset32), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
-                 "--max-steps", "1", "--batch-size", "2", "--metadata", "", "--mixed-precision", "bf16"]) == 0
+    assert (
+        main(
+            [
+                "latent",
+                "train-autoencoder",
+                str(dataset32),
+                "--out",
+                str(ae),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "latent",
+                "train",
+                str(dataset32),
+                "--autoencoder",
+                str(ae),
+                "--out",
+                str(run),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--metadata",
+                "",
+                "--mixed-precision",
+                "bf16",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "model" / "config.json").read_text())["model"]["metadata"]["sex_values"] == []
     sets = []
     for name, batch in (("a", "1"), ("b", "4")):
-        assert main(["latent", "sample", str(run), "--out", str(tmp_path / name), "--n-per-class", "2",
-                     "--steps", "2", "--batch-size", batch, "--classes", "right"]) == 0
+        assert (
+            main(
+                [
+                    "latent",
+                    "sample",
+                    str(run),
+                    "--out",
+                    str(tmp_path / name),
+                    "--n-per-class",
+                    "2",
+                    "--steps",
+                    "2",
+                    "--batch-size",
+                    batch,
+                    "--classes",
+                    "right",
+                ]
+            )
+            == 0
+        )
         sets.append(load_image_arrays(tmp_path / name, classes=["left", "right"]).pixels.astype(int))
     assert np.abs(sets[0] - sets[1]).max() <= 1
     assert main(["latent", "sample", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "1"]) == 2  # kept
-    assert len(load_image_set(tmp_path / "a")) == 2
-    assert main(["latent", "sample", str(run), "--out", str(tmp_path / "c"), "--n-per-class", "1",
-                 "--classes", "middle"]) == 2
+    drawn = load_image_set(tmp_path / "a")
+    assert len(drawn) == 2
+    assert set(drawn["checkpoint"]) == {"run/model"}  # a relative name, never the operator's path
+    assert set(drawn["checkpoint_sha256"]) == {sha256_file(run / "model" / "model.safetensors")}
+    assert (
+        main(["latent", "sample", str(run), "--out", str(tmp_path / "c"), "--n-per-class", "1", "--classes", "middle"])
+        == 2
+    )
 
 
 def test_autoencoder_learns_and_bad_inputs_are_clear(dataset32, tmp_path):
@@ -94,20 +212,75 @@ def test_text_conditioned_latent_run(dataset32, tmp_path):
     spec.loader.exec_module(tiny_sd)
     sd = tiny_sd.make_tiny_sd(tmp_path / "sd")
     ae, run = tmp_path / "ae", tmp_path / "run"
-    assert main(["latent", "train-autoencoder", str(dataset32), "--out", str(ae), "--preset", "tiny",
-                 "--max-steps", "1", "--batch-size", "2"]) == 0
-    assert main(["latent", "train", str(dataset32), "--autoencoder", str(ae), "--out", str(run), "--preset", "tiny",
-                 "--max-steps", "2", "--batch-size", "2", "--text-encoder", str(sd),
-                 "--caption-template", "{label} blob, {sex}"]) == 0
+    assert (
+        main(
+            [
+                "latent",
+                "train-autoencoder",
+                str(dataset32),
+                "--out",
+                str(ae),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "latent",
+                "train",
+                str(dataset32),
+                "--autoencoder",
+                str(ae),
+                "--out",
+                str(run),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--text-encoder",
+                str(sd),
+                "--caption-template",
+                "{label} blob, {sex}",
+            ]
+        )
+        == 0
+    )
     config = json.loads((run / "model" / "config.json").read_text())["model"]
     assert config["cross_attention_dim"] == 16 and (run / "text" / "tokenizer").is_dir()
     assert main(["latent", "sample", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "1", "--steps", "2"]) == 0
     drawn = load_image_set(tmp_path / "a")
-    assert drawn["prompt"].tolist()[0].startswith("left blob, ") and drawn["prompt"].tolist()[1].startswith("right blob")
-    assert main(["latent", "sample", str(run), "--out", str(tmp_path / "b"), "--n-per-class", "1", "--steps", "2",
-                 "--prompt", "right blob, F"]) == 0
+    assert drawn["prompt"].tolist()[0].startswith("left blob, ") and drawn["prompt"].tolist()[1].startswith(
+        "right blob"
+    )
+    assert (
+        main(
+            [
+                "latent",
+                "sample",
+                str(run),
+                "--out",
+                str(tmp_path / "b"),
+                "--n-per-class",
+                "1",
+                "--steps",
+                "2",
+                "--prompt",
+                "right blob, F",
+            ]
+        )
+        == 0
+    )
     fixed = load_image_set(tmp_path / "b")
     assert fixed["prompt"].eq("right blob, F").all()
     a = load_image_arrays(tmp_path / "a", classes=["left", "right"]).pixels.astype(int)
     b = load_image_arrays(tmp_path / "b", classes=["left", "right"]).pixels.astype(int)
-    assert not np.array_equal(a[0], b[0])                  # same seed, other caption: another image
+    assert not np.array_equal(a[0], b[0])  # same seed, other caption: another image

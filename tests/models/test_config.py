@@ -21,27 +21,37 @@ def test_presets_validate(preset, size):
 
 
 def test_preset_for_size():
-    assert [preset_for_size(s) for s in (28, 32, 33, 64, 100, 256, 512)] == ["32", "32", "64", "64", "128",
-                                                                             "256", "256"]
+    assert [preset_for_size(s) for s in (28, 32, 33, 64, 100, 256, 512)] == [
+        "32",
+        "32",
+        "64",
+        "64",
+        "128",
+        "256",
+        "256",
+    ]
 
 
 def test_bad_configs_say_how_to_fix():
     with pytest.raises(ValidationError, match="attention_levels"):
         DiffusionModelConfig(image_size_px=16, num_classes=2, block_out_channels=[8, 16], attention_levels=[True])
     with pytest.raises(ValidationError, match="divisible"):
-        DiffusionModelConfig(image_size_px=18, num_classes=2, block_out_channels=[8, 16, 16],
-                             attention_levels=[False] * 3)
+        DiffusionModelConfig(
+            image_size_px=18, num_classes=2, block_out_channels=[8, 16, 16], attention_levels=[False] * 3
+        )
     with pytest.raises(ValueError, match="unknown preset"):
         preset_config("huge", image_size_px=32, in_channels=1, num_classes=2)
     with pytest.raises(ValidationError):
-        DiffusionModelConfig(image_size_px=16, num_classes=2, block_out_channels=[8], attention_levels=[False],
-                             prediction_type="sample")
+        DiffusionModelConfig(
+            image_size_px=16, num_classes=2, block_out_channels=[8], attention_levels=[False], prediction_type="sample"
+        )
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_model_folder_round_trip(tmp_path, channels):
-    config = preset_config("tiny", image_size_px=8, in_channels=channels, num_classes=2, class_names=["a", "b"],
-                           prediction_type="epsilon")
+    config = preset_config(
+        "tiny", image_size_px=8, in_channels=channels, num_classes=2, class_names=["a", "b"], prediction_type="epsilon"
+    )
     unet = build_unet(config).eval()
     with torch.no_grad():
         for p in unet.parameters():
@@ -53,8 +63,12 @@ def test_model_folder_round_trip(tmp_path, channels):
     assert scheduler.config.prediction_type == "epsilon"
     x = torch.randn(2, channels, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x, 10, class_labels=torch.tensor([0, 2])).sample,
-                                   unet(x, 10, class_labels=torch.tensor([0, 2])).sample, rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded(x, 10, class_labels=torch.tensor([0, 2])).sample,
+            unet(x, 10, class_labels=torch.tensor([0, 2])).sample,
+            rtol=0,
+            atol=0,
+        )
     # Publishing again replaces the folder whole.
     publish_model_folder(tmp_path / "model", unet=unet, config=config, extra={"step": 4})
     assert json.loads((folder / "config.json").read_text())["step"] == 4

@@ -22,10 +22,18 @@ def tiny():
 
 def _run(tiny, sampler, seeds, labels, *, guidance=2.0, steps=4):
     unet, config, scheduler = tiny
-    return denoise(unet, make_scheduler(sampler, scheduler), labels=torch.tensor(labels), null_class=2,
-                   generators=[torch.Generator().manual_seed(s) for s in seeds], image_shape=(1, 8, 8),
-                   steps=steps, guidance_scale=guidance, stochastic=SAMPLERS[sampler].stochastic,
-                   model_batch_size=4)
+    return denoise(
+        unet,
+        make_scheduler(sampler, scheduler),
+        labels=torch.tensor(labels),
+        null_class=2,
+        generators=[torch.Generator().manual_seed(s) for s in seeds],
+        image_shape=(1, 8, 8),
+        steps=steps,
+        guidance_scale=guidance,
+        stochastic=SAMPLERS[sampler].stochastic,
+        model_batch_size=4,
+    )
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
@@ -33,8 +41,9 @@ def test_image_k_is_identical_whatever_the_batch_size(tiny, sampler):
     seeds, labels = [11, 12, 13, 14, 15, 16], [0, 1, 0, 1, 1, 0]
     whole = _run(tiny, sampler, seeds, labels)
     for batch in (1, 3, 4):
-        parts = torch.cat([_run(tiny, sampler, seeds[i:i + batch], labels[i:i + batch])
-                           for i in range(0, len(seeds), batch)])
+        parts = torch.cat(
+            [_run(tiny, sampler, seeds[i : i + batch], labels[i : i + batch]) for i in range(0, len(seeds), batch)]
+        )
         assert torch.equal(parts, whole), f"{sampler}: batch {batch} differs"
     assert not torch.equal(whole[0], whole[2])  # different seeds, different images
     assert whole.min() >= -1 and whole.max() <= 1
@@ -49,5 +58,4 @@ def test_guidance_and_labels_change_the_image(tiny):
 
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="choose one of"):
-        make_scheduler("euler", build_scheduler(preset_config("tiny", image_size_px=8, in_channels=1,
-                                                              num_classes=2)))
+        make_scheduler("euler", build_scheduler(preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2)))

@@ -10,14 +10,21 @@ from synthmed.sample.dicom import write_synthetic_dicom
 from synthmed.sample.writer import SyntheticSetWriter
 
 
-@pytest.mark.parametrize("pixels, photometric, bits", [
-    (np.arange(48, dtype=np.uint8).reshape(6, 8), "MONOCHROME2", 8),
-    (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1300, "MONOCHROME2", 16),
-    (np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8), "RGB", 8),
-])
+@pytest.mark.parametrize(
+    "pixels, photometric, bits",
+    [
+        (np.arange(48, dtype=np.uint8).reshape(6, 8), "MONOCHROME2", 8),
+        (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1300, "MONOCHROME2", 16),
+        (np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8), "RGB", 8),
+    ],
+)
 def test_tags_and_pixel_round_trip(tmp_path, pixels, photometric, bits):
-    path = write_synthetic_dicom(tmp_path / "x.dcm", pixels, description="synthetic normal",
-                                 derivation="synthmed checkpoint runs/x/model sha256 abc")
+    path = write_synthetic_dicom(
+        tmp_path / "x.dcm",
+        pixels,
+        description="synthetic normal",
+        derivation="synthmed checkpoint runs/x/model sha256 abc",
+    )
     ds = pydicom.dcmread(path)
     assert ds.SyntheticData == "YES"
     assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]

@@ -14,12 +14,17 @@ from synthmed.sample.writer import SyntheticSetWriter, convert_bit_depth
 def test_png8_and_manifest_columns(tmp_path):
     grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
     with SyntheticSetWriter(tmp_path / "set") as writer:
-        row = writer.add(grey, label="normal", label_idx=0, seed=7, provenance={"sampler": "dpmpp", "steps": 20,
-                                                                                  "checkpoint_sha256": "abc"})
+        row = writer.add(
+            grey,
+            label="normal",
+            label_idx=0,
+            seed=7,
+            provenance={"sampler": "dpmpp", "steps": 20, "checkpoint_sha256": "abc"},
+        )
         writer.add(grey[::-1], label="pneumonia", label_idx=1, seed=7, provenance={"sampler": "dpmpp"})
     frame = pd.read_csv(tmp_path / "set" / "manifest.csv")
-    assert list(frame.columns[:len(SYNTHETIC_COLUMNS)]) == list(SYNTHETIC_COLUMNS)
-    assert "checkpoint_sha256" in frame.columns[len(SYNTHETIC_COLUMNS):]
+    assert list(frame.columns[: len(SYNTHETIC_COLUMNS)]) == list(SYNTHETIC_COLUMNS)
+    assert "checkpoint_sha256" in frame.columns[len(SYNTHETIC_COLUMNS) :]
     assert frame["synthetic"].tolist() == [1, 1] and frame["seed"].tolist() == [7, 7]
     assert row["created_utc"] and row["image_id"] == "normal_000007"
     back = np.asarray(Image.open(tmp_path / "set" / row["path"]))
@@ -28,7 +33,7 @@ def test_png8_and_manifest_columns(tmp_path):
 
 
 def test_png16_round_trip_and_scaling(tmp_path):
-    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    grey16 = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     writer = SyntheticSetWriter(tmp_path, bit_depth=16)
     row = writer.add(grey16, label="a", label_idx=0, seed=0)
     writer.close()
@@ -59,7 +64,8 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         SyntheticSetWriter(tmp_path / "s")
     with pytest.raises(ValueError, match="grey images only"):
-        SyntheticSetWriter(tmp_path / "t", bit_depth=16).add(np.zeros((4, 4, 3), np.uint8), label="a",
-                                                             label_idx=0, seed=0)
+        SyntheticSetWriter(tmp_path / "t", bit_depth=16).add(
+            np.zeros((4, 4, 3), np.uint8), label="a", label_idx=0, seed=0
+        )
     with pytest.raises(ValueError, match="formats"):
         SyntheticSetWriter(tmp_path / "u", formats=("jpeg",))

@@ -47,19 +47,33 @@ class StubImagesServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with stub.lock:
-                    stub.requests.append({"path": self.path, "body": body,
-                                          "authorization": self.headers.get("Authorization")})
+                    stub.requests.append(
+                        {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
+                    )
                     reply = stub.replies.pop(0) if stub.replies else Reply()
                 if self.path != "/v1/images/generations":
                     reply = Reply(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                 elif self.headers.get("Authorization") != f"Bearer {stub.api_key}":
-                    reply = Reply(401, {"error": {"message": "Incorrect API key provided.",
-                                                  "type": "invalid_request_error", "code": "invalid_api_key"}})
+                    reply = Reply(
+                        401,
+                        {
+                            "error": {
+                                "message": "Incorrect API key provided.",
+                                "type": "invalid_request_error",
+                                "code": "invalid_api_key",
+                            }
+                        },
+                    )
                 payload = reply.body
                 if reply.status == 200 and payload is None:
                     start = len(stub.requests) * 10
-                    payload = {"created": 1, "data": [{"b64_json": png_b64(start + i), "revised_prompt": "rev"}
-                                                      for i in range(int(body.get("n", 1)))]}
+                    payload = {
+                        "created": 1,
+                        "data": [
+                            {"b64_json": png_b64(start + i), "revised_prompt": "rev"}
+                            for i in range(int(body.get("n", 1)))
+                        ],
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
@@ -77,7 +91,7 @@ class StubImagesServer:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> "StubImagesServer":
+    def __enter__(self) -> StubImagesServer:
         self.thread.start()
         return self
 

@@ -21,9 +21,24 @@ def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_sd, tiny_
     frame["age_years"] = 40 + frame.index % 7
     write_manifest(frame, tiny_dataset)
     run = tmp_path / "run"
-    common = ["finetune", str(tiny_dataset), "--checkpoint", str(tiny_sd_session), "--out", str(run),
-              "--lora-rank", "4", "--batch-size", "2", "--checkpoint-every", "2", "--learning-rate", "0.01",
-              "--caption-template", "{modality}, {label}, {view}, age {age_years}"]
+    common = [
+        "finetune",
+        str(tiny_dataset),
+        "--checkpoint",
+        str(tiny_sd_session),
+        "--out",
+        str(run),
+        "--lora-rank",
+        "4",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--learning-rate",
+        "0.01",
+        "--caption-template",
+        "{modality}, {label}, {view}, age {age_years}",
+    ]
     assert main(common + ["--max-steps", "2"]) == 0
     first = load_file(run / "lora" / "pytorch_lora_weights.safetensors")
     assert first and all("lora" in k for k in first)
@@ -33,7 +48,9 @@ def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_sd, tiny_
     assert main(common + ["--max-steps", "4", "--resume", "--lora-rank", "2"]) == 2
     assert "lora_rank" in capsys.readouterr().err
     other_base = [str(tiny_sd) if a == str(tiny_sd_session) else a for a in common]
-    assert main(other_base + ["--max-steps", "4", "--resume"]) == 2 and "another --checkpoint" in capsys.readouterr().err
+    assert (
+        main(other_base + ["--max-steps", "4", "--resume"]) == 2 and "another --checkpoint" in capsys.readouterr().err
+    )
     assert main(common + ["--max-steps", "4", "--resume"]) == 0
     assert read_run_info(run).steps_done == 4 and [s["step"] for s in read_stats(run)][-1] == 4
     second = load_file(run / "lora" / "pytorch_lora_weights.safetensors")
@@ -42,11 +59,31 @@ def test_lora_finetune_resume_and_prompt_with_it(tiny_sd_session, tiny_sd, tiny_
     # The run changes what the base checkpoint draws for the same seed.
     base = LocalSDProvider(checkpoint=tiny_sd_session, steps=2).generate("test pattern, left", n=1, seed=0)[0]
     out = tmp_path / "set"
-    assert main(["prompt", "test pattern, left", "--provider", "local-sd", "--checkpoint", str(tiny_sd_session),
-                 "--lora", str(run), "-n", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prompt",
+                "test pattern, left",
+                "--provider",
+                "local-sd",
+                "--checkpoint",
+                str(tiny_sd_session),
+                "--lora",
+                str(run),
+                "-n",
+                "1",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     tuned = load_image_set(out)
     assert "run" in tuned["model"][0] and '"finetune_run"' in tuned["parameters"][0]
     from PIL import Image
+
     assert not np.array_equal(np.asarray(base.image), np.asarray(Image.open(tuned["abs_path"][0]).convert("RGB")))
 
 
@@ -54,8 +91,9 @@ def test_full_unet_finetune_and_caption_column(tiny_sd_session, tiny_dataset, tm
     frame = read_manifest(tiny_dataset)
     frame["caption"] = "a blob on the " + frame["label"]
     write_manifest(frame, tiny_dataset)
-    config = FinetuneConfig(mode="full", max_steps=1, batch_size=2, learning_rate=1e-3, ema_decay=0.0,
-                            mixed_precision="bf16")
+    config = FinetuneConfig(
+        mode="full", max_steps=1, batch_size=2, learning_rate=1e-3, ema_decay=0.0, mixed_precision="bf16"
+    )
     run = finetune(tiny_dataset, checkpoint=tiny_sd_session, out=tmp_path / "full", config=config)
     assert (run / "unet" / "config.json").is_file() and not (run / "lora").exists()
     images = LocalSDProvider(checkpoint=tiny_sd_session, finetune_run=run, steps=1).generate("a blob", n=1)
@@ -64,13 +102,21 @@ def test_full_unet_finetune_and_caption_column(tiny_sd_session, tiny_dataset, tm
 
 def test_bad_settings_have_clear_errors(tiny_sd_session, tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
-        finetune(tiny_dataset, checkpoint=tiny_sd_session, out=tmp_path / "a",
-                 config=FinetuneConfig(mixed_precision="fp16", max_steps=1))
+        finetune(
+            tiny_dataset,
+            checkpoint=tiny_sd_session,
+            out=tmp_path / "a",
+            config=FinetuneConfig(mixed_precision="fp16", max_steps=1),
+        )
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         finetune(tiny_dataset, checkpoint=tmp_path, out=tmp_path / "b", config=FinetuneConfig(max_steps=1))
     with pytest.raises(ValueError, match="manifest lacks"):
-        finetune(tiny_dataset, checkpoint=tiny_sd_session, out=tmp_path / "c",
-                 config=FinetuneConfig(max_steps=1, caption_template="{label}, {view}"))
+        finetune(
+            tiny_dataset,
+            checkpoint=tiny_sd_session,
+            out=tmp_path / "c",
+            config=FinetuneConfig(max_steps=1, caption_template="{label}, {view}"),
+        )
     with pytest.raises(FileNotFoundError, match="synthmed finetune"):
         LocalSDProvider(checkpoint=tiny_sd_session, finetune_run=tmp_path / "not_a_run")
     assert not pd.isna(read_manifest(tiny_dataset)["label"]).any()

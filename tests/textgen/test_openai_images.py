@@ -9,15 +9,25 @@ from openai_stub import Reply, StubImagesServer
 
 from synthmed.textgen.openai_images import OpenAIImagesProvider
 from synthmed.textgen.providers import (
-    AuthenticationError, BudgetExceededError, PromptRefusedError, ProviderError, ProviderUnavailableError,
+    AuthenticationError,
+    BudgetExceededError,
+    PromptRefusedError,
+    ProviderError,
+    ProviderUnavailableError,
     RequestBudget,
 )
 
 
 def make_provider(server, *, model="gpt-image-1", api_key="sk-test", **kwargs):
     sleeps = []
-    provider = OpenAIImagesProvider(model=model, api_key=api_key, base_url=server.base_url,
-                                    sleep=sleeps.append, jitter_rng=random.Random(0), **kwargs)
+    provider = OpenAIImagesProvider(
+        model=model,
+        api_key=api_key,
+        base_url=server.base_url,
+        sleep=sleeps.append,
+        jitter_rng=random.Random(0),
+        **kwargs,
+    )
     return provider, sleeps
 
 
@@ -29,8 +39,13 @@ def test_success_decodes_images_and_sends_the_api_shape():
     assert [img.image.getpixel((0, 0)) for img in images] == [10, 11, 12]
     request = server.requests[0]
     assert request["authorization"] == "Bearer sk-test"
-    assert request["body"] == {"model": "dall-e-2", "prompt": "chest x-ray, left lower lobe effusion", "n": 3,
-                               "size": "256x256", "response_format": "b64_json"}
+    assert request["body"] == {
+        "model": "dall-e-2",
+        "prompt": "chest x-ray, left lower lobe effusion",
+        "n": 3,
+        "size": "256x256",
+        "response_format": "b64_json",
+    }
     assert images[0].provider == "openai" and images[0].model == "dall-e-2" and images[0].seed is None
     assert images[0].parameters["size"] == "256x256" and images[0].revised_prompt == "rev"
 
@@ -51,15 +66,20 @@ def test_dalle3_is_split_into_one_image_per_request():
 
 
 def test_429_then_success_waits_at_least_retry_after():
-    replies = [Reply(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                     headers={"Retry-After": "7"}),
-               Reply(503, {"error": {"message": "overloaded", "type": "server_error"}})]
+    replies = [
+        Reply(
+            429,
+            {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+            headers={"Retry-After": "7"},
+        ),
+        Reply(503, {"error": {"message": "overloaded", "type": "server_error"}}),
+    ]
     with StubImagesServer(replies) as server:
         provider, sleeps = make_provider(server, backoff_base_s=1.0)
         images = provider.generate("x", n=2)
     assert len(images) == 2 and len(server.requests) == 3
-    assert sleeps[0] >= 7.0                      # honours Retry-After
-    assert 1.0 <= sleeps[1] <= 2.0               # exponential: attempt 1 ceiling is 2 s, jittered
+    assert sleeps[0] >= 7.0  # honours Retry-After
+    assert 1.0 <= sleeps[1] <= 2.0  # exponential: attempt 1 ceiling is 2 s, jittered
     assert provider.budget.requests_sent == 3
 
 
@@ -74,8 +94,16 @@ def test_retries_exhausted_raise_unavailable():
 
 @pytest.mark.parametrize("code", ["content_policy_violation", "moderation_blocked"])
 def test_refused_prompt_is_not_retried(code):
-    reply = Reply(400, {"error": {"message": "Your request was rejected by the safety system.",
-                                  "type": "invalid_request_error", "code": code}})
+    reply = Reply(
+        400,
+        {
+            "error": {
+                "message": "Your request was rejected by the safety system.",
+                "type": "invalid_request_error",
+                "code": code,
+            }
+        },
+    )
     with StubImagesServer([reply]) as server:
         provider, sleeps = make_provider(server)
         with pytest.raises(PromptRefusedError, match="Rephrase"):
@@ -112,7 +140,7 @@ def test_budget_reached_before_sending():
         provider, _ = make_provider(server, model="dall-e-3", budget=RequestBudget(max_requests=2))
         with pytest.raises(BudgetExceededError, match="--max-requests"):
             provider.generate("x", n=3)
-        assert server.requests == []              # nothing sent: the job could not fit
+        assert server.requests == []  # nothing sent: the job could not fit
         provider.generate("x", n=2)
         with pytest.raises(BudgetExceededError):
             provider.generate("x", n=1)
@@ -120,11 +148,13 @@ def test_budget_reached_before_sending():
 
 
 def test_image_budget_and_retries_count_against_it():
-    replies = [Reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}}, headers={"Retry-After": "0"})]
+    replies = [
+        Reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}}, headers={"Retry-After": "0"})
+    ]
     with StubImagesServer(replies) as server:
         provider, _ = make_provider(server, budget=RequestBudget(max_requests=1))
         with pytest.raises(BudgetExceededError):
-            provider.generate("x", n=1)            # the retry would be a second request
+            provider.generate("x", n=1)  # the retry would be a second request
     assert len(server.requests) == 1
     with pytest.raises(BudgetExceededError, match="--max-images"):
         RequestBudget(max_images=4).check(images=5)

@@ -7,8 +7,13 @@ from diffusers.training_utils import EMAModel
 
 from synthmed.models.config import preset_config
 from synthmed.models.unet import build_unet
-from synthmed.train.checkpoint import (complete_checkpoints, latest_checkpoint, load_checkpoint,
-                                       remove_partial_checkpoints, save_checkpoint)
+from synthmed.train.checkpoint import (
+    complete_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 
 
 def _save(run, step, keep=2):
@@ -16,9 +21,16 @@ def _save(run, step, keep=2):
     unet = build_unet(config)
     optimizer = torch.optim.AdamW(unet.parameters())
     ema = EMAModel(unet.parameters())
-    return save_checkpoint(run, step=step, unet=unet, ema=ema, optimizer=optimizer,
-                           state={"rng": torch.Generator().manual_seed(1).get_state(), "elapsed_s": 1.5},
-                           model_config=config, keep=keep)
+    return save_checkpoint(
+        run,
+        step=step,
+        unet=unet,
+        ema=ema,
+        optimizer=optimizer,
+        state={"rng": torch.Generator().manual_seed(1).get_state(), "elapsed_s": 1.5},
+        model_config=config,
+        keep=keep,
+    )
 
 
 def test_keep_latest_and_prune(tmp_path):
@@ -44,4 +56,3 @@ def test_partial_and_dangling_states_recover(tmp_path):
     (tmp_path / "checkpoints" / "latest").write_text("step-000009\n")
     assert latest_checkpoint(tmp_path).name == "step-000002"
     assert latest_checkpoint(tmp_path / "nothing") is None
-

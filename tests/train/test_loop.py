@@ -17,8 +17,15 @@ from synthmed.train.checkpoint import latest_checkpoint
 from synthmed.train.config import TrainConfig, train_config_for_dataset
 from synthmed.train.loop import budget_progress, lr_factor, train
 
-FAST = dict(batch_size=8, log_every_steps=1, grid_per_class=2, grid_sampler_steps=2, mixed_precision="no",
-            lr=1e-3, lr_warmup_steps=1)
+FAST = dict(
+    batch_size=8,
+    log_every_steps=1,
+    grid_per_class=2,
+    grid_sampler_steps=2,
+    mixed_precision="no",
+    lr=1e-3,
+    lr_warmup_steps=1,
+)
 
 
 def _config(dataset, **kw) -> TrainConfig:
@@ -36,8 +43,9 @@ def test_train_then_sample_end_to_end(tiny_dataset, tmp_path):
     assert steps == [1, 2, 3] and all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in stats if "loss" in r)
     assert (run / "grids" / "step-000002.png").is_file() and (run / "grids" / "step-000003.png").is_file()
     assert TrainConfig.load(run / "config.json").max_steps == 3 and (run / "log.txt").read_text()
-    out = sample_images(SampleConfig(model_dir=str(run), out_dir=str(tmp_path / "samples"), n_per_class=2,
-                                     steps=2, guidance_scale=1.5))
+    out = sample_images(
+        SampleConfig(model_dir=str(run), out_dir=str(tmp_path / "samples"), n_per_class=2, steps=2, guidance_scale=1.5)
+    )
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 4 and set(manifest["label"]) == {"left", "right"}
     assert (out / "grids" / "left.png").is_file()
@@ -81,8 +89,11 @@ def test_lr_schedule_and_budget():
 
 
 def _config_dict() -> dict:
-    return {"dataset": "x", "max_steps": 1,
-            "model": {"image_size_px": 8, "num_classes": 2, "block_out_channels": [8], "attention_levels": [False]}}
+    return {
+        "dataset": "x",
+        "max_steps": 1,
+        "model": {"image_size_px": 8, "num_classes": 2, "block_out_channels": [8], "attention_levels": [False]},
+    }
 
 
 def test_bad_input(tmp_path, tiny_dataset, prepared_dataset_factory):

@@ -7,8 +7,16 @@ import torch
 
 from synthmed.files import publish_folder
 from synthmed.train.run_files import (
-    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    read_stats, releases_accelerator, reset_accelerate_state, step_dir,
+    TRAIN_STATE_NAME,
+    append_stats,
+    atomic_torch_save,
+    latest_checkpoint,
+    make_accelerator,
+    prune_checkpoints,
+    read_stats,
+    releases_accelerator,
+    reset_accelerate_state,
+    step_dir,
 )
 
 
@@ -31,7 +39,7 @@ def test_checkpoints_stats_and_pruning(tmp_path):
     for step in (2, 4, 6):
         atomic_torch_save({"step": step}, step_dir(tmp_path, step) / TRAIN_STATE_NAME)
         append_stats(tmp_path, {"step": step, "loss": 1.0 / step})
-    step_dir(tmp_path, 8).mkdir()                        # a checkpoint folder without its state: incomplete
+    step_dir(tmp_path, 8).mkdir()  # a checkpoint folder without its state: incomplete
     assert latest_checkpoint(tmp_path).name == "step-000006"
     prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000006", "step-000008"]
@@ -47,7 +55,7 @@ def test_training_functions_leave_accelerate_free_for_other_settings():
         return make_accelerator("bf16").mixed_precision
 
     assert a_bf16_run() == "bf16"
-    assert Accelerator(mixed_precision="no").mixed_precision == "no"   # not refused after our run
+    assert Accelerator(mixed_precision="no").mixed_precision == "no"  # not refused after our run
     reset_accelerate_state()
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):

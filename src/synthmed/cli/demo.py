@@ -9,19 +9,27 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
     parser = subparsers.add_parser(
-        "demo", help="run prepare -> train -> sample -> evaluate -> report on the built-in phantom (offline)",
+        "demo",
+        help="run prepare -> train -> sample -> evaluate -> report on the built-in phantom (offline)",
         description="Render the digital chest-radiograph phantom (normal, consolidation, pleural effusion, "
-                    "cardiomegaly), prepare it, train a class-conditional diffusion model on a wall-clock "
-                    "budget, sample with one seed per image, evaluate and write an HTML report. "
-                    "Re-running resumes an interrupted training run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "cardiomegaly), prepare it, train a class-conditional diffusion model on a wall-clock "
+        "budget, sample with one seed per image, evaluate and write an HTML report. "
+        "Re-running resumes an interrupted training run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
-    parser.add_argument("--size", type=int, default=32, help="image size in pixels (32 trains fastest on CPU; 64+ wants a GPU)")
+    parser.add_argument(
+        "--size", type=int, default=32, help="image size in pixels (32 trains fastest on CPU; 64+ wants a GPU)"
+    )
     parser.add_argument("--n-per-class", type=int, default=200, help="phantom images per condition")
     parser.add_argument("--train-minutes", type=float, default=6.0, help="training wall-clock budget")
     parser.add_argument("--max-steps", type=int, default=None, help="optional training step cap")
-    parser.add_argument("--preset", default=None, choices=["tiny", "32", "64", "128", "256"],
-                        help="model preset (default: the preset for --size)")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        choices=["tiny", "32", "64", "128", "256"],
+        help="model preset (default: the preset for --size)",
+    )
     parser.add_argument("--samples-per-class", type=int, default=32)
     parser.add_argument("--no-evaluate", action="store_true", help="stop after sampling")
     parser.add_argument("--seed", type=int, default=0)
@@ -31,17 +39,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from synthmed.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(
-        out_dir=args.out, size_px=args.size, n_per_class=args.n_per_class, train_minutes=args.train_minutes,
-        train_max_steps=args.max_steps, preset=args.preset, samples_per_class=args.samples_per_class,
-        evaluate=not args.no_evaluate, seed=args.seed))
+    result = run_demo(
+        DemoConfig(
+            out_dir=args.out,
+            size_px=args.size,
+            n_per_class=args.n_per_class,
+            train_minutes=args.train_minutes,
+            train_max_steps=args.max_steps,
+            preset=args.preset,
+            samples_per_class=args.samples_per_class,
+            evaluate=not args.no_evaluate,
+            seed=args.seed,
+        )
+    )
     print("\nsynthmed demo finished")
     print(f"  prepared dataset : {result.dataset_dir}  (card: {result.dataset_dir / 'card.md'})")
     print(f"  run folder       : {result.run_dir}  (model: {result.run_dir / 'model'})")
     print(f"  samples          : {result.samples_dir}  (manifest: {result.samples_dir / 'manifest.csv'})")
     for grid in result.grid_paths:
         print(f"  sample grid      : {grid}")
-    if result.report_path is not None:
+    if result.report_path is not None and result.eval_dir is not None:
         print(f"  evaluation       : {result.eval_dir / 'metrics.json'}")
         print(f"  HTML report      : {result.report_path}")
     print("  timings (s)      : " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in result.timings_s.items()))

@@ -6,8 +6,22 @@ import argparse
 import importlib.metadata
 import platform
 
-PACKAGES = ("torch", "torchvision", "diffusers", "accelerate", "monai", "pydicom", "nibabel",
-            "transformers", "peft", "torchmetrics", "scikit-learn", "statsmodels", "fastapi", "sqlalchemy")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "diffusers",
+    "accelerate",
+    "safetensors",
+    "pydicom",
+    "nibabel",
+    "transformers",
+    "peft",
+    "torchmetrics",
+    "scikit-learn",
+    "statsmodels",
+    "fastapi",
+    "sqlalchemy",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
         except importlib.metadata.PackageNotFoundError:
             version = "not installed"
         print(f"{name}: {version}")
-    import torch
-
+    try:
+        import torch
+    except ModuleNotFoundError:  # a study-only install (`synthmed[study]`) has no torch
+        print("torch: not installed (the pipeline needs `pip install 'synthmed[all]'`)")
+        return 0
     print(f"cuda available: {torch.cuda.is_available()}; cpu threads: {torch.get_num_threads()}")
     return 0

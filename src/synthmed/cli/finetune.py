@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `finetune` subcommand."""
     parser = subparsers.add_parser(
-        "finetune", help="fine-tune a local Stable Diffusion folder on a prepared dataset (LoRA by default)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "finetune",
+        help="fine-tune a local Stable Diffusion folder on a prepared dataset (LoRA by default)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("dataset", help="prepared dataset folder (from `synthmed prepare`)")
     parser.add_argument("--checkpoint", required=True, help="local diffusers Stable Diffusion folder")
     parser.add_argument("--out", required=True, help="run folder (LoRA weights, config, checkpoints, stats.jsonl)")
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--full-unet", action="store_true", help="train every UNet weight instead of LoRA layers")
-    parser.add_argument("--caption-template", default="{modality}, {label}",
-                        help="used where the manifest has no `caption`; fields: any manifest column + modality, "
-                             "e.g. 'chest x-ray, {label}, {view}, {sex}, age {age_years}'")
+    parser.add_argument(
+        "--caption-template",
+        default="{modality}, {label}",
+        help="used where the manifest has no `caption`; fields: any manifest column + modality, "
+        "e.g. 'chest x-ray, {label}, {view}, {sex}, age {age_years}'",
+    )
     parser.add_argument("--resolution", type=int, default=None, help="training size in px (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (LoRA) or 1e-5 (full UNet)")
@@ -32,26 +36,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from synthmed.textgen.finetune import finetune
     from synthmed.textgen.finetune_run import FinetuneConfig
 
     full = args.full_unet
-    try:
-        config = FinetuneConfig(
-            mode="full" if full else "lora", lora_rank=args.lora_rank, caption_template=args.caption_template,
-            resolution_px=args.resolution, batch_size=args.batch_size,
-            learning_rate=args.learning_rate or (1e-5 if full else 1e-4), max_steps=args.max_steps,
-            checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
-            mixed_precision=args.mixed_precision, seed=args.seed)
-    except ValidationError as exc:
-        raise ValueError(f"invalid fine-tuning settings: {exc}") from None
-    try:
-        out = finetune(args.dataset, checkpoint=args.checkpoint, out=args.out, config=config, resume=args.resume)
-    except FileExistsError as exc:
-        print(f"synthmed finetune: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"fine-tuned weights in {out}; use them with: synthmed prompt PROMPT --provider local-sd "
-          f"--checkpoint {args.checkpoint} --lora {out}")
+    config = FinetuneConfig(
+        mode="full" if full else "lora",
+        lora_rank=args.lora_rank,
+        caption_template=args.caption_template,
+        resolution_px=args.resolution,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate or (1e-5 if full else 1e-4),
+        max_steps=args.max_steps,
+        checkpoint_every_steps=args.checkpoint_every,
+        ema_decay=args.ema_decay,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+    )
+    out = finetune(args.dataset, checkpoint=args.checkpoint, out=args.out, config=config, resume=args.resume)
+    print(
+        f"fine-tuned weights in {out}; use them with: synthmed prompt PROMPT --provider local-sd "
+        f"--checkpoint {args.checkpoint} --lora {out}"
+    )
     return 0

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `latent train-autoencoder`, `latent train` and `latent sample`."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = subparsers.add_parser("latent", help="latent diffusion for 256 px and larger (autoencoder + latent UNet)",
-                                   formatter_class=fmt)
+    parser = subparsers.add_parser(
+        "latent", help="latent diffusion for 256 px and larger (autoencoder + latent UNet)", formatter_class=fmt
+    )
     commands = parser.add_subparsers(dest="latent_command", metavar="STEP", required=True)
 
-    ae = commands.add_parser("train-autoencoder", help="train an AutoencoderKL on a prepared dataset", formatter_class=fmt)
+    ae = commands.add_parser(
+        "train-autoencoder", help="train an AutoencoderKL on a prepared dataset", formatter_class=fmt
+    )
     ae.add_argument("dataset", help="prepared dataset folder")
     ae.add_argument("--out", required=True, help="autoencoder folder (config.json + model.safetensors)")
-    ae.add_argument("--preset", choices=["tiny", "f4", "f8"], default="f8",
-                    help="downsampling: f8 = 256 px -> 32x32 latents, f4 -> 64x64, tiny for tests")
+    ae.add_argument(
+        "--preset",
+        choices=["tiny", "f4", "f8"],
+        default="f8",
+        help="downsampling: f8 = 256 px -> 32x32 latents, f4 -> 64x64, tiny for tests",
+    )
     ae.add_argument("--latent-channels", type=int, default=4)
     ae.add_argument("--size", type=int, default=None, help="image size in px (default: the dataset's)")
     ae.add_argument("--kl-weight", type=float, default=1e-6)
@@ -26,15 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tr = commands.add_parser("train", help="train a class/metadata-conditioned latent UNet", formatter_class=fmt)
     tr.add_argument("dataset", help="prepared dataset folder")
-    tr.add_argument("--autoencoder", required=True, help="folder from `latent train-autoencoder`, or a diffusers VAE folder")
+    tr.add_argument(
+        "--autoencoder", required=True, help="folder from `latent train-autoencoder`, or a diffusers VAE folder"
+    )
     tr.add_argument("--out", required=True, help="run folder")
     tr.add_argument("--preset", choices=["tiny", "32", "64"], default="32", help="UNet size by latent side")
-    tr.add_argument("--metadata", default="age_years,sex,view",
-                    help="comma-separated metadata to condition on where the manifest has it ('' for class only)")
-    tr.add_argument("--text-encoder", default=None,
-                    help="add text conditioning: a local folder with text_encoder/ + tokenizer/ (e.g. an SD folder)")
-    tr.add_argument("--caption-template", default="{modality}, {label}",
-                    help="captions where the manifest has no `caption` column (text conditioning only)")
+    tr.add_argument(
+        "--metadata",
+        default="age_years,sex,view",
+        help="comma-separated metadata to condition on where the manifest has it ('' for class only)",
+    )
+    tr.add_argument(
+        "--text-encoder",
+        default=None,
+        help="add text conditioning: a local folder with text_encoder/ + tokenizer/ (e.g. an SD folder)",
+    )
+    tr.add_argument(
+        "--caption-template",
+        default="{modality}, {label}",
+        help="captions where the manifest has no `caption` column (text conditioning only)",
+    )
     tr.add_argument("--ema-decay", type=float, default=0.999)
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
@@ -52,8 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sa.add_argument("--age-years", type=float, default=None, help="fix the age (default: drawn from training data)")
     sa.add_argument("--sex", default=None, help="fix the sex value (default: drawn from training data)")
     sa.add_argument("--view", default=None, help="fix the view value (default: drawn from training data)")
-    sa.add_argument("--prompt", default=None, help="text-conditioned runs: caption for every image (default: "
-                                                   "training captions of each class)")
+    sa.add_argument(
+        "--prompt",
+        default=None,
+        help="text-conditioned runs: caption for every image (default: training captions of each class)",
+    )
     sa.add_argument("--format", choices=["png", "dicom", "png+dicom"], default="png")
     sa.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     sa.set_defaults(func=run_sample)
@@ -69,57 +89,54 @@ def _training_flags(parser: argparse.ArgumentParser, *, batch_size: int, max_ste
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
-def _validated(build):
-    from pydantic import ValidationError
-
-    try:
-        return build()
-    except ValidationError as exc:
-        raise ValueError(f"invalid settings: {exc}") from None
-
-
-def _refuse_existing(func) -> int:
-    try:
-        func()
-    except FileExistsError as exc:
-        print(f"synthmed latent: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def run_train_autoencoder(args: argparse.Namespace) -> int:
     from synthmed.data.manifest import read_dataset_info
     from synthmed.latent.autoencoder import AE_PRESETS, AETrainConfig, AutoencoderConfig, train_autoencoder
 
     info = read_dataset_info(args.dataset)
-    config = _validated(lambda: AutoencoderConfig(image_size_px=args.size or info.image_size_px, channels=info.channels,
-                                                  latent_channels=args.latent_channels, **AE_PRESETS[args.preset]))
-    train = _validated(lambda: AETrainConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                             kl_weight=args.kl_weight, max_steps=args.max_steps,
-                                             checkpoint_every_steps=args.checkpoint_every,
-                                             mixed_precision=args.mixed_precision, seed=args.seed))
-    code = _refuse_existing(lambda: train_autoencoder(args.dataset, out=args.out, config=config, train=train,
-                                                      resume=args.resume))
-    if code == 0:
-        print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
-    return code
+    config = AutoencoderConfig(
+        image_size_px=args.size or info.image_size_px,
+        channels=info.channels,
+        latent_channels=args.latent_channels,
+        **AE_PRESETS[args.preset],
+    )
+    train = AETrainConfig(
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        kl_weight=args.kl_weight,
+        max_steps=args.max_steps,
+        checkpoint_every_steps=args.checkpoint_every,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+    )
+    train_autoencoder(args.dataset, out=args.out, config=config, train=train, resume=args.resume)
+    print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
     from synthmed.latent.train import LatentTrainConfig, train_latent
 
     fields = [f.strip() for f in args.metadata.split(",") if f.strip()]
-    train = _validated(lambda: LatentTrainConfig(
-        preset=args.preset, metadata_fields=fields, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every, ema_decay=args.ema_decay,
-        mixed_precision=args.mixed_precision, seed=args.seed, text_encoder=args.text_encoder,
-        caption_template=args.caption_template))
-    code = _refuse_existing(lambda: train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out,
-                                                 train=train, resume=args.resume))
-    if code == 0:
-        print(f"latent diffusion run in {args.out}; sample it with: synthmed latent sample {args.out} --out DIR "
-              f"--n-per-class N")
-    return code
+    train = LatentTrainConfig(
+        preset=args.preset,
+        metadata_fields=fields,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_steps=args.max_steps,
+        checkpoint_every_steps=args.checkpoint_every,
+        ema_decay=args.ema_decay,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        text_encoder=args.text_encoder,
+        caption_template=args.caption_template,
+    )
+    train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out, train=train, resume=args.resume)
+    print(
+        f"latent diffusion run in {args.out}; sample it with: synthmed latent sample {args.out} --out DIR "
+        f"--n-per-class N"
+    )
+    return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -127,11 +144,22 @@ def run_sample(args: argparse.Namespace) -> int:
     from synthmed.sample.writer import FORMAT_CHOICES
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    code = _refuse_existing(lambda: sample_latent(
-        args.run, out=args.out, n_per_class=args.n_per_class, sampler=args.sampler, steps=args.steps,
-        guidance_scale=args.guidance_scale, seed=args.seed, batch_size=args.batch_size, classes=classes,
-        age_years=args.age_years, sex=args.sex, view=args.view, prompt=args.prompt,
-        formats=FORMAT_CHOICES[args.format], device=args.device))
-    if code == 0:
-        print(f"wrote {args.n_per_class} images per class to {args.out}")
-    return code
+    sample_latent(
+        args.run,
+        out=args.out,
+        n_per_class=args.n_per_class,
+        sampler=args.sampler,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        classes=classes,
+        age_years=args.age_years,
+        sex=args.sex,
+        view=args.view,
+        prompt=args.prompt,
+        formats=FORMAT_CHOICES[args.format],
+        device=args.device,
+    )
+    print(f"wrote {args.n_per_class} images per class to {args.out}")
+    return 0

@@ -9,9 +9,11 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `study` subcommand and its actions."""
-    parser = subparsers.add_parser("study", help="blinded reader study: real vs synthetic images",
-                                   description="A web app where readers label real and synthetic images, and "
-                                               "its statistics.")
+    parser = subparsers.add_parser(
+        "study",
+        help="blinded reader study: real vs synthetic images",
+        description="A web app where readers label real and synthetic images, and its statistics.",
+    )
     actions = parser.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -63,8 +65,9 @@ def _session(study_dir: Path, database_url: str | None):  # noqa: ANN202
 
     settings = StudySettings(study_dir=study_dir, database_url=database_url)
     if not settings.images_dir.is_dir():
-        raise FileNotFoundError(f"{study_dir} is not a study folder (no images/); make one with `synthmed study "
-                                "create`.")
+        raise FileNotFoundError(
+            f"{study_dir} is not a study folder (no images/); make one with `synthmed study create`."
+        )
     engine = make_engine(settings.resolved_database_url())
     init_db(engine)
     return make_sessionmaker(engine).begin()
@@ -73,15 +76,30 @@ def _session(study_dir: Path, database_url: str | None):  # noqa: ANN202
 def _create(args: argparse.Namespace) -> int:
     from synthmed.study.blinding import StudySpec, build_study
 
-    spec = StudySpec(name=args.name, cases=args.cases, synthetic_fraction=args.synthetic_fraction,
-                     readers=args.reader, seed=args.seed, all_synthetic=args.all_synthetic,
-                     educational=args.educational, size_px=args.size_px, modality=args.modality,
-                     conditions=[c for c in args.conditions.split(",") if c.strip()])
-    created = build_study(spec, real_dir=args.real, synthetic_dir=args.synthetic, study_dir=args.out,
-                          database_url=args.database_url,
-                          admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"))
-    print(f"study: {created.study_dir} ({created.n_real} real + {created.n_synthetic} synthetic cases, "
-          f"{created.image_size_px} px)")
+    spec = StudySpec(
+        name=args.name,
+        cases=args.cases,
+        synthetic_fraction=args.synthetic_fraction,
+        readers=args.reader,
+        seed=args.seed,
+        all_synthetic=args.all_synthetic,
+        educational=args.educational,
+        size_px=args.size_px,
+        modality=args.modality,
+        conditions=[c for c in args.conditions.split(",") if c.strip()],
+    )
+    created = build_study(
+        spec,
+        real_dir=args.real,
+        synthetic_dir=args.synthetic,
+        study_dir=args.out,
+        database_url=args.database_url,
+        admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"),
+    )
+    print(
+        f"study: {created.study_dir} ({created.n_real} real + {created.n_synthetic} synthetic cases, "
+        f"{created.image_size_px} px)"
+    )
     print(f"admin: {args.base_url}/admin/login  user {created.admin_username}  password {created.admin_password}")
     for name, token in created.invitations.items():
         print(f"invite {name}: {args.base_url}/invite/{token}")
@@ -96,8 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
     from synthmed.study.app import create_app
     from synthmed.study.settings import StudySettings
 
-    settings = StudySettings(study_dir=args.study_dir, database_url=args.database_url,
-                             https_only=args.https_only_cookies)
+    settings = StudySettings(
+        study_dir=args.study_dir, database_url=args.database_url, https_only=args.https_only_cookies
+    )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -132,8 +151,10 @@ def _analyze(args: argparse.Namespace) -> int:
     print(result["verdict"])
     for name, metrics in {**result["per_reader"], "pooled": result["pooled"]}.items():
         acc = metrics["accuracy"]
-        print(f"  {name:<20} answers {metrics['answers']:>4}  accuracy "
-              + (f"{acc['value']:.1%} [{acc['ci95_low']:.1%}, {acc['ci95_high']:.1%}]" if acc else "n/a"))
+        print(
+            f"  {name:<20} answers {metrics['answers']:>4}  accuracy "
+            + (f"{acc['value']:.1%} [{acc['ci95_low']:.1%}, {acc['ci95_high']:.1%}]" if acc else "n/a")
+        )
     if args.json:
         atomic_write_json(args.json, result)
         print(f"json: {args.json}")

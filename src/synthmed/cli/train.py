@@ -6,8 +6,15 @@ import argparse
 
 # CLI flag -> TrainConfig field (flags left unset keep the stored config on --resume, else the defaults).
 TRAIN_FLAGS = {
-    "max_steps": int, "max_duration_min": float, "batch_size": int, "lr": float, "mixed_precision": str,
-    "sample_every_steps": int, "checkpoint_every_steps": int, "seed": int, "snr_gamma": float,
+    "max_steps": int,
+    "max_duration_min": float,
+    "batch_size": int,
+    "lr": float,
+    "mixed_precision": str,
+    "sample_every_steps": int,
+    "checkpoint_every_steps": int,
+    "seed": int,
+    "snr_gamma": float,
     "class_balance_power": float,
 }
 
@@ -15,30 +22,52 @@ TRAIN_FLAGS = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` subcommand."""
     parser = subparsers.add_parser(
-        "train", help="train a class-conditional diffusion model (CFG, EMA, crash-safe checkpoints)",
+        "train",
+        help="train a class-conditional diffusion model (CFG, EMA, crash-safe checkpoints)",
         description="Train on a prepared dataset. Multi-GPU / multi-node: `accelerate launch -m synthmed.cli "
-                    "train ...` (batch size is per process). A run killed at any moment continues with --resume.")
+        "train ...` (batch size is per process). A run killed at any moment continues with --resume.",
+    )
     parser.add_argument("dataset", help="prepared dataset folder (from `synthmed prepare`)")
     parser.add_argument("--out", required=True, help="run folder (config.json, stats.jsonl, checkpoints/, model/)")
-    parser.add_argument("--preset", choices=["tiny", "32", "64", "128", "256"], default=None,
-                        help="UNet size preset (default: the one for the dataset's image size)")
+    parser.add_argument(
+        "--preset",
+        choices=["tiny", "32", "64", "128", "256"],
+        default=None,
+        help="UNet size preset (default: the one for the dataset's image size)",
+    )
     parser.add_argument("--max-steps", type=int, default=None, help="step budget")
     parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default 64)")
     parser.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default 1e-3)")
-    parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"], default=None,
-                        help="autocast precision (default auto: bf16 on GPUs and bf16-capable CPUs; fp16 needs a GPU)")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16", "fp16"],
+        default=None,
+        help="autocast precision (default auto: bf16 on GPUs and bf16-capable CPUs; fp16 needs a GPU)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue RUN from its newest complete checkpoint")
     parser.add_argument("--sample-every-steps", type=int, default=None, help="grid period (0 = at the end only)")
     parser.add_argument("--checkpoint-every-steps", type=int, default=None, help="checkpoint period (default 500)")
     parser.add_argument("--seed", type=int, default=None, help="seed of data order, noise and init (default 0)")
-    parser.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
-                        help="UNet target (default v_prediction)")
+    parser.add_argument(
+        "--prediction-type",
+        choices=["epsilon", "v_prediction"],
+        default=None,
+        help="UNet target (default v_prediction)",
+    )
     parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma (default 5; 0 = off)")
-    parser.add_argument("--class-balance-power", type=float, default=None,
-                        help="1 = every class equally often (default); 0 = draw images as the data is")
-    parser.add_argument("--hflip", action="store_true", default=None,
-                        help="random horizontal flips (off by default: laterality matters in chest X-rays)")
+    parser.add_argument(
+        "--class-balance-power",
+        type=float,
+        default=None,
+        help="1 = every class equally often (default); 0 = draw images as the data is",
+    )
+    parser.add_argument(
+        "--hflip",
+        action="store_true",
+        default=None,
+        help="random horizontal flips (off by default: laterality matters in chest X-rays)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,15 +87,18 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and stored.is_file():
         base = TrainConfig.load(stored).model_dump()
         if args.prediction_type and args.prediction_type != base["model"]["prediction_type"]:
-            raise ValueError(f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
-                             f"with --prediction-type {args.prediction_type}.")
+            raise ValueError(
+                f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
+                f"with --prediction-type {args.prediction_type}."
+            )
         config = TrainConfig.model_validate({**base, **overrides})
     else:
         model_overrides = {"prediction_type": args.prediction_type} if args.prediction_type else {}
         if "max_steps" not in overrides and "max_duration_min" not in overrides:
             raise ValueError("give a budget: --max-steps N and/or --max-duration-min M.")
-        config = train_config_for_dataset(args.dataset, preset=args.preset, model_overrides=model_overrides,
-                                          **overrides)
+        config = train_config_for_dataset(
+            args.dataset, preset=args.preset, model_overrides=model_overrides, **overrides
+        )
     model_dir = train(config, run_dir=args.out, resume=args.resume)
     print(f"model:   {model_dir}")
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")

@@ -23,15 +23,21 @@ class ImageArrays:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "ImageArrays":
+    def subset(self, mask: np.ndarray) -> ImageArrays:
         """The rows where boolean `mask` (or integer index array) selects."""
         index = np.flatnonzero(mask) if mask.dtype == bool else mask
         return ImageArrays(self.pixels[index], self.labels[index], self.classes, [self.ids[i] for i in index])
 
 
-def load_image_arrays(folder: str | Path, *, split: str | None = None, classes: list[str] | None = None,
-                      size_px: int | None = None, channels: int | None = None,
-                      limit_per_class: int | None = None) -> ImageArrays:
+def load_image_arrays(
+    folder: str | Path,
+    *,
+    split: str | None = None,
+    classes: list[str] | None = None,
+    size_px: int | None = None,
+    channels: int | None = None,
+    limit_per_class: int | None = None,
+) -> ImageArrays:
     """Read an image set into memory, resized (bilinear) to `size_px` and converted to `channels`.
 
     `classes` fixes the label order (pass the real dataset's classes so synthetic labels align);
@@ -47,18 +53,32 @@ def load_image_arrays(folder: str | Path, *, split: str | None = None, classes: 
     if limit_per_class is not None:
         frame = frame.groupby("label", sort=False).head(limit_per_class).reset_index(drop=True)
     mode = None if channels is None else ("L" if channels == 1 else "RGB")
-    pixels = np.stack([_read(p, mode, size_px) for p in frame["abs_path"]])
+    pixels = np.stack([read_image(p, mode, size_px) for p in frame["abs_path"]])
     labels = np.array([classes.index(str(lab)) for lab in frame["label"]], dtype=np.int64)
     return ImageArrays(pixels, labels, classes, [str(i) for i in frame["image_id"]])
 
 
-def _read(path: str, mode: str | None, size_px: int | None) -> np.ndarray:
-    with Image.open(path) as img:
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB" if mode == "RGB" else "L")
-        if mode is not None:
-            img = img.convert(mode)
-        if size_px is not None and img.size != (size_px, size_px):
-            img = img.resize((size_px, size_px), Image.Resampling.BILINEAR)
-        array = np.asarray(img, dtype=np.uint8)
+def read_image(path: str | Path, mode: str | None = None, size_px: int | None = None) -> np.ndarray:
+    """One image file as uint8 [C, H, W] in `mode` ("L", "RGB" or None = as stored), resized to `size_px`.
+
+    A missing, truncated or non-image file raises a ValueError that names it and says how to fix it.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "RGB"):
+                img = img.convert("RGB" if mode == "RGB" else "L")
+            if mode is not None:
+                img = img.convert(mode)
+            if size_px is not None and img.size != (size_px, size_px):
+                img = img.resize((size_px, size_px), Image.Resampling.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
+        if isinstance(exc, FileNotFoundError):
+            raise FileNotFoundError(
+                f"{path} not found: the manifest lists it; restore the file or remove its row from manifest.csv."
+            ) from exc
+        raise ValueError(
+            f"{path} is not a readable image ({type(exc).__name__}: {exc}); replace or re-create "
+            f"it, or remove its row from manifest.csv."
+        ) from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

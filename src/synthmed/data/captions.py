@@ -15,8 +15,10 @@ def template_fields(template: str) -> list[str]:
     try:
         return [name for _, name, _, _ in string.Formatter().parse(template) if name]
     except ValueError as exc:
-        raise ValueError(f"caption template {template!r} is not a valid format string ({exc}); write fields "
-                         f"as {{label}}, {{view}}, {{sex}}, {{age_years}}.") from None
+        raise ValueError(
+            f"caption template {template!r} is not a valid format string ({exc}); write fields "
+            f"as {{label}}, {{view}}, {{sex}}, {{age_years}}."
+        ) from None
 
 
 def _text(value: object) -> str:
@@ -27,8 +29,9 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def make_captions(frame: pd.DataFrame, *, template: str = DEFAULT_TEMPLATE, modality: str = "",
-                  use_caption_column: bool = True) -> list[str]:
+def make_captions(
+    frame: pd.DataFrame, *, template: str = DEFAULT_TEMPLATE, modality: str = "", use_caption_column: bool = True
+) -> list[str]:
     """One caption per manifest row.
 
     A non-empty `caption` cell wins (when `use_caption_column`); other rows get `template` filled
@@ -39,8 +42,10 @@ def make_captions(frame: pd.DataFrame, *, template: str = DEFAULT_TEMPLATE, moda
     available = set(frame.columns) | {"modality"}
     missing = [f for f in fields if f not in available]
     if missing:
-        raise ValueError(f"caption template {template!r} uses {missing}, which the manifest lacks; it has "
-                         f"{sorted(available)}. Change --caption-template.")
+        raise ValueError(
+            f"caption template {template!r} uses {missing}, which the manifest lacks; it has "
+            f"{sorted(available)}. Change --caption-template."
+        )
     has_column = use_caption_column and "caption" in frame.columns
     captions = []
     for row in frame.to_dict("records"):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
+from synthmed.data.arrays import read_image
 from synthmed.data.manifest import DatasetInfo, load_image_set, read_dataset_info
 
 
@@ -29,14 +29,13 @@ def load_arrays(root: str | Path, split: str = "train") -> tuple[np.ndarray, np.
     if frame.empty:
         raise ValueError(f"{root} has no images in split '{split}'.")
     mode = "L" if info.channels == 1 else "RGB"
-    images = np.stack([_read_png(p, mode) for p in frame["abs_path"]])
+    if "label_idx" not in frame.columns:
+        raise ValueError(
+            f"{Path(root) / 'manifest.csv'} lacks column 'label_idx'; it has {list(frame.columns)}. "
+            f"Re-create the dataset with `synthmed prepare`."
+        )
+    images = np.stack([read_image(p, mode) for p in frame["abs_path"]])
     return images, frame["label_idx"].to_numpy(dtype=np.int64), info
-
-
-def _read_png(path: str, mode: str) -> np.ndarray:
-    with Image.open(path) as img:
-        array = np.asarray(img.convert(mode), dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 class PreparedDataset(torch.utils.data.Dataset):
@@ -48,8 +47,9 @@ class PreparedDataset(torch.utils.data.Dataset):
     Images are decoded once and kept in memory as uint8.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", *,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self, root: str | Path, split: str = "train", *, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ):
         self.root = Path(root)
         self.split = split
         self.pixels, self.labels, self.info = load_arrays(root, split)
@@ -67,5 +67,7 @@ class PreparedDataset(torch.utils.data.Dataset):
         return {"image": image, "label": int(self.labels[index]), "image_id": str(self.meta["image_id"][index])}
 
     def __repr__(self) -> str:
-        return (f"PreparedDataset({self.info.name!r}, split={self.split!r}, n={len(self)}, "
-                f"classes={self.classes}, {self.info.channels}x{self.info.image_size_px}px)")
+        return (
+            f"PreparedDataset({self.info.name!r}, split={self.split!r}, n={len(self)}, "
+            f"classes={self.classes}, {self.info.channels}x{self.info.image_size_px}px)"
+        )

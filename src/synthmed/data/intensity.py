@@ -18,7 +18,7 @@ WINDOWS: dict[str, tuple[float, float]] = {
 Fit = Literal["pad", "crop"]
 Scaling = Literal["minmax", "percentile"]
 PERCENTILES = (0.5, 99.5)
-GREY_TOLERANCE = 6          # channel differences up to this many grey levels count as grey (JPEG chroma noise)
+GREY_TOLERANCE = 6  # channel differences up to this many grey levels count as grey (JPEG chroma noise)
 GREY_MAX_COLOUR_FRACTION = 0.002  # an image is grey when fewer pixels than this differ in colour
 
 
@@ -47,8 +47,9 @@ def apply_window(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def scale_to_uint8(values: np.ndarray, *, scaling: Scaling = "minmax",
-                   percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
+def scale_to_uint8(
+    values: np.ndarray, *, scaling: Scaling = "minmax", percentiles: tuple[float, float] = PERCENTILES
+) -> np.ndarray:
     """Scale any numeric array to uint8 per image: min-max, or between two percentiles (clipped outside)."""
     values = values.astype(np.float32)
     finite = values[np.isfinite(values)]
@@ -92,8 +93,11 @@ def is_grey(array: np.ndarray) -> bool:
     if array.ndim == 2:
         return True
     red, green, blue = (array[..., k].astype(np.int16) for k in range(3))
-    colour = (np.abs(red - green) > GREY_TOLERANCE) | (np.abs(green - blue) > GREY_TOLERANCE) \
+    colour = (
+        (np.abs(red - green) > GREY_TOLERANCE)
+        | (np.abs(green - blue) > GREY_TOLERANCE)
         | (np.abs(red - blue) > GREY_TOLERANCE)
+    )
     return float(colour.mean()) < GREY_MAX_COLOUR_FRACTION
 
 
@@ -119,16 +123,17 @@ def fit_square(array: np.ndarray, *, size_px: int, fit: Fit = "pad") -> np.ndarr
     if fit == "crop":
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
-        array = array[top:top + side, left:left + side]
+        array = array[top : top + side, left : left + side]
     elif height != width:
         side = max(height, width)
         square = np.zeros((side, side) + array.shape[2:], dtype=array.dtype)
         top, left = (side - height) // 2, (side - width) // 2
-        square[top:top + height, left:left + width] = array
+        square[top : top + height, left : left + width] = array
         array = square
     if array.shape[0] == size_px:
         return np.ascontiguousarray(array)
     img = Image.fromarray(array)
     resample = Image.Resampling.LANCZOS if array.shape[0] > size_px else Image.Resampling.BICUBIC
-    return np.asarray(img.resize((size_px, size_px), resample, reducing_gap=3.0 if array.shape[0] > size_px else None),
-                      dtype=np.uint8)
+    return np.asarray(
+        img.resize((size_px, size_px), resample, reducing_gap=3.0 if array.shape[0] > size_px else None), dtype=np.uint8
+    )

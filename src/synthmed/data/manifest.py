@@ -36,17 +36,30 @@ REQUIRED_COLUMNS = ("image_id", "path", "split", "label", "label_idx")
 """Every prepared-dataset manifest has these, in this order."""
 
 OPTIONAL_COLUMNS = (
-    "patient_id",      # groups images of one patient; splits never cut a patient
-    "source_path",     # the user's original file
-    "source_sha256",   # hash of the original file's bytes
-    "age_years", "sex", "view",  # harmonised metadata where the source has it
-    "caption",         # free text for text-conditioned models
+    "patient_id",  # groups images of one patient; splits never cut a patient
+    "source_path",  # the user's original file
+    "source_sha256",  # hash of the original file's bytes
+    "age_years",
+    "sex",
+    "view",  # harmonised metadata where the source has it
+    "caption",  # free text for text-conditioned models
 )
 
 SYNTHETIC_COLUMNS = (
-    "image_id", "path", "label", "label_idx", "synthetic",
-    "seed", "sampler", "steps", "guidance_scale", "checkpoint",
-    "provider", "model", "prompt", "created_utc",
+    "image_id",
+    "path",
+    "label",
+    "label_idx",
+    "synthetic",
+    "seed",
+    "sampler",
+    "steps",
+    "guidance_scale",
+    "checkpoint",
+    "provider",
+    "model",
+    "prompt",
+    "created_utc",
 )
 """Columns of a synthetic image set's manifest (provenance of every image)."""
 
@@ -83,7 +96,13 @@ def read_manifest(folder: str | Path, *, required: tuple[str, ...] = REQUIRED_CO
             f"{path} not found. Point at a folder made by `synthmed prepare` (prepared dataset) "
             f"or `synthmed sample` (synthetic set), which both write {MANIFEST_NAME}."
         )
-    frame = pd.read_csv(path, dtype={"image_id": str, "patient_id": str, "label": str, "path": str})
+    try:
+        frame = pd.read_csv(path, dtype={"image_id": str, "patient_id": str, "label": str, "path": str})
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise ManifestError(
+            f"{path} is not a readable CSV file ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            f"re-create it with the command that wrote it."
+        ) from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path} lacks column(s) {missing}; it has {list(frame.columns)}.")
@@ -100,10 +119,16 @@ def read_dataset_info(folder: str | Path) -> DatasetInfo:
     path = Path(folder) / INFO_NAME
     if not path.is_file():
         raise ManifestError(
-            f"{path} not found: {folder} is not a prepared dataset. Run `synthmed prepare SOURCE "
-            f"--out {folder}` first."
+            f"{path} not found: {folder} is not a prepared dataset. Run `synthmed prepare SOURCE --out {folder}` first."
         )
-    return DatasetInfo.model_validate_json(path.read_text())
+    try:
+        return DatasetInfo.model_validate_json(path.read_text())
+    except ValueError as exc:  # pydantic's ValidationError (bad JSON or fields) is a ValueError
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        raise ManifestError(
+            f"{path} is damaged or not a dataset.json ({'.'.join(map(str, first['loc'])) or 'file'}: "
+            f"{first['msg']}); re-create the dataset with `synthmed prepare`."
+        ) from exc
 
 
 def load_image_set(folder: str | Path, *, split: str | None = None) -> pd.DataFrame:

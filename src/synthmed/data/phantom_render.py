@@ -49,17 +49,17 @@ def _dome(params: PhantomParams, x: np.ndarray) -> np.ndarray:
 
 def _lung_shape(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Soft (0..1) lung outline of both lungs, without the diaphragm cut (pleural space extent)."""
-    half = (params.thorax_half_width - LUNG_CENTRE_X)
+    half = params.thorax_half_width - LUNG_CENTRE_X
     y_centre = 0.2
     y_radius = y_centre - params.lung_apex_y
     u = np.abs(np.abs(x) - LUNG_CENTRE_X) / half
     v = np.abs(y - y_centre) / y_radius
-    inside = 1.0 - (u ** LUNG_SHAPE_POWER + v ** LUNG_SHAPE_POWER)
+    inside = 1.0 - (u**LUNG_SHAPE_POWER + v**LUNG_SHAPE_POWER)
     medial = _smoothstep(0.08, 0.12, np.abs(x) - 0.025 * np.clip(y + 0.3, 0, None))
     return _smoothstep(0.0, 0.06, inside) * medial
 
 
-def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Heart silhouette (0..1) sized so that its width / thoracic width equals `params.ctr`, and its thickness."""
     width = params.ctr * 2.0 * params.thorax_half_width
     tilt = math.radians(params.heart_tilt_deg)
@@ -77,7 +77,7 @@ def _heart(params: PhantomParams, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     return _smoothstep(0.0, 0.08, inside) * below_dome, 0.7 + 0.3 * thickness
 
 
-def _tube(distance: np.ndarray, half_width: float) -> np.ndarray:
+def _tube(distance: np.ndarray, half_width: float | np.ndarray) -> np.ndarray:
     """Projected profile across a bone tube: dense cortex at the edges, lighter marrow inside."""
     d = np.abs(distance) / half_width
     outer = np.sqrt(np.clip(1.0 - d * d, 0.0, None))
@@ -85,8 +85,9 @@ def _tube(distance: np.ndarray, half_width: float) -> np.ndarray:
     return outer - 0.55 * inner
 
 
-def _rib_set(y_offset: np.ndarray, *, spacing: float, first: int, count: int, half_width: float,
-             widen: float) -> np.ndarray:
+def _rib_set(
+    y_offset: np.ndarray, *, spacing: float, first: int, count: int, half_width: float, widen: float
+) -> np.ndarray:
     """All ribs of one family at once: rib k runs along y_offset == k * spacing (vectorised, no loop)."""
     index = np.round(y_offset / spacing)
     distance = y_offset - index * spacing
@@ -98,19 +99,29 @@ def _bones(params: PhantomParams, x: np.ndarray, y: np.ndarray, body: np.ndarray
     ax = np.abs(x)
     lateral_end = params.thorax_half_width + 0.07
     # Posterior ribs: from the spine, rising a little, then curving down along the lateral wall.
-    posterior = y - (params.lung_apex_y - 0.02) - 1.2 * (ax - 0.25) ** 2 + 1.2 * 0.17 ** 2
+    posterior = y - (params.lung_apex_y - 0.02) - 1.2 * (ax - 0.25) ** 2 + 1.2 * 0.17**2
     reach = _smoothstep(0.05, 0.09, ax) * _smoothstep(0.0, 0.05, lateral_end - ax)
-    bone = 0.34 * _rib_set(posterior, spacing=params.rib_spacing, first=0, count=11, half_width=0.018,
-                           widen=0.0012) * reach
+    bone = (
+        0.34
+        * _rib_set(posterior, spacing=params.rib_spacing, first=0, count=11, half_width=0.018, widen=0.0012)
+        * reach
+    )
     # Anterior ribs: fainter, running down towards the sternum; the costal cartilage is not seen.
     anterior = y - (params.lung_apex_y + 0.1) - 0.75 * (0.74 - ax) + 0.3 * (ax - 0.74) ** 2
     reach = _smoothstep(0.26, 0.36, ax) * _smoothstep(0.0, 0.05, lateral_end - 0.02 - ax)
-    bone += 0.15 * _rib_set(anterior, spacing=1.1 * params.rib_spacing, first=0, count=6, half_width=0.03,
-                            widen=0.0) * reach
+    bone += (
+        0.15
+        * _rib_set(anterior, spacing=1.1 * params.rib_spacing, first=0, count=6, half_width=0.03, widen=0.0)
+        * reach
+    )
     # Lateral rib margins, where the ribs turn and are seen end-on.
     wall = ax - params.thorax_half_width - 0.035 - 0.05 * np.clip(params.lung_apex_y + 0.2 - y, 0, None) ** 2
-    bone += 0.2 * _tube(wall, 0.03) * _smoothstep(params.lung_apex_y - 0.05, params.lung_apex_y + 0.15, y) \
+    bone += (
+        0.2
+        * _tube(wall, 0.03)
+        * _smoothstep(params.lung_apex_y - 0.05, params.lung_apex_y + 0.15, y)
         * _smoothstep(0.65, 0.45, y)
+    )
     t = np.clip((ax - 0.06) / 0.58, 0.0, 1.0)  # clavicles: S-shaped, medial end low
     clavicle_y = params.lung_apex_y + 0.06 - 0.12 * t + 0.02 * np.sin(2 * np.pi * t)
     bone += 0.45 * _tube(y - clavicle_y, 0.028) * _smoothstep(0.05, 0.08, ax) * _smoothstep(0.0, 0.03, 0.68 - ax)
@@ -133,8 +144,11 @@ def _texture(params: PhantomParams, x: np.ndarray, y: np.ndarray, rng: np.random
     streaks = ndimage.map_coordinates(field, [rows.ravel(), cols.ravel()], order=1, mode="nearest").reshape(x.shape)
     hilum = _smoothstep(1.0, 0.3, radius / 0.09)
     vessels = np.clip(streaks, 0, None) * np.exp(-radius / 0.4) * (1.0 + 0.8 * _smoothstep(-0.2, 0.3, y))
-    coarse = np.asarray(Image.fromarray(rng.standard_normal((6, 6)).astype(np.float32), "F")
-                        .resize(x.shape[::-1], Image.Resampling.BICUBIC))
+    coarse = np.asarray(
+        Image.fromarray(rng.standard_normal((6, 6)).astype(np.float32), "F").resize(
+            x.shape[::-1], Image.Resampling.BICUBIC
+        )
+    )
     return vessels + 0.6 * hilum + 0.12 * coarse + 0.25 * _smoothstep(-0.1, 0.4, y)
 
 
@@ -148,7 +162,7 @@ def _effusion(params: PhantomParams, x: np.ndarray, y: np.ndarray, pleura: np.nd
     lung_height = angle_y - params.lung_apex_y
     level = angle_y - params.effusion_height * lung_height
     t = np.clip((ax - 0.12) / (params.thorax_half_width - 0.12), 0.0, 1.0)
-    surface = level - params.effusion_meniscus * t ** 2
+    surface = level - params.effusion_meniscus * t**2
     fluid = _smoothstep(surface - 0.015, surface + 0.05, y)
     return fluid * pleura * sides
 
@@ -186,8 +200,17 @@ def _anatomy(params: PhantomParams, x: np.ndarray, y: np.ndarray, rng: np.random
     lungs = pleura * (1.0 - below_dome) * (1.0 - heart)
     effusion = _effusion(params, x, y, pleura)
     consolidation = _consolidation(params, x, y, rng) * lungs
-    return {"body": body, "chord": chord, "pleura": pleura, "below_dome": below_dome, "heart": heart,
-            "heart_thickness": heart_thickness, "lungs": lungs, "effusion": effusion * (1.0 - heart), "consolidation": consolidation}
+    return {
+        "body": body,
+        "chord": chord,
+        "pleura": pleura,
+        "below_dome": below_dome,
+        "heart": heart,
+        "heart_thickness": heart_thickness,
+        "lungs": lungs,
+        "effusion": effusion * (1.0 - heart),
+        "consolidation": consolidation,
+    }
 
 
 def render_phantom(params: PhantomParams, *, size_px: int = 256) -> np.ndarray:

@@ -25,7 +25,7 @@ from synthmed.data.read_npz import MEDMNIST_MODALITY, medmnist_name, read_npz
 from synthmed.data.records import ReadError, ReadOptions, SourceImage, SourceItem
 from synthmed.data.scan import read_item, scan_source
 from synthmed.data.splits import split_by_patient, split_groups
-from synthmed.files import atomic_write_bytes, swap_folder
+from synthmed.files import atomic_write_bytes, portable_name, swap_folder
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class PrepareConfig(BaseModel):
     name: str | None = None
     modality: str | None = None
     overwrite: bool = False
-    group_near_duplicates: bool = True     # keep near-duplicate images in one split when we carve splits
+    group_near_duplicates: bool = True  # keep near-duplicate images in one split when we carve splits
     source_description: str | None = None  # recorded in dataset.json instead of the source path
 
     @field_validator("window")
@@ -71,13 +71,22 @@ class PrepareConfig(BaseModel):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"--patient-id-regex {value!r} is not a valid regular expression ({exc}); "
-                                 f"e.g. 'person(\\d+)_' takes the digits after 'person'.") from None
+                raise ValueError(
+                    f"--patient-id-regex {value!r} is not a valid regular expression ({exc}); "
+                    f"e.g. 'person(\\d+)_' takes the digits after 'person'."
+                ) from None
         return value
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(size_px=self.size_px, fit=self.fit, scaling=self.scaling, window=parse_window(self.window),
-                           frames=self.frames, slice_step=self.slice_step, skip_empty_slices=self.skip_empty_slices)
+        return ReadOptions(
+            size_px=self.size_px,
+            fit=self.fit,
+            scaling=self.scaling,
+            window=parse_window(self.window),
+            frames=self.frames,
+            slice_step=self.slice_step,
+            skip_empty_slices=self.skip_empty_slices,
+        )
 
 
 def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareConfig | None = None) -> Path:
@@ -89,11 +98,15 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     config = config or PrepareConfig()
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist. Give a folder of images (CLASS/*.png, train/CLASS/...), "
-                                f"a DICOM or NIfTI file or folder, or a MedMNIST .npz.")
+        raise FileNotFoundError(
+            f"{source} does not exist. Give a folder of images (CLASS/*.png, train/CLASS/...), "
+            f"a DICOM or NIfTI file or folder, or a MedMNIST .npz."
+        )
     if source.is_dir() and out_dir.resolve().is_relative_to(source.resolve()):
-        raise ValueError(f"--out {out_dir} lies inside the source folder {source}; a later run would read the "
-                         f"prepared images as a class. Write the prepared dataset outside the source.")
+        raise ValueError(
+            f"--out {out_dir} lies inside the source folder {source}; a later run would read the "
+            f"prepared images as a class. Write the prepared dataset outside the source."
+        )
     if out_dir.exists() and any(out_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite.")
     started = time.perf_counter()
@@ -101,9 +114,15 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     # Read every image (in a process pool for files).
     images, errors, classes_given, scan_notes = _read_source(source, config)
     if not images:
-        details = f" {len(errors)} file(s) could not be read, e.g. {errors[0].source_path}: {errors[0].reason}" if errors else ""
-        raise ValueError(f"{source}: no readable images found.{details} Expected PNG/JPEG/TIFF/BMP, DICOM (.dcm), "
-                         f"NIfTI (.nii/.nii.gz) files, optionally in CLASS/ or SPLIT/CLASS/ folders, or a MedMNIST .npz.")
+        details = (
+            f" {len(errors)} file(s) could not be read, e.g. {errors[0].source_path}: {errors[0].reason}"
+            if errors
+            else ""
+        )
+        raise ValueError(
+            f"{source}: no readable images found.{details} Expected PNG/JPEG/TIFF/BMP, DICOM (.dcm), "
+            f"NIfTI (.nii/.nii.gz) files, optionally in CLASS/ or SPLIT/CLASS/ folders, or a MedMNIST .npz."
+        )
 
     # Decide channels, classes, patients and splits.
     frame = _frame(images, source)
@@ -126,24 +145,52 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
         Image.fromarray(array, "L" if channels == 1 else "RGB").save(partial / path, optimize=False)
     findings = quality_findings(frame, near)
     _assert_no_carved_leakage(frame)
-    columns = list(REQUIRED_COLUMNS) + ["patient_id", "source_path", "source_sha256", *META_COLUMNS,
-                                        "orig_format", "orig_mode", "orig_size", "frame", "given_split"]
+    columns = list(REQUIRED_COLUMNS) + [
+        "patient_id",
+        "source_path",
+        "source_sha256",
+        *META_COLUMNS,
+        "orig_format",
+        "orig_mode",
+        "orig_size",
+        "frame",
+        "given_split",
+    ]
     write_manifest(frame[[c for c in columns if c in frame.columns]], partial)
-    errors_frame = pd.DataFrame([{"source_path": e.source_path, "reason": e.reason} for e in errors],
-                                columns=["source_path", "reason"])
+    errors_frame = pd.DataFrame(
+        [{"source_path": e.source_path, "reason": e.reason} for e in errors], columns=["source_path", "reason"]
+    )
     atomic_write_bytes(partial / "errors.csv", errors_frame.to_csv(index=False).encode())
     name = config.name or source.stem.removesuffix(".nii")
-    info = DatasetInfo(name=name, modality=config.modality or _guess_modality(source, frame), channels=channels,
-                       image_size_px=config.size_px, classes=classes,
-                       split_counts={s: int(n) for s, n in frame["split"].value_counts().items()},
-                       source=config.source_description or str(source.resolve()), synthmed_version=__version__)
+    info = DatasetInfo(
+        name=name,
+        modality=config.modality or _guess_modality(source, frame),
+        channels=channels,
+        image_size_px=config.size_px,
+        classes=classes,
+        split_counts={s: int(n) for s, n in frame["split"].value_counts().items()},
+        source=config.source_description or portable_name(source, parts=1),
+        synthmed_version=__version__,
+    )
     write_dataset_info(info, partial)
-    write_card(partial, info=info, frame=frame, findings=findings, errors=errors_frame, config=config,
-               notes=scan_notes + [channel_reason] + _split_notes(frame, config, len(near)),
-               duration_s=time.perf_counter() - started)
+    write_card(
+        partial,
+        info=info,
+        frame=frame,
+        findings=findings,
+        errors=errors_frame,
+        config=config,
+        notes=scan_notes + [channel_reason] + _split_notes(frame, config, len(near)),
+        duration_s=time.perf_counter() - started,
+    )
     swap_folder(partial, out_dir)  # with --overwrite the old dataset is moved aside, then deleted
-    log.info("prepared %d images (%d errors) into %s in %.1f s", len(frame), len(errors), out_dir,
-             time.perf_counter() - started)
+    log.info(
+        "prepared %d images (%d errors) into %s in %.1f s",
+        len(frame),
+        len(errors),
+        out_dir,
+        time.perf_counter() - started,
+    )
     return out_dir
 
 
@@ -152,18 +199,31 @@ def _assign_splits(frame: pd.DataFrame, images: list[SourceImage], config: Prepa
     near = find_near_duplicates(frame, [im.pixels for im in images])
     linked = [(a, b) for a, b, _ in near] if config.group_near_duplicates else []
     groups = split_groups(frame["patient_id"], frame["source_sha256"].str.split(":").str[0], linked)
-    frame["split"] = split_by_patient(frame.assign(split_group=groups), val_fraction=config.val_fraction,
-                                      test_fraction=config.test_fraction, seed=config.seed,
-                                      group_column="split_group").to_numpy()
+    frame["split"] = split_by_patient(
+        frame.assign(split_group=groups),
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+        group_column="split_group",
+    ).to_numpy()
     return near
 
 
-def _read_source(source: Path, config: PrepareConfig) -> tuple[list[SourceImage], list[ReadError], list[str] | None, list[str]]:
+def _read_source(
+    source: Path, config: PrepareConfig
+) -> tuple[list[SourceImage], list[ReadError], list[str] | None, list[str]]:
     options = config.read_options()
     if source.is_file() and source.suffix.lower() == ".npz":
-        images, classes = read_npz(source, options, classes=config.classes)
-        return images, [], classes, ["MedMNIST .npz: official train/val/test splits kept; duplicates are hashed "
-                                     "on pixel bytes (no file per image)."]
+        npz_images, classes = read_npz(source, options, classes=config.classes)
+        return (
+            npz_images,
+            [],
+            classes,
+            [
+                "MedMNIST .npz: official train/val/test splits kept; duplicates are hashed "
+                "on pixel bytes (no file per image)."
+            ],
+        )
     items, notes = scan_source(source, metadata_csv=config.metadata_csv, patient_id_regex=config.patient_id_regex)
     images: list[SourceImage] = []
     errors: list[ReadError] = []
@@ -195,7 +255,9 @@ def _map(items: list[SourceItem], options: ReadOptions, workers: int) -> list:
     # only use numpy/PIL/pydicom/nibabel, never torch, so forking a process that imported torch is safe.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with context.Pool(workers) as pool:
-        return list(tqdm(pool.imap(_read_one, jobs, chunksize=32), total=len(jobs), desc="read", unit="file", leave=False))
+        return list(
+            tqdm(pool.imap(_read_one, jobs, chunksize=32), total=len(jobs), desc="read", unit="file", leave=False)
+        )
 
 
 def _frame(images: list[SourceImage], source: Path) -> pd.DataFrame:
@@ -204,10 +266,19 @@ def _frame(images: list[SourceImage], source: Path) -> pd.DataFrame:
     for im in images:
         if source.is_dir() and im.source_path.startswith(str(source)):
             im.source_path = str(Path(im.source_path).relative_to(source))
-        row = {"label": im.label or "unlabelled", "given_split": im.split, "patient_known": im.patient_id is not None,
-               "patient_id": im.patient_id if im.patient_id is not None else f"img:{im.source_path}",
-               "source_path": im.source_path, "source_sha256": im.source_sha256, "orig_format": im.orig_format,
-               "orig_mode": im.orig_mode, "orig_size": im.orig_size, "frame": im.frame, "grey": im.grey}
+        row = {
+            "label": im.label or "unlabelled",
+            "given_split": im.split,
+            "patient_known": im.patient_id is not None,
+            "patient_id": im.patient_id if im.patient_id is not None else f"img:{im.source_path}",
+            "source_path": im.source_path,
+            "source_sha256": im.source_sha256,
+            "orig_format": im.orig_format,
+            "orig_mode": im.orig_mode,
+            "orig_size": im.orig_size,
+            "frame": im.frame,
+            "grey": im.grey,
+        }
         row.update({k: im.meta.get(k) for k in META_COLUMNS})
         row["modality_tag"] = im.meta.get("modality")
         rows.append(row)
@@ -220,20 +291,29 @@ def _decide_channels(frame: pd.DataFrame, choice: str) -> tuple[int, str]:
     if choice != "auto":
         return int(choice), f"channels: {choice} (chosen by --channels; {grey_share:.0%} of images have grey content)."
     channels = 1 if grey_share >= 0.5 else 3
-    return channels, (f"channels: auto -> {channels}, because {grey_share:.0%} of images have grey content "
-                      f"(RGB with equal channels counts as grey; 1 channel when at least half are grey).")
+    return channels, (
+        f"channels: auto -> {channels}, because {grey_share:.0%} of images have grey content "
+        f"(RGB with equal channels counts as grey; 1 channel when at least half are grey)."
+    )
 
 
 def _split_notes(frame: pd.DataFrame, config: PrepareConfig, n_near: int) -> list[str]:
     given = frame["given_split"].dropna().unique() if "given_split" in frame.columns else []
-    notes = [f"splits kept from the source: {sorted(map(str, given))}." if len(given) else
-             "no splits in the source: train/val/test carved by patient."]
+    notes = [
+        f"splits kept from the source: {sorted(map(str, given))}."
+        if len(given)
+        else "no splits in the source: train/val/test carved by patient."
+    ]
     if config.group_near_duplicates:
-        notes.append(f"images linked by byte-identical files or near-duplicates ({n_near} near pairs) are kept in "
-                     f"one split wherever synthmed carves splits.")
+        notes.append(
+            f"images linked by byte-identical files or near-duplicates ({n_near} near pairs) are kept in "
+            f"one split wherever synthmed carves splits."
+        )
     if not frame["patient_known"].any():
-        notes.append("no patient ids (no metadata CSV, --patient-id-regex or DICOM/NIfTI ids): split BY IMAGE, "
-                     "so images of one patient may sit in two splits.")
+        notes.append(
+            "no patient ids (no metadata CSV, --patient-id-regex or DICOM/NIfTI ids): split BY IMAGE, "
+            "so images of one patient may sit in two splits."
+        )
     else:
         unknown = int((~frame["patient_known"]).sum())
         if unknown:
@@ -267,6 +347,7 @@ def _guess_modality(source: Path, frame: pd.DataFrame) -> str:
 def summarise(out_dir: str | Path) -> str:
     """A few lines for the CLI: counts per split and class, and the card's warnings."""
     import json
+
     card = json.loads((Path(out_dir) / "card.json").read_text())
     lines = [f"prepared {card['n_images']} images of {len(card['classes'])} classes into {out_dir}"]
     for split, counts in card["balance"].items():

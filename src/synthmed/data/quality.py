@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ from synthmed.data.splits import patients_in_several_splits
 
 THUMB_PX = 16
 NEAR_DUPLICATE_CORRELATION = 0.99
-SHORTCUT_DISTANCE = 0.3      # total-variation distance between one class and the others
+SHORTCUT_DISTANCE = 0.3  # total-variation distance between one class and the others
 BLOCK_ROWS = 1024
 
 
@@ -94,12 +96,20 @@ def near_duplicates_of(query_pixels: np.ndarray, reference_pixels: np.ndarray, *
 def balance(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     """{split: {class: count}} for the splits and classes present."""
     table = frame.groupby(["split", "label"]).size()
-    return {str(split): {str(label): int(n) for label, n in table[split].items()} for split in table.index.levels[0]
-            if split in table.index.get_level_values(0)}
+    return {
+        str(split): {str(label): int(n) for label, n in table[split].items()}
+        for split in table.index.levels[0]
+        if split in table.index.get_level_values(0)
+    }
 
 
-SHORTCUT_ATTRIBUTES = {"orig_format": "file format", "orig_mode": "colour mode", "size_class": "original size",
-                       "aspect": "aspect ratio", "colour": "colour content"}
+SHORTCUT_ATTRIBUTES = {
+    "orig_format": "file format",
+    "orig_mode": "colour mode",
+    "size_class": "original size",
+    "aspect": "aspect ratio",
+    "colour": "colour content",
+}
 
 
 def size_class(orig_size: str) -> str:
@@ -154,9 +164,11 @@ def shortcut_warnings(frame: pd.DataFrame) -> list[str]:
             found.sort(key=lambda item: -item[0])
             distance, label, mine, rest = found[0]
             others = "".join(f"; also '{lab}' ({dist:.2f})" for dist, lab, _, _ in found[1:])
-            warnings.append(f"{title} differs between classes: '{label}' has {_describe(mine)} vs the others' "
-                            f"{_describe(rest)} (distance {distance:.2f}){others}. A model can learn this "
-                            f"instead of the anatomy.")
+            warnings.append(
+                f"{title} differs between classes: '{label}' has {_describe(mine)} vs the others' "
+                f"{_describe(rest)} (distance {distance:.2f}){others}. A model can learn this "
+                f"instead of the anatomy."
+            )
     return warnings
 
 
@@ -183,10 +195,25 @@ def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) ->
     def cross(rows: list[int]) -> bool:
         return len({splits[r] for r in rows}) > 1
 
-    exact_groups = [{"image_ids": [ids[r] for r in g], "sources": [sources[r] for r in g],
-                     "splits": sorted({splits[r] for r in g}), "crosses_splits": cross(g)} for g in exact]
-    near_pairs = [{"image_ids": [ids[i], ids[j]], "sources": [sources[i], sources[j]], "correlation": round(c, 4),
-                   "splits": sorted({splits[i], splits[j]}), "crosses_splits": cross([i, j])} for i, j, c in near]
+    exact_groups: list[dict[str, Any]] = [
+        {
+            "image_ids": [ids[r] for r in g],
+            "sources": [sources[r] for r in g],
+            "splits": sorted({splits[r] for r in g}),
+            "crosses_splits": cross(g),
+        }
+        for g in exact
+    ]
+    near_pairs = [
+        {
+            "image_ids": [ids[i], ids[j]],
+            "sources": [sources[i], sources[j]],
+            "correlation": round(c, 4),
+            "splits": sorted({splits[i], splits[j]}),
+            "crosses_splits": cross([i, j]),
+        }
+        for i, j, c in near
+    ]
     patients = patients_in_several_splits(frame) if "patient_id" in frame.columns else {}
     return {
         "exact_duplicates": {"groups": len(exact_groups), "images": sum(len(g["image_ids"]) for g in exact_groups),

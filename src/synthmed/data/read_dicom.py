@@ -29,8 +29,9 @@ def read_dicom(path: str | Path, options: ReadOptions) -> list[SourceImage]:
         raise ValueError(f"non-image DICOM: no Pixel Data (SOP class {getattr(sop, 'name', sop) or 'unknown'})")
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         ds.file_meta = getattr(ds, "file_meta", pydicom.dataset.FileMetaDataset())
-        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR is not False \
-            else pydicom.uid.ExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR is not False else pydicom.uid.ExplicitVRLittleEndian
+        )
     pixels = ds.pixel_array
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
     samples = int(getattr(ds, "SamplesPerPixel", 1))
@@ -46,13 +47,20 @@ def read_dicom(path: str | Path, options: ReadOptions) -> list[SourceImage]:
             array = frame if frame.dtype == np.uint8 else scale_to_uint8(frame, scaling=options.scaling)
         else:
             array = _grey(frame, ds, options, photometric)
-        images.append(SourceImage(
-            pixels=fit_square(array, size_px=options.size_px, fit=options.fit), source_path=str(path),
-            source_sha256=digest if n_frames == 1 else f"{digest}:{index}", orig_format="DICOM", orig_mode=photometric, orig_size=f"{width}x{height}",
-            grey=is_grey(array), patient_id=str(ds.PatientID) if getattr(ds, "PatientID", "") else None,
-            frame=index if n_frames > 1 else None,
-            meta={k: v for k, v in _patient_meta(ds).items() if v is not None},
-        ))
+        images.append(
+            SourceImage(
+                pixels=fit_square(array, size_px=options.size_px, fit=options.fit),
+                source_path=str(path),
+                source_sha256=digest if n_frames == 1 else f"{digest}:{index}",
+                orig_format="DICOM",
+                orig_mode=photometric,
+                orig_size=f"{width}x{height}",
+                grey=is_grey(array),
+                patient_id=str(ds.PatientID) if getattr(ds, "PatientID", "") else None,
+                frame=index if n_frames > 1 else None,
+                meta={k: v for k, v in _patient_meta(ds).items() if v is not None},
+            )
+        )
     return images
 
 
@@ -72,4 +80,9 @@ def _patient_meta(ds: pydicom.Dataset) -> dict:
     age_years = int(age[:3]) if age[:3].isdigit() and age.endswith("Y") else None
     sex = str(getattr(ds, "PatientSex", "") or "") or None
     view = str(getattr(ds, "ViewPosition", "") or "") or None
-    return {"age_years": age_years, "sex": sex, "view": view, "modality": str(getattr(ds, "Modality", "") or "") or None}
+    return {
+        "age_years": age_years,
+        "sex": sex,
+        "view": view,
+        "modality": str(getattr(ds, "Modality", "") or "") or None,
+    }

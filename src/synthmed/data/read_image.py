@@ -27,8 +27,14 @@ def read_image(path: str | Path, options: ReadOptions) -> list[SourceImage]:
     grey = is_grey(array)
     if grey:
         array = to_grey(array)
-    return [SourceImage(
-        pixels=fit_square(array, size_px=options.size_px, fit=options.fit),
-        source_path=str(path), source_sha256=sha256_file(path),
-        orig_format=fmt, orig_mode=mode, orig_size=f"{width}x{height}", grey=grey,
-    )]
+    return [
+        SourceImage(
+            pixels=fit_square(array, size_px=options.size_px, fit=options.fit),
+            source_path=str(path),
+            source_sha256=sha256_file(path),
+            orig_format=fmt,
+            orig_mode=mode,
+            orig_size=f"{width}x{height}",
+            grey=grey,
+        )
+    ]

@@ -11,8 +11,8 @@ from synthmed.data.intensity import apply_window, fit_square, scale_to_uint8
 from synthmed.data.records import ReadOptions, SourceImage
 from synthmed.files import sha256_file
 
-MAX_LABELS = 64              # integer volumes with at most this many distinct values are label maps
-CT_AIR_HU = -500.0          # a volume whose minimum is below this is taken as CT in Hounsfield units
+MAX_LABELS = 64  # integer volumes with at most this many distinct values are label maps
+CT_AIR_HU = -500.0  # a volume whose minimum is below this is taken as CT in Hounsfield units
 EMPTY_FOREGROUND_FRACTION = 0.02
 
 
@@ -35,8 +35,10 @@ def read_nifti(path: str | Path, options: ReadOptions) -> list[SourceImage]:
         raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
     is_ct = float(np.nanmin(volume)) < CT_AIR_HU
     if not is_ct and _is_label_map(volume):
-        raise ValueError(f"looks like a segmentation label map ({len(np.unique(volume))} integer values), not an "
-                         f"image; keep masks out of the image folder (or pass them to your own pipeline).")
+        raise ValueError(
+            f"looks like a segmentation label map ({len(np.unique(volume))} integer values), not an "
+            f"image; keep masks out of the image folder (or pass them to your own pipeline)."
+        )
     if is_ct:
         window = options.window or (350.0, 50.0)
         scaled = apply_window(volume, window)
@@ -50,12 +52,19 @@ def read_nifti(path: str | Path, options: ReadOptions) -> list[SourceImage]:
         slice_ = scaled[::-1, ::-1, k].T  # rows: anterior at top; columns: patient's right on the left
         if options.skip_empty_slices and float((slice_ > 10).mean()) < EMPTY_FOREGROUND_FRACTION:
             continue
-        images.append(SourceImage(
-            pixels=fit_square(np.ascontiguousarray(slice_), size_px=options.size_px, fit=options.fit),
-            source_path=str(path), source_sha256=f"{digest}:{k}", orig_format="NIFTI",
-            orig_mode="CT" if is_ct else "MR/other", orig_size=f"{nx}x{ny}x{nz}", grey=True,
-            patient_id=name, frame=k,
-        ))
+        images.append(
+            SourceImage(
+                pixels=fit_square(np.ascontiguousarray(slice_), size_px=options.size_px, fit=options.fit),
+                source_path=str(path),
+                source_sha256=f"{digest}:{k}",
+                orig_format="NIFTI",
+                orig_mode="CT" if is_ct else "MR/other",
+                orig_size=f"{nx}x{ny}x{nz}",
+                grey=True,
+                patient_id=name,
+                frame=k,
+            )
+        )
     return images
 
 

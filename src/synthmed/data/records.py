@@ -17,9 +17,9 @@ class ReadOptions:
     fit: Fit = "pad"
     scaling: Scaling = "minmax"
     window: tuple[float, float] | None = None
-    frames: str = "middle"          # DICOM multi-frame: "middle" or "all"
-    slice_step: int = 1              # NIfTI: keep every k-th axial slice
-    skip_empty_slices: bool = True   # NIfTI: drop slices that are (nearly) all background
+    frames: str = "middle"  # DICOM multi-frame: "middle" or "all"
+    slice_step: int = 1  # NIfTI: keep every k-th axial slice
+    skip_empty_slices: bool = True  # NIfTI: drop slices that are (nearly) all background
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,17 @@ class SourceItem:
 class SourceImage:
     """One image (a file, a DICOM frame or a NIfTI slice) already made square at `size_px`."""
 
-    pixels: np.ndarray              # uint8 HxW (grey) or HxWx3 (colour)
+    pixels: np.ndarray  # uint8 HxW (grey) or HxWx3 (colour)
     source_path: str
     source_sha256: str
-    orig_format: str                # PNG, JPEG, DICOM, NIFTI, NPZ, ...
-    orig_mode: str                  # PIL mode, DICOM photometric interpretation, or dtype
-    orig_size: str                  # "WxH" (or "WxHxD" for volumes)
+    orig_format: str  # PNG, JPEG, DICOM, NIFTI, NPZ, ...
+    orig_mode: str  # PIL mode, DICOM photometric interpretation, or dtype
+    orig_size: str  # "WxH" (or "WxHxD" for volumes)
     grey: bool
     label: str | None = None
     split: str | None = None
     patient_id: str | None = None
-    frame: int | None = None        # DICOM frame or NIfTI slice index
+    frame: int | None = None  # DICOM frame or NIfTI slice index
     meta: dict = field(default_factory=dict)
 
 

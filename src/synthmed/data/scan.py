@@ -9,8 +9,16 @@ import pandas as pd
 
 from synthmed.data.records import ReadOptions, SourceImage, SourceItem
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test", "all": None}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+    "all": None,
+}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".pgm", ".ppm", ".jp2"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -41,8 +49,9 @@ def _has_dicm_magic(path: Path) -> bool:
         return False
 
 
-def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_regex: str | None = None
-                ) -> tuple[list[SourceItem], list[str]]:
+def scan_source(
+    source: Path, *, metadata_csv: Path | None = None, patient_id_regex: str | None = None
+) -> tuple[list[SourceItem], list[str]]:
     """List the files of `source` with label/split/patient id, and notes for the card.
 
     Layouts: `SOURCE/{train,val,test}/CLASS/...` (user's splits kept), `SOURCE/all/CLASS/...` or
@@ -70,7 +79,9 @@ def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_re
                 patient_id = found.group(1) if found.groups() else found.group(0)
                 matched += 1
         if metadata is not None:
-            row = metadata.get(str(path.relative_to(source)) if source.is_dir() else path.name) or metadata.get(path.name)
+            row = metadata.get(str(path.relative_to(source)) if source.is_dir() else path.name) or metadata.get(
+                path.name
+            )
             if row:
                 label = row.get("label") or label
                 patient_id = row.get("patient_id") or patient_id
@@ -79,13 +90,17 @@ def scan_source(source: Path, *, metadata_csv: Path | None = None, patient_id_re
     if ignored:
         notes.append(f"{ignored} non-image file(s) ignored (e.g. .txt/.csv/.md).")
     if regex is not None:
-        notes.append(f"--patient-id-regex {patient_id_regex!r} matched {matched} of {len(items)} file names; "
-                     f"the others are their own patient unless DICOM/NIfTI headers give an id.")
+        notes.append(
+            f"--patient-id-regex {patient_id_regex!r} matched {matched} of {len(items)} file names; "
+            f"the others are their own patient unless DICOM/NIfTI headers give an id."
+        )
     if metadata is not None:
         notes.append(f"metadata CSV {metadata_csv} joined on file name ({len(metadata)} rows).")
     if not items:
-        raise ValueError(f"{source} holds no image files. Expected PNG/JPEG/TIFF/BMP, DICOM or NIfTI files as "
-                         f"SOURCE/CLASS/file, SOURCE/{{train,test}}/CLASS/file or files directly in SOURCE.")
+        raise ValueError(
+            f"{source} holds no image files. Expected PNG/JPEG/TIFF/BMP, DICOM or NIfTI files as "
+            f"SOURCE/CLASS/file, SOURCE/{{train,test}}/CLASS/file or files directly in SOURCE."
+        )
     return items, notes
 
 
@@ -120,8 +135,10 @@ def _load_metadata(path: Path) -> dict[str, dict]:
     frame = pd.read_csv(path, dtype=str)
     key = next((c for c in ("file", "filename", "file_name", "path", "image") if c in frame.columns), None)
     if key is None:
-        raise ValueError(f"metadata CSV {path} needs a 'file' column (file name or path relative to SOURCE); "
-                         f"it has {list(frame.columns)}.")
+        raise ValueError(
+            f"metadata CSV {path} needs a 'file' column (file name or path relative to SOURCE); "
+            f"it has {list(frame.columns)}."
+        )
     frame = frame.where(frame.notna(), None)
     return {str(row[key]): {f: row.get(f) for f in METADATA_FIELDS} for _, row in frame.iterrows()}
 
@@ -134,12 +151,15 @@ def read_item(item: SourceItem, options: ReadOptions) -> list[SourceImage]:
     kind = item.meta.get("kind") or file_kind(path)
     if kind == "dicom":
         from synthmed.data.read_dicom import read_dicom
+
         images = read_dicom(path, options)
     elif kind == "nifti":
         from synthmed.data.read_nifti import read_nifti
+
         images = read_nifti(path, options)
     else:
         from synthmed.data.read_image import read_image
+
         images = read_image(path, options)
     meta = {k: v for k, v in item.meta.items() if k != "kind"}
     for image in images:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 
-def split_by_patient(frame: pd.DataFrame, *, val_fraction: float, test_fraction: float, seed: int,
-                     given_split_column: str = "given_split", group_column: str = "patient_id") -> pd.Series:
+def split_by_patient(
+    frame: pd.DataFrame,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    given_split_column: str = "given_split",
+    group_column: str = "patient_id",
+) -> pd.Series:
     """Return a `split` Series for `frame` (columns `group_column`, `label`, optional `given_split`).
 
     `group_column` is the unit that is never cut: the patient id, or (as `prepare` does) the patient
@@ -41,7 +50,9 @@ def split_by_patient(frame: pd.DataFrame, *, val_fraction: float, test_fraction:
     return split
 
 
-def _carve(frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Generator, *, rest: str = "train") -> list[str]:
+def _carve(
+    frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Generator, *, rest: str = "train"
+) -> list[str]:
     """Split rows by patient into `fractions` (of images) and `rest`, stratified by each patient's first label.
 
     Patients are shuffled, then each goes to the split furthest below its target image count (ties go
@@ -62,7 +73,7 @@ def _carve(frame: pd.DataFrame, fractions: dict[str, float], rng: np.random.Gene
     return [assignment[p] for p in frame["patient_id"]]
 
 
-def split_groups(patient_ids: pd.Series, hashes: pd.Series, linked_rows: list[tuple[int, int]] = ()) -> pd.Series:
+def split_groups(patient_ids: pd.Series, hashes: pd.Series, linked_rows: Sequence[tuple[int, int]] = ()) -> pd.Series:
     """Union of patients linked by byte-identical files (same hash) or by `linked_rows` pairs
     (positions, e.g. near-duplicates): one id per group that must stay in one split."""
     parent: dict[str, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterable, Literal
 
 import numpy as np
 import torch
@@ -60,19 +60,30 @@ def imagenet_weights_filename(arch: str) -> str:
     return _weights_url(arch).rsplit("/", 1)[-1]
 
 
-def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights for {arch} not found at {path}. synthmed never downloads at run time: "
-            f"fetch {_weights_url(arch)} on a machine with internet, copy it here and pass its path "
-            f"(or drop --weights-dir to train from scratch)."
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def check_weights_dir(weights_dir: str | Path, archs: Iterable[str]) -> None:
+    """Refuse (before any work) a `--tstr-weights-dir` that lacks, or holds damaged, ImageNet weights of `archs`."""
+    folder = Path(weights_dir)
+    wanted = [a for a in archs if a != "small_cnn"]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--tstr-weights-dir {folder} is not a folder; it should hold "
+                                f"{_expected_files(wanted) or 'torchvision ImageNet .pth files'}.")
+    for arch in wanted:
+        _load_state_dict(folder / imagenet_weights_filename(arch), arch)
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+
+def _expected_files(archs: Iterable[str]) -> str:
+    return ", ".join(f"{imagenet_weights_filename(a)} ({_weights_url(a)})" for a in archs)
+
+
+def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    from synthmed.models.weights import load_safetensors, load_torch_file
+
+    fix = (f"--tstr-weights-dir needs torchvision's ImageNet weights for {arch} under the exact name "
+           f"{path.name}: fetch {_weights_url(arch)} on a machine with internet and copy it to {path.parent} "
+           f"(or drop --tstr-weights-dir to train from scratch)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found. synthmed never downloads at run time; {fix}.")
+    state = load_safetensors(path, fix=fix) if path.suffix == ".safetensors" else load_torch_file(path, fix=fix)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'

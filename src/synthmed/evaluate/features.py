@@ -41,6 +41,10 @@ class WeightsNotFoundError(FileNotFoundError):
     """A pretrained extractor's weights file is not on this machine (synthmed never downloads)."""
 
 
+class WeightsFileError(ValueError):
+    """A pretrained extractor's weights file is there but damaged or of another network."""
+
+
 @dataclass(frozen=True)
 class PretrainedWeights:
     """A pretrained weights file: the exact file name expected and where a user can get it."""
@@ -84,6 +88,7 @@ def resolve_weights(weights: PretrainedWeights, *, weights_path: str | Path | No
                 f"--weights {path} does not exist. For --extractor {weights.extractor} give the file "
                 f"{weights.filename} ({weights.about}), downloaded on a machine with internet from {weights.url}."
             )
+        check_weights_file(weights, path)
         return path
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = folder / weights.filename
@@ -94,7 +99,45 @@ def resolve_weights(weights: PretrainedWeights, *, weights_path: str | Path | No
             f"copy the file to {folder}/ (or set ${CACHE_ENV}, or pass --weights PATH), "
             f"or use --extractor domain, which needs no download."
         )
+    check_weights_file(weights, path)
     return path
+
+
+_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def check_weights_file(weights: PretrainedWeights, path: Path) -> None:
+    """Read `path` once (per size and mtime) to prove it is a readable state dict for `weights`.
+
+    A truncated, damaged or foreign file raises a ValueError naming it and the file expected, so
+    `synthmed evaluate` stops (exit 2) before it writes anything.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return
+    fix = (f"--extractor {weights.extractor} expects {weights.filename} ({weights.about}): download it again from "
+           f"{weights.url} on a machine with internet and replace the file")
+    try:
+        if weights.extractor == "xrv":
+            state = load_xrv_state_dict(path)
+            try:
+                build_xrv_densenet().load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                detail = " ".join(str(exc).split())[:200]
+                raise WeightsFileError(f"{path} is not a densenet121-res224-all weights file ({detail}); {fix}.") \
+                    from None
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (ImportError, WeightsFileError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - unpickling fails in many ways; all mean a damaged or foreign file
+        detail = " ".join(str(exc).split())[:200]
+        raise WeightsFileError(f"{path} is damaged or not a weights file ({type(exc).__name__}: {detail}); {fix}.") \
+            from exc
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsFileError(f"{path} does not hold a state dict of tensors; {fix}.")
+    _CHECKED.add(key)
 
 
 def _as_tensor(pixels_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -166,10 +166,8 @@ class _Recorder:
         with self.timed(part):
             try:
                 self.metrics[part] = fn(*args, **kwargs)
-            except ImportError as exc:
-                log.warning("%s not available: %s", part, exc)
-                self.metrics[part] = {"status": "not available", "note": str(exc)}
             except Exception as exc:  # noqa: BLE001 - one failing part must not lose the others
+                # A missing package (ImportError) fails its part too: exit code 1, never a quiet "not available".
                 log.exception("%s failed", part)
                 self.failed.append(part)
                 self.metrics[part] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -10,7 +10,6 @@ diffusion_pytorch_model.safetensors, e.g. a Stable Diffusion `vae/` subfolder).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -19,15 +18,22 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
-from synthmed.files import atomic_write_json
+from synthmed.files import atomic_write_json, read_json
 from synthmed.models.config import largest_group_count
+from synthmed.models.weights import load_safetensors, load_state_dict_into, load_torch_file
 from synthmed.train.run_files import (
-    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    releases_accelerator, step_dir,
+    TRAIN_STATE_NAME,
+    append_stats,
+    atomic_torch_save,
+    latest_checkpoint,
+    make_accelerator,
+    prune_checkpoints,
+    releases_accelerator,
+    step_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -37,9 +43,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 AE_PRESETS: dict[str, dict] = {
-    "tiny": dict(block_out_channels=[8, 16], layers_per_block=1),                 # tests: 2x downsampling
-    "f4": dict(block_out_channels=[64, 128, 256], layers_per_block=2),            # 256 px -> 64x64 latents
-    "f8": dict(block_out_channels=[64, 128, 256, 256], layers_per_block=2),       # 256 px -> 32x32 latents
+    "tiny": dict(block_out_channels=[8, 16], layers_per_block=1),  # tests: 2x downsampling
+    "f4": dict(block_out_channels=[64, 128, 256], layers_per_block=2),  # 256 px -> 64x64 latents
+    "f8": dict(block_out_channels=[64, 128, 256, 256], layers_per_block=2),  # 256 px -> 32x32 latents
 }
 
 
@@ -57,10 +63,12 @@ class AutoencoderConfig(BaseModel):
     scaling_factor: float = Field(1.0, gt=0, description="latents * scaling_factor have unit variance")
 
     @model_validator(mode="after")
-    def _check(self) -> "AutoencoderConfig":
+    def _check(self) -> AutoencoderConfig:
         if self.image_size_px % self.downsample_factor:
-            raise ValueError(f"image_size_px={self.image_size_px} must be divisible by the autoencoder's "
-                             f"downsampling factor {self.downsample_factor}.")
+            raise ValueError(
+                f"image_size_px={self.image_size_px} must be divisible by the autoencoder's "
+                f"downsampling factor {self.downsample_factor}."
+            )
         if self.norm_num_groups == 0:
             self.norm_num_groups = largest_group_count(self.block_out_channels)
         return self
@@ -95,11 +103,18 @@ def build_autoencoder(config: AutoencoderConfig):
     from diffusers import AutoencoderKL
 
     levels = len(config.block_out_channels)
-    return AutoencoderKL(in_channels=config.channels, out_channels=config.channels,
-                         latent_channels=config.latent_channels, block_out_channels=tuple(config.block_out_channels),
-                         down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
-                         layers_per_block=config.layers_per_block, norm_num_groups=config.norm_num_groups,
-                         sample_size=config.image_size_px, scaling_factor=config.scaling_factor)
+    return AutoencoderKL(
+        in_channels=config.channels,
+        out_channels=config.channels,
+        latent_channels=config.latent_channels,
+        block_out_channels=tuple(config.block_out_channels),
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        layers_per_block=config.layers_per_block,
+        norm_num_groups=config.norm_num_groups,
+        sample_size=config.image_size_px,
+        scaling_factor=config.scaling_factor,
+    )
 
 
 def save_autoencoder(folder: str | Path, *, vae, config: AutoencoderConfig) -> Path:
@@ -121,17 +136,20 @@ def load_autoencoder(folder: str | Path, *, image_size_px: int | None = None):
     folder = Path(folder).expanduser()
     path = folder / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --autoencoder expects a folder from `synthmed latent "
-                                f"train-autoencoder` (config.json + model.safetensors) or a diffusers AutoencoderKL "
-                                f"folder (config.json + diffusion_pytorch_model.safetensors).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") == FORMAT:
+        raise FileNotFoundError(
+            f"{path} not found: --autoencoder expects a folder from `synthmed latent "
+            f"train-autoencoder` (config.json + model.safetensors) or a diffusers AutoencoderKL "
+            f"folder (config.json + diffusion_pytorch_model.safetensors)."
+        )
+    payload = read_json(path, fix="re-create it with `synthmed latent train-autoencoder`")
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
         config = AutoencoderConfig.model_validate(payload["autoencoder"])
         weights = folder / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights} not found: the autoencoder folder {folder} is incomplete.")
         vae = build_autoencoder(config)
-        vae.load_state_dict(load_file(str(weights)))
+        fix = "the file is damaged or from another autoencoder: re-create it with `synthmed latent train-autoencoder`"
+        load_state_dict_into(vae, load_safetensors(weights, fix=fix), path=weights, fix=fix)
         return vae.eval(), config
     try:
         vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
@@ -139,10 +157,15 @@ def load_autoencoder(folder: str | Path, *, image_size_px: int | None = None):
         raise FileNotFoundError(f"could not load an AutoencoderKL from {folder}: {exc}") from exc
     c = vae.config
     size = image_size_px or int(c.sample_size)
-    config = AutoencoderConfig(image_size_px=size, channels=1 if c.in_channels == 1 else 3,
-                               latent_channels=c.latent_channels, block_out_channels=list(c.block_out_channels),
-                               layers_per_block=c.layers_per_block, norm_num_groups=c.norm_num_groups,
-                               scaling_factor=float(c.scaling_factor or 1.0))
+    config = AutoencoderConfig(
+        image_size_px=size,
+        channels=1 if c.in_channels == 1 else 3,
+        latent_channels=c.latent_channels,
+        block_out_channels=list(c.block_out_channels),
+        layers_per_block=c.layers_per_block,
+        norm_num_groups=c.norm_num_groups,
+        scaling_factor=float(c.scaling_factor or 1.0),
+    )
     return vae.eval(), config
 
 
@@ -153,7 +176,9 @@ def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     return images.repeat(1, channels, 1, 1) if images.shape[1] == 1 else images.mean(1, keepdim=True)
 
 
-def dataset_images(dataset: str | Path, *, split: str, channels: int, size_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_images(
+    dataset: str | Path, *, split: str, channels: int, size_px: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A split as float [-1, 1] images [N, channels, size, size] and class indices [N]."""
     pixels, labels, _ = load_arrays(dataset, split)
     images = match_channels(to_model_range(torch.from_numpy(pixels)), channels)
@@ -165,18 +190,23 @@ def dataset_images(dataset: str | Path, *, split: str, channels: int, size_px: i
 @torch.no_grad()
 def latent_scaling_factor(vae, images: torch.Tensor, *, batch_size: int = 16, max_images: int = 256) -> float:
     """1 / std of the latent means over up to `max_images` images (unit-variance latents for diffusion)."""
-    means = [vae.encode(images[i:i + batch_size]).latent_dist.mean for i in range(0, min(len(images), max_images), batch_size)]
+    means = [
+        vae.encode(images[i : i + batch_size]).latent_dist.mean
+        for i in range(0, min(len(images), max_images), batch_size)
+    ]
     return float(1.0 / torch.cat(means).float().std().clamp_min(1e-6))
 
 
 @releases_accelerator
-def train_autoencoder(dataset: str | Path, *, out: str | Path, config: AutoencoderConfig, train: AETrainConfig,
-                      resume: bool = False) -> Path:
+def train_autoencoder(
+    dataset: str | Path, *, out: str | Path, config: AutoencoderConfig, train: AETrainConfig, resume: bool = False
+) -> Path:
     """Train an AutoencoderKL on `dataset` with L1 reconstruction + `kl_weight` * KL; returns AE_DIR."""
     out = Path(out).expanduser()
     if (out / CONFIG_NAME).is_file() and not resume:
-        raise FileExistsError(f"{out} already holds an autoencoder; pass --resume to continue training it or choose "
-                              f"a new --out.")
+        raise FileExistsError(
+            f"{out} already holds an autoencoder; pass --resume to continue training it or choose a new --out."
+        )
     accelerator = make_accelerator(train.mixed_precision)
     images, _ = dataset_images(dataset, split=train.split, channels=config.channels, size_px=config.image_size_px)
     vae = build_autoencoder(config)
@@ -184,7 +214,7 @@ def train_autoencoder(dataset: str | Path, *, out: str | Path, config: Autoencod
     generator = torch.Generator().manual_seed(train.seed)
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -197,8 +227,15 @@ def train_autoencoder(dataset: str | Path, *, out: str | Path, config: Autoencod
 
     def save(step: int) -> None:
         model = accelerator.unwrap_model(model_ref)
-        atomic_torch_save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "generator": generator.get_state()}, step_dir(out, step) / TRAIN_STATE_NAME)
+        atomic_torch_save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+            },
+            step_dir(out, step) / TRAIN_STATE_NAME,
+        )
         prune_checkpoints(out, keep=2)
         model.eval()
         scaled = config.model_copy(update={"scaling_factor": latent_scaling_factor(model, images.to(device))})
@@ -208,8 +245,9 @@ def train_autoencoder(dataset: str | Path, *, out: str | Path, config: Autoencod
     model_ref = vae
     vae.train()
     started = time.perf_counter()
-    progress = tqdm(range(start_step, train.max_steps), initial=start_step, total=train.max_steps,
-                    desc="autoencoder", unit="step")
+    progress = tqdm(
+        range(start_step, train.max_steps), initial=start_step, total=train.max_steps, desc="autoencoder", unit="step"
+    )
     for step in progress:
         batch = images[torch.randint(len(images), (train.batch_size,), generator=generator)].to(device)
         with accelerator.autocast():
@@ -224,8 +262,16 @@ def train_autoencoder(dataset: str | Path, *, out: str | Path, config: Autoencod
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         if done % train.log_every_steps == 0 or done == train.max_steps:
-            append_stats(out, {"step": done, "loss": loss.item(), "l1": l1.item(), "kl": kl.item(),
-                               "elapsed_s": time.perf_counter() - started})
+            append_stats(
+                out,
+                {
+                    "step": done,
+                    "loss": loss.item(),
+                    "l1": l1.item(),
+                    "kl": kl.item(),
+                    "elapsed_s": time.perf_counter() - started,
+                },
+            )
             progress.set_postfix(l1=f"{l1.item():.4f}")
         if done % train.checkpoint_every_steps == 0 or done == train.max_steps:
             save(done)

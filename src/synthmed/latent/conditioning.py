@@ -17,7 +17,7 @@ class MetadataSpec(BaseModel):
     age: bool = False
     age_mean: float = 0.0
     age_std: float = 1.0
-    sex_values: list[str] = Field(default_factory=list)   # empty = not conditioned on sex
+    sex_values: list[str] = Field(default_factory=list)  # empty = not conditioned on sex
     view_values: list[str] = Field(default_factory=list)  # empty = not conditioned on view
 
     @property
@@ -54,15 +54,20 @@ def encode_metadata(frame: pd.DataFrame, spec: MetadataSpec) -> dict[str, torch.
     n = len(frame)
     out: dict[str, torch.Tensor] = {}
     if spec.age:
-        ages = pd.to_numeric(frame["age_years"], errors="coerce") if "age_years" in frame.columns else pd.Series([float("nan")] * n)
+        ages = (
+            pd.to_numeric(frame["age_years"], errors="coerce")
+            if "age_years" in frame.columns
+            else pd.Series([float("nan")] * n)
+        )
         known = ages.notna().to_numpy()
         norm = ((ages.fillna(spec.age_mean) - spec.age_mean) / spec.age_std).to_numpy()
         out["age"] = torch.tensor([[a, float(k)] for a, k in zip(norm, known)], dtype=torch.float32).reshape(n, 2)
     for field, values in (("sex", spec.sex_values), ("view", spec.view_values)):
         if values:
             column = frame[field] if field in frame.columns else pd.Series([None] * n)
-            out[field] = torch.tensor([values.index(v) + 1 if v in values else 0 for v in map(_clean, column)],
-                                      dtype=torch.long)
+            out[field] = torch.tensor(
+                [values.index(v) + 1 if v in values else 0 for v in map(_clean, column)], dtype=torch.long
+            )
     return out
 
 
@@ -78,12 +83,17 @@ class ConditionEmbedding(torch.nn.Module):
         self.num_classes = num_classes
         self.spec = spec
         self.classes = torch.nn.Embedding(num_classes + 1, dim)
-        self.age = torch.nn.Sequential(torch.nn.Linear(2, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim)) if spec.age else None
+        self.age = (
+            torch.nn.Sequential(torch.nn.Linear(2, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim))
+            if spec.age
+            else None
+        )
         self.sex = torch.nn.Embedding(len(spec.sex_values) + 1, dim) if spec.sex_values else None
         self.view = torch.nn.Embedding(len(spec.view_values) + 1, dim) if spec.view_values else None
 
-    def forward(self, labels: torch.Tensor, metadata: dict[str, torch.Tensor] | None = None,
-                drop: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, labels: torch.Tensor, metadata: dict[str, torch.Tensor] | None = None, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
         metadata = metadata or {}
         if drop is not None:
             labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
@@ -96,7 +106,10 @@ class ConditionEmbedding(torch.nn.Module):
                 value = torch.zeros((len(labels), 2)) if name == "age" else torch.zeros(len(labels), dtype=torch.long)
             value = value.to(labels.device)
             if drop is not None:
-                value = torch.where(drop[:, None], torch.zeros_like(value), value) if name == "age" else \
-                    torch.where(drop, torch.zeros_like(value), value)
+                value = (
+                    torch.where(drop[:, None], torch.zeros_like(value), value)
+                    if name == "age"
+                    else torch.where(drop, torch.zeros_like(value), value)
+                )
             emb = emb + module(value.to(emb.dtype) if name == "age" else value)
         return emb

@@ -1,24 +1,24 @@
 """The latent denoiser: a diffusers UNet2DModel on autoencoder latents, conditioned on class + metadata.
 
-    RUN/model/config.json            {"format": "synthmed-latent-v1", "model": LatentModelConfig}
-    RUN/model/model.safetensors      (EMA) weights of LatentDenoiser
-    RUN/model/scheduler_config.json  training noise schedule
-    RUN/model/conditions.csv         label + metadata of the training images (sampled at generation)
+RUN/model/config.json            {"format": "synthmed-latent-v1", "model": LatentModelConfig}
+RUN/model/model.safetensors      (EMA) weights of LatentDenoiser
+RUN/model/scheduler_config.json  training noise schedule
+RUN/model/conditions.csv         label + metadata of the training images (sampled at generation)
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from synthmed.files import atomic_write_json
-from synthmed.models.config import largest_group_count
+from synthmed.files import atomic_write_json, read_json
 from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
+from synthmed.models.config import largest_group_count
+from synthmed.models.weights import load_safetensors, load_state_dict_into
 
 FORMAT = "synthmed-latent-v1"
 CONFIG_NAME = "config.json"
@@ -28,10 +28,18 @@ CONDITIONS_NAME = "conditions.csv"
 
 UNET_PRESETS: dict[str, dict] = {
     "tiny": dict(block_out_channels=[16, 32], layers_per_block=1, attention_levels=[False, True], attention_head_dim=8),
-    "32": dict(block_out_channels=[128, 256, 384], layers_per_block=2, attention_levels=[False, True, True],
-               attention_head_dim=32),  # 32x32 latents (256 px with an f8 autoencoder)
-    "64": dict(block_out_channels=[128, 256, 256, 384], layers_per_block=2,
-               attention_levels=[False, False, True, True], attention_head_dim=32),  # 64x64 latents (f4 at 256 px)
+    "32": dict(
+        block_out_channels=[128, 256, 384],
+        layers_per_block=2,
+        attention_levels=[False, True, True],
+        attention_head_dim=32,
+    ),  # 32x32 latents (256 px with an f8 autoencoder)
+    "64": dict(
+        block_out_channels=[128, 256, 256, 384],
+        layers_per_block=2,
+        attention_levels=[False, False, True, True],
+        attention_head_dim=32,
+    ),  # 64x64 latents (f4 at 256 px)
 }
 
 
@@ -57,12 +65,14 @@ class LatentModelConfig(BaseModel):
     cross_attention_dim: int | None = Field(None, ge=1, description="text-embedding width; None = no text")
 
     @model_validator(mode="after")
-    def _check(self) -> "LatentModelConfig":
+    def _check(self) -> LatentModelConfig:
         if len(self.attention_levels) != len(self.block_out_channels):
             raise ValueError("attention_levels needs one True/False per block_out_channels entry.")
         if self.latent_size % (2 ** (len(self.block_out_channels) - 1)):
-            raise ValueError(f"latent_size={self.latent_size} must be divisible by 2**{len(self.block_out_channels) - 1}; "
-                             f"use fewer UNet levels or a larger image size.")
+            raise ValueError(
+                f"latent_size={self.latent_size} must be divisible by 2**{len(self.block_out_channels) - 1}; "
+                f"use fewer UNet levels or a larger image size."
+            )
         if self.norm_num_groups == 0:
             self.norm_num_groups = largest_group_count(self.block_out_channels)
         return self
@@ -80,30 +90,47 @@ class LatentDenoiser(torch.nn.Module):
         from diffusers import UNet2DConditionModel, UNet2DModel
 
         self.config = config
-        common = dict(sample_size=config.latent_size, in_channels=config.latent_channels,
-                      out_channels=config.latent_channels, block_out_channels=tuple(config.block_out_channels),
-                      layers_per_block=config.layers_per_block, attention_head_dim=config.attention_head_dim,
-                      norm_num_groups=config.norm_num_groups, class_embed_type="identity")
+        common = dict(
+            sample_size=config.latent_size,
+            in_channels=config.latent_channels,
+            out_channels=config.latent_channels,
+            block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=config.layers_per_block,
+            attention_head_dim=config.attention_head_dim,
+            norm_num_groups=config.norm_num_groups,
+            class_embed_type="identity",
+        )
         levels = config.attention_levels
         if config.cross_attention_dim is None:
             self.unet = UNet2DModel(
                 down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
-                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)), **common)
+                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+                **common,
+            )
         else:
             self.unet = UNet2DConditionModel(
                 down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels),
                 up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-                cross_attention_dim=config.cross_attention_dim, **common)
-        self.condition = ConditionEmbedding(num_classes=config.num_classes, dim=config.block_out_channels[0] * 4,
-                                            spec=config.metadata)
+                cross_attention_dim=config.cross_attention_dim,
+                **common,
+            )
+        self.condition = ConditionEmbedding(
+            num_classes=config.num_classes, dim=config.block_out_channels[0] * 4, spec=config.metadata
+        )
 
     @property
     def uses_text(self) -> bool:
         return self.config.cross_attention_dim is not None
 
-    def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor,
-                metadata: dict[str, torch.Tensor] | None = None, drop: torch.Tensor | None = None,
-                text: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        labels: torch.Tensor,
+        metadata: dict[str, torch.Tensor] | None = None,
+        drop: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         emb = self.condition(labels, metadata, drop)
         if not self.uses_text:
             return self.unet(latents, timesteps, class_labels=emb).sample
@@ -116,8 +143,12 @@ def build_scheduler(config: LatentModelConfig):
     """The training noise schedule (latents are unbounded: no sample clipping)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
-                         prediction_type=config.prediction_type, clip_sample=False)
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction_type,
+        clip_sample=False,
+    )
 
 
 def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None) -> Path:
@@ -140,12 +171,15 @@ def load_latent_model(folder: str | Path) -> tuple[LatentDenoiser, object]:
     folder = Path(folder)
     path = folder / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: point at a run folder written by `synthmed latent train` "
-                                f"(it holds model/config.json).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {payload.get('format')!r}, expected {FORMAT!r}.")
+        raise FileNotFoundError(
+            f"{path} not found: point at a run folder written by `synthmed latent train` (it holds model/config.json)."
+        )
+    payload = read_json(path, fix="re-create the run with `synthmed latent train`")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a `synthmed latent train` model config (format {FORMAT!r} expected).")
     model = LatentDenoiser(LatentModelConfig.model_validate(payload["model"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    fix = "the file is damaged or from another run: re-create the run with `synthmed latent train`"
+    weights = folder / WEIGHTS_NAME
+    load_state_dict_into(model, load_safetensors(weights, fix=fix), path=weights, fix=fix)
     scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
     return model.eval(), scheduler

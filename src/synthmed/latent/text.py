@@ -18,7 +18,8 @@ def text_encoder_dirs(folder: str | Path) -> tuple[Path, Path]:
         raise FileNotFoundError(
             f"{folder} lacks {TEXT_ENCODER_DIR}/config.json or {TOKENIZER_DIR}/: --text-encoder expects a local "
             f"folder with a CLIP text encoder in {TEXT_ENCODER_DIR}/ and its tokenizer in {TOKENIZER_DIR}/ (any "
-            f"diffusers Stable Diffusion folder has both). synthmed downloads nothing.")
+            f"diffusers Stable Diffusion folder has both). synthmed downloads nothing."
+        )
     return encoder, tokenizer
 
 
@@ -40,8 +41,9 @@ def save_text_encoder(folder: str | Path, *, tokenizer, encoder) -> None:
 
 
 @torch.no_grad()
-def embed_captions(captions: list[str], *, tokenizer, encoder, batch_size: int = 64
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_captions(
+    captions: list[str], *, tokenizer, encoder, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of each distinct caption plus the empty caption (last row), and each caption's row index.
 
     Returns `table` [U + 1, tokens, width] and `index` [len(captions)]; `table[-1]` is the null
@@ -51,8 +53,13 @@ def embed_captions(captions: list[str], *, tokenizer, encoder, batch_size: int =
     texts = distinct + [""]
     rows = []
     for start in range(0, len(texts), batch_size):
-        ids = tokenizer(texts[start:start + batch_size], padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            texts[start : start + batch_size],
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         rows.append(encoder(ids)[0].float())
     position = {text: i for i, text in enumerate(distinct)}
     return torch.cat(rows), torch.tensor([position[c] for c in captions], dtype=torch.long)

@@ -1,10 +1,10 @@
 """Train the class/metadata-conditioned latent denoiser on autoencoder latents (EMA, checkpoints, resume).
 
-    RUN/autoencoder/   a copy of the autoencoder used (so a run samples on its own)
-    RUN/model/         the denoiser (see synthmed.latent.model)
-    RUN/text/          a copy of the frozen text encoder + tokenizer (text-conditioned runs only)
-    RUN/run.json       model + training config, dataset, steps done
-    RUN/stats.jsonl, RUN/checkpoints/step-XXXXXX/train_state.pt
+RUN/autoencoder/   a copy of the autoencoder used (so a run samples on its own)
+RUN/model/         the denoiser (see synthmed.latent.model)
+RUN/text/          a copy of the frozen text encoder + tokenizer (text-conditioned runs only)
+RUN/run.json       model + training config, dataset, steps done
+RUN/stats.jsonl, RUN/checkpoints/step-XXXXXX/train_state.pt
 """
 
 from __future__ import annotations
@@ -28,9 +28,16 @@ from synthmed.latent.autoencoder import dataset_images, load_autoencoder, save_a
 from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metadata_spec_from_frame
 from synthmed.latent.model import UNET_PRESETS, LatentDenoiser, LatentModelConfig, build_scheduler, save_latent_model
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
+from synthmed.models.weights import load_torch_file
 from synthmed.train.run_files import (
-    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    releases_accelerator, step_dir,
+    TRAIN_STATE_NAME,
+    append_stats,
+    atomic_torch_save,
+    latest_checkpoint,
+    make_accelerator,
+    prune_checkpoints,
+    releases_accelerator,
+    step_dir,
 )
 from synthmed.train.steps import ema_weights, optimizer_step
 
@@ -45,8 +52,9 @@ class LatentTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: str = Field("32", description=f"UNet size: one of {sorted(UNET_PRESETS)}")
-    metadata_fields: list[str] = Field(default_factory=lambda: list(METADATA_FIELDS),
-                                       description="metadata to condition on where the manifest has it")
+    metadata_fields: list[str] = Field(
+        default_factory=lambda: list(METADATA_FIELDS), description="metadata to condition on where the manifest has it"
+    )
     split: str = "train"
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
@@ -57,26 +65,29 @@ class LatentTrainConfig(BaseModel):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = 0
-    text_encoder: str | None = Field(None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); "
-                                                       "None = no text conditioning")
+    text_encoder: str | None = Field(
+        None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
+    )
     caption_template: str = "{modality}, {label}"
 
 
 @torch.no_grad()
-def encode_dataset(vae, images: torch.Tensor, *, batch_size: int = 16, device: str | torch.device = "cpu"
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_dataset(
+    vae, images: torch.Tensor, *, batch_size: int = 16, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Latent means and standard deviations of every image (the autoencoder is frozen: encode once)."""
     means, stds = [], []
     for start in tqdm(range(0, len(images), batch_size), desc="encode latents", unit="batch", leave=False):
-        dist = vae.encode(images[start:start + batch_size].to(device)).latent_dist
+        dist = vae.encode(images[start : start + batch_size].to(device)).latent_dist
         means.append(dist.mean.cpu())
         stds.append(dist.std.cpu())
     return torch.cat(means), torch.cat(stds)
 
 
 @releases_accelerator
-def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Path, train: LatentTrainConfig,
-                 resume: bool = False) -> Path:
+def train_latent(
+    dataset: str | Path, *, autoencoder: str | Path, out: str | Path, train: LatentTrainConfig, resume: bool = False
+) -> Path:
     """Train a latent denoiser on `dataset` in the latent space of `autoencoder`; returns the run folder."""
     from diffusers.training_utils import EMAModel
 
@@ -86,12 +97,17 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     if resume and (out / RUN_INFO_NAME).is_file():
         saved = json.loads((out / RUN_INFO_NAME).read_text())
         old = LatentTrainConfig.model_validate(saved["train"]).model_dump()
-        changed = sorted(k for k, v in train.model_dump().items()
-                         if old[k] != v and k not in ("max_steps", "checkpoint_every_steps", "log_every_steps"))
+        changed = sorted(
+            k
+            for k, v in train.model_dump().items()
+            if old[k] != v and k not in ("max_steps", "checkpoint_every_steps", "log_every_steps")
+        )
         if changed:
-            raise ValueError(f"--resume with changed settings {changed}: continue a run with the settings it began with.")
+            raise ValueError(
+                f"--resume with changed settings {changed}: continue a run with the settings it began with."
+            )
         autoencoder = out / "autoencoder"
-        text_source = out / "text" if train.text_encoder else None
+        text_source: Path | str | None = out / "text" if train.text_encoder else None
     else:
         text_source = train.text_encoder
     if train.preset not in UNET_PRESETS:
@@ -103,8 +119,9 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     info = read_dataset_info(dataset)
     vae, ae_config = load_autoencoder(autoencoder, image_size_px=info.image_size_px)
     vae.requires_grad_(False).to(device)
-    images, labels = dataset_images(dataset, split=train.split, channels=ae_config.channels,
-                                    size_px=ae_config.image_size_px)
+    images, labels = dataset_images(
+        dataset, split=train.split, channels=ae_config.channels, size_px=ae_config.image_size_px
+    )
     frame = load_image_set(dataset, split=train.split)
     latent_mean, latent_std = encode_dataset(vae, images, device=device)
     scale = float(ae_config.scaling_factor)
@@ -120,10 +137,15 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
 
     # Build the denoiser.
     spec = metadata_spec_from_frame(frame, use=tuple(train.metadata_fields))
-    config = LatentModelConfig(latent_channels=ae_config.latent_channels, latent_size=ae_config.latent_size,
-                               num_classes=len(info.classes), class_names=list(info.classes), metadata=spec,
-                               cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
-                               **UNET_PRESETS[train.preset])
+    config = LatentModelConfig(
+        latent_channels=ae_config.latent_channels,
+        latent_size=ae_config.latent_size,
+        num_classes=len(info.classes),
+        class_names=list(info.classes),
+        metadata=spec,
+        cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
+        **UNET_PRESETS[train.preset],
+    )
     metadata = encode_metadata(frame, spec)
     for field in spec.fields:
         conditions[field] = frame[field]
@@ -133,14 +155,19 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     optimizer = torch.optim.AdamW(params, lr=train.learning_rate)
     ema = EMAModel(params, decay=train.ema_decay) if train.ema_decay > 0 else None
     generator = torch.Generator().manual_seed(train.seed)
-    log.info("latent diffusion on %d images: %dx%dx%d latents, conditioned on class%s", len(images),
-             config.latent_channels, config.latent_size, config.latent_size,
-             "".join(f" + {f}" for f in spec.fields))
+    log.info(
+        "latent diffusion on %d images: %dx%dx%d latents, conditioned on class%s",
+        len(images),
+        config.latent_channels,
+        config.latent_size,
+        config.latent_size,
+        "".join(f" + {f}" for f in spec.fields),
+    )
 
     # Resume.
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -154,17 +181,29 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
         publish_folder(out / "autoencoder", lambda tmp: save_autoencoder(tmp, vae=vae, config=ae_config))
     if text_model is not None and not (out / "text").is_dir():
         publish_folder(out / "text", lambda tmp: save_text_encoder(tmp, tokenizer=tokenizer, encoder=text_model))
-    run_info = {"format": "synthmed-latent-run-v1", "train": train.model_dump(), "dataset": str(Path(dataset).resolve()),
-                "autoencoder_source": str(Path(autoencoder).resolve()), "steps_done": start_step,
-                "synthmed_version": __version__}
+    run_info = {
+        "format": "synthmed-latent-run-v1",
+        "train": train.model_dump(),
+        "dataset": str(Path(dataset).resolve()),
+        "autoencoder_source": str(Path(autoencoder).resolve()),
+        "steps_done": start_step,
+        "synthmed_version": __version__,
+    }
     atomic_write_json(out / RUN_INFO_NAME, run_info)
 
     def save(step: int) -> None:
         """Checkpoint the training state, then publish the EMA denoiser as RUN/model."""
         unwrapped = accelerator.unwrap_model(model)
-        atomic_torch_save({"step": step, "model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
-                           "ema": ema.state_dict() if ema is not None else {}, "generator": generator.get_state()},
-                          step_dir(out, step) / TRAIN_STATE_NAME)
+        atomic_torch_save(
+            {
+                "step": step,
+                "model": unwrapped.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else {},
+                "generator": generator.get_state(),
+            },
+            step_dir(out, step) / TRAIN_STATE_NAME,
+        )
         prune_checkpoints(out, keep=train.keep_checkpoints)
         with ema_weights(ema, params):
             publish_folder(out / "model", lambda tmp: save_latent_model(tmp, model=unwrapped, conditions=conditions))
@@ -173,8 +212,13 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
     # Train.
     model.train()
     started = time.perf_counter()
-    progress = tqdm(range(start_step, train.max_steps), initial=start_step, total=train.max_steps,
-                    desc="latent diffusion", unit="step")
+    progress = tqdm(
+        range(start_step, train.max_steps),
+        initial=start_step,
+        total=train.max_steps,
+        desc="latent diffusion",
+        unit="step",
+    )
     for step in progress:
         index = torch.randint(len(images), (train.batch_size,), generator=generator)
         eps = torch.randn(latent_mean[index].shape, generator=generator)
@@ -185,12 +229,18 @@ def train_latent(dataset: str | Path, *, autoencoder: str | Path, out: str | Pat
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = noise if config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
         text = None
-        if text_table is not None:
+        if text_table is not None and caption_index is not None:
             rows = torch.where(drop.cpu(), torch.full_like(index, len(text_table) - 1), caption_index[index])
             text = text_table[rows].to(device)
         with accelerator.autocast():
-            prediction = model(noisy, timesteps, labels[index].to(device),
-                               {k: v[index].to(device) for k, v in metadata.items()}, drop, text)
+            prediction = model(
+                noisy,
+                timesteps,
+                labels[index].to(device),
+                {k: v[index].to(device) for k, v in metadata.items()},
+                drop,
+                text,
+            )
         loss = F.mse_loss(prediction.float(), target.float())
         optimizer_step(accelerator, optimizer, params, loss, clip_norm=1.0, ema=ema)
         done = step + 1

@@ -33,11 +33,13 @@ class DiffusionModelConfig(BaseModel):
     class_names: list[str] = Field(default_factory=list, description="names of classes 0..num_classes-1")
     block_out_channels: list[int] = Field(min_length=1)
     layers_per_block: int = Field(1, ge=1)
-    attention_levels: list[bool] = Field(description="self-attention at each resolution level (same length "
-                                                     "as block_out_channels)")
+    attention_levels: list[bool] = Field(
+        description="self-attention at each resolution level (same length as block_out_channels)"
+    )
     attention_head_dim: int = Field(32, ge=1)
-    norm_num_groups: int = Field(0, ge=0, description="GroupNorm groups; 0 = largest of 32, 16, 8, ... dividing "
-                                                      "every channel count")
+    norm_num_groups: int = Field(
+        0, ge=0, description="GroupNorm groups; 0 = largest of 32, 16, 8, ... dividing every channel count"
+    )
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     prediction_type: PredictionType = "v_prediction"
     num_train_timesteps: int = Field(1000, ge=2)
@@ -45,21 +47,27 @@ class DiffusionModelConfig(BaseModel):
     class_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, description="label dropout for CFG in training")
 
     @model_validator(mode="after")
-    def _check(self) -> "DiffusionModelConfig":
+    def _check(self) -> DiffusionModelConfig:
         levels = len(self.block_out_channels)
         if len(self.attention_levels) != levels:
-            raise ValueError(f"attention_levels has {len(self.attention_levels)} entries but block_out_channels "
-                             f"has {levels}: give one True/False per level.")
+            raise ValueError(
+                f"attention_levels has {len(self.attention_levels)} entries but block_out_channels "
+                f"has {levels}: give one True/False per level."
+            )
         if self.image_size_px % (2 ** (levels - 1)):
-            raise ValueError(f"image_size_px={self.image_size_px} must be divisible by 2**{levels - 1} "
-                             f"(one halving per extra level); pick a size that is, e.g. 32/64/128/256.")
+            raise ValueError(
+                f"image_size_px={self.image_size_px} must be divisible by 2**{levels - 1} "
+                f"(one halving per extra level); pick a size that is, e.g. 32/64/128/256."
+            )
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}.")
         if self.norm_num_groups == 0:
             self.norm_num_groups = largest_group_count(self.block_out_channels)
         elif any(c % self.norm_num_groups for c in self.block_out_channels):
-            raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every block_out_channels "
-                             f"entry {self.block_out_channels}.")
+            raise ValueError(
+                f"norm_num_groups={self.norm_num_groups} must divide every block_out_channels "
+                f"entry {self.block_out_channels}."
+            )
         return self
 
     @property
@@ -70,35 +78,70 @@ class DiffusionModelConfig(BaseModel):
 
 PRESETS: dict[str, dict] = {
     # Test size: runs a training step in milliseconds.
-    "tiny": dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[False, True],
-                 attention_head_dim=8, num_train_timesteps=1000),
+    "tiny": dict(
+        block_out_channels=[8, 16],
+        layers_per_block=1,
+        attention_levels=[False, True],
+        attention_head_dim=8,
+        num_train_timesteps=1000,
+    ),
     # Small fast UNet for CPU budgets (MedMNIST-like 28-32 px).
-    "32": dict(block_out_channels=[32, 64, 64], layers_per_block=1, attention_levels=[False, False, True],
-               attention_head_dim=32),
-    "64": dict(block_out_channels=[64, 128, 192, 256], layers_per_block=2,
-               attention_levels=[False, False, True, True], attention_head_dim=32),
-    "128": dict(block_out_channels=[64, 128, 256, 256, 512], layers_per_block=2,
-                attention_levels=[False, False, False, True, True], attention_head_dim=64),
+    "32": dict(
+        block_out_channels=[32, 64, 64],
+        layers_per_block=1,
+        attention_levels=[False, False, True],
+        attention_head_dim=32,
+    ),
+    "64": dict(
+        block_out_channels=[64, 128, 192, 256],
+        layers_per_block=2,
+        attention_levels=[False, False, True, True],
+        attention_head_dim=32,
+    ),
+    "128": dict(
+        block_out_channels=[64, 128, 256, 256, 512],
+        layers_per_block=2,
+        attention_levels=[False, False, False, True, True],
+        attention_head_dim=64,
+    ),
     # The reference-scale model (256 px chest X-rays), for a GPU.
-    "256": dict(block_out_channels=[64, 128, 256, 256, 512, 512], layers_per_block=2,
-                attention_levels=[False, False, False, False, True, True], attention_head_dim=64),
+    "256": dict(
+        block_out_channels=[64, 128, 256, 256, 512, 512],
+        layers_per_block=2,
+        attention_levels=[False, False, False, False, True, True],
+        attention_head_dim=64,
+    ),
 }
 """Architecture presets by name; `tiny` is for tests (8-16 channels)."""
 
 PRESET_SIZES_PX = {"tiny": None, "32": 32, "64": 64, "128": 128, "256": 256}
 
 
-def preset_config(preset: str, *, image_size_px: int, in_channels: int, num_classes: int,
-                  class_names: list[str] | None = None, **overrides) -> DiffusionModelConfig:
+def preset_config(
+    preset: str,
+    *,
+    image_size_px: int,
+    in_channels: int,
+    num_classes: int,
+    class_names: list[str] | None = None,
+    **overrides,
+) -> DiffusionModelConfig:
     """A model config from preset `preset` ('tiny', '32', '64', '128', '256') plus field overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
     levels = len(PRESETS[preset]["block_out_channels"])
     if image_size_px % (2 ** (levels - 1)):
-        raise ValueError(f"preset {preset!r} needs image_size_px divisible by {2 ** (levels - 1)}, got "
-                         f"{image_size_px}; prepare the dataset at a matching --size.")
-    fields = dict(PRESETS[preset], image_size_px=image_size_px, in_channels=in_channels,
-                  num_classes=num_classes, class_names=list(class_names or []))
+        raise ValueError(
+            f"preset {preset!r} needs image_size_px divisible by {2 ** (levels - 1)}, got "
+            f"{image_size_px}; prepare the dataset at a matching --size."
+        )
+    fields = dict(
+        PRESETS[preset],
+        image_size_px=image_size_px,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        class_names=list(class_names or []),
+    )
     fields.update(overrides)
     return DiffusionModelConfig(**fields)
 
@@ -109,4 +152,3 @@ def preset_for_size(image_size_px: int) -> str:
         if image_size_px <= int(name):
             return name
     return "256"
-

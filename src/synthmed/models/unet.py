@@ -9,15 +9,15 @@ A model folder is self-contained for sampling::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from synthmed.files import atomic_write_json, fsync_path, publish_folder, sha256_file
+from synthmed.files import atomic_write_json, fsync_path, publish_folder, read_json, sha256_file
 from synthmed.models.config import DiffusionModelConfig
+from synthmed.models.weights import load_safetensors, load_state_dict_into
 
 FORMAT = "synthmed-diffusion-v1"
 CONFIG_NAME = "config.json"
@@ -46,12 +46,18 @@ def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
 
 def build_scheduler(config: DiffusionModelConfig) -> DDPMScheduler:
     """The training noise schedule (DDPM forward process) matching the config."""
-    return DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
-                         prediction_type=config.prediction_type, clip_sample=True, clip_sample_range=1.0)
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction_type,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
 
 
-def save_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: DiffusionModelConfig,
-                      extra: dict | None = None) -> Path:
+def save_model_folder(
+    folder: str | Path, *, unet: torch.nn.Module, config: DiffusionModelConfig, extra: dict | None = None
+) -> Path:
     """Write config.json, model.safetensors and scheduler_config.json into `folder` (created if needed).
 
     Files are fsynced; callers that need the folder to appear atomically write it inside a temp
@@ -69,8 +75,9 @@ def save_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: Diff
     return folder
 
 
-def publish_model_folder(folder: str | Path, *, unet: torch.nn.Module, config: DiffusionModelConfig,
-                         extra: dict | None = None) -> Path:
+def publish_model_folder(
+    folder: str | Path, *, unet: torch.nn.Module, config: DiffusionModelConfig, extra: dict | None = None
+) -> Path:
     """Replace `folder` with a freshly written model folder so no reader ever sees a partial one."""
     return publish_folder(folder, lambda tmp: save_model_folder(tmp, unet=unet, config=config, extra=extra))
 
@@ -85,16 +92,22 @@ def load_model_config(folder: str | Path) -> DiffusionModelConfig:
     """The validated DiffusionModelConfig stored in `folder/config.json`."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: point at a model folder written by `synthmed train` "
-                                f"(RUN/model or RUN/checkpoints/step-XXXXXX/model).")
-    payload = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {payload.get('format')!r}, expected {FORMAT!r}.")
+        raise FileNotFoundError(
+            f"{path} not found: point at a model folder written by `synthmed train` "
+            f"(RUN/model or RUN/checkpoints/step-XXXXXX/model)."
+        )
+    payload = read_json(path, fix="re-create the model folder with `synthmed train` (or restore it from a backup)")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(
+            f"{path} has format {found!r}, expected {FORMAT!r}: point at a model folder written by `synthmed train`."
+        )
     return DiffusionModelConfig.model_validate(payload["model"])
 
 
-def load_model_folder(folder: str | Path, *, device: str | torch.device = "cpu"
-                      ) -> tuple[UNet2DModel, DiffusionModelConfig, DDPMScheduler]:
+def load_model_folder(
+    folder: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[UNet2DModel, DiffusionModelConfig, DDPMScheduler]:
     """Rebuild the UNet (weights loaded, eval mode), its config and its training scheduler."""
     folder = Path(folder)
     config = load_model_config(folder)
@@ -102,18 +115,17 @@ def load_model_folder(folder: str | Path, *, device: str | torch.device = "cpu"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: the model folder {folder} is incomplete.")
     unet = build_unet(config)
-    try:
-        unet.load_state_dict(load_file(str(weights)), strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not match its config.json ({str(exc).splitlines()[1].strip()}); the "
-                         f"folder was edited or mixed from two models.") from exc
+    fix = "the folder was edited or mixed from two models, or the file is damaged: re-create it with `synthmed train`"
+    load_state_dict_into(unet, load_safetensors(weights, fix=fix), path=weights, fix=fix)
     scheduler_path = folder / SCHEDULER_NAME
-    scheduler = (DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
-                 if scheduler_path.is_file() else build_scheduler(config))
+    scheduler = (
+        DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
+        if scheduler_path.is_file()
+        else build_scheduler(config)
+    )
     return unet.to(device).eval(), config, scheduler
 
 
 def weights_sha256(folder: str | Path) -> str:
     """SHA-256 of the model folder's weights file (provenance for every sample)."""
     return sha256_file(Path(folder) / WEIGHTS_NAME)
-

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 
 from synthmed import __version__
 from synthmed.files import atomic_write_bytes
@@ -21,10 +21,18 @@ PATIENT_ID = "SYNTHETIC"
 """Fixed placeholders (not identifiers): viewers show at a glance that no patient exists."""
 
 
-def write_synthetic_dicom(path: str | Path, pixels: np.ndarray, *, description: str,
-                          derivation: str = "", modality: str = "OT", label: str = "",
-                          study_uid: str | None = None, series_uid: str | None = None,
-                          instance_number: int = 1) -> Path:
+def write_synthetic_dicom(
+    path: str | Path,
+    pixels: np.ndarray,
+    *,
+    description: str,
+    derivation: str = "",
+    modality: str = "OT",
+    label: str = "",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    instance_number: int = 1,
+) -> Path:
     """Atomically write `pixels` (uint8/uint16, [H, W] grey or [H, W, 3] RGB) as a synthetic DICOM.
 
     Tags: SyntheticData (0008,001C) = YES, ImageType DERIVED\\SECONDARY, ConversionType SYN,
@@ -35,8 +43,10 @@ def write_synthetic_dicom(path: str | Path, pixels: np.ndarray, *, description: 
     """
     pixels = np.ascontiguousarray(pixels)
     if pixels.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"DICOM pixels must be uint8 or uint16, got {pixels.dtype}; convert with "
-                         f"synthmed.data.dataset.from_model_range first.")
+        raise ValueError(
+            f"DICOM pixels must be uint8 or uint16, got {pixels.dtype}; convert with "
+            f"synthmed.data.dataset.from_model_range first."
+        )
     if pixels.ndim == 3 and pixels.shape[2] == 3:
         photometric, samples = "RGB", 3
     elif pixels.ndim == 2:
@@ -47,7 +57,7 @@ def write_synthetic_dicom(path: str | Path, pixels: np.ndarray, *, description: 
 
     # File meta.
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_SOP_CLASS
+    meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE_SOP_CLASS)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
@@ -72,11 +82,13 @@ def write_synthetic_dicom(path: str | Path, pixels: np.ndarray, *, description: 
     ds.PatientSex = ""
     ds.StudyDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.StudyTime = ds.ContentTime = now.strftime("%H%M%S")
-    ds.StudyID = ""
+    ds.StudyID = "SYNTHETIC"  # Type 2; a value also lets viewers build a DICOMDIR
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
     ds.SeriesNumber = 1
+    ds.Laterality = ""  # General Series, Type 2C: empty = unknown (a synthetic image has no body side)
     ds.InstanceNumber = int(instance_number)
+    ds.PatientOrientation = ""  # General Image, Type 2C: empty = not given
     ds.Manufacturer = "synthmed"
     ds.SoftwareVersions = f"synthmed {__version__}"
     ds.SeriesDescription = description[:64]

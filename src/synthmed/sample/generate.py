@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
+from synthmed.data.manifest import MANIFEST_NAME
+from synthmed.files import portable_name, swap_folder
 from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
@@ -34,13 +37,15 @@ class SampleConfig(BaseModel):
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
     sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "dpmpp"
-    steps: int | None = Field(None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, "
-                                                      "dpmpp 20, unipc 20)")
+    steps: int | None = Field(
+        None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+    )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0)
     batch_size: int = Field(32, ge=1)
-    model_batch_size: int = Field(16, ge=1, description="rows per UNet call (fixed so results do not depend "
-                                                        "on batch_size)")
+    model_batch_size: int = Field(
+        16, ge=1, description="rows per UNet call (fixed so results do not depend on batch_size)"
+    )
     format: Literal["png", "png16", "dicom", "png+dicom"] = "png"
     mixed_precision: Literal["no", "bf16"] = "no"
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
@@ -58,8 +63,10 @@ def resolve_model_dir(path: str | Path) -> Path:
     checkpoint = latest_checkpoint(path)
     if checkpoint is not None:
         return checkpoint / "model"
-    raise FileNotFoundError(f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
-                            f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model.")
+    raise FileNotFoundError(
+        f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+        f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model."
+    )
 
 
 def _to_pixels(images: torch.Tensor, bit_depth: int) -> np.ndarray:
@@ -81,13 +88,32 @@ def _class_indices(requested: list[str] | None, names: list[str]) -> list[int]:
         elif item.isdigit() and int(item) < len(names):
             chosen.append(int(item))
         else:
-            raise ValueError(f"class {item!r} is not one of this model's classes {names} (or indices "
-                             f"0..{len(names) - 1}).")
+            raise ValueError(
+                f"class {item!r} is not one of this model's classes {names} (or indices 0..{len(names) - 1})."
+            )
     return chosen
 
 
+def refuse_existing_output(out: Path) -> None:
+    """Refuse an `--out` that holds anything: a sample set is written whole or not at all."""
+    if (out / MANIFEST_NAME).exists():
+        raise FileExistsError(
+            f"{out / MANIFEST_NAME} already exists: that folder holds an image set; choose a new --out folder "
+            f"(or delete that one first)."
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} is not an empty folder; choose a new --out folder (or delete that one first).")
+
+
 def sample_images(config: SampleConfig) -> Path:
-    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv)."""
+    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv).
+
+    The set is written into `OUT.partial` and renamed to OUT at the end: a run that fails or is
+    killed leaves no OUT, and running the same command again starts clean (deterministic seeds make
+    the images the same as an uninterrupted run's).
+    """
+    out = Path(config.out_dir)
+    refuse_existing_output(out)
     # Load model.
     model_dir = resolve_model_dir(config.model_dir).resolve()
     device = resolve_device(config.device)
@@ -97,40 +123,71 @@ def sample_images(config: SampleConfig) -> Path:
     steps = config.steps or SAMPLERS[config.sampler].default_steps
     bit_depth = 16 if config.format == "png16" else 8
     model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
-    provenance = {"sampler": config.sampler, "steps": steps, "guidance_scale": config.guidance_scale,
-                  "checkpoint": str(model_dir), "checkpoint_sha256": weights_sha256(model_dir),
-                  "provider": "synthmed", "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
-                  "prompt": ""}
+    provenance = {
+        "sampler": config.sampler,
+        "steps": steps,
+        "guidance_scale": config.guidance_scale,
+        "checkpoint": portable_name(model_dir),
+        "checkpoint_sha256": weights_sha256(model_dir),
+        "provider": "synthmed",
+        "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
+        "prompt": "",
+    }
     autocast = torch.bfloat16 if config.mixed_precision == "bf16" else None
     shape = (model_config.in_channels, model_config.image_size_px, model_config.image_size_px)
-    logger.info("sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s", config.n_per_class,
-                len(chosen), config.sampler, steps, config.guidance_scale, model_dir)
+    logger.info(
+        "sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s",
+        config.n_per_class,
+        len(chosen),
+        config.sampler,
+        steps,
+        config.guidance_scale,
+        model_dir,
+    )
 
-    # Denoise batch by batch, one generator per image, writing as we go.
-    writer = SyntheticSetWriter(config.out_dir, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth,
-                                modality=config.modality)
-    jobs = [(label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start +
-                                                                  config.n_per_class)]
+    # Denoise batch by batch, one generator per image, writing as we go into the partial folder.
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
+    writer = SyntheticSetWriter(
+        partial, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth, modality=config.modality
+    )
+    jobs = [
+        (label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start + config.n_per_class)
+    ]
     grids: dict[int, list[np.ndarray]] = {label: [] for label in chosen}
-    with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
-        for start in range(0, len(jobs), config.batch_size):
-            batch = jobs[start:start + config.batch_size]
-            images = denoise(unet, make_scheduler(config.sampler, train_scheduler),
-                             labels=torch.tensor([label for label, _ in batch]), null_class=model_config.null_class,
-                             generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
-                             image_shape=shape, steps=steps, guidance_scale=config.guidance_scale,
-                             stochastic=SAMPLERS[config.sampler].stochastic, autocast_dtype=autocast,
-                             device=device, model_batch_size=config.model_batch_size)
-            for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
-                writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
-                if len(grids[label]) < config.grid_per_class:
-                    grids[label].append(from_model_range(image).numpy())
-            bar.update(len(batch))
-
-    # Save one grid per class.
-    for label, tiles in grids.items():
-        if tiles:
-            rows = [np.stack(tiles[i:i + 8]) for i in range(0, len(tiles), 8)]
-            save_png_atomic(grid_image(rows), Path(config.out_dir) / "grids" / f"{slug(names[label])}.png")
-    logger.info("wrote %d images and manifest.csv to %s", len(jobs), config.out_dir)
-    return Path(config.out_dir)
+    try:
+        with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
+            for start in range(0, len(jobs), config.batch_size):
+                batch = jobs[start : start + config.batch_size]
+                images = denoise(
+                    unet,
+                    make_scheduler(config.sampler, train_scheduler),
+                    labels=torch.tensor([label for label, _ in batch]),
+                    null_class=model_config.null_class,
+                    generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
+                    image_shape=shape,
+                    steps=steps,
+                    guidance_scale=config.guidance_scale,
+                    stochastic=SAMPLERS[config.sampler].stochastic,
+                    autocast_dtype=autocast,
+                    device=device,
+                    model_batch_size=config.model_batch_size,
+                )
+                for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
+                    writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
+                    if len(grids[label]) < config.grid_per_class:
+                        grids[label].append(from_model_range(image).numpy())
+                bar.update(len(batch))
+        # Save one grid per class.
+        for label, tiles in grids.items():
+            if tiles:
+                rows = [np.stack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]
+                save_png_atomic(grid_image(rows), partial / "grids" / f"{slug(names[label])}.png")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.is_dir():
+        out.rmdir()  # empty (checked above)
+    swap_folder(partial, out)
+    logger.info("wrote %d images and manifest.csv to %s", len(jobs), out)
+    return out

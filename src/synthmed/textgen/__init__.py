@@ -4,12 +4,26 @@ Light imports only (no torch/diffusers at package import): providers, registry, 
 """
 
 from synthmed.textgen.providers import (
-    AuthenticationError, BudgetExceededError, GeneratedImage, ImageProvider, PromptRefusedError, ProviderError,
-    ProviderUnavailableError, RequestBudget,
+    AuthenticationError,
+    BudgetExceededError,
+    GeneratedImage,
+    ImageProvider,
+    PromptRefusedError,
+    ProviderError,
+    ProviderUnavailableError,
+    RequestBudget,
 )
 from synthmed.textgen.registry import PROVIDERS, build_provider
 
 __all__ = [
-    "AuthenticationError", "BudgetExceededError", "GeneratedImage", "ImageProvider", "PROVIDERS", "PromptRefusedError",
-    "ProviderError", "ProviderUnavailableError", "RequestBudget", "build_provider",
+    "AuthenticationError",
+    "BudgetExceededError",
+    "GeneratedImage",
+    "ImageProvider",
+    "PROVIDERS",
+    "PromptRefusedError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "RequestBudget",
+    "build_provider",
 ]

@@ -8,7 +8,7 @@ __all__ = ["DEFAULT_TEMPLATE", "label_from_prompt", "make_captions", "template_f
 
 
 def label_from_prompt(prompt: str, *, max_chars: int = 48) -> str:
-    """A short label for a prompt-made image: the last comma-separated phrase ('chest x-ray, effusion' -> 'effusion')."""
+    """Short label of a prompt-made image: its last comma-separated phrase ('chest x-ray, effusion' -> 'effusion')."""
     parts = [p.strip() for p in prompt.split(",") if p.strip()]
     label = (parts[-1] if parts else prompt.strip())[:max_chars].strip()
     return label or "prompt"

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,14 +17,26 @@ from synthmed.data.captions import make_captions
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
 from synthmed.files import publish_folder
+from synthmed.models.weights import load_torch_file
 from synthmed.textgen.finetune_run import (
-    RUN_INFO_NAME, FinetuneConfig, FinetuneRunInfo, adapted_weights_dir, read_run_info, save_adapted_weights,
+    RUN_INFO_NAME,
+    FinetuneConfig,
+    FinetuneRunInfo,
+    adapted_weights_dir,
+    read_run_info,
+    save_adapted_weights,
     write_run_info,
 )
 from synthmed.textgen.local_sd import check_sd_folder
 from synthmed.train.run_files import (
-    TRAIN_STATE_NAME, append_stats, atomic_torch_save, latest_checkpoint, make_accelerator, prune_checkpoints,
-    releases_accelerator, step_dir,
+    TRAIN_STATE_NAME,
+    append_stats,
+    atomic_torch_save,
+    latest_checkpoint,
+    make_accelerator,
+    prune_checkpoints,
+    releases_accelerator,
+    step_dir,
 )
 from synthmed.train.steps import ema_weights, optimizer_step
 
@@ -36,11 +49,11 @@ RESUMABLE_CHANGES = {"max_steps", "checkpoint_every_steps", "log_every_steps", "
 class SDComponents:
     """The parts of a Stable Diffusion folder that training touches."""
 
-    tokenizer: object
-    text_encoder: torch.nn.Module
-    vae: torch.nn.Module
-    unet: torch.nn.Module
-    noise_scheduler: object
+    tokenizer: Any  # transformers CLIPTokenizer
+    text_encoder: Any  # transformers CLIPTextModel
+    vae: Any  # diffusers AutoencoderKL
+    unet: Any  # diffusers UNet2DConditionModel
+    noise_scheduler: Any  # diffusers DDPMScheduler
 
 
 def load_sd_components(checkpoint: str | Path) -> SDComponents:
@@ -64,8 +77,9 @@ def prepare_training_images(pixels, *, channels: int, resolution_px: int) -> tor
     if images.shape[1] != channels:
         images = images.repeat(1, channels, 1, 1) if images.shape[1] == 1 else images.mean(1, keepdim=True)
     if images.shape[-1] != resolution_px or images.shape[-2] != resolution_px:
-        images = F.interpolate(images, size=(resolution_px, resolution_px), mode="bilinear", antialias=True,
-                               align_corners=False).clamp(-1, 1)
+        images = F.interpolate(
+            images, size=(resolution_px, resolution_px), mode="bilinear", antialias=True, align_corners=False
+        ).clamp(-1, 1)
     return images
 
 
@@ -76,22 +90,26 @@ def _check_run_folder(out: Path, *, config: FinetuneConfig, checkpoint: str | Pa
             raise FileNotFoundError(f"--resume given but {out / RUN_INFO_NAME} does not exist; drop --resume to start.")
         return 0
     if not resume:
-        raise FileExistsError(f"{out} already holds a fine-tuning run; pass --resume to continue it or choose a "
-                              f"new --out.")
+        raise FileExistsError(
+            f"{out} already holds a fine-tuning run; pass --resume to continue it or choose a new --out."
+        )
     saved = read_run_info(out)
     if Path(saved.base_checkpoint) != Path(checkpoint).resolve():
         raise ValueError(f"--resume with another --checkpoint: {out} was started from {saved.base_checkpoint}.")
     old = saved.config.model_dump()
     changed = {k for k, v in config.model_dump().items() if old.get(k) != v} - RESUMABLE_CHANGES
     if changed:
-        raise ValueError(f"--resume with changed settings {sorted(changed)}: a run can only be continued with "
-                         f"the settings it started with (only {sorted(RESUMABLE_CHANGES)} may change).")
+        raise ValueError(
+            f"--resume with changed settings {sorted(changed)}: a run can only be continued with "
+            f"the settings it started with (only {sorted(RESUMABLE_CHANGES)} may change)."
+        )
     return saved.steps_done
 
 
 @releases_accelerator
-def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, config: FinetuneConfig,
-             resume: bool = False) -> Path:
+def finetune(
+    dataset: str | Path, *, checkpoint: str | Path, out: str | Path, config: FinetuneConfig, resume: bool = False
+) -> Path:
     """Train LoRA layers (or the whole UNet) of a local SD checkpoint on `dataset`; returns the run folder."""
     from diffusers.training_utils import EMAModel
     from peft import LoraConfig
@@ -100,19 +118,28 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (CPU or GPU) or no.")  # before loading
     _check_run_folder(out, config=config, checkpoint=checkpoint, resume=resume)
-    out.mkdir(parents=True, exist_ok=True)
 
-    # Load the model and the data.
+    # Load the model and the data (before creating the run folder: bad inputs leave nothing behind).
     sd = load_sd_components(checkpoint)
     pixels, _, info = load_arrays(dataset, config.split)
     frame = load_image_set(dataset, split=config.split)
     captions = make_captions(frame, template=config.caption_template, modality=info.modality)
-    resolution_px = config.resolution_px or int(sd.unet.config.sample_size) * 2 ** (len(sd.vae.config.block_out_channels) - 1)
+    resolution_px = config.resolution_px or int(sd.unet.config.sample_size) * 2 ** (
+        len(sd.vae.config.block_out_channels) - 1
+    )
     images = prepare_training_images(pixels, channels=int(sd.vae.config.in_channels), resolution_px=resolution_px)
-    tokens = sd.tokenizer(captions + [""], padding="max_length", max_length=sd.tokenizer.model_max_length,
-                          truncation=True, return_tensors="pt").input_ids
+    tokens = sd.tokenizer(
+        captions + [""],
+        padding="max_length",
+        max_length=sd.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
     caption_ids, empty_ids = tokens[:-1], tokens[-1]
-    log.info("fine-tuning on %d images of %s at %d px; first caption: %r", len(images), dataset, resolution_px, captions[0])
+    log.info(
+        "fine-tuning on %d images of %s at %d px; first caption: %r", len(images), dataset, resolution_px, captions[0]
+    )
+    out.mkdir(parents=True, exist_ok=True)
 
     # Choose what trains.
     sd.vae.requires_grad_(False).eval()
@@ -120,8 +147,14 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     unet = sd.unet
     if config.mode == "lora":
         unet.requires_grad_(False)
-        unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
-                                    init_lora_weights="gaussian", target_modules=list(config.lora_targets)))
+        unet.add_adapter(
+            LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=config.lora_alpha or config.lora_rank,
+                init_lora_weights="gaussian",
+                target_modules=list(config.lora_targets),
+            )
+        )
     named = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError(f"no UNet parameter matches the LoRA targets {config.lora_targets}.")
@@ -133,7 +166,7 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     # Resume.
     start_step = 0
     if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = torch.load(ckpt / TRAIN_STATE_NAME, map_location="cpu", weights_only=True)
+        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
         with torch.no_grad():
             for name, param in named:
                 param.copy_(state["trainable"][name])
@@ -150,42 +183,64 @@ def finetune(dataset: str | Path, *, checkpoint: str | Path, out: str | Path, co
     sd.vae.to(device)
     sd.text_encoder.to(device)
     unet.train()
-    run_info = FinetuneRunInfo(config=config, base_checkpoint=str(Path(checkpoint).resolve()),
-                               dataset=str(Path(dataset).resolve()), classes=list(info.classes),
-                               steps_done=start_step, synthmed_version=__version__)
+    run_info = FinetuneRunInfo(
+        config=config,
+        base_checkpoint=str(Path(checkpoint).resolve()),
+        dataset=str(Path(dataset).resolve()),
+        classes=list(info.classes),
+        steps_done=start_step,
+        synthmed_version=__version__,
+    )
     write_run_info(out, run_info)
 
     def save(step: int) -> None:
         """Checkpoint the training state, publish the (EMA) adapted weights, record the step."""
-        state = {"step": step, "trainable": {n: p.detach().cpu() for n, p in named},
-                 "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                 "ema": ema.state_dict() if ema is not None else {}}
+        state = {
+            "step": step,
+            "trainable": {n: p.detach().cpu() for n, p in named},
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "ema": ema.state_dict() if ema is not None else {},
+        }
         atomic_torch_save(state, step_dir(out, step) / TRAIN_STATE_NAME)
         prune_checkpoints(out, keep=config.keep_checkpoints)
         with ema_weights(ema, params):
-            publish_folder(adapted_weights_dir(out, config.mode),
-                           lambda tmp: save_adapted_weights(tmp, unet=accelerator.unwrap_model(unet), mode=config.mode))
+            publish_folder(
+                adapted_weights_dir(out, config.mode),
+                lambda tmp: save_adapted_weights(tmp, unet=accelerator.unwrap_model(unet), mode=config.mode),
+            )
         write_run_info(out, run_info.model_copy(update={"steps_done": step}))
 
     # Train.
     scheduler = sd.noise_scheduler
     vae_scale = float(getattr(sd.vae.config, "scaling_factor", 0.18215))
     started = time.perf_counter()
-    progress = tqdm(range(start_step, config.max_steps), initial=start_step, total=config.max_steps,
-                    desc=f"finetune ({config.mode})", unit="step")
+    progress = tqdm(
+        range(start_step, config.max_steps),
+        initial=start_step,
+        total=config.max_steps,
+        desc=f"finetune ({config.mode})",
+        unit="step",
+    )
     for step in progress:
         index = torch.randint(len(images), (config.batch_size,), generator=generator)
         ids = caption_ids[index].clone()
         ids[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = empty_ids
         with torch.no_grad():
             moments = sd.vae.encode(images[index].to(device)).latent_dist
-            latents = (moments.mean + moments.std * torch.randn(moments.mean.shape, generator=generator).to(device))
+            latents = moments.mean + moments.std * torch.randn(moments.mean.shape, generator=generator).to(device)
             latents = latents * vae_scale
             text = sd.text_encoder(ids.to(device))[0]
         noise = torch.randn(latents.shape, generator=generator).to(device)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator).to(device)
+        timesteps = torch.randint(
+            0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator
+        ).to(device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
-        target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+        target = (
+            noise
+            if scheduler.config.prediction_type == "epsilon"
+            else scheduler.get_velocity(latents, noise, timesteps)
+        )
         with accelerator.autocast():
             prediction = unet(noisy, timesteps, encoder_hidden_states=text).sample
         loss = F.mse_loss(prediction.float(), target.float())

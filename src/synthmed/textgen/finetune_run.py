@@ -1,10 +1,10 @@
 """The `synthmed finetune` run folder: its config, the adapted weights, and applying them to a pipeline.
 
-    RUN/finetune.json      FinetuneConfig + base checkpoint + dataset + steps done
-    RUN/lora/pytorch_lora_weights.safetensors   (mode "lora": diffusers LoRA format, EMA weights)
-    RUN/unet/              (mode "full": UNet2DConditionModel.save_pretrained, EMA weights)
-    RUN/stats.jsonl        one line per logged step
-    RUN/checkpoints/step-XXXXXX/train_state.pt   resumable training state
+RUN/finetune.json      FinetuneConfig + base checkpoint + dataset + steps done
+RUN/lora/pytorch_lora_weights.safetensors   (mode "lora": diffusers LoRA format, EMA weights)
+RUN/unet/              (mode "full": UNet2DConditionModel.save_pretrained, EMA weights)
+RUN/stats.jsonl        one line per logged step
+RUN/checkpoints/step-XXXXXX/train_state.pt   resumable training state
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def read_run_info(run_dir: str | Path) -> FinetuneRunInfo:
     """The run's finetune.json, or a FileNotFoundError saying what folder was expected."""
     path = Path(run_dir).expanduser() / RUN_INFO_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --lora expects a run folder written by `synthmed finetune "
-                                f"DATASET --checkpoint SD_DIR --out RUN`.")
+        raise FileNotFoundError(
+            f"{path} not found: --lora expects a run folder written by `synthmed finetune "
+            f"DATASET --checkpoint SD_DIR --out RUN`."
+        )
     return FinetuneRunInfo.model_validate(json.loads(path.read_text()))
 
 
@@ -87,8 +89,9 @@ def save_adapted_weights(folder: Path, *, unet, mode: str) -> None:
         from peft.utils import get_peft_model_state_dict
 
         layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-        StableDiffusionPipeline.save_lora_weights(save_directory=str(folder), unet_lora_layers=layers,
-                                                  safe_serialization=True)
+        StableDiffusionPipeline.save_lora_weights(
+            save_directory=str(folder), unet_lora_layers=layers, safe_serialization=True
+        )
     else:
         unet.save_pretrained(str(folder), safe_serialization=True)
 
@@ -98,8 +101,10 @@ def apply_finetune_run(pipe, run_dir: str | Path) -> None:
     run_dir = Path(run_dir).expanduser()
     info = read_run_info(run_dir)
     if info.steps_done == 0:
-        raise FileNotFoundError(f"{run_dir} has no finished weights yet (0 steps done); run `synthmed finetune` "
-                                f"on it first (use --resume to continue).")
+        raise FileNotFoundError(
+            f"{run_dir} has no finished weights yet (0 steps done); run `synthmed finetune` "
+            f"on it first (use --resume to continue)."
+        )
     if info.config.mode == "lora":
         weights = run_dir / LORA_DIR
         if not (weights / "pytorch_lora_weights.safetensors").is_file():
@@ -111,6 +116,5 @@ def apply_finetune_run(pipe, run_dir: str | Path) -> None:
         weights = run_dir / UNET_DIR
         if not (weights / "config.json").is_file():
             raise FileNotFoundError(f"{weights}/config.json not found: the run is incomplete.")
-        pipe.unet = UNet2DConditionModel.from_pretrained(str(weights), dtype=pipe.unet.dtype,
-                                                         local_files_only=True)
+        pipe.unet = UNet2DConditionModel.from_pretrained(str(weights), dtype=pipe.unet.dtype, local_files_only=True)
     log.info("applied %s fine-tune %s (%d steps on %s)", info.config.mode, run_dir, info.steps_done, info.dataset)

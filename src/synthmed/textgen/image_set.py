@@ -51,10 +51,20 @@ def provenance_of(generated: GeneratedImage) -> dict[str, Any]:
     return row
 
 
-def generate_image_set(provider: ImageProvider, prompt: str, *, n: int, out_dir: str | Path, label: str,
-                       label_idx: int = 0, size_px: SizePx | None = None, seed: int | None = None,
-                       channels: int | None = None, formats: tuple[str, ...] = ("png",),
-                       options: dict[str, Any] | None = None) -> PromptRunResult:
+def generate_image_set(
+    provider: ImageProvider,
+    prompt: str,
+    *,
+    n: int,
+    out_dir: str | Path,
+    label: str,
+    label_idx: int = 0,
+    size_px: SizePx | None = None,
+    seed: int | None = None,
+    channels: int | None = None,
+    formats: tuple[str, ...] = ("png",),
+    options: dict[str, Any] | None = None,
+) -> PromptRunResult:
     """Ask `provider` for `n` images in batches, writing each batch before asking for the next.
 
     If the provider fails midway (refusal, budget, outage) the images already received stay on
@@ -66,8 +76,59 @@ def generate_image_set(provider: ImageProvider, prompt: str, *, n: int, out_dir:
     budget = getattr(provider, "budget", None)
     if budget is not None:  # refuse up front a job that cannot fit the run's budget
         budget.check(requests=math.ceil(n / provider.max_images_per_call), images=n)
+    written, created = 0, not out_dir.exists()
+    try:
+        written = _generate(
+            provider,
+            prompt,
+            n=n,
+            out_dir=out_dir,
+            label=label,
+            label_idx=label_idx,
+            size_px=size_px,
+            seed=seed,
+            channels=channels,
+            formats=formats,
+            options=options,
+        )
+    except BaseException:
+        images = out_dir / "images"
+        if not (images.is_dir() and any(p.is_file() for p in images.rglob("*"))):
+            _discard_empty_set(out_dir, created)  # nothing saved: leave no header-only manifest behind
+        raise
+    log.info("wrote %d images for %r to %s", written, prompt, out_dir)
+    return PromptRunResult(out_dir=out_dir, n_written=written)
+
+
+def _discard_empty_set(out_dir: Path, created: bool) -> None:
+    """Remove what a run that saved no image wrote: its manifest, and the folder if this run made it."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    else:
+        (out_dir / "manifest.csv").unlink(missing_ok=True)
+
+
+def _generate(
+    provider: ImageProvider,
+    prompt: str,
+    *,
+    n: int,
+    out_dir: Path,
+    label: str,
+    label_idx: int,
+    size_px: SizePx | None,
+    seed: int | None,
+    channels: int | None,
+    formats: tuple[str, ...],
+    options: dict[str, Any] | None,
+) -> int:
     written = 0
-    with SyntheticSetWriter(out_dir, formats=formats) as writer, tqdm(total=n, desc=f"{provider.name}", unit="img") as bar:
+    with (
+        SyntheticSetWriter(out_dir, formats=formats) as writer,
+        tqdm(total=n, desc=f"{provider.name}", unit="img") as bar,
+    ):
         while written < n:
             count = min(provider.max_images_per_call, n - written)
             batch_seed = None if seed is None else seed + written
@@ -79,13 +140,17 @@ def generate_image_set(provider: ImageProvider, prompt: str, *, n: int, out_dir:
                 raise
             for generated in batch:
                 image_id = None if generated.seed is not None else f"{label}_n{written:06d}"
-                writer.add(image_pixels(generated, channels=channels), label=label, label_idx=label_idx,
-                           seed=generated.seed, provenance=provenance_of(generated),
-                           image_id=None if image_id is None else _safe_id(image_id))
+                writer.add(
+                    image_pixels(generated, channels=channels),
+                    label=label,
+                    label_idx=label_idx,
+                    seed=generated.seed,
+                    provenance=provenance_of(generated),
+                    image_id=None if image_id is None else _safe_id(image_id),
+                )
                 written += 1
                 bar.update(1)
-    log.info("wrote %d images for %r to %s", written, prompt, out_dir)
-    return PromptRunResult(out_dir=out_dir, n_written=written)
+    return written
 
 
 def _safe_id(text: str) -> str:

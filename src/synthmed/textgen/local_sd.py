@@ -6,13 +6,18 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+from synthmed.files import portable_name
 from synthmed.textgen.providers import GeneratedImage, SizePx, size_as_pair
 
 log = logging.getLogger(__name__)
 
 SD_REQUIRED_PARTS = (
-    "model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
-    "tokenizer", "scheduler/scheduler_config.json",
+    "model_index.json",
+    "unet/config.json",
+    "vae/config.json",
+    "text_encoder/config.json",
+    "tokenizer",
+    "scheduler/scheduler_config.json",
 )
 """What a diffusers-format Stable Diffusion folder must hold (weights sit beside each config.json)."""
 
@@ -27,24 +32,36 @@ def check_sd_folder(checkpoint: str | Path) -> Path:
         raise FileNotFoundError(
             f"Stable Diffusion folder {folder} does not exist. Pass --checkpoint DIR: a diffusers-format "
             f"folder holding {', '.join(SD_REQUIRED_PARTS)} (e.g. made by `pipeline.save_pretrained(DIR)` "
-            f"or a downloaded stable-diffusion-v1-5 snapshot). synthmed downloads nothing.")
+            f"or a downloaded stable-diffusion-v1-5 snapshot). synthmed downloads nothing."
+        )
     missing = [part for part in SD_REQUIRED_PARTS if not (folder / part).exists()]
     if missing:
         raise FileNotFoundError(
             f"{folder} is not a complete diffusers Stable Diffusion folder: missing {missing}. Expected "
-            f"{', '.join(SD_REQUIRED_PARTS)}, with the weights (*.safetensors) beside each config.json.")
+            f"{', '.join(SD_REQUIRED_PARTS)}, with the weights (*.safetensors) beside each config.json."
+        )
     return folder
 
 
 def _scheduler_classes() -> dict[str, Any]:
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 
-    return {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler,
-            "pndm": PNDMScheduler}
+    return {
+        "ddim": DDIMScheduler,
+        "dpm++": DPMSolverMultistepScheduler,
+        "euler": EulerDiscreteScheduler,
+        "pndm": PNDMScheduler,
+    }
 
 
-def load_sd_pipeline(checkpoint: str | Path, *, finetune_run: str | Path | None = None, dtype: Dtype = "float32",
-                     scheduler: str = "default", device: str = "cpu"):
+def load_sd_pipeline(
+    checkpoint: str | Path,
+    *,
+    finetune_run: str | Path | None = None,
+    dtype: Dtype = "float32",
+    scheduler: str = "default",
+    device: str = "cpu",
+):
     """A StableDiffusionPipeline from a local folder (local_files_only), with a `synthmed finetune` run applied.
 
     `finetune_run` adds the run's LoRA weights (or swaps in its fully fine-tuned UNet).
@@ -59,11 +76,14 @@ def load_sd_pipeline(checkpoint: str | Path, *, finetune_run: str | Path | None 
         raise ValueError(f"scheduler {scheduler!r} unknown; use one of {list(SCHEDULER_NAMES)}.")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=torch_dtype,
-                                                       safety_checker=None, requires_safety_checker=False)
+        pipe = StableDiffusionPipeline.from_pretrained(
+            folder, local_files_only=True, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False
+        )
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"could not load Stable Diffusion from {folder}: {exc}. Check that every "
-                                f"component folder holds its weights.") from exc
+        raise FileNotFoundError(
+            f"could not load Stable Diffusion from {folder}: {exc}. Check that every "
+            f"component folder holds its weights."
+        ) from exc
     if finetune_run is not None:
         apply_finetune_run(pipe, finetune_run)
     if scheduler != "default":
@@ -77,17 +97,28 @@ class LocalSDProvider:
 
     name = "local-sd"
 
-    def __init__(self, *, checkpoint: str | Path, finetune_run: str | Path | None = None, steps: int = 30,
-                 guidance_scale: float = 7.5, negative_prompt: str | None = None, dtype: Dtype = "float32",
-                 scheduler: str = "default", batch_size: int = 1, device: str = "cpu"):
+    def __init__(
+        self,
+        *,
+        checkpoint: str | Path,
+        finetune_run: str | Path | None = None,
+        steps: int = 30,
+        guidance_scale: float = 7.5,
+        negative_prompt: str | None = None,
+        dtype: Dtype = "float32",
+        scheduler: str = "default",
+        batch_size: int = 1,
+        device: str = "cpu",
+    ):
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = str(Path(checkpoint).expanduser().resolve())
         self.finetune_run = None if finetune_run is None else str(Path(finetune_run).expanduser().resolve())
-        self.pipe = load_sd_pipeline(checkpoint, finetune_run=finetune_run, dtype=dtype, scheduler=scheduler,
-                                     device=device)
+        self.pipe = load_sd_pipeline(
+            checkpoint, finetune_run=finetune_run, dtype=dtype, scheduler=scheduler, device=device
+        )
         self.model = Path(self.checkpoint).name + (f"+{Path(self.finetune_run).name}" if self.finetune_run else "")
         self.steps = steps
         self.guidance_scale = guidance_scale
@@ -102,8 +133,9 @@ class LocalSDProvider:
         """The resolution the UNet was trained for (UNet sample_size times the VAE scale factor)."""
         return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
 
-    def generate(self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None,
-                 **options: Any) -> list[GeneratedImage]:
+    def generate(
+        self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None, **options: Any
+    ) -> list[GeneratedImage]:
         """`n` images; `options` may override steps, guidance_scale, negative_prompt."""
         import torch
 
@@ -120,22 +152,40 @@ class LocalSDProvider:
         guidance = float(options.pop("guidance_scale", self.guidance_scale))
         negative = options.pop("negative_prompt", self.negative_prompt)
         if options:
-            raise ValueError(f"local-sd does not take option(s) {sorted(options)}; it takes steps, "
-                             f"guidance_scale, negative_prompt.")
-        parameters = {"size": f"{width}x{height}", "steps": steps, "guidance_scale": guidance,
-                      "sampler": self.scheduler_name, "checkpoint": self.checkpoint, "dtype": self.dtype}
+            raise ValueError(
+                f"local-sd does not take option(s) {sorted(options)}; it takes steps, guidance_scale, negative_prompt."
+            )
+        parameters = {
+            "size": f"{width}x{height}",
+            "steps": steps,
+            "guidance_scale": guidance,
+            "sampler": self.scheduler_name,
+            "checkpoint": portable_name(self.checkpoint, parts=1),
+            "dtype": self.dtype,
+        }
         if negative:
             parameters["negative_prompt"] = negative
         if self.finetune_run:
-            parameters["finetune_run"] = self.finetune_run
+            parameters["finetune_run"] = portable_name(self.finetune_run, parts=1)
         images: list[GeneratedImage] = []
         for start in range(0, n, self.max_images_per_call):
             seeds = list(range(seed + start, seed + min(n, start + self.max_images_per_call)))
             generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same images on any device
             with torch.inference_mode():
-                result = self.pipe(prompt=[prompt] * len(seeds), negative_prompt=[negative] * len(seeds) if negative else None,
-                                   height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,
-                                   generator=generators, output_type="pil")
-            images.extend(GeneratedImage(image=img, prompt=prompt, provider=self.name, model=self.model, seed=s,
-                                         parameters=dict(parameters)) for img, s in zip(result.images, seeds))
+                result = self.pipe(
+                    prompt=[prompt] * len(seeds),
+                    negative_prompt=[negative] * len(seeds) if negative else None,
+                    height=height,
+                    width=width,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=generators,
+                    output_type="pil",
+                )
+            images.extend(
+                GeneratedImage(
+                    image=img, prompt=prompt, provider=self.name, model=self.model, seed=s, parameters=dict(parameters)
+                )
+                for img, s in zip(result.images, seeds)
+            )
         return images

@@ -14,15 +14,23 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from PIL import Image
 
 from synthmed.textgen.providers import (
-    AuthenticationError, BudgetExceededError, GeneratedImage, PromptRefusedError, ProviderError,
-    ProviderUnavailableError, RequestBudget, SizePx, size_as_pair,
+    AuthenticationError,
+    BudgetExceededError,
+    GeneratedImage,
+    PromptRefusedError,
+    ProviderError,
+    ProviderUnavailableError,
+    RequestBudget,
+    SizePx,
+    size_as_pair,
 )
 
 log = logging.getLogger(__name__)
@@ -37,16 +45,17 @@ NO_RETRY_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 class ImageModelSpec:
     """What one hosted model accepts."""
 
-    sizes: tuple[str, ...]           # allowed 'WxH' strings ('auto' where the model takes it)
-    max_n: int                       # images per request
-    qualities: tuple[str, ...]       # allowed quality values
-    takes_response_format: bool      # dall-e-*: ask for b64_json; gpt-image-*: always base64
+    sizes: tuple[str, ...]  # allowed 'WxH' strings ('auto' where the model takes it)
+    max_n: int  # images per request
+    qualities: tuple[str, ...]  # allowed quality values
+    takes_response_format: bool  # dall-e-*: ask for b64_json; gpt-image-*: always base64
 
 
 DALLE2 = ImageModelSpec(("256x256", "512x512", "1024x1024"), 10, ("standard",), True)
 DALLE3 = ImageModelSpec(("1024x1024", "1792x1024", "1024x1792"), 1, ("standard", "hd"), True)
-GPT_IMAGE = ImageModelSpec(("1024x1024", "1536x1024", "1024x1536", "auto"), 10,
-                           ("low", "medium", "high", "auto"), False)
+GPT_IMAGE = ImageModelSpec(
+    ("1024x1024", "1536x1024", "1024x1536", "auto"), 10, ("low", "medium", "high", "auto"), False
+)
 MODEL_SPECS: dict[str, ImageModelSpec] = {"dall-e-2": DALLE2, "dall-e-3": DALLE3, "gpt-image-1": GPT_IMAGE}
 
 
@@ -56,8 +65,9 @@ def spec_for(model: str) -> ImageModelSpec:
         return MODEL_SPECS[model]
     if model.startswith("gpt-image-"):
         return GPT_IMAGE
-    raise ValueError(f"unknown OpenAI image model {model!r}: use one of {sorted(MODEL_SPECS)} or a newer "
-                     f"'gpt-image-*' model.")
+    raise ValueError(
+        f"unknown OpenAI image model {model!r}: use one of {sorted(MODEL_SPECS)} or a newer 'gpt-image-*' model."
+    )
 
 
 class OpenAIImagesProvider:
@@ -70,10 +80,21 @@ class OpenAIImagesProvider:
 
     name = "openai"
 
-    def __init__(self, *, model: str = "gpt-image-1", api_key: str | None = None, base_url: str | None = None,
-                 budget: RequestBudget | None = None, quality: str | None = None, max_retries: int = 4,
-                 backoff_base_s: float = 1.0, backoff_max_s: float = 60.0, timeout_s: float = 180.0,
-                 sleep: Callable[[float], None] = time.sleep, jitter_rng: random.Random | None = None):
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-image-1",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        budget: RequestBudget | None = None,
+        quality: str | None = None,
+        max_retries: int = 4,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        timeout_s: float = 180.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter_rng: random.Random | None = None,
+    ):
         self.model = model
         self.spec = spec_for(model)
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
@@ -92,12 +113,15 @@ class OpenAIImagesProvider:
 
     # Public interface.
 
-    def generate(self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None,
-                 **options: Any) -> list[GeneratedImage]:
+    def generate(
+        self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None, **options: Any
+    ) -> list[GeneratedImage]:
         """`n` images for `prompt`; `options` may hold quality, style, background, output_format, moderation."""
         if not self.api_key:
-            raise AuthenticationError("no OpenAI API key: set the OPENAI_API_KEY environment variable "
-                                      "(or pass api_key=) before using --provider openai.")
+            raise AuthenticationError(
+                "no OpenAI API key: set the OPENAI_API_KEY environment variable "
+                "(or pass api_key=) before using --provider openai."
+            )
         if not prompt.strip():
             raise ValueError("the prompt is empty: describe the image to generate.")
         if n < 1:
@@ -117,7 +141,7 @@ class OpenAIImagesProvider:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "OpenAIImagesProvider":
+    def __enter__(self) -> OpenAIImagesProvider:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -127,7 +151,9 @@ class OpenAIImagesProvider:
 
     def _check_quality(self, quality: str) -> None:
         if quality not in self.spec.qualities:
-            raise ValueError(f"quality {quality!r} is not accepted by {self.model}; use one of {list(self.spec.qualities)}.")
+            raise ValueError(
+                f"quality {quality!r} is not accepted by {self.model}; use one of {list(self.spec.qualities)}."
+            )
 
     def _request_body(self, prompt: str, *, size_px: SizePx | None, options: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt}
@@ -169,29 +195,41 @@ class OpenAIImagesProvider:
                 wait_s = self._backoff_s(attempt, retry_after_s=_retry_after_s(response))
             if attempt == self.max_retries:
                 break
-            log.warning("OpenAI images request failed (%s); retry %d/%d in %.1f s",
-                        last_problem, attempt + 1, self.max_retries, wait_s)
+            log.warning(
+                "OpenAI images request failed (%s); retry %d/%d in %.1f s",
+                last_problem,
+                attempt + 1,
+                self.max_retries,
+                wait_s,
+            )
             self.sleep(wait_s)
         raise ProviderUnavailableError(
             f"OpenAI images request failed after {self.max_retries + 1} attempts; last: {last_problem}. "
-            f"Wait and run again, or lower -n.")
+            f"Wait and run again, or lower -n."
+        )
 
     def _backoff_s(self, attempt: int, *, retry_after_s: float | None) -> float:
         """Exponential backoff with jitter (50-100% of base * 2**attempt, capped), never shorter than Retry-After."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
         jittered = self.jitter_rng.uniform(0.5 * ceiling, ceiling)
         return max(jittered, retry_after_s) if retry_after_s is not None else jittered
 
     def _error_for(self, status: int, code: str | None, message: str) -> ProviderError:
         if status == 400 and code in REFUSAL_CODES:
-            return PromptRefusedError(f"OpenAI refused the prompt ({code}): {message} Rephrase the prompt "
-                                      f"(clinical, non-identifying wording) and run again.")
+            return PromptRefusedError(
+                f"OpenAI refused the prompt ({code}): {message} Rephrase the prompt "
+                f"(clinical, non-identifying wording) and run again."
+            )
         if status == 401:
-            return AuthenticationError(f"OpenAI rejected the API key (401: {message}). Check OPENAI_API_KEY "
-                                       f"(and OPENAI_BASE_URL if you set it).")
+            return AuthenticationError(
+                f"OpenAI rejected the API key (401: {message}). Check OPENAI_API_KEY "
+                f"(and OPENAI_BASE_URL if you set it)."
+            )
         if status == 403:
-            return AuthenticationError(f"OpenAI denied access to {self.model} (403: {message}). Your organisation "
-                                       f"may need verification for this model; try another --model.")
+            return AuthenticationError(
+                f"OpenAI denied access to {self.model} (403: {message}). Your organisation "
+                f"may need verification for this model; try another --model."
+            )
         if code in NO_RETRY_CODES:
             return BudgetExceededError(f"OpenAI account quota exhausted ({code}): {message} Check billing.")
         return ProviderError(f"OpenAI images request failed (HTTP {status}, {code or 'no code'}): {message}")
@@ -206,13 +244,24 @@ class OpenAIImagesProvider:
         out = []
         for item in items:
             if "b64_json" not in item:
-                raise ProviderError("OpenAI returned an image URL instead of base64 data; this client asks for "
-                                    "b64_json and downloads nothing. Check --base-url points at the Images API.")
+                raise ProviderError(
+                    "OpenAI returned an image URL instead of base64 data; this client asks for "
+                    "b64_json and downloads nothing. Check --base-url points at the Images API."
+                )
             with Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))) as img:
                 img.load()
                 image = img.copy()
-            out.append(GeneratedImage(image=image, prompt=prompt, provider=self.name, model=self.model, seed=None,
-                                      parameters=parameters, revised_prompt=item.get("revised_prompt")))
+            out.append(
+                GeneratedImage(
+                    image=image,
+                    prompt=prompt,
+                    provider=self.name,
+                    model=self.model,
+                    seed=None,
+                    parameters=parameters,
+                    revised_prompt=item.get("revised_prompt"),
+                )
+            )
         return out
 
 

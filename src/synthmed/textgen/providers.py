@@ -19,7 +19,7 @@ class GeneratedImage:
     prompt: str
     provider: str
     model: str
-    seed: int | None = None          # None where the provider cannot be seeded (hosted APIs)
+    seed: int | None = None  # None where the provider cannot be seeded (hosted APIs)
     parameters: dict[str, Any] = field(default_factory=dict)  # size, quality, steps, ... as sent
     revised_prompt: str | None = None  # what a hosted model says it actually drew
 
@@ -37,9 +37,9 @@ class ImageProvider(Protocol):
     model: str
     max_images_per_call: int
 
-    def generate(self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None,
-                 **options: Any) -> list[GeneratedImage]:
-        ...
+    def generate(
+        self, prompt: str, *, n: int = 1, size_px: SizePx | None = None, seed: int | None = None, **options: Any
+    ) -> list[GeneratedImage]: ...
 
 
 class ProviderError(RuntimeError):
@@ -85,11 +85,13 @@ class RequestBudget:
         if self.max_requests is not None and self.requests_sent + requests > self.max_requests:
             raise BudgetExceededError(
                 f"request budget reached: {self.requests_sent} of {self.max_requests} requests already sent, "
-                f"{requests} more needed. Raise --max-requests or ask for fewer images.")
+                f"{requests} more needed. Raise --max-requests or ask for fewer images."
+            )
         if self.max_images is not None and self.images_requested + images > self.max_images:
             raise BudgetExceededError(
                 f"image budget reached: {self.images_requested} of {self.max_images} images already requested, "
-                f"{images} more needed. Raise --max-images or ask for fewer images.")
+                f"{images} more needed. Raise --max-images or ask for fewer images."
+            )
 
     def charge(self, *, images: int) -> None:
         """Check, then record one request for `images` images."""
@@ -109,7 +111,9 @@ def parse_size(size: str | int | tuple[int, int] | None) -> SizePx | None:
             return (width, height)
         return int(text)
     except ValueError:
-        raise ValueError(f"size {size!r} is not understood: give '512' (square) or 'WIDTHxHEIGHT' like '1024x1792'.") from None
+        raise ValueError(
+            f"size {size!r} is not understood: give '512' (square) or 'WIDTHxHEIGHT' like '1024x1792'."
+        ) from None
 
 
 def size_as_pair(size_px: SizePx) -> tuple[int, int]:

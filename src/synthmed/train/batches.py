@@ -21,8 +21,7 @@ def batch_indices(n: int, batch_size: int, *, seed: int, step: int) -> np.ndarra
     return np.array([_epoch_permutation(n, seed, int(e))[o] for e, o in zip(epochs, offsets)], dtype=np.int64)
 
 
-def balanced_batch_indices(labels: np.ndarray, batch_size: int, *, seed: int, step: int,
-                           power: float) -> np.ndarray:
+def balanced_batch_indices(labels: np.ndarray, batch_size: int, *, seed: int, step: int, power: float) -> np.ndarray:
     """Indices drawn with replacement, image probability proportional to (its class's count) ** -power.
 
     power 0 draws as the data is (every image equally likely); power 1 draws every class equally often,

@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from synthmed.files import atomic_write_text, fsync_path, swap_folder
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.unet import save_model_folder
+from synthmed.models.weights import load_safetensors, load_torch_file
 from synthmed.train.steps import ema_weights
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,17 @@ STATE_NAME = "train_state.pt"
 ONLINE_NAME = "online.safetensors"
 
 
-def save_checkpoint(run_dir: Path, *, step: int, unet: torch.nn.Module, ema, optimizer: torch.optim.Optimizer,
-                    state: dict, model_config: DiffusionModelConfig, keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    step: int,
+    unet: torch.nn.Module,
+    ema,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    model_config: DiffusionModelConfig,
+    keep: int,
+) -> Path:
     """Write checkpoint `step-XXXXXX` atomically, point `latest` at it, and keep the newest `keep`."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -79,8 +89,9 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         named = root / pointer.read_text().strip()
         if named.is_dir() and _is_complete(named):
             return named
-        logger.warning("%s names %s which is missing or incomplete; using the newest complete checkpoint",
-                       pointer, named.name)
+        logger.warning(
+            "%s names %s which is missing or incomplete; using the newest complete checkpoint", pointer, named.name
+        )
     found = complete_checkpoints(run_dir)
     return found[-1] if found else None
 
@@ -95,12 +106,13 @@ def remove_partial_checkpoints(run_dir: Path) -> None:
 
 def load_checkpoint(path: Path) -> tuple[dict, dict]:
     """(raw online weights, train state) of one checkpoint folder."""
-    online = load_file(str(path / ONLINE_NAME))
-    state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=True)
+    fix = f"delete the damaged checkpoint folder {path} and resume from the one before it"
+    online = load_safetensors(path / ONLINE_NAME, fix=fix)
+    state = load_torch_file(path / STATE_NAME, fix=fix)
     return online, state
 
 
 def _is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors",
-                                                    "model/config.json"))
-
+    return all(
+        (path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors", "model/config.json")
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
+from synthmed.files import read_json
 from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
@@ -36,14 +36,21 @@ class TrainConfig(BaseModel):
     adam_betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = Field(0.0, ge=0)
     grad_clip_norm: float = Field(1.0, gt=0)
-    snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); "
-                                                           "None = plain MSE")
-    class_balance_power: float = Field(1.0, ge=0, le=1, description="1 = every class equally often (default: a "
-                                       "minority class gets as many updates as the majority; BENCHMARKS.md c4); "
-                                       "0 = draw images as the data is")
+    snr_gamma: float | None = Field(
+        5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); None = plain MSE"
+    )
+    class_balance_power: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="1 = every class equally often (default: a "
+        "minority class gets as many updates as the majority; BENCHMARKS.md c4); "
+        "0 = draw images as the data is",
+    )
     hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
-    mixed_precision: MixedPrecision = Field("auto", description="auto = bf16 on GPUs and on CPUs with native "
-                                                                "bf16 (AVX512-BF16/AMX), else no")
+    mixed_precision: MixedPrecision = Field(
+        "auto", description="auto = bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else no"
+    )
     # EMA (diffusers EMAModel warmup: decay = 1 - (1 + step / inv_gamma) ** -power, capped).
     ema_max_decay: float = Field(0.999, gt=0, lt=1)
     ema_power: float = Field(0.75, gt=0, le=1)
@@ -59,7 +66,7 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
 
     @model_validator(mode="after")
-    def _check_budget(self) -> "TrainConfig":
+    def _check_budget(self) -> TrainConfig:
         if self.max_steps is None and self.max_duration_min is None:
             raise ValueError("give a budget: max_steps (--max-steps) and/or max_duration_min (--max-duration-min).")
         return self
@@ -67,16 +74,18 @@ class TrainConfig(BaseModel):
     def save(self, path: str | Path) -> Path:
         """Atomically write this config as JSON."""
         from synthmed.files import atomic_write_json
+
         return atomic_write_json(path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """Read and validate a saved config."""
-        return cls.model_validate(json.loads(Path(path).read_text()))
+        return cls.model_validate(read_json(path, fix="restore it, or start a new run in another --out folder"))
 
 
-def train_config_for_dataset(dataset: str | Path, *, preset: str | None = None, model_overrides: dict | None = None,
-                             **overrides) -> TrainConfig:
+def train_config_for_dataset(
+    dataset: str | Path, *, preset: str | None = None, model_overrides: dict | None = None, **overrides
+) -> TrainConfig:
     """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
 
     `preset`: 'tiny', '32', '64', '128', '256' (default: the preset for the dataset's image size).
@@ -86,11 +95,19 @@ def train_config_for_dataset(dataset: str | Path, *, preset: str | None = None, 
     preset = preset or preset_for_size(info.image_size_px)
     wanted = PRESET_SIZES_PX.get(preset)
     if wanted is not None and wanted != info.image_size_px:
-        raise ValueError(f"preset {preset!r} is for {wanted} px images but {dataset} holds "
-                         f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
-                         f"--preset {preset_for_size(info.image_size_px)}.")
-    model = preset_config(preset, image_size_px=info.image_size_px, in_channels=info.channels,
-                          num_classes=len(info.classes), class_names=list(info.classes), **(model_overrides or {}))
+        raise ValueError(
+            f"preset {preset!r} is for {wanted} px images but {dataset} holds "
+            f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
+            f"--preset {preset_for_size(info.image_size_px)}."
+        )
+    model = preset_config(
+        preset,
+        image_size_px=info.image_size_px,
+        in_channels=info.channels,
+        num_classes=len(info.classes),
+        class_names=list(info.classes),
+        **(model_overrides or {}),
+    )
     return TrainConfig(dataset=str(dataset), model=model, **overrides)
 
 

@@ -23,7 +23,7 @@ def grid_image(rows: list[np.ndarray], *, pad_px: int = 2) -> Image.Image:
     for i, row in enumerate(rows):
         for j, image in enumerate(row):
             y, x = pad_px + i * (height + pad_px), pad_px + j * (width + pad_px)
-            canvas[y:y + height, x:x + width] = image.transpose(1, 2, 0)
+            canvas[y : y + height, x : x + width] = image.transpose(1, 2, 0)
     return Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)
 
 
@@ -34,9 +34,18 @@ def save_png_atomic(image: Image.Image, path: str | Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def class_grid(unet: torch.nn.Module, scheduler, config: DiffusionModelConfig, *, per_class: int, steps: int,
-               guidance_scale: float = 1.0, sampler: str = "dpmpp", seed: int = 0,
-               device: torch.device | str = "cpu") -> Image.Image:
+def class_grid(
+    unet: torch.nn.Module,
+    scheduler,
+    config: DiffusionModelConfig,
+    *,
+    per_class: int,
+    steps: int,
+    guidance_scale: float = 1.0,
+    sampler: str = "dpmpp",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Image.Image:
     """Sample `per_class` images of every class (seeds seed..seed+per_class-1) and tile one row per class."""
     rows = []
     was_training = unet.training
@@ -44,9 +53,18 @@ def class_grid(unet: torch.nn.Module, scheduler, config: DiffusionModelConfig, *
     shape = (config.in_channels, config.image_size_px, config.image_size_px)
     for label in range(config.num_classes):
         generators = [torch.Generator().manual_seed(seed + k) for k in range(per_class)]
-        images = denoise(unet, make_scheduler(sampler, scheduler), labels=torch.full((per_class,), label),
-                         null_class=config.null_class, generators=generators, image_shape=shape, steps=steps,
-                         guidance_scale=guidance_scale, stochastic=SAMPLERS[sampler].stochastic, device=device)
+        images = denoise(
+            unet,
+            make_scheduler(sampler, scheduler),
+            labels=torch.full((per_class,), label),
+            null_class=config.null_class,
+            generators=generators,
+            image_shape=shape,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            stochastic=SAMPLERS[sampler].stochastic,
+            device=device,
+        )
         rows.append(from_model_range(images).numpy())
     unet.train(was_training)
     return grid_image(rows)

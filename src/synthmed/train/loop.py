@@ -15,6 +15,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
+from synthmed.files import portable_name
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
 from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
@@ -57,16 +58,21 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     elapsed time, RNG state; the data order is a function of seed and step). Budgets count across
     sessions. Multi-GPU/multi-node: launch the CLI with `accelerate launch` (batch_size is per process).
     """
-    # Set up the run folder.
+    # Check the run folder and the data before writing anything.
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / CONFIG_NAME
     if config_path.is_file() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
-                              f"a new --out folder.")
+        raise FileExistsError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or choose a new --out folder."
+        )
     if config_path.is_file() and TrainConfig.load(config_path).model != config.model:
-        raise ValueError(f"{run_dir} was trained with a different model config; resume with the same preset/"
-                         f"dataset or choose a new --out folder.")
+        raise ValueError(
+            f"{run_dir} was trained with a different model config; resume with the same preset/"
+            f"dataset or choose a new --out folder."
+        )
+    pixels, labels, info = load_arrays(config.dataset, config.split)  # uint8, held in memory
+    _check_data(config, pixels, labels, info.classes)
+    run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
     main_process = accelerator.is_main_process
     log_handler = _attach_log_file(run_dir / LOG_NAME) if main_process else None
@@ -74,23 +80,28 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         config.save(config_path)
 
     try:
-        # Load dataset (uint8, held in memory).
-        pixels, labels, info = load_arrays(config.dataset, config.split)
-        _check_data(config, pixels, labels, info.classes)
         images = torch.from_numpy(pixels)
         label_tensor = torch.from_numpy(np.array(labels, dtype=np.int64))
-        logger.info("training on %d images of %s (%s), classes %s", len(labels), config.dataset, config.split,
-                    info.classes)
+        logger.info(
+            "training on %d images of %s (%s), classes %s", len(labels), config.dataset, config.split, info.classes
+        )
 
         # Construct network, noise schedule, optimizer, EMA.
         with torch.random.fork_rng(devices=[]):  # initial weights from config.seed; global RNG left untouched
             torch.manual_seed(config.seed)
             unet = build_unet(config.model).train()
         scheduler = build_scheduler(config.model)
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, betas=config.adam_betas,
-                                      weight_decay=config.weight_decay)
-        ema = EMAModel(unet.parameters(), decay=config.ema_max_decay, use_ema_warmup=True,
-                       inv_gamma=config.ema_inv_gamma, power=config.ema_power, foreach=True)
+        optimizer = torch.optim.AdamW(
+            unet.parameters(), lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+        )
+        ema = EMAModel(
+            unet.parameters(),
+            decay=config.ema_max_decay,
+            use_ema_warmup=True,
+            inv_gamma=config.ema_inv_gamma,
+            power=config.ema_power,
+            foreach=True,
+        )
         generator = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
         step, elapsed_before_s = 0, 0.0
 
@@ -119,27 +130,39 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
         stats = open(run_dir / STATS_NAME, "a") if main_process else None
         _write_stats(stats, {"event": "resume" if step else "start", "step": step, "wall_s": round(elapsed_s(), 3)})
-        bar = tqdm(total=config.max_steps, initial=step, desc="train", unit="step", disable=not main_process,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=config.max_steps,
+            initial=step,
+            desc="train",
+            unit="step",
+            disable=not main_process,
+            dynamic_ncols=True,
+        )
         world = accelerator.num_processes
         while budget_progress(config, step=step, elapsed_s=elapsed_s()) < 1.0:
             # Draw this step's batch (this process's slice of the global batch).
             if config.class_balance_power > 0:
-                index = balanced_batch_indices(labels, config.batch_size * world, seed=config.seed, step=step,
-                                               power=config.class_balance_power)
+                index = balanced_batch_indices(
+                    labels, config.batch_size * world, seed=config.seed, step=step, power=config.class_balance_power
+                )
             else:
                 index = batch_indices(len(labels), config.batch_size * world, seed=config.seed, step=step)
-            index = index[accelerator.process_index::world]
+            index = index[accelerator.process_index :: world]
             clean = to_model_range(images[index]).to(accelerator.device)
             if config.hflip:
                 flip = torch.rand(len(index), generator=generator) < 0.5
                 clean = torch.where(flip.view(-1, 1, 1, 1).to(clean.device), clean.flip(-1), clean)
-            cond = drop_labels(label_tensor[index], null_class=config.model.null_class,
-                               prob=config.model.class_dropout_prob, generator=generator).to(accelerator.device)
+            cond = drop_labels(
+                label_tensor[index],
+                null_class=config.model.null_class,
+                prob=config.model.class_dropout_prob,
+                generator=generator,
+            ).to(accelerator.device)
 
             # Optimise one step.
-            lr = config.lr * lr_factor(config, step=step, progress=budget_progress(config, step=step,
-                                                                                    elapsed_s=elapsed_s()))
+            lr = config.lr * lr_factor(
+                config, step=step, progress=budget_progress(config, step=step, elapsed_s=elapsed_s())
+            )
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = diffusion_loss(unet, scheduler, clean, cond, generator=generator, snr_gamma=config.snr_gamma)
@@ -152,9 +175,14 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             window_steps += 1
             if step % config.log_every_steps == 0:
                 now = time.perf_counter()
-                record = {"step": step, "loss": window_loss / window_steps, "lr": lr,
-                          "images_per_s": window_steps * config.batch_size * world / (now - window_start),
-                          "wall_s": round(elapsed_s(), 3), "ema_decay": ema.cur_decay_value}
+                record = {
+                    "step": step,
+                    "loss": window_loss / window_steps,
+                    "lr": lr,
+                    "images_per_s": window_steps * config.batch_size * world / (now - window_start),
+                    "wall_s": round(elapsed_s(), 3),
+                    "ema_decay": ema.cur_decay_value,
+                }
                 _write_stats(stats, record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_s']:.0f}")
                 window_loss, window_steps, window_start = 0.0, 0, now
@@ -164,9 +192,10 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
                 _save_grid(run_dir, raw_unet, ema, scheduler, config, step, accelerator.device)
 
             # Save a checkpoint.
-            due = (step - last_ckpt_step >= config.checkpoint_every_steps or
-                   (config.checkpoint_every_min is not None and
-                    elapsed_s() - last_ckpt_s >= 60 * config.checkpoint_every_min))
+            due = step - last_ckpt_step >= config.checkpoint_every_steps or (
+                config.checkpoint_every_min is not None
+                and elapsed_s() - last_ckpt_s >= 60 * config.checkpoint_every_min
+            )
             if due:
                 _checkpoint(accelerator, run_dir, step, raw_unet, ema, optimizer, generator, elapsed_s(), config)
                 last_ckpt_step, last_ckpt_s = step, elapsed_s()
@@ -178,11 +207,16 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         model_dir = run_dir / MODEL_DIR
         if main_process:
             with ema_weights(ema, raw_unet.parameters()):
-                publish_model_folder(model_dir, unet=raw_unet, config=config.model,
-                                     extra={"step": step, "weights": "ema", "dataset": config.dataset})
+                publish_model_folder(
+                    model_dir,
+                    unet=raw_unet,
+                    config=config.model,
+                    extra={"step": step, "weights": "ema", "dataset": portable_name(config.dataset, parts=1)},
+                )
             _save_grid(run_dir, raw_unet, ema, scheduler, config, step, accelerator.device)
             _write_stats(stats, {"event": "end", "step": step, "wall_s": round(elapsed_s(), 3)})
-            stats.close()
+            if stats is not None:
+                stats.close()
             logger.info("trained %d steps in %.1f min; model in %s", step, elapsed_s() / 60, model_dir)
         accelerator.wait_for_everyone()
         return model_dir
@@ -195,29 +229,49 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
 def _check_data(config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
     channels, size = pixels.shape[1], pixels.shape[2]
     if channels != config.model.in_channels:
-        raise ValueError(f"{config.dataset} has {channels}-channel images but the model expects "
-                         f"{config.model.in_channels}; build the config with train_config_for_dataset().")
+        raise ValueError(
+            f"{config.dataset} has {channels}-channel images but the model expects "
+            f"{config.model.in_channels}; build the config with train_config_for_dataset()."
+        )
     if size != config.model.image_size_px or pixels.shape[3] != size:
-        raise ValueError(f"{config.dataset} has {pixels.shape[2]}x{pixels.shape[3]} px images but the model is "
-                         f"for {config.model.image_size_px} px; re-prepare with --size {config.model.image_size_px}.")
+        raise ValueError(
+            f"{config.dataset} has {pixels.shape[2]}x{pixels.shape[3]} px images but the model is "
+            f"for {config.model.image_size_px} px; re-prepare with --size {config.model.image_size_px}."
+        )
     if len(classes) != config.model.num_classes or labels.min() < 0 or labels.max() >= config.model.num_classes:
-        raise ValueError(f"{config.dataset} has classes {classes} (label_idx {labels.min()}..{labels.max()}) but "
-                         f"the model has {config.model.num_classes} classes.")
+        raise ValueError(
+            f"{config.dataset} has classes {classes} (label_idx {labels.min()}..{labels.max()}) but "
+            f"the model has {config.model.num_classes} classes."
+        )
 
 
 def _checkpoint(accelerator, run_dir, step, unet, ema, optimizer, generator, elapsed_s, config) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        path = save_checkpoint(run_dir, step=step, unet=unet, ema=ema, optimizer=optimizer,
-                               state={"rng": generator.get_state(), "elapsed_s": elapsed_s},
-                               model_config=config.model, keep=config.keep_checkpoints)
+        path = save_checkpoint(
+            run_dir,
+            step=step,
+            unet=unet,
+            ema=ema,
+            optimizer=optimizer,
+            state={"rng": generator.get_state(), "elapsed_s": elapsed_s},
+            model_config=config.model,
+            keep=config.keep_checkpoints,
+        )
         logger.info("checkpoint %s", path)
 
 
 def _save_grid(run_dir, unet, ema, scheduler, config, step, device) -> None:
     with ema_weights(ema, unet.parameters()):
-        image = class_grid(unet, scheduler, config.model, per_class=config.grid_per_class,
-                           steps=config.grid_sampler_steps, seed=config.seed, device=device)
+        image = class_grid(
+            unet,
+            scheduler,
+            config.model,
+            per_class=config.grid_per_class,
+            steps=config.grid_sampler_steps,
+            seed=config.seed,
+            device=device,
+        )
     save_png_atomic(image, run_dir / "grids" / f"step-{step:06d}.png")
 
 

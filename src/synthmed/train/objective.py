@@ -29,8 +29,15 @@ def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, gamma: flo
     return clipped / snr.clamp_min(1e-8)
 
 
-def diffusion_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, clean: torch.Tensor, labels: torch.Tensor, *,
-                   generator: torch.Generator, snr_gamma: float | None) -> torch.Tensor:
+def diffusion_loss(
+    unet: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    snr_gamma: float | None,
+) -> torch.Tensor:
     """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
 
     All randomness (noise, timesteps) is drawn on the CPU from `generator`, so a resumed run that

@@ -1,12 +1,13 @@
-"""Run-folder helpers shared by the latent and fine-tuning loops: atomic torch saves, step folders, stats.jsonl, accelerator setup."""
+"""Run-folder helpers of the latent and fine-tuning loops - atomic torch saves, step folders, stats.jsonl."""
 
 from __future__ import annotations
 
 import functools
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -72,6 +73,7 @@ def releases_accelerator(func: Callable) -> Callable:
     Leaves the process as it found it, so a later `Accelerator(mixed_precision=...)` elsewhere
     (another stage, another test) is not refused because this run used another setting.
     """
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 import torch
 
 
-def optimizer_step(accelerator, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
-                   loss: torch.Tensor, *, clip_norm: float, ema=None) -> None:
+def optimizer_step(
+    accelerator,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    loss: torch.Tensor,
+    *,
+    clip_norm: float,
+    ema=None,
+) -> None:
     """Backpropagate `loss`, clip the gradient norm of `params` to `clip_norm`, step, zero, update `ema`."""
     accelerator.backward(loss)
     accelerator.clip_grad_norm_(params, clip_norm)
