@@ -68,7 +68,8 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
     section_dir = out_dir / "fidelity"
     figures = [
         {"title": "Distance to real training images per panel, as a multiple of the real-vs-real floor",
-         "path": plots.plot_panel_ratios(distances["panels"], {n: GOOD_RATIO for n in distances["panels"]},
+         "path": plots.plot_panel_ratios(distances["panels"], {n: panel_status(p["overall"]) for n, p in
+                                                               distances["panels"].items()}, GOOD_RATIO,
                                          section_dir / "panels.png").relative_to(out_dir).as_posix()},
         {"title": "Semantic features of real and synthetic images (first two principal axes of the real ones)",
          "path": plots.plot_feature_pca(features["train"], features["synthetic"], section_dir / "pca.png",

@@ -73,6 +73,22 @@ def calibrate_threshold(heldout_similarity: np.ndarray, *, quantile: float, marg
     return q + margin * (1.0 - q)
 
 
+MIN_CALIBRATION_IMAGES = 20
+
+
+def suspected_leaks(similarity: np.ndarray, *, fence: float = 3.0) -> np.ndarray:
+    """Calibration images whose closeness to a training image is a far outlier among them (Tukey's far-out fence).
+
+    Closeness is -log(1 - similarity), so the scale opens up near 1; an image beyond the upper quartile plus
+    `fence` inter-quartile ranges is far closer to some training image than ordinary held-out images are.
+    """
+    if len(similarity) < MIN_CALIBRATION_IMAGES:
+        return np.zeros(len(similarity), dtype=bool)
+    closeness = -np.log(np.clip(1.0 - np.asarray(similarity, dtype=float), 1e-9, None))
+    q25, q75 = np.percentile(closeness, [25, 75])
+    return closeness > q75 + fence * (q75 - q25)
+
+
 def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, synthetic_pixels: np.ndarray,
                 train_features: np.ndarray | None, heldout_features: np.ndarray | None,
                 synthetic_features: np.ndarray | None, config: MemorisationConfig,
@@ -104,13 +120,20 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
         calib = np.sort(rng.choice(len(train_pixels), min(len(train_pixels), config.max_calibration_images),
                                    replace=False))
         calib_pix = search_copies(train_pixels[calib], index, config=config.search, exclude_train_index=calib)
+    # Held-out images far closer to a training image than the rest are (another slice of one patient, a rotated
+    # copy: leaks the near-duplicate rule cannot see) would set the threshold on their own; they are reported.
+    suspect = suspected_leaks(calib_pix["similarity"])
+    leakage["n_suspected"] = int(suspect.sum())
+    leakage["suspected"] = [{"index": int(calib[i]), "train_index": int(calib_pix["train_index"][i]),
+                             "similarity": round(float(calib_pix["similarity"][i]), 4)} for i in np.flatnonzero(suspect)]
+    kept = calib_pix["similarity"][~suspect]
     result = {
-        "calibration": ("held-out real vs train, leaked held-out images excluded" if use_heldout
+        "calibration": ("held-out real vs train, leaked and suspected held-out images excluded" if use_heldout
                         else "train vs other train images (no usable held-out real)"),
-        "n_calibration": int(len(calib)), "leakage": leakage,
-        "pixel": {"nearest": synth_pix, "calibration_similarity": calib_pix["similarity"],
-                  "threshold": calibrate_threshold(calib_pix["similarity"], quantile=config.calibration_quantile,
-                                                   margin=config.margin)},
+        "heldout_used": bool(use_heldout), "n_calibration": int(len(kept)), "leakage": leakage,
+        "too_few_calibration": bool(len(kept) < MIN_CALIBRATION_IMAGES),
+        "pixel": {"nearest": synth_pix, "calibration_similarity": kept,
+                  "threshold": calibrate_threshold(kept, quantile=config.calibration_quantile, margin=config.margin)},
     }
     result["flagged"] = synth_pix["similarity"] >= result["pixel"]["threshold"]
     if train_features is not None and synthetic_features is not None:
@@ -128,7 +151,11 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
 def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: int, leakage: dict | None = None,
                          rests_on: dict | None = None) -> str:
     """One sentence on whether the generator copies its training images, with leakage and what it rests on."""
-    if n_flagged == 0:
+    if rests_on and rests_on["n_calibration"] < MIN_CALIBRATION_IMAGES:
+        text = (f"Too few real images ({rests_on['n_calibration']}) to calibrate a copy threshold (at least "
+                f"{MIN_CALIBRATION_IMAGES} needed): {n_flagged} of {n_synthetic} synthetic images pass the provisional "
+                f"threshold, which says little. Evaluate against a dataset with a larger val or test split.")
+    elif n_flagged == 0:
         text = (f"None of the {n_synthetic} synthetic images is a near-copy of a training image, even flipped, "
                 f"rotated, zoomed or shifted (closer than any ordinary held-out real image gets).")
     else:
@@ -138,7 +165,13 @@ def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: i
         text += (f" The real data leaks: {leakage['n_leaked']} of {leakage['n_heldout']} held-out images are "
                  f"near-duplicates of training images (mirrored copies included); they were left out of the "
                  f"calibration, and the dataset's split should be fixed.")
+    if leakage and leakage.get("n_suspected"):
+        text += (f" {leakage['n_suspected']} more held-out images are far closer to a training image than the others "
+                 f"(likely the same patient or a transformed copy: see memorisation.leakage.suspected); they were "
+                 f"left out of the calibration too.")
     if rests_on:
-        text += (f" Rests on: {rests_on['n_calibration']} held-out calibration images and {rests_on['n_real_train']} "
+        calibrated_on = ("held-out calibration images" if rests_on.get("heldout_used", True)
+                         else "training images searched against the other training images (no held-out split)")
+        text += (f" Rests on: {rests_on['n_calibration']} {calibrated_on} and {rests_on['n_real_train']} "
                  f"training images at {rests_on['image_size_px']} px (searched at {rests_on['search_size_px']} px).")
     return text

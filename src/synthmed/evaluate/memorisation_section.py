@@ -61,9 +61,12 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
             "shift_px": [round(float(pix["shift_dy"][i]), 2), round(float(pix["shift_dx"][i]), 2)],
             "flagged": bool(flagged[i])} for i in order]
     leakage = result["leakage"]
-    leaked_pairs = [{"heldout_id": heldout.ids[h], "train_id": real.train.ids[t]}
-                    for h, t in zip(leakage.pop("heldout_index"), leakage.pop("train_index"))] if heldout else []
+    pairs = zip(leakage.pop("heldout_index"), leakage.pop("train_index"))
+    leaked_pairs = [{"heldout_id": heldout.ids[h], "train_id": real.train.ids[t]} for h, t in pairs] if heldout else []
     leakage["pairs"] = leaked_pairs[:50]
+    source = heldout if result["heldout_used"] else real.train
+    leakage["suspected"] = [{"image_id": source.ids[row.pop("index")], "train_id": real.train.ids[row.pop("train_index")],
+                             **row} for row in leakage["suspected"][:50]]
     figures = [
         _figure(plots.plot_pairs(synthetic.pixels, real.train.pixels, top, section_dir / "top_pairs.png"), out_dir,
                 "Synthetic images most similar to a training image (left) beside that training image (right)"),
@@ -77,7 +80,8 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
         entry["share_flagged"] = entry["n_flagged"] / entry["n"] if entry["n"] else None
     n_flagged = int(flagged.sum())
     rests_on = {"image_size_px": int(real.train.pixels.shape[-1]), "n_real_train": len(real.train),
-                "n_calibration": result["n_calibration"], "n_synthetic": len(synthetic),
+                "n_calibration": result["n_calibration"], "heldout_used": result["heldout_used"],
+                "n_synthetic": len(synthetic),
                 "search_size_px": mconfig.search.fine_size_px, "seed": config.seed}
     return {
         "method": {"pixel": mconfig.record(),
@@ -94,6 +98,7 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
         "nearest_csv": "memorisation/nearest.csv", "rests_on": rests_on,
         "verdict": memorisation_verdict(share_flagged=n_flagged / len(synthetic), n_flagged=n_flagged,
                                         n_synthetic=len(synthetic), leakage=leakage, rests_on=rests_on),
-        "status": "good" if n_flagged == 0 else "fair" if n_flagged / len(synthetic) < 0.01 else "poor",
+        "status": ("info" if result["too_few_calibration"] else "good" if n_flagged == 0
+                   else "fair" if n_flagged / len(synthetic) < 0.01 else "poor"),
         "figures": figures,
     }

@@ -38,7 +38,7 @@ class PanelDistanceConfig:
     draws: int = 10
     bootstrap_samples: int = 50
     permutations: int = 500
-    min_images: int = 5
+    min_images: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:

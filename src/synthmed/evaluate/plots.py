@@ -29,19 +29,20 @@ def _show(ax, image_chw: np.ndarray, title: str) -> None:
     ax.axis("off")
 
 
-def plot_panel_ratios(panels: dict, limits: dict[str, float], path: Path) -> Path:
-    """Bars of each panel's overall distance as a multiple of the real-vs-real floor (log scale), with its allowance."""
+STATUS_COLOURS = {"good": "#2e7d32", "inconclusive": "#9e9e9e", "fair": "#f9a825", "poor": "#c62828", "info": "#9e9e9e"}
+
+
+def plot_panel_ratios(panels: dict, statuses: dict[str, str], good_ratio: float, path: Path) -> Path:
+    """Bars of each panel's overall distance as a multiple of the real-vs-real floor (log scale), coloured by status."""
     names = [n for n, p in panels.items() if "ratio_to_floor" in p["overall"]]
     ratios = [panels[n]["overall"]["ratio_to_floor"]["value"] for n in names]
-    lims = [limits[n] for n in names]
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    colours = ["#2e7d32" if r <= lim else "#f9a825" if r <= 2 * lim else "#c62828" for r, lim in zip(ratios, lims)]
-    ax.bar(names, ratios, color=colours)
-    ax.scatter(names, lims, marker="_", s=900, color="black", label="good up to")
+    ax.bar(names, ratios, color=[STATUS_COLOURS.get(statuses.get(n, "info"), "#9e9e9e") for n in names])
+    ax.axhline(good_ratio, color="black", lw=0.8, label=f"good up to {good_ratio:g}x")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="held-out real (floor)")
     ax.set_yscale("log")
     ax.set_ylabel("distance / real-vs-real floor")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

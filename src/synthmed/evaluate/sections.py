@@ -59,6 +59,12 @@ def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) ->
     verdict, status = diversity_verdict(result), diversity_status(result)
     result["measured_on"] = (f"pixels at {real.train.pixels.shape[-1]} px as loaded (inputs.resize_method), "
                              f"scaled to [0, 1]; no feature extractor")
+    n_synth = {name: entry["synthetic"]["n_images"] for name, entry in result["per_class"].items()}
+    result["rests_on"] = {"text": (f"MS-SSIM of up to {DiversityConfig().pairs_per_class} random pairs per class "
+                                   f"({', '.join(f'{c}: {n} synthetic' for c, n in n_synth.items())}; "
+                                   f"{len(real.train)} real training images) at {real.train.pixels.shape[-1]} px; "
+                                   f"seed {config.seed}."),
+                          "n_synthetic_per_class": n_synth, "image_size_px": int(real.train.pixels.shape[-1])}
     return result | {"verdict": verdict, "status": status,
                      "figures": [_figure(path, out_dir, "Within-class MS-SSIM of random pairs (higher = more alike)")]}
 
