@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url", default=None)
     serve.add_argument("--https-only-cookies", action="store_true", help="set when serving behind HTTPS")
+    serve.add_argument("--trusted-proxy", default=None, metavar="ADDRESSES",
+                       help="comma-separated reverse-proxy addresses whose X-Forwarded-For is believed (for login "
+                            "throttling); without it the socket address counts and the header is ignored")
 
     add = actions.add_parser("add-reader", help="add a reader and print a one-time invitation", formatter_class=fmt)
     add.add_argument("study_dir", type=Path)
@@ -96,9 +99,12 @@ def _serve(args: argparse.Namespace) -> int:
     from synthmed.study.app import create_app
     from synthmed.study.settings import StudySettings
 
+    overrides = {"trusted_proxies": args.trusted_proxy} if args.trusted_proxy else {}
     settings = StudySettings(study_dir=args.study_dir, database_url=args.database_url,
-                             https_only=args.https_only_cookies)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+                             https_only=args.https_only_cookies, **overrides)
+    proxies = settings.trusted_proxies
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                proxy_headers=proxies is not None, forwarded_allow_ips=proxies or "")
     return 0
 
 

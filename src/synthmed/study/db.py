@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     Boolean, CheckConstraint, DateTime, Engine, ForeignKey, Integer, String, Text, UniqueConstraint,
-    create_engine, event,
+    create_engine, event, inspect, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -66,6 +66,7 @@ class Reader(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     submitted_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped = sessions revoked
 
 
 class Assignment(Base):
@@ -107,12 +108,14 @@ class Admin(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped = sessions revoked
 
 
 def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `database_url`; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+                               pool_size=20, max_overflow=20)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -130,8 +133,13 @@ def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
+    """Create every table that does not exist yet and add columns newer than the database (idempotent)."""
     Base.metadata.create_all(engine)
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in ("reader", "admin"):
+            if "session_epoch" not in {c["name"] for c in existing.get_columns(table)}:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -26,6 +26,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from synthmed.study.db import CALLS
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("reader", "case", "source_id", "truth", "modality", "label", "call", "correct", "confidence",
                "condition", "findings", "submitted", "updated_utc")
 
@@ -190,6 +191,14 @@ def answers_csv(answers: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in answers:
-        writer.writerow({**row, "truth": truth_name(row["is_synthetic"]), "correct": int(is_correct(row)),
-                         "submitted": int(bool(row["submitted"])), "updated_utc": str(row["updated_utc"])})
+        cells = {**row, "truth": truth_name(row["is_synthetic"]), "correct": int(is_correct(row)),
+                 "submitted": int(bool(row["submitted"])), "updated_utc": str(row["updated_utc"])}
+        writer.writerow({key: spreadsheet_safe(value) for key, value in cells.items()})
     return buffer.getvalue()
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (starts with = + - @ tab or CR) gets a leading quote."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value

@@ -48,8 +48,9 @@ def add_reader(request: Request, admin: AdminDep, db: DbDep, name: Annotated[str
     return _dashboard(request, db, invitation={"name": reader.name, "link": link})
 
 
-@router.post("/readers/{name}/invite", dependencies=[Depends(csrf_protect)])
-def reinvite(request: Request, name: str, admin: AdminDep, db: DbDep) -> Response:
+@router.post("/readers/invite", dependencies=[Depends(csrf_protect)])
+def reinvite(request: Request, admin: AdminDep, db: DbDep, name: Annotated[str, Form()] = "") -> Response:
+    """A new invitation; the name travels in the form body, so any characters work (a path would break on '/')."""
     try:
         token = crud.renew_invitation(session=db, name=name)
         db.commit()
