@@ -57,6 +57,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     analyze.add_argument("--json", type=Path, default=None, help="write the result dict here")
     analyze.add_argument("--csv", type=Path, default=None, help="write one row per answer (with truth) here")
     analyze.add_argument("--database-url", default=None)
+    analyze.add_argument("--exclude-reader", action="append", default=[], metavar="NAME",
+                         help="leave this reader out of every statistic (repeat for several)")
+    analyze.add_argument("--margin", type=float, default=None,
+                         help="equivalence margin around AUC 0.5 (default: the one set at create)")
+
+    plan = actions.add_parser("plan", formatter_class=fmt,
+                              help="readers and cases needed to show 'indistinguishable within margin'")
+    plan.add_argument("--margin", type=float, required=True, help="equivalence margin around AUC 0.5, e.g. 0.1")
+    plan.add_argument("--power", type=float, default=0.8)
+    plan.add_argument("--alpha", type=float, default=0.05, help="per one-sided test")
+    plan.add_argument("--readers", type=int, nargs="+", default=None, help="reader counts to plan for")
+    plan.add_argument("--pilot", type=Path, default=None, metavar="STUDY_DIR",
+                      help="take the variance components from this finished study instead of the defaults")
+    plan.add_argument("--database-url", default=None, help="of the --pilot study")
     parser.set_defaults(func=run)
 
 
@@ -131,7 +145,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from synthmed.study.results import study_csv, study_results
 
     with _session(args.study_dir, args.database_url) as session:
-        result = study_results(session=session)
+        result = study_results(session=session, exclude=args.exclude_reader, margin_auc=args.margin)
         csv_text = study_csv(session=session)
     if not result["study"]["closed"]:
         print("note: the study is still open; these are interim results.")
@@ -149,7 +163,28 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS = {"create": _create, "serve": _serve, "add-reader": _add_reader, "close": _close, "analyze": _analyze}
+def _plan(args: argparse.Namespace) -> int:
+    from synthmed.study import planner
+
+    try:
+        inputs = planner.PlanInputs(margin_auc=args.margin, power=args.power, alpha=args.alpha)
+    except ValueError as exc:
+        raise ValueError(f"--margin must lie in (0, 0.5), --power and --alpha in (0, 1): {exc.errors()[0]['msg']}") \
+            from None
+    if args.pilot is not None:
+        from synthmed.study import crud
+        from synthmed.study.discrimination import pilot_single_treatment
+
+        with _session(args.pilot, args.database_url) as session:
+            single, cases = pilot_single_treatment(crud.answer_rows(session=session), crud.case_rows(session=session))
+        inputs = planner.PlanInputs.from_pilot(single, cases=cases, margin_auc=args.margin, power=args.power,
+                                               alpha=args.alpha).model_copy(update={"true_auc": 0.5})
+    print(planner.describe(inputs, planner.plan(inputs, readers=args.readers)))
+    return 0
+
+
+ACTIONS = {"create": _create, "serve": _serve, "add-reader": _add_reader, "close": _close, "analyze": _analyze,
+           "plan": _plan}
 
 
 def run(args: argparse.Namespace) -> int:

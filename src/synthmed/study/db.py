@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, Engine, ForeignKey, Integer, String, Text, UniqueConstraint,
+    Boolean, CheckConstraint, DateTime, Engine, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
     create_engine, event, inspect, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -37,6 +37,8 @@ class Study(Base):
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    margin_auc: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")  # equivalence margin
+    blinding_audit: Mapped[str] = mapped_column(Text, default="", server_default="")  # JSON of the audit at create
 
     @property
     def condition_list(self) -> list[str]:
@@ -132,14 +134,24 @@ def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
+ADDED_COLUMNS = {
+    "reader": {"session_epoch": "INTEGER NOT NULL DEFAULT 0"},
+    "admin": {"session_epoch": "INTEGER NOT NULL DEFAULT 0"},
+    "study": {"margin_auc": "FLOAT NOT NULL DEFAULT 0.1", "blinding_audit": "TEXT NOT NULL DEFAULT ''"},
+}
+"""Columns newer than the first release: `init_db` adds them to an older study database."""
+
+
 def init_db(engine: Engine) -> None:
     """Create every table that does not exist yet and add columns newer than the database (idempotent)."""
     Base.metadata.create_all(engine)
     existing = inspect(engine)
     with engine.begin() as connection:
-        for table in ("reader", "admin"):
-            if "session_epoch" not in {c["name"] for c in existing.get_columns(table)}:
-                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"))
+        for table, columns in ADDED_COLUMNS.items():
+            present = {c["name"] for c in existing.get_columns(table)}
+            for name, ddl in columns.items():
+                if name not in present:
+                    connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
