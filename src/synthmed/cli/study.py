@@ -1,4 +1,4 @@
-"""`synthmed study`: create, serve, extend, close and analyze a blinded reader study ("Spot the fake")."""
+"""`synthmed study`: create, serve, extend, close, analyze and plan a blinded reader study ("Spot the fake")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `study` subcommand and its actions."""
     parser = subparsers.add_parser("study", help="blinded reader study: real vs synthetic images",
                                    description="A web app where readers label real and synthetic images, and "
-                                               "its statistics.")
+                                               "its statistics: create (with a blinding audit), serve, add-reader, "
+                                               "close, analyze (ROC AUC with readers and cases random, equivalence "
+                                               "verdict), plan (readers and cases for a margin).")
     actions = parser.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -31,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--name", default="Spot the fake", help="study title shown to readers")
     create.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed invitation links")
     create.add_argument("--database-url", default=None, help="default sqlite:///OUT/study.db")
+    create.add_argument("--margin", type=float, default=0.1,
+                        help="equivalence margin around AUC 0.5 for the verdict (plan it with `study plan`)")
+    create.add_argument("--match", action="store_true",
+                        help="resample both sides from one common size (served at most half of it) and stretch "
+                             "intensities the same way: the fix when the blinding audit fails")
+    create.add_argument("--allow-unblinded", action="store_true",
+                        help="create the study even if the blinding audit fails (the results will say so)")
 
     serve = actions.add_parser("serve", help="run the web app (uvicorn)", formatter_class=fmt)
     serve.add_argument("study_dir", type=Path)
@@ -93,12 +102,16 @@ def _create(args: argparse.Namespace) -> int:
     spec = StudySpec(name=args.name, cases=args.cases, synthetic_fraction=args.synthetic_fraction,
                      readers=args.reader, seed=args.seed, all_synthetic=args.all_synthetic,
                      educational=args.educational, size_px=args.size_px, modality=args.modality,
+                     margin_auc=args.margin, match=args.match, allow_unblinded=args.allow_unblinded,
                      conditions=[c for c in args.conditions.split(",") if c.strip()])
     created = build_study(spec, real_dir=args.real, synthetic_dir=args.synthetic, study_dir=args.out,
                           database_url=args.database_url,
                           admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"))
     print(f"study: {created.study_dir} ({created.n_real} real + {created.n_synthetic} synthetic cases, "
           f"{created.image_size_px} px)")
+    if created.blinding_audit is not None:
+        verdict = "OVERRIDDEN, failed" if created.blinding_audit.overridden else "passed"
+        print(f"blinding audit {verdict}: {created.blinding_audit.summary}")
     print(f"admin: {args.base_url}/admin/login  user {created.admin_username}  password {created.admin_password}")
     for name, token in created.invitations.items():
         print(f"invite {name}: {args.base_url}/invite/{token}")

@@ -55,13 +55,15 @@ class ReaderProgress:
 # Study and cases.
 
 def create_study(*, session: Session, name: str, seed: int, image_size_px: int, educational: bool = False,
-                 all_synthetic: bool = False, conditions: list[str] | None = None) -> Study:
+                 all_synthetic: bool = False, conditions: list[str] | None = None, margin_auc: float = 0.1,
+                 blinding_audit: str = "") -> Study:
     """Insert the (single) study row."""
     if session.scalar(select(func.count()).select_from(Study)):
         raise StudyError("this database already holds a study; create a new study folder or database.")
     clean = [c.strip() for c in (conditions or []) if c.strip()]
     study = Study(name=name, seed=seed, image_size_px=image_size_px, educational=educational,
-                  all_synthetic=all_synthetic, conditions="\n".join(dict.fromkeys(clean)))
+                  all_synthetic=all_synthetic, conditions="\n".join(dict.fromkeys(clean)), margin_auc=margin_auc,
+                  blinding_audit=blinding_audit)
     session.add(study)
     session.flush()
     return study
