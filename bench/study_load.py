@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runs[database], good = bench(args, database_url=None, server_cpus=server_cpus)
         ok = ok and good
+    if client_cpus:
+        os.sched_setaffinity(0, set(cpus))  # the result file names the whole machine, not the client's core
     if not args.no_result_file and runs:
         write(args, runs, pinned=server_cpus is not None)
     return 0 if ok else 1

@@ -77,3 +77,11 @@ def test_incomplete_readers_are_left_out_of_mrmc_and_named():
 def test_margin_must_be_inside_zero_and_half(margin):
     with pytest.raises(ValueError, match="margin"):
         run(3, 20, signal=0.0, margin_auc=margin)
+
+
+def test_readers_who_all_answer_alike_do_not_crash_the_analysis():
+    answers, case_rows = simulated(3, 20, signal=0.0)
+    same = [{**a, "call": "unsure", "confidence": 3} for a in answers]
+    result = analyze(answers=same, cases=case_rows, readers=["r0", "r1", "r2"])
+    assert result["discrimination"]["mrmc"]["auc"] == 0.5 and result["discrimination"]["mrmc"]["stderr"] == 0.0
+    assert result["verdict"].startswith("inconclusive") and "same score" in result["verdict"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from study.browser import browser_missing, chromium, serve
 from study.helpers import PASSWORD, make_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+SCREENSHOT_DIR = "SYNTHMED_STUDY_SCREENSHOT_DIR"  # set (e.g. to bench/results) to keep the screenshots
 COORDS = [(0, 0), (5, 7), (16, 16), (31, 20)]
 
 
@@ -62,6 +63,7 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    screenshots = Path(os.environ.get(SCREENSHOT_DIR) or tmp_path)
     created, settings = make_study(tmp_path, image_folders, None, cases=6, readers=["alice"])
     with serve(settings.study_dir, log_path=tmp_path / "serve.log") as url, chromium(width=1280, height=720) as driver:
         driver.get(f"{url}/invite/{created.invitations['alice']}")
@@ -81,9 +83,12 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         _click(driver, "dark")
         _shown_matches_lut(driver, 128, 63.5)
         _click(driver, "auto")
-        low = min(_js(driver, f"synthmedViewer.served({x}, {y})")[0] for x, y in COORDS)
+        low, high = _js(driver, "(() => { const c = document.getElementById('case-canvas'); let lo = 255, hi = 0; "
+                                "for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { "
+                                "const v = synthmedViewer.served(x, y)[0]; lo = Math.min(lo, v); hi = Math.max(hi, v); }"
+                                " return [lo, hi]; })()")
         state = _js(driver, "synthmedViewer.state")
-        assert state["level"] - state["window"] / 2 <= low and state["window"] < 255
+        assert (state["window"], state["level"]) == (max(high - low, 1), (high + low) / 2)
         _click(driver, "invert")
         _shown_matches_lut(driver, state["window"], state["level"], invert=True)
         # Radiology drag: right = wider window, up = higher level.
@@ -110,8 +115,8 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         for element in ("answer-form", "next-link"):
             assert _in_view(driver, element), f"{element} is below the fold at 1280x720"
         assert _js(driver, "document.documentElement.scrollWidth <= window.innerWidth")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(SCREENSHOTS / "study_viewer_1280x720.png"))
+        screenshots.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshots / "study_viewer_1280x720.png"))
         # Settings are kept on the next case.
         body = driver.find_element(By.TAG_NAME, "body")
         body.send_keys("f", "3", Keys.ENTER)
@@ -132,7 +137,7 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
                                "<= window.innerWidth")
             if width > height:
                 assert _in_view(driver, "answer-form") and _in_view(driver, "next-link")
-            driver.save_screenshot(str(SCREENSHOTS / f"study_viewer_{width}x{height}.png"))
+            driver.save_screenshot(str(screenshots / f"study_viewer_{width}x{height}.png"))
         # Touch-friendly W/L: the drag mode makes a plain drag adjust window/level.
         _click(driver, "drag-wl")
         ActionChains(driver).click_and_hold(driver.find_element(By.ID, "stage")).move_by_offset(-30, 10).release() \

@@ -81,7 +81,10 @@ def analyse(rows: list[dict], *, readers: list[str], cases: list[dict], margin_a
     result["plan"] = None
     auc_text = (f"AUC {single.auc:.3f} (95% CI {single.ci95_low:.3f}-{single.ci95_high:.3f}; {len(complete)} readers, "
                 f"{len(case_ids)} cases, readers and cases random)")
-    if tost["p_vs_chance"] < alpha:
+    if single.stderr == 0:
+        result["verdict"] = (f"inconclusive: too few cases/readers to judge: every reader gave every case the same "
+                             f"score, so there is no variation to test ({auc_text}).")
+    elif tost["p_vs_chance"] < alpha:
         direction = "apart" if single.auc > 0.5 else "apart, but inverted (synthetic images looked more real)"
         result["verdict"] = (f"distinguishable: readers told synthetic from real images {direction}: {auc_text}, "
                              f"p = {tost['p_vs_chance']:.3g} against AUC 0.5.")

@@ -134,10 +134,11 @@ def tost_vs_chance(result: SingleTreatment, *, margin: float, alpha: float = 0.0
     """
     if not 0 < margin < 0.5:
         raise ValueError(f"the equivalence margin must be between 0 and 0.5 (AUC units); got {margin}.")
-    t_low = (result.auc - (0.5 - margin)) / result.stderr
-    t_high = ((0.5 + margin) - result.auc) / result.stderr
+    stderr = max(result.stderr, 1e-12)  # every reader gave every case one score: no spread at all
+    t_low = (result.auc - (0.5 - margin)) / stderr
+    t_high = ((0.5 + margin) - result.auc) / stderr
     p_value = float(max(stats.t.sf(t_low, result.df), stats.t.sf(t_high, result.df)))
     half = float(stats.t.ppf(1 - alpha, result.df)) * result.stderr
-    two_sided = float(2 * stats.t.sf(abs(result.auc - 0.5) / result.stderr, result.df))
+    two_sided = float(2 * stats.t.sf(abs(result.auc - 0.5) / stderr, result.df))
     return {"margin": margin, "alpha": alpha, "p_value": p_value, "equivalent": p_value < alpha,
             "ci90_low": result.auc - half, "ci90_high": result.auc + half, "p_vs_chance": two_sided}

@@ -114,10 +114,17 @@ class RateLimiter:
         """True while `key` is locked."""
         return self.blocked_for_s(key) > 0
 
+    MAX_KEYS = 100_000
+
     def fail(self, key: str) -> None:
         """Record one failed attempt; lock the key (with exponential backoff) once it has too many."""
         now = time.monotonic()
         with self._lock:
+            if len(self._failures) > self.MAX_KEYS:  # many made-up names: forget keys neither recent nor locked
+                for old in [k for k, f in self._failures.items()
+                            if (not f or now - f[-1] > self.window_s) and self._locked_until.get(k, 0.0) < now]:
+                    self._failures.pop(old, None)
+                    self._locked_until.pop(old, None)
             failures = self._recent(key, now)
             failures.append(now)
             excess = len(failures) - self.max_attempts
