@@ -194,16 +194,18 @@ def write(args: argparse.Namespace, runs: dict[str, dict], *, pinned: bool) -> N
     loads = "; ".join(f"{db}: load average {f['load_average_before']} before, {f['load_average_after']} after"
                       for db, f in runs.items())
     integrity = "; ".join(f"{db}: sent {f['integrity']['sent']}, stored {f['integrity']['stored']}, lost "
-                          f"{f['integrity']['lost']}, duplicated {f['integrity']['duplicated']}" for db, f in runs.items())
-    target = all(f[f"concurrent_{args.readers}_readers"][k]["p95_ms"] < 50 for f in runs.values() for k in ("page", "image"))
+                          f"{f['integrity']['lost']}, duplicated {f['integrity']['duplicated']}"
+                          for db, f in runs.items())
+    loaded = f"concurrent_{args.readers}_readers"
+    target = all(f[loaded][k]["p95_ms"] < 50 for f in runs.values() for k in ("page", "image"))
+    pinning = "pinned to one core, client to the others" if pinned else "not pinned (one core)"
     write_result("study_load", title="Reader study under load",
                  command=f"python bench/study_load.py --readers {args.readers} --cases {args.cases} "
                          f"--databases {' '.join(runs)}",
                  sections=[{"heading": f"Latency per request, {args.readers} concurrent readers x {args.cases} cases",
                             "text": f"Target: p95 < 50 ms for pages and images at {args.readers} readers: "
-                                    f"{'met' if target else 'NOT met'}. Server "
-                                    f"{'pinned to one core, client to the others' if pinned else 'not pinned (one core)'}"
-                                    f". {loads} (shared machine: other jobs ran alongside).",
+                                    f"{'met' if target else 'NOT met'}. Server {pinning}. {loads} "
+                                    "(shared machine: other jobs ran alongside).",
                             "table": table(["database", "load", "request", "n", "p50 ms", "p95 ms", "max ms",
                                             "requests/s"], rows)},
                            {"heading": "Integrity", "text": integrity}],
@@ -234,7 +236,7 @@ def bench(args: argparse.Namespace, *, database_url: str | None, server_cpus: se
                "load_average_before": load_before, "load_average_after": round(os.getloadavg()[0], 2)}
     one, many = figures["baseline_1_reader"], figures[f"concurrent_{args.readers}_readers"]
     print(json.dumps(figures, indent=2))
-    print(f"\n| load | request | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|---|")
+    print("\n| load | request | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|---|")
     for label, block in (("1 reader (baseline)", one), (f"{args.readers} readers", many)):
         for kind in ("page", "image", "answer"):
             b = block[kind]

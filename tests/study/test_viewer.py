@@ -85,8 +85,8 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         _click(driver, "auto")
         low, high = _js(driver, "(() => { const c = document.getElementById('case-canvas'); let lo = 255, hi = 0; "
                                 "for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { "
-                                "const v = synthmedViewer.served(x, y)[0]; lo = Math.min(lo, v); hi = Math.max(hi, v); }"
-                                " return [lo, hi]; })()")
+                                "const v = synthmedViewer.served(x, y)[0]; lo = Math.min(lo, v); "
+                                "hi = Math.max(hi, v); } return [lo, hi]; })()")
         state = _js(driver, "synthmedViewer.state")
         assert (state["window"], state["level"]) == (max(high - low, 1), (high + low) / 2)
         _click(driver, "invert")
