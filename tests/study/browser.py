@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -36,14 +37,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve(study_dir: Path, *, port: int | None = None, log_path: Path | None = None,
-          database_url: str | None = None):
-    """`synthmed study serve STUDY_DIR` in a subprocess; yields the base URL; stops it afterwards."""
+          database_url: str | None = None, cpus: set[int] | None = None):
+    """`synthmed study serve STUDY_DIR` in a subprocess (pinned to `cpus` if given); yields the base URL."""
     port = port or free_port()
     log = open(log_path or Path(tempfile.mkdtemp()) / "serve.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "synthmed.cli", "study", "serve", str(study_dir),
                                 "--host", "127.0.0.1", "--port", str(port)]
                                + (["--database-url", database_url] if database_url else []),
                                stdout=log, stderr=subprocess.STDOUT)
+    if cpus:
+        os.sched_setaffinity(process.pid, cpus)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -45,7 +45,8 @@ def make_study(tmp_path: Path, image_folders, database_url, **overrides):  # noq
     """Build a 12-case study for READERS and return (CreatedStudy, StudySettings)."""
     real, synthetic = image_folders
     spec = StudySpec(**{"cases": 12, "synthetic_fraction": 0.5, "readers": list(READERS), "seed": 3,
-                        "conditions": ["effusion", "pneumonia"], "modality": "chest x-ray", **overrides})
+                        "conditions": ["effusion", "pneumonia"], "modality": "chest x-ray",
+                        "allow_unblinded": True, **overrides})  # the sides differ on purpose (see above)
     created = build_study(spec, real_dir=real, synthetic_dir=synthetic, study_dir=tmp_path / "study",
                           database_url=database_url, admin_password=ADMIN_PASSWORD)
     settings = StudySettings(study_dir=created.study_dir, database_url=database_url, login_max_attempts=5)

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from study.helpers import accept_invitation, csrf_of, make_image_folders, make_study, new_client
 from synthmed.data.manifest import write_manifest
 from synthmed.study.app import create_app
-from synthmed.study.blinding import StudySpec, allocate, build_study, encode_blinded, load_source, select_cases
+from synthmed.study.blinding import StudySpec, allocate, build_study, load_source, select_cases
+from synthmed.study.encoding import encode_blinded
 from synthmed.study.db import Case
 
 

@@ -16,7 +16,7 @@ def test_create_add_reader_close_analyze(tmp_path, image_folders, capsys, monkey
     monkeypatch.setenv("SYNTHMED_STUDY_ADMIN_PASSWORD", "from-the-env-123")
     code = main(["study", "create", "--real", str(real), "--synthetic", str(synthetic), "--out", str(out),
                  "--cases", "8", "--synthetic-fraction", "0.5", "--reader", "ann", "--reader", "ben", "--seed", "2",
-                 "--conditions", "effusion,pneumonia", "--size-px", "16"])
+                 "--conditions", "effusion,pneumonia", "--size-px", "16", "--allow-unblinded"])
     printed = capsys.readouterr().out
     assert code == 0 and "4 real + 4 synthetic" in printed and "from-the-env-123" in printed
     invitations = {line.split()[1].rstrip(":"): line.split("/invite/")[1] for line in printed.splitlines()

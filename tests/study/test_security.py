@@ -28,13 +28,24 @@ def test_csrf_token_is_bound_to_the_session():
     assert token_digest("abc") != "abc" and len(token_digest("abc")) == 64
 
 
-def test_rate_limiter_blocks_after_failures_and_forgets_after_window():
-    limiter = RateLimiter(max_attempts=3, window_s=0.2)
+def test_rate_limiter_locks_one_key_with_growing_backoff_and_forgets_after_window():
+    limiter = RateLimiter(max_attempts=3, window_s=0.2, base_lock_s=0.1, max_lock_s=0.35)
+    key, other = limiter.key("reader", "Alice ", "10.0.0.1"), limiter.key("reader", "alice", "10.0.0.2")
+    assert key == limiter.key("reader", "alice", "10.0.0.1")
     for _ in range(3):
-        assert not limiter.blocked("ip:1", "user:a")
-        limiter.fail("ip:1", "user:a")
-    assert limiter.blocked("ip:1") and limiter.blocked("user:a") and not limiter.blocked("ip:2", "user:b")
-    limiter.reset("user:a")
-    assert not limiter.blocked("user:a") and limiter.blocked("ip:1")
+        assert not limiter.blocked(key)
+        limiter.fail(key)
+    assert limiter.blocked(key) and not limiter.blocked(other)
+    assert 0.05 < limiter.blocked_for_s(key) <= 0.1
+    limiter.fail(key)
+    assert 0.15 < limiter.blocked_for_s(key) <= 0.2  # doubled
+    limiter.fail(key)
+    limiter.fail(key)
+    assert limiter.blocked_for_s(key) <= 0.35  # capped
+    limiter.reset(key)
+    assert not limiter.blocked(key)
+    for _ in range(2):
+        limiter.fail(key)
     time.sleep(0.25)
-    assert not limiter.blocked("ip:1")
+    limiter.fail(key)  # the first two fell out of the window: no lock
+    assert not limiter.blocked(key)

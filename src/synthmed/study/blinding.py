@@ -1,8 +1,8 @@
-"""Build a blinded study: stratified, seeded case selection and identical re-encoding of every image."""
+"""Build a blinded study: stratified, seeded case selection, one encoding chain for every image, blinding audit."""
 
 from __future__ import annotations
 
-import io
+import json
 import logging
 import os
 import secrets
@@ -13,21 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
 from pydantic import BaseModel, Field, model_validator
 from tqdm import tqdm
 
 from synthmed.data.manifest import MANIFEST_NAME, ManifestError, load_image_set, read_dataset_info
 from synthmed.files import atomic_write_bytes
-from synthmed.study import crud
+from synthmed.study import audit, crud, encoding
 from synthmed.study.db import init_db, make_engine, make_sessionmaker
 from synthmed.study.settings import DATABASE_NAME, StudySettings
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P")
-MAX_SIZE_PX = 1024
 ADMIN_USERNAME = "admin"
 
 
@@ -44,6 +41,9 @@ class StudySpec(BaseModel):
     size_px: int | None = Field(default=None, ge=8, le=4096, description="default: smallest selected image side")
     conditions: list[str] = Field(default_factory=list)
     modality: str | None = Field(default=None, description="overrides the modality read from the image sets")
+    match: bool = Field(default=False, description="resample both sides from one common size, same intensity stretch")
+    allow_unblinded: bool = Field(default=False, description="create even when the blinding audit fails")
+    margin_auc: float = Field(default=0.1, gt=0, lt=0.5, description="equivalence margin around AUC 0.5")
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":
@@ -65,6 +65,11 @@ class CreatedStudy:
     n_real: int = 0
     n_synthetic: int = 0
     image_size_px: int = 0
+    blinding_audit: audit.AuditResult | None = None
+
+
+class BlindingAuditFailed(ValueError):
+    """The served files alone separate real from synthetic; the message names the giveaway and the fix."""
 
 
 def load_source(path: str | Path, *, modality: str | None = None) -> pd.DataFrame:
@@ -152,38 +157,6 @@ def select_cases(real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: St
     return cases.iloc[rng.permutation(len(cases))].reset_index(drop=True)
 
 
-def _open_8bit(path: str) -> Image.Image:
-    """The image upright, as 8-bit L or RGB (16-bit and float images are min-max scaled)."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            array = np.asarray(img, dtype=np.float64)
-            low, high = float(array.min()), float(array.max())
-            scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
-            return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
-        return img.convert("L" if img.mode in GREY_MODES else "RGB")
-
-
-def _is_grey(img: Image.Image) -> bool:
-    if img.mode == "L":
-        return True
-    array = np.asarray(img, dtype=np.int16)
-    return int(np.abs(array - array.mean(axis=2, keepdims=True)).max()) <= 12
-
-
-def encode_blinded(img: Image.Image, *, size_px: int, mode: str) -> bytes:
-    """Centre-crop square, resize (Lanczos) to `size_px`, convert to `mode`, write an uncompressed PNG.
-
-    Uncompressed PNG makes every file of the study exactly the same length, and a fresh image carries
-    no EXIF, text, time, gamma or ICC chunks: only IHDR, IDAT and IEND.
-    """
-    img = ImageOps.fit(img.convert(mode), (size_px, size_px), method=Image.Resampling.LANCZOS)
-    clean = Image.fromarray(np.asarray(img, dtype=np.uint8), mode=mode)
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=0, optimize=False)
-    return buffer.getvalue()
-
-
 def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | Path,
                 real_dir: str | Path | None = None, database_url: str | None = None,
                 admin_password: str | None = None) -> CreatedStudy:
@@ -200,9 +173,15 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
     if real is not None:
         _align_modality(real, synthetic)
     cases = select_cases(real, synthetic, spec=spec, rng=rng)
-    images = [_open_8bit(p) for p in tqdm(cases["abs_path"], desc="reading images", unit="img")]
-    size_px = spec.size_px or min(MAX_SIZE_PX, min(min(im.size) for im in images))
-    mode = "L" if all(_is_grey(im) for im in images) else "RGB"
+    pngs, plan = _encode_all(list(cases["abs_path"]), spec)
+    blinding = None
+    if real is not None and not spec.all_synthetic:
+        blinding = audit.audit(pngs, list(cases["is_synthetic"]), seed=spec.seed)
+        if not blinding.passed:
+            if not spec.allow_unblinded:
+                raise BlindingAuditFailed(audit.refusal(blinding))
+            blinding.overridden = True
+            log.warning("blinding audit failed and was overridden: %s", blinding.summary)
     settings = StudySettings(study_dir=study_dir, database_url=database_url)
     password = admin_password or secrets.token_urlsafe(12)
     created_folder = not study_dir.exists()
@@ -211,17 +190,17 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
         settings.resolved_secret_key()
         tokens = [secrets.token_urlsafe(16) for _ in range(len(cases))]
         fixed_mtime = time.time()
-        for token, img in tqdm(list(zip(tokens, images)), desc="blinding images", unit="img"):
-            path = atomic_write_bytes(settings.images_dir / f"{token}.png", encode_blinded(img, size_px=size_px,
-                                                                                         mode=mode))
+        for token, png in zip(tokens, pngs):
+            path = atomic_write_bytes(settings.images_dir / f"{token}.png", png)
             os.utime(path, (fixed_mtime, fixed_mtime))
         engine = make_engine(settings.resolved_database_url())
         init_db(engine)
         invitations = {}
         with make_sessionmaker(engine).begin() as session:
-            crud.create_study(session=session, name=spec.name, seed=spec.seed, image_size_px=size_px,
+            crud.create_study(session=session, name=spec.name, seed=spec.seed, image_size_px=plan.size_px,
                               educational=spec.educational, all_synthetic=spec.all_synthetic,
-                              conditions=spec.conditions)
+                              conditions=spec.conditions, margin_auc=spec.margin_auc,
+                              blinding_audit=json.dumps(blinding.to_dict()) if blinding else "")
             for token, row in zip(tokens, cases.itertuples()):
                 crud.add_case(session=session, token=token, is_synthetic=bool(row.is_synthetic),
                               modality=row.modality, label=row.label, source_id=str(row.image_id),
@@ -240,7 +219,20 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
              study_dir)
     return CreatedStudy(study_dir=study_dir, admin_username=ADMIN_USERNAME, admin_password=password,
                         invitations=invitations, n_real=int((~cases["is_synthetic"]).sum()),
-                        n_synthetic=int(cases["is_synthetic"].sum()), image_size_px=size_px)
+                        n_synthetic=int(cases["is_synthetic"].sum()), image_size_px=plan.size_px,
+                        blinding_audit=blinding)
+
+
+def _encode_all(paths: list[str], spec: StudySpec) -> tuple[list[bytes], encoding.EncodingPlan]:
+    """Every image through `encoding`'s one chain: a first pass decides size and mode, a second encodes."""
+    sides, colour = [], []
+    for path in tqdm(paths, desc="reading images", unit="img"):
+        pixels = encoding.load(path)
+        sides.append(min(pixels.shape[:2]))
+        colour.append(pixels.ndim == 3)
+    plan = encoding.plan_encoding(sides, colour, size_px=spec.size_px, match=spec.match)
+    pngs = [encoding.encode(encoding.load(p), plan) for p in tqdm(paths, desc="blinding images", unit="img")]
+    return pngs, plan
 
 
 def _align_modality(real: pd.DataFrame, synthetic: pd.DataFrame) -> None:

@@ -55,13 +55,15 @@ class ReaderProgress:
 # Study and cases.
 
 def create_study(*, session: Session, name: str, seed: int, image_size_px: int, educational: bool = False,
-                 all_synthetic: bool = False, conditions: list[str] | None = None) -> Study:
+                 all_synthetic: bool = False, conditions: list[str] | None = None, margin_auc: float = 0.1,
+                 blinding_audit: str = "") -> Study:
     """Insert the (single) study row."""
     if session.scalar(select(func.count()).select_from(Study)):
         raise StudyError("this database already holds a study; create a new study folder or database.")
     clean = [c.strip() for c in (conditions or []) if c.strip()]
     study = Study(name=name, seed=seed, image_size_px=image_size_px, educational=educational,
-                  all_synthetic=all_synthetic, conditions="\n".join(dict.fromkeys(clean)))
+                  all_synthetic=all_synthetic, conditions="\n".join(dict.fromkeys(clean)), margin_auc=margin_auc,
+                  blinding_audit=blinding_audit)
     session.add(study)
     session.flush()
     return study
@@ -106,7 +108,8 @@ def create_admin(*, session: Session, username: str, password: str) -> Admin:
 def authenticate_admin(*, session: Session, username: str, password: str) -> Admin | None:
     """The admin when the credentials match, else None."""
     admin = session.scalar(select(Admin).where(Admin.username == username))
-    return admin if admin and verify_password(password, admin.password_hash) else None
+    ok = verify_password(password, admin.password_hash if admin else None)  # scrypt runs for unknown names too
+    return admin if admin and ok else None
 
 
 def add_reader(*, session: Session, name: str) -> tuple[Reader, str]:
@@ -130,12 +133,17 @@ def add_reader(*, session: Session, name: str) -> tuple[Reader, str]:
 
 
 def renew_invitation(*, session: Session, name: str) -> str:
-    """A fresh one-time invitation token for an existing reader (e.g. a forgotten password)."""
+    """A fresh one-time invitation for an existing reader (forgotten or leaked password).
+
+    The old password stops working and every open session of the reader is revoked: only the new
+    invitation lets them (or whoever held the old credentials) in again.
+    """
     reader = session.scalar(select(Reader).where(Reader.name == name))
     if reader is None:
         raise StudyError(f"no reader named {name!r}.")
     token = new_token()
-    reader.invite_hash = token_digest(token)
+    reader.invite_hash, reader.password_hash = token_digest(token), None
+    reader.session_epoch += 1
     return token
 
 
@@ -145,19 +153,31 @@ def reader_for_invitation(*, session: Session, token: str) -> Reader | None:
 
 
 def accept_invitation(*, session: Session, token: str, password: str) -> Reader | None:
-    """Set the reader's password and use up the invitation; None when the token is unknown or used."""
-    reader = reader_for_invitation(session=session, token=token)
-    if reader is None:
-        return None
-    reader.password_hash = hash_password(password)
-    reader.invite_hash = None
-    return reader
+    """Set the reader's password and use up the invitation; None when the token is unknown or already used.
+
+    One conditional UPDATE does both, so of several simultaneous uses exactly one succeeds.
+    """
+    digest = token_digest(token)
+    password_hash = hash_password(password)
+    used = session.execute(update(Reader).where(Reader.invite_hash == digest)
+                           .values(password_hash=password_hash, invite_hash=None,
+                                   session_epoch=Reader.session_epoch + 1)
+                           .returning(Reader.id))
+    reader_id = used.scalar_one_or_none()
+    return None if reader_id is None else session.get(Reader, reader_id, populate_existing=True)
+
+
+def revoke_sessions(*, session: Session, role: str, uid: int) -> None:
+    """Invalidate every session of this reader or admin (logout): their cookies no longer sign anyone in."""
+    table = Admin if role == "admin" else Reader
+    session.execute(update(table).where(table.id == uid).values(session_epoch=table.session_epoch + 1))
 
 
 def authenticate_reader(*, session: Session, name: str, password: str) -> Reader | None:
     """The reader when the credentials match, else None."""
     reader = session.scalar(select(Reader).where(Reader.name == name.strip()))
-    return reader if reader and verify_password(password, reader.password_hash) else None
+    ok = verify_password(password, reader.password_hash if reader else None)  # scrypt runs for unknown names too
+    return reader if reader and ok else None
 
 
 # Reading.

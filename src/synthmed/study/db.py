@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, Engine, ForeignKey, Integer, String, Text, UniqueConstraint,
-    create_engine, event,
+    Boolean, CheckConstraint, DateTime, Engine, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
+    create_engine, event, inspect, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -37,6 +37,8 @@ class Study(Base):
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    margin_auc: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")  # equivalence margin
+    blinding_audit: Mapped[str] = mapped_column(Text, default="", server_default="")  # JSON of the audit at create
 
     @property
     def condition_list(self) -> list[str]:
@@ -66,6 +68,7 @@ class Reader(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     submitted_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped = sessions revoked
 
 
 class Assignment(Base):
@@ -107,12 +110,14 @@ class Admin(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped = sessions revoked
 
 
 def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `database_url`; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+                               pool_size=20, max_overflow=20)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -129,9 +134,24 @@ def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
+ADDED_COLUMNS = {
+    "reader": {"session_epoch": "INTEGER NOT NULL DEFAULT 0"},
+    "admin": {"session_epoch": "INTEGER NOT NULL DEFAULT 0"},
+    "study": {"margin_auc": "FLOAT NOT NULL DEFAULT 0.1", "blinding_audit": "TEXT NOT NULL DEFAULT ''"},
+}
+"""Columns newer than the first release: `init_db` adds them to an older study database."""
+
+
 def init_db(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
+    """Create every table that does not exist yet and add columns newer than the database (idempotent)."""
     Base.metadata.create_all(engine)
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {c["name"] for c in existing.get_columns(table)}
+            for name, ddl in columns.items():
+                if name not in present:
+                    connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -17,7 +17,11 @@ from synthmed.study.security import csrf_ok, csrf_token
 def get_db(request: Request) -> Iterator[Session]:
     """A database session per request; routes commit their writes before they respond."""
     with request.app.state.sessionmaker() as session:
-        yield session
+        request.state.db = session  # `render` reuses it: a second session per request can starve the pool
+        try:
+            yield session
+        finally:
+            request.state.db = None  # error pages rendered after this use the app's study title
 
 
 DbDep = Annotated[Session, Depends(get_db)]
@@ -32,7 +36,7 @@ def current_reader(request: Request, db: DbDep) -> Reader:
     if request.session.get("role") != "reader":
         raise _redirect("/login")
     reader = db.get(Reader, request.session.get("uid"))
-    if reader is None:
+    if reader is None or request.session.get("epoch") != reader.session_epoch:  # revoked by logout/re-invitation
         request.session.clear()
         raise _redirect("/login")
     return reader
@@ -43,7 +47,7 @@ def current_admin(request: Request, db: DbDep) -> Admin:
     if request.session.get("role") != "admin":
         raise _redirect("/admin/login")
     admin = db.get(Admin, request.session.get("uid"))
-    if admin is None:
+    if admin is None or request.session.get("epoch") != admin.session_epoch:  # revoked by logout/re-invitation
         request.session.clear()
         raise _redirect("/admin/login")
     return admin
@@ -66,8 +70,8 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     context = context or {}
     study = context.get("study")
     if study is None:
-        with request.app.state.sessionmaker() as session:
-            study = crud.get_study(session=session)
+        session = getattr(request.state, "db", None)
+        study = crud.get_study(session=session) if session is not None else request.app.state.study_title
     base = {"csrf_token": csrf_token(request.session), "role": request.session.get("role"),
             "user_name": request.session.get("name", ""), "study": study}
     return request.app.state.templates.TemplateResponse(request, template, {**base, **context},

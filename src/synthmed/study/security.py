@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -25,9 +26,20 @@ def hash_password(password: str) -> str:
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, checked when a name is unknown so that every login costs one scrypt."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def verify_password(password: str, stored: str | None) -> bool:
-    """True when `password` matches the `hash_password` string `stored` (constant-time compare)."""
+    """True when `password` matches the `hash_password` string `stored` (constant-time compare).
+
+    With no stored hash (unknown user, invitation not yet accepted) it still runs scrypt once, on a dummy
+    hash, so the response time does not tell which names exist.
+    """
     if not stored:
+        verify_password(password, _dummy_hash())
         return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
@@ -64,35 +76,64 @@ def csrf_ok(session: dict, submitted: str | None) -> bool:
 
 
 class RateLimiter:
-    """At most `max_attempts` failures per `window_s` seconds for each key (an IP or a user name)."""
+    """Failed logins per (role, name, address): after `max_attempts` failures within `window_s`, that key is
+    locked for `base_lock_s`, doubling with every further failure up to `max_lock_s`.
 
-    def __init__(self, *, max_attempts: int, window_s: float):
+    The key never covers a name alone (anyone could then lock the real user out from anywhere) nor an address
+    alone (colleagues behind one hospital NAT would lock each other out).
+    """
+
+    def __init__(self, *, max_attempts: int, window_s: float, base_lock_s: float = 30.0, max_lock_s: float = 3600.0):
         self.max_attempts = max_attempts
         self.window_s = window_s
+        self.base_lock_s = base_lock_s
+        self.max_lock_s = max_lock_s
         self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    @staticmethod
+    def key(role: str, name: str, address: str) -> str:
+        """The throttling key of one account seen from one address (names compared case-insensitively)."""
+        return f"{role}\x00{name.strip().casefold()}\x00{address}"
+
     def _recent(self, key: str, now: float) -> deque[float]:
+        """The key's failures still counted: those within `window_s`, or all while it was locked that recently."""
         failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] > self.window_s:
-            failures.popleft()
+        if now - self._locked_until.get(key, float("-inf")) > self.window_s:
+            while failures and now - failures[0] > self.window_s:
+                failures.popleft()
         return failures
 
-    def blocked(self, *keys: str) -> bool:
-        """True when any key has used up its failures in the current window."""
+    def blocked_for_s(self, key: str) -> float:
+        """Seconds until `key` may try again (0 when it may now)."""
+        with self._lock:
+            return max(0.0, self._locked_until.get(key, 0.0) - time.monotonic())
+
+    def blocked(self, key: str) -> bool:
+        """True while `key` is locked."""
+        return self.blocked_for_s(key) > 0
+
+    MAX_KEYS = 100_000
+
+    def fail(self, key: str) -> None:
+        """Record one failed attempt; lock the key (with exponential backoff) once it has too many."""
         now = time.monotonic()
         with self._lock:
-            return any(len(self._recent(k, now)) >= self.max_attempts for k in keys)
+            if len(self._failures) > self.MAX_KEYS:  # many made-up names: forget keys neither recent nor locked
+                for old in [k for k, f in self._failures.items()
+                            if (not f or now - f[-1] > self.window_s) and self._locked_until.get(k, 0.0) < now]:
+                    self._failures.pop(old, None)
+                    self._locked_until.pop(old, None)
+            failures = self._recent(key, now)
+            failures.append(now)
+            excess = len(failures) - self.max_attempts
+            if excess >= 0:
+                lock_s = min(self.max_lock_s, self.base_lock_s * 2.0 ** min(excess, 30))
+                self._locked_until[key] = now + lock_s
 
-    def fail(self, *keys: str) -> None:
-        """Record one failed attempt against every key."""
-        now = time.monotonic()
+    def reset(self, key: str) -> None:
+        """Forget the failures of `key` (after a successful login)."""
         with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def reset(self, *keys: str) -> None:
-        """Forget the failures of `keys` (after a successful login)."""
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._failures.pop(key, None)
+            self._locked_until.pop(key, None)

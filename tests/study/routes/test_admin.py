@@ -55,7 +55,11 @@ def test_results_only_after_close_then_exports(admin_client, app, study):
     assert admin_client.get("/admin/export.csv").status_code == 409
     _close(admin_client)
     results = admin_client.get("/admin/results")
-    assert results.status_code == 200 and "Readers could" in results.text and "Fleiss" in results.text
+    assert results.status_code == 200 and "inconclusive: too few cases/readers" in results.text
+    assert "n = 1 readers who answered" in results.text  # bob never answered: left out of agreement, not nulling it
+    removed = admin_client.get("/admin/results", params={"exclude": "alice"})
+    assert removed.status_code == 200 and "Removed before analysis: alice" in removed.text
+    assert admin_client.get("/admin/results", params={"exclude": "nobody"}).status_code == 400
     data = admin_client.get("/admin/export.json").json()
     assert data["pooled"]["answers"] == 12 and data["per_reader"]["alice"]["answers"] == 12
     assert data["per_reader"]["bob"]["answers"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from synthmed.study import crud
@@ -48,8 +48,9 @@ def add_reader(request: Request, admin: AdminDep, db: DbDep, name: Annotated[str
     return _dashboard(request, db, invitation={"name": reader.name, "link": link})
 
 
-@router.post("/readers/{name}/invite", dependencies=[Depends(csrf_protect)])
-def reinvite(request: Request, name: str, admin: AdminDep, db: DbDep) -> Response:
+@router.post("/readers/invite", dependencies=[Depends(csrf_protect)])
+def reinvite(request: Request, admin: AdminDep, db: DbDep, name: Annotated[str, Form()] = "") -> Response:
+    """A new invitation; the name travels in the form body, so any characters work (a path would break on '/')."""
     try:
         token = crud.renew_invitation(session=db, name=name)
         db.commit()
@@ -68,9 +69,15 @@ def close(admin: AdminDep, db: DbDep) -> RedirectResponse:
 
 
 @router.get("/results")
-def results(request: Request, admin: AdminDep, db: DbDep) -> Response:
+def results(request: Request, admin: AdminDep, db: DbDep,
+            exclude: Annotated[list[str] | None, Query()] = None) -> Response:
+    """The results; `?exclude=NAME` (repeatable) removes readers before the analysis."""
     _require_closed(db)
-    return render(request, "results.html", {"results": study_results(session=db)})
+    try:
+        result = study_results(session=db, exclude=exclude or [])
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return render(request, "results.html", {"results": result})
 
 
 @router.get("/export.json")

@@ -18,9 +18,12 @@ router = APIRouter()
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
 FormStr = Annotated[str, Form()]
+MAX_POSITION = 1_000_000
 
 
 def _case_or_404(db: DbDep, reader_id: int, position: int):  # noqa: ANN202
+    if not 1 <= position <= MAX_POSITION:  # a huge number would overflow the database integer (500)
+        raise HTTPException(status_code=404, detail="There is no such case in your study.")
     case = crud.reader_case(session=db, reader_id=reader_id, position=position)
     if case is None:
         raise HTTPException(status_code=404, detail="There is no such case in your study.")
