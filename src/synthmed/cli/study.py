@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+import pydantic
 from pathlib import Path
 
 
@@ -184,7 +186,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     try:
         inputs = planner.PlanInputs(margin_auc=args.margin, power=args.power, alpha=args.alpha)
-    except ValueError as exc:
+    except pydantic.ValidationError as exc:
         raise ValueError(f"--margin must lie in (0, 0.5), --power and --alpha in (0, 1): {exc.errors()[0]['msg']}") \
             from None
     if args.pilot is not None:

@@ -81,9 +81,9 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
     rng = np.random.default_rng(config.seed)
     size_px = int(min(real_pixels.shape[-1], real_pixels.shape[-2]))
     settings = msssim_settings(size_px)
-    per_class = {}
+    per_class: dict[str, dict] = {}
     for idx, name in enumerate(classes):
-        entry = {}
+        entry: dict = {}
         for key, pixels, labels in (("synthetic", synthetic_pixels, synthetic_labels), ("real", real_pixels, real_labels)):
             members = pixels[labels == idx]
             n = len(members) if len(members) >= config.min_images else 0
@@ -92,9 +92,9 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
             entry[key] = _summary(values, rng) | {"n_images": int(len(members))}
             entry[f"_{key}_values"] = values
         per_class[name] = entry
-    result = {"per_class": {}, "msssim_settings": settings | {"image_size_px": size_px},
+    result: dict = {"per_class": {}, "msssim_settings": settings | {"image_size_px": size_px},
               "pairs_per_class": config.pairs_per_class}
-    pooled = {"synthetic": [], "real": []}
+    pooled: dict[str, list[np.ndarray]] = {"synthetic": [], "real": []}
     for name, entry in per_class.items():
         for key in pooled:
             pooled[key].append(entry.pop(f"_{key}_values"))

@@ -103,17 +103,17 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
     index = build_copy_index(train_pixels, config=config.search)
     synth_pix = search_copies(synthetic_pixels, index, config=config.search)
     use_heldout = heldout_pixels is not None and len(heldout_pixels) >= 2
-    leakage = {"definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included "
+    leakage: dict = {"definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included "
                              f"(the dataset card's near-duplicate rule)", "n_heldout": 0, "n_leaked": 0,
                "heldout_index": [], "train_index": []}
-    if use_heldout:
+    if heldout_pixels is not None and use_heldout:
         best, partner = near_duplicates_of(heldout_pixels, train_pixels)
         leaked = best >= NEAR_DUPLICATE_CORRELATION
         leakage |= {"n_heldout": int(len(heldout_pixels)), "n_leaked": int(leaked.sum()),
                     "heldout_index": np.flatnonzero(leaked).tolist(), "train_index": partner[leaked].tolist()}
         pool = np.flatnonzero(~leaked)
         use_heldout = len(pool) >= 2
-    if use_heldout:
+    if heldout_pixels is not None and use_heldout:
         calib = np.sort(rng.choice(pool, min(len(pool), config.max_calibration_images), replace=False))
         calib_pix = search_copies(heldout_pixels[calib], index, config=config.search)
     else:
@@ -127,7 +127,7 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
     leakage["suspected"] = [{"index": int(calib[i]), "train_index": int(calib_pix["train_index"][i]),
                              "similarity": round(float(calib_pix["similarity"][i]), 4)} for i in np.flatnonzero(suspect)]
     kept = calib_pix["similarity"][~suspect]
-    result = {
+    result: dict = {
         "calibration": ("held-out real vs train, leaked and suspected held-out images excluded" if use_heldout
                         else "train vs other train images (no usable held-out real)"),
         "heldout_used": bool(use_heldout), "n_calibration": int(len(kept)), "leakage": leakage,

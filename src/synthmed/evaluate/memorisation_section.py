@@ -74,7 +74,7 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
                                                 thresholds["pixel"], section_dir / "pixel_similarity.png",
                                                 what="pixel correlation"), out_dir,
                 "Nearest-training-image similarity: synthetic vs held-out real, with the copy threshold")]
-    per_class = {name: {"n": int((synthetic.labels == i).sum()), "n_flagged": int(flagged[synthetic.labels == i].sum())}
+    per_class: dict[str, dict] = {name: {"n": int((synthetic.labels == i).sum()), "n_flagged": int(flagged[synthetic.labels == i].sum())}
                  for i, name in enumerate(synthetic.classes)}
     for entry in per_class.values():
         entry["share_flagged"] = entry["n_flagged"] / entry["n"] if entry["n"] else None

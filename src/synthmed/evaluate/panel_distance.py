@@ -245,7 +245,7 @@ def worst_panel(result: dict) -> tuple[str | None, float | None]:
               if "ratio_to_floor" in p["overall"]}
     if not ratios:
         return None, None
-    name = max(ratios, key=ratios.get)
+    name = max(ratios, key=lambda key: ratios[key])
     return name, ratios[name]
 
 
@@ -255,7 +255,7 @@ STATUS_ORDER = {"info": 0, "good": 1, "inconclusive": 2, "fair": 3, "poor": 4}
 def panel_summary_status(result: dict) -> str:
     """The worst overall status over panels (poor > fair > inconclusive > good); a missing class is poor."""
     statuses = [panel_status(panel["overall"]) for panel in result["panels"].values()]
-    return max(statuses, key=STATUS_ORDER.get, default="info")
+    return max(statuses, key=lambda status: STATUS_ORDER[status], default="info")
 
 def fidelity_panels(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray, synthetic_pixels: np.ndarray,
                     semantic: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:

@@ -66,7 +66,7 @@ def plot_feature_pca(real: np.ndarray, synthetic: np.ndarray, path: Path, *, max
 def plot_msssim(values: dict[str, np.ndarray], path: Path) -> Path:
     """Histograms of within-class MS-SSIM of random pairs, synthetic vs real."""
     fig, ax = plt.subplots(figsize=(5, 3))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     for key, data in values.items():
         if len(data):
             ax.hist(data, bins=bins, alpha=0.5, density=True, label=f"{key} (mean {np.mean(data):.2f})")
@@ -80,7 +80,7 @@ def plot_similarity_histogram(synthetic: np.ndarray, calibration: np.ndarray, th
     """Nearest-training-image similarity of synthetic and held-out real images, with the copy threshold."""
     fig, ax = plt.subplots(figsize=(5, 3))
     low = float(min(np.min(synthetic, initial=1), np.min(calibration, initial=1)))
-    bins = np.linspace(low, 1.0, 50)
+    bins = np.linspace(low, 1.0, 50).tolist()
     ax.hist(calibration, bins=bins, alpha=0.5, density=True, label="held-out real")
     ax.hist(synthetic, bins=bins, alpha=0.5, density=True, label="synthetic")
     ax.axvline(threshold, color="red", lw=1, label=f"copy threshold {threshold:.4f}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
@@ -37,7 +37,8 @@ def fleiss(ratings: np.ndarray, *, n_categories: int | None = None) -> float:
     return float(fleiss_kappa(table, method="fleiss"))
 
 
-def alpha(reliability: np.ndarray, *, level: str = "nominal") -> float | None:
+def alpha(reliability: np.ndarray, *,
+          level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal") -> float | None:
     """Krippendorff's alpha of a (raters, units) array with NaN for missing (None when undefined)."""
     try:
         return float(krippendorff.alpha(reliability_data=np.asarray(reliability, dtype=float),

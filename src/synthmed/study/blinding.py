@@ -146,7 +146,7 @@ def select_cases(real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: St
         log.warning("strata present on one side only are left out: %s", sorted(dropped))
     chosen = []
     for frame, count, is_synthetic in ((real, n_real, False), (synthetic, n_synthetic, True)):
-        if count == 0:
+        if count == 0 or frame is None:
             continue
         groups = {key: g for key, g in frame.groupby(["modality", "label"]) if key in common}
         quota = allocate(count, {k: len(g) for k, g in groups.items()}, rng=rng)

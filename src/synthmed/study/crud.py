@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
@@ -184,7 +184,7 @@ def authenticate_reader(*, session: Session, name: str, password: str) -> Reader
 
 def case_count(*, session: Session, reader_id: int) -> int:
     """How many cases the reader has."""
-    return session.scalar(select(func.count()).select_from(Assignment).where(Assignment.reader_id == reader_id))
+    return session.scalar(select(func.count()).select_from(Assignment).where(Assignment.reader_id == reader_id)) or 0
 
 
 def reader_case(*, session: Session, reader_id: int, position: int) -> Case | None:
@@ -231,14 +231,17 @@ def save_answer(*, session: Session, reader_id: int, case_id: int, answer: Answe
         raise AnswerLocked("in an educational study the answer is final once the truth is shown.")
     now = utcnow()
     values = answer.model_dump()
-    insert = UPSERTS[session.get_bind().dialect.name](Answer)
+    insert: Any = UPSERTS[session.get_bind().dialect.name](Answer)  # sqlite/postgresql insert with on_conflict_*
     statement = insert.values(reader_id=reader_id, case_id=case_id, created_utc=now, updated_utc=now,
                               submitted=False, **values).on_conflict_do_update(
         index_elements=["reader_id", "case_id"], set_={**values, "updated_utc": now},
         where=Answer.__table__.c.submitted.is_(False))
     session.execute(statement)
-    return session.scalar(select(Answer).where(Answer.reader_id == reader_id, Answer.case_id == case_id)
-                          .execution_options(populate_existing=True))
+    stored = session.scalar(select(Answer).where(Answer.reader_id == reader_id, Answer.case_id == case_id)
+                            .execution_options(populate_existing=True))
+    if stored is None:  # the row was written by the statement above in this transaction
+        raise StudyError("the answer could not be stored; try again.")
+    return stored
 
 
 def submit_reader(*, session: Session, reader_id: int) -> Reader:

@@ -110,7 +110,7 @@ def encode(pixels: np.ndarray, plan: EncodingPlan) -> bytes:
     if plan.mode == "RGB" and pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     pixels = _square(pixels)
-    if plan.match:
+    if plan.match and plan.common_px is not None:
         pixels = _stretch(_resize(pixels, plan.common_px))
     pixels = _resize(pixels, plan.size_px)
     clean = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))  # 2-D -> "L", H x W x 3 -> "RGB"

@@ -40,7 +40,7 @@ def _throttle_key(request: Request, role: str, name: str) -> str:
 
 @router.get("/")
 def home(request: Request) -> RedirectResponse:
-    role = request.session.get("role")
+    role = str(request.session.get("role"))
     return RedirectResponse({"reader": "/reader/resume", "admin": "/admin"}.get(role, "/login"), status_code=303)
 
 
