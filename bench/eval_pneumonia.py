@@ -69,9 +69,11 @@ def main() -> int:
         fid = metrics["fidelity"].get("overall", {})
         summary[name] = {
             "exit_code": code, "wall_s": round(time.perf_counter() - started, 1), "counts": metrics["inputs"]["counts"],
-            "fid": fid.get("synthetic", {}).get("fid"), "fid_at_floor_n": fid.get("synthetic", {}).get("fid_at_floor_n"),
+            "fid": fid.get("synthetic", {}).get("fid"),
+            "fid_at_floor_n": fid.get("synthetic", {}).get("fid_at_floor_n"),
             "fid_floor": fid.get("real_floor", {}).get("fid"),
-            **{m: fid.get("synthetic", {}).get(m, {}).get("value") for m in ("precision", "recall", "density", "coverage")},
+            **{m: fid.get("synthetic", {}).get(m, {}).get("value")
+               for m in ("precision", "recall", "density", "coverage")},
             "kid": fid.get("synthetic", {}).get("kid", {}).get("value"),
             "msssim": {k: v.get("mean") for k, v in metrics["diversity"].get("overall", {}).items()},
             "share_flagged": metrics["memorisation"].get("share_flagged"),

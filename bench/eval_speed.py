@@ -124,7 +124,8 @@ def main() -> int:
     started = time.perf_counter()
     code = synthmed(["evaluate", "--real", str(real), "--synthetic", str(args.out / "synthetic"), "--out",
                      str(eval_dir), "--cache-dir", str(args.out / "cache"), "--skip", args.skip,
-                     "--tstr-seeds", args.tstr_seeds, "--tstr-epochs", args.tstr_epochs, "--tstr-max-train", args.tstr_max_train, "--seed", str(args.seed)])
+                     "--tstr-seeds", args.tstr_seeds, "--tstr-epochs", args.tstr_epochs,
+                     "--tstr-max-train", args.tstr_max_train, "--seed", str(args.seed)])
     wall_s = time.perf_counter() - started
     metrics = json.loads((eval_dir / "metrics.json").read_text())
 
@@ -140,18 +141,21 @@ def main() -> int:
     flagged = pd.read_csv(eval_dir / "memorisation" / "nearest.csv", dtype={"synthetic_id": str})
     caught = flagged[flagged["synthetic_id"].isin(planted)]["flagged"].mean()
     false_flags = flagged[~flagged["synthetic_id"].isin(planted)]["flagged"].mean()
+    encoder_training = metrics["fidelity"].get("features", {}).get("encoder_training", {})
     summary = {
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(), "load_average_1m_at_end": os.getloadavg()[0], "exit_code": code,
-        "n_real_train": metrics["inputs"]["counts"]["real_train"], "n_heldout": metrics["inputs"]["counts"]["real_test"],
+        "n_real_train": metrics["inputs"]["counts"]["real_train"],
+        "n_heldout": metrics["inputs"]["counts"]["real_test"],
         "n_synthetic": metrics["inputs"]["counts"]["synthetic"], "wall_s": round(wall_s, 1),
         "budget_s": 600, "wall_over_budget": round(wall_s / 600, 3), "timings_s": metrics["timings_s"],
         "nn_loop_baseline_s_for_2000": round(loop_s_per_query * len(synth), 1),
         "nn_batched_s_for_2000": round(batched_s, 1),
         "nn_speedup": round(loop_s_per_query * len(synth) / batched_s, 1),
         "planted_copies_flagged": float(caught), "mixtures_flagged": float(false_flags),
-        "encoder_training_s": metrics["fidelity"].get("features", {}).get("encoder_training", {}).get("train_duration_s"),
-        "encoder_cached": metrics["fidelity"].get("features", {}).get("encoder_training", {}).get("cached"),
+        "encoder_training_s": encoder_training.get("train_duration_s"),
+        "encoder_cached": encoder_training.get("cached"),
         "fid": metrics["fidelity"].get("overall", {}).get("synthetic", {}).get("fid"),
         "fid_floor": metrics["fidelity"].get("overall", {}).get("real_floor", {}).get("fid"),
         "statuses": {p: metrics[p].get("status", "ok") for p in

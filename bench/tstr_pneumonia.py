@@ -131,7 +131,8 @@ def main() -> None:
     lime_maps(model, images[:4], labels[:4], num_samples=1000, batch_size=128)
     lime_s = (time.perf_counter() - started) / 4
     print(f"\n| explanation (28 px, small_cnn) | s/image | ratio to Grad-CAM |\n|---|---|---|\n"
-          f"| Grad-CAM | {gradcam_s:.4f} | 1 |\n| LIME, 1000 samples, batch 128 | {lime_s:.2f} | {lime_s / gradcam_s:.0f} |")
+          f"| Grad-CAM | {gradcam_s:.4f} | 1 |\n"
+          f"| LIME, 1000 samples, batch 128 | {lime_s:.2f} | {lime_s / gradcam_s:.0f} |")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def smooth_images(count: int, *, size_px: int = 32, seed: int = 0, shared: float
     return np.stack(images)[:, None]
 
 
-def plant_copies(train: np.ndarray, index: np.ndarray, *, seed: int = 0, max_shift_px: int = 3) -> tuple[np.ndarray, list[str]]:
+def plant_copies(train: np.ndarray, index: np.ndarray, *, seed: int = 0,
+                 max_shift_px: int = 3) -> tuple[np.ndarray, list[str]]:
     """Training images altered four ways, in turn: flipped, shifted, JPEG re-encoded (q=70), noised (sigma 6)."""
     rng = np.random.default_rng(seed)
     out, kinds = [], []

@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from synthmed.evaluate.classifiers import (
-    ImageClassifier, augment_batch, build_classifier, imagenet_weights_filename, predict_proba,
+    ImageClassifier,
+    augment_batch,
+    build_classifier,
+    imagenet_weights_filename,
+    predict_proba,
 )
 
 

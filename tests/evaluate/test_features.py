@@ -6,12 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from synthmed.evaluate.features import (INCEPTION_WEIGHTS, XRV_WEIGHTS, FeatureExtractor, InceptionExtractor,
-                                        WeightsNotFoundError, XRVDenseNetExtractor, build_xrv_densenet, describe,
-                                        resolve_weights)
+from synthmed.evaluate.features import (
+    INCEPTION_WEIGHTS,
+    XRV_WEIGHTS,
+    FeatureExtractor,
+    InceptionExtractor,
+    WeightsNotFoundError,
+    XRVDenseNetExtractor,
+    build_xrv_densenet,
+    describe,
+    resolve_weights,
+)
 
 
-@pytest.mark.parametrize("extractor, weights", [(InceptionExtractor, INCEPTION_WEIGHTS), (XRVDenseNetExtractor, XRV_WEIGHTS)])
+@pytest.mark.parametrize("extractor, weights",
+                         [(InceptionExtractor, INCEPTION_WEIGHTS), (XRVDenseNetExtractor, XRV_WEIGHTS)])
 def test_missing_weights_are_refused_with_the_file_and_how_to_get_it(tmp_path, extractor, weights):
     with pytest.raises(WeightsNotFoundError) as info:
         extractor(cache_dir=tmp_path)

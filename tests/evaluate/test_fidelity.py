@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from synthmed.evaluate.fidelity import (FidelityConfig, compare_sets, compute_fidelity,
-                                        frechet_distance, kernel_inception_distance, prdc_indicators)
+from synthmed.evaluate.fidelity import (
+    FidelityConfig,
+    compare_sets,
+    compute_fidelity,
+    frechet_distance,
+    kernel_inception_distance,
+    prdc_indicators,
+)
 
 
 def _gaussian(n: int, dim: int, *, shift: float = 0.0, seed: int = 0) -> np.ndarray:

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from _evaluate_helpers import write_image_set
 
 from synthmed.cli import main
 from synthmed.data.arrays import load_image_arrays
 from synthmed.evaluate.run import PARTS, EvalConfig, evaluate
-from _evaluate_helpers import write_image_set
 
 FAST = ["--encoder-epochs", "1", "--bootstrap", "5"]
 
@@ -104,18 +104,22 @@ def test_synthetic_labels_outside_the_real_classes_are_refused(tiny_dataset, tmp
 
 
 def test_missing_folders_and_weights_are_refused_before_any_work(tiny_dataset, synthetic_set, tmp_path, capsys):
-    code = main(["evaluate", "--real", str(tmp_path / "nope"), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e1")])
+    code = main(["evaluate", "--real", str(tmp_path / "nope"), "--synthetic", str(synthetic_set),
+                 "--out", str(tmp_path / "e1")])
     assert code == 2 and "synthmed prepare" in capsys.readouterr().err
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tmp_path / "nope"), "--out", str(tmp_path / "e2")])
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "e2")])
     assert code == 2 and "manifest.csv" in capsys.readouterr().err
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e3"),
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set),
+                 "--out", str(tmp_path / "e3"),
                  "--extractor", "inception", "--cache-dir", str(tmp_path / "empty")])
     assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in ("e1", "e2", "e3"))
 
 
 def test_unknown_part_and_bad_numbers_are_refused(tiny_dataset, synthetic_set, tmp_path, capsys):
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e"),
+    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set),
+                 "--out", str(tmp_path / "e"),
                  "--skip", "fidelty"])
     assert code == 2 and "skip" in capsys.readouterr().err
     with pytest.raises(ValueError):

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from _evaluate_helpers import write_image_set
 
 from synthmed.data.arrays import load_image_arrays
 from synthmed.evaluate import tstr
 from synthmed.evaluate.classifiers import predict_proba
 from synthmed.evaluate.run import EvalConfig, evaluate
 from synthmed.evaluate.tstr_outputs import load_classifier
-from _evaluate_helpers import write_image_set
 
 SETTINGS = {"tstr_epochs": 2, "tstr_seeds": (0,), "explain_images": 2, "lime_samples": 20,
             "tstr_overrides": {"min_steps": 4, "bootstrap_samples": 10, "small_cnn_width": 8, "batch_size": 8}}

@@ -9,13 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_recall_fscore_support, recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+)
 
 from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.evaluate.classifiers import predict_proba
-from synthmed.evaluate.tstr import (TSTRConfig, classification_metrics, run_tstr, train_reference_classifier,
-                                   tstr_verdict)
+from synthmed.evaluate.tstr import (
+    TSTRConfig,
+    classification_metrics,
+    run_tstr,
+    train_reference_classifier,
+    tstr_verdict,
+)
 
 FAST = dict(seeds=(0, 1), epochs=12, batch_size=8, lr=3e-3, image_size_px=16, small_cnn_width=8,
             bootstrap_samples=100, augment_shift_px=1)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class SmallCNN(nn.Module):
         widths = (width, 2 * width, 4 * width, 4 * width)
         blocks, prev = [], in_channels
         for index, out in enumerate(widths):
-            layers = [] if index == 0 else [nn.MaxPool2d(2, ceil_mode=True)]
+            layers: list[nn.Module] = [] if index == 0 else [nn.MaxPool2d(2, ceil_mode=True)]
             layers += [nn.Conv2d(prev, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             blocks.append(nn.Sequential(*layers))
             prev = out
@@ -108,28 +109,42 @@ def _adapt_first_conv(net: nn.Module, arch: str, in_channels: int) -> None:
         return
     if in_channels != 1:
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}.")
-    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    # torchvision's first convs are 2-D: their kernel_size/stride/padding are pairs (or a padding mode string)
+    new = nn.Conv2d(1, old.out_channels, cast("tuple[int, int]", old.kernel_size),
+                    cast("tuple[int, int]", old.stride), cast("str | tuple[int, int]", old.padding),
+                    bias=old.bias is not None)
     with torch.no_grad():
         new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
-        if old.bias is not None:
+        if old.bias is not None and new.bias is not None:
             new.bias.copy_(old.bias)
     setattr(parent, name, new)
 
 
+def _submodule(net: nn.Module, name: str) -> nn.Module:
+    """`net.<name>` as a Module (nn.Module's __getattr__ is typed `Tensor | Module`)."""
+    return cast(nn.Module, getattr(net, name))
+
+
+def _last_of(net: nn.Module, name: str) -> nn.Module:
+    """The last layer of the nn.Sequential `net.<name>`."""
+    return cast(nn.Sequential, getattr(net, name))[-1]
+
+
 def _replace_head(net: nn.Module, arch: str, num_classes: int) -> None:
     if arch == "resnet50":
-        net.fc = nn.Linear(net.fc.in_features, num_classes)
+        net.fc = nn.Linear(cast(nn.Linear, _submodule(net, "fc")).in_features, num_classes)
     elif arch == "densenet121":
-        net.classifier = nn.Linear(net.classifier.in_features, num_classes)
+        net.classifier = nn.Linear(cast(nn.Linear, _submodule(net, "classifier")).in_features, num_classes)
     else:
-        net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, num_classes)
+        classifier = cast(nn.Sequential, _submodule(net, "classifier"))
+        classifier[-1] = nn.Linear(cast(nn.Linear, classifier[-1]).in_features, num_classes)
 
 
 TARGET_LAYERS: dict[str, Callable[[nn.Module], nn.Module]] = {
-    "small_cnn": lambda net: net.features[-1],
-    "resnet50": lambda net: net.layer4[-1],
-    "densenet121": lambda net: net.features[-1],
-    "vgg19": lambda net: net.features[-1],
+    "small_cnn": lambda net: _last_of(net, "features"),
+    "resnet50": lambda net: _last_of(net, "layer4"),
+    "densenet121": lambda net: _last_of(net, "features"),
+    "vgg19": lambda net: _last_of(net, "features"),
 }
 """The layer Grad-CAM reads for each architecture (the last spatial feature map)."""
 
@@ -140,6 +155,9 @@ class ImageClassifier(nn.Module):
     Inputs are resized (bilinear) to `image_size_px` and converted to `in_channels`; torchvision
     backbones also get ImageNet normalisation. `classes`, `arch` and `target_layer` travel with it.
     """
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, *, arch: str, classes: list[str], in_channels: int, image_size_px: int):
         super().__init__()

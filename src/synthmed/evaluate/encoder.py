@@ -108,7 +108,8 @@ def _accuracy(model: DomainEncoder, data: ImageArrays, size_px: int) -> float:
     return float((logits.argmax(1) == data.labels).mean())
 
 
-def train_domain_encoder(train: ImageArrays, val: ImageArrays | None, *, settings: EncoderSettings) -> tuple[DomainEncoder, dict]:
+def train_domain_encoder(train: ImageArrays, val: ImageArrays | None, *,
+                         settings: EncoderSettings) -> tuple[DomainEncoder, dict]:
     """Train the encoder on `train` (random shifts as augmentation); returns the model and its training record."""
     if len(train) < 2:
         raise ValueError(f"the domain encoder needs at least 2 real training images; got {len(train)}.")
@@ -169,7 +170,8 @@ class DomainExtractor:
         self.settings = settings
         self.record = record
         self.input_size_px = settings.input_size_px
-        self.layer = f"penultimate (global average pool, {settings.feature_dim}-d) of a CNN trained on the real train split"
+        self.layer = (f"penultimate (global average pool, {settings.feature_dim}-d) of a CNN trained on the real "
+                      f"train split")
         self.batch_size = batch_size
 
     def __call__(self, pixels_uint8: np.ndarray | torch.Tensor) -> np.ndarray:

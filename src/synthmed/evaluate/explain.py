@@ -103,7 +103,7 @@ def feature_map_px(model, pixels: np.ndarray) -> list[int] | None:
 
 def _mean_map_correlation(real_maps, real_labels, synth_maps, synth_labels, classes) -> dict:
     """Per class: Pearson correlation of the class-average maps of two sets (None: class absent or a flat map)."""
-    out = {}
+    out: dict[str, float | None] = {}
     for k, name in enumerate(classes):
         a, b = real_maps[real_labels == k], synth_maps[synth_labels == k]
         if len(a) == 0 or len(b) == 0:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -143,7 +144,8 @@ def check_weights_file(weights: PretrainedWeights, path: Path) -> None:
 def _as_tensor(pixels_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     tensor = torch.as_tensor(pixels_uint8)
     if tensor.dtype != torch.uint8 or tensor.ndim != 4:
-        raise ValueError(f"feature extractors take uint8 images [N, C, H, W]; got {tuple(tensor.shape)} {tensor.dtype}.")
+        raise ValueError(f"feature extractors take uint8 images [N, C, H, W]; "
+                         f"got {tuple(tensor.shape)} {tensor.dtype}.")
     return tensor
 
 
@@ -154,7 +156,8 @@ def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], pixels_uint8: np.nda
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            chunks.append(fn(pixels[start:start + batch_size]).float().reshape(min(batch_size, len(pixels) - start), -1))
+            rows = min(batch_size, len(pixels) - start)
+            chunks.append(fn(pixels[start:start + batch_size]).float().reshape(rows, -1))
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
@@ -240,7 +243,8 @@ class XRVDenseNetExtractor:
         x = F.interpolate(x, size=(self.input_size_px, self.input_size_px), mode="bilinear",
                           align_corners=False, antialias=True)
         x = x / 255.0 * 2048.0 - 1024.0
-        out = F.relu(self.model.features(x))
+        features = cast(torch.nn.Module, self.model.features)  # torchvision DenseNet's nn.Sequential trunk
+        out = F.relu(features(x))
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
 
     def __call__(self, pixels_uint8: np.ndarray | torch.Tensor) -> np.ndarray:

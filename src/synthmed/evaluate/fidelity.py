@@ -104,7 +104,8 @@ def knn_radii(features: torch.Tensor, k: int, *, chunk_rows: int = 2048) -> torc
 def prdc_indicators(real: np.ndarray, fake: np.ndarray, *, k: int = 5, chunk_rows: int = 2048) -> dict[str, np.ndarray]:
     """Per-image terms of precision/density (one per fake image) and recall/coverage (one per real image)."""
     if len(real) <= k or len(fake) <= k:
-        raise ValueError(f"precision/recall with k={k} needs more than {k} images per set; got {len(real)} and {len(fake)}.")
+        raise ValueError(f"precision/recall with k={k} needs more than {k} images per set; "
+                         f"got {len(real)} and {len(fake)}.")
     r = torch.as_tensor(np.asarray(real), dtype=torch.float32)
     f = torch.as_tensor(np.asarray(fake), dtype=torch.float32)
     real_radii = knn_radii(r, k, chunk_rows=chunk_rows)

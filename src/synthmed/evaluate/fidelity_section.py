@@ -10,9 +10,17 @@ from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate import plots
 from synthmed.evaluate.fidelity import FidelityConfig, compute_fidelity, prdc_indicators
 from synthmed.evaluate.lowlevel import PANEL_DESCRIPTIONS
-from synthmed.evaluate.panel_distance import (ALPHA, GOOD_RATIO, PanelDistanceConfig, Standardiser,
-                                              compute_panel_distances, fidelity_panels, panel_status,
-                                              panel_summary_status, worst_panel)
+from synthmed.evaluate.panel_distance import (
+    ALPHA,
+    GOOD_RATIO,
+    PanelDistanceConfig,
+    Standardiser,
+    compute_panel_distances,
+    fidelity_panels,
+    panel_status,
+    panel_summary_status,
+    worst_panel,
+)
 
 CLOSENESS = {"good": "about as close to the real training images as other real images are",
              "inconclusive": "further from the real training images than other real images are, by more than the "

@@ -71,7 +71,7 @@ def texture_features(pixels_uint8: np.ndarray) -> np.ndarray:
     band_power = np.stack([power[:, bands == b].sum(axis=1) for b in range(SPECTRUM_BANDS)], axis=1)
     relative = np.log10(band_power / (band_power.sum(axis=1, keepdims=True) + 1e-12) + 1e-12)
     gy, gx = np.diff(grey, axis=1), np.diff(grey, axis=2)
-    gradient = np.sqrt((gy[:, :, :-1] ** 2 + gx[:, :-1, :] ** 2)).reshape(n, -1)
+    gradient = np.sqrt(gy[:, :, :-1] ** 2 + gx[:, :-1, :] ** 2).reshape(n, -1)
     laplacian = (4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2]
                  - grey[:, 1:-1, 2:]).reshape(n, -1)
     # Donoho-style noise level: median absolute Laplacian (robust to edges), relative to the image spread.

@@ -68,7 +68,8 @@ def down_up(pixels: np.ndarray, factor: int = 2) -> np.ndarray:
     """Downsample by `factor` (antialiased bilinear) and upsample back (bilinear): resampling loss."""
     x = torch.from_numpy(pixels).float()
     size = pixels.shape[-1]
-    small = F.interpolate(x, size=(size // factor, size // factor), mode="bilinear", antialias=True, align_corners=False)
+    small = F.interpolate(x, size=(size // factor, size // factor), mode="bilinear", antialias=True,
+                          align_corners=False)
     return _to_uint8(F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False).numpy())
 
 
@@ -150,7 +151,8 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
         for i in range(n):
             one = moved[i:i + 1]
             out[i] = (blur(one, rng.uniform(0.5, 1.0)) if last[i] == 0 else
-                      add_noise(one, rng.uniform(3, 8), rng) if last[i] == 1 else jpeg(one, int(rng.integers(40, 81))))[0]
+                      add_noise(one, rng.uniform(3, 8), rng) if last[i] == 1 else
+                      jpeg(one, int(rng.integers(40, 81))))[0]
         return out
     raise ValueError(f"unknown copy transform family {family!r}; choose from {COPY_FAMILIES}.")
 

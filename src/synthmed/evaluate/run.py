@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,8 +16,13 @@ from synthmed.data.arrays import ImageArrays, load_image_arrays
 from synthmed.data.manifest import read_dataset_info
 from synthmed.evaluate import sections
 from synthmed.evaluate.encoder import EncoderSettings, load_or_train_domain_extractor
-from synthmed.evaluate.features import (INCEPTION_WEIGHTS, PRETRAINED_EXTRACTORS, XRV_WEIGHTS, FeatureExtractor,
-                                        resolve_weights)
+from synthmed.evaluate.features import (
+    INCEPTION_WEIGHTS,
+    PRETRAINED_EXTRACTORS,
+    XRV_WEIGHTS,
+    FeatureExtractor,
+    resolve_weights,
+)
 from synthmed.evaluate.fidelity_section import fidelity_section
 from synthmed.evaluate.memorisation_section import memorisation_section
 from synthmed.files import atomic_write_json
@@ -86,15 +91,31 @@ class RealSplits:
         return "val" if self.val is not None else "test" if self.test is not None else None
 
 
+@overload
+def _cap(arrays: ImageArrays, limit: int | None, rng: np.random.Generator) -> ImageArrays: ...
+
+
+@overload
+def _cap(arrays: None, limit: int | None, rng: np.random.Generator) -> None: ...
+
+
 def _cap(arrays: ImageArrays | None, limit: int | None, rng: np.random.Generator) -> ImageArrays | None:
     if arrays is None or limit is None or len(arrays) <= limit:
         return arrays
     return arrays.subset(np.sort(rng.choice(len(arrays), limit, replace=False)))
 
 
-def _load_split(folder: Path, split: str, **kwargs) -> ImageArrays | None:
+class _LoadOptions(TypedDict):
+    """The options every split (and the synthetic set) is loaded with."""
+
+    classes: list[str]
+    size_px: int
+    channels: int
+
+
+def _load_split(folder: Path, split: str, *, classes: list[str], size_px: int, channels: int) -> ImageArrays | None:
     try:
-        return load_image_arrays(folder, split=split, **kwargs)
+        return load_image_arrays(folder, split=split, classes=classes, size_px=size_px, channels=channels)
     except ValueError as exc:
         if "has no images" in str(exc):
             return None
@@ -105,7 +126,7 @@ def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
     """Real train/val/test and synthetic images at one size and channel count, labels aligned to the real classes."""
     info = read_dataset_info(config.real_dir)
     size_px = config.size_px or info.image_size_px
-    kwargs = {"classes": list(info.classes), "size_px": size_px, "channels": info.channels}
+    kwargs: _LoadOptions = {"classes": list(info.classes), "size_px": size_px, "channels": info.channels}
     train = _load_split(config.real_dir, "train", **kwargs)
     if train is None or len(train) < 2:
         raise ValueError(f"{config.real_dir} has fewer than 2 training images; evaluation compares against the "
@@ -122,7 +143,8 @@ def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
               (("real_train", real.train), ("real_val", real.val), ("real_test", real.test), ("synthetic", synthetic))}
     per_class = {name: {c: int((a.labels == i).sum()) for i, c in enumerate(info.classes)}
                  for name, a in (("real_train", real.train), ("synthetic", synthetic)) if a is not None}
-    inputs = {"real_dataset": str(Path(config.real_dir).resolve()), "synthetic_set": str(Path(config.synthetic_dir).resolve()),
+    inputs = {"real_dataset": str(Path(config.real_dir).resolve()),
+              "synthetic_set": str(Path(config.synthetic_dir).resolve()),
               "dataset_name": info.name, "modality": info.modality, "classes": list(info.classes),
               "channels": info.channels, "image_size_px": int(size_px), "dataset_image_size_px": info.image_size_px,
               "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",

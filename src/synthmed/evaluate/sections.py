@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate import plots
@@ -43,8 +42,9 @@ def extract_features(extractor: FeatureExtractor, real, synthetic: ImageArrays) 
     """Features of real train, held-out real and synthetic images, with the extractor's record."""
     heldout = real.heldout
     record = describe(extractor)
-    if getattr(extractor, "record", None):
-        record["encoder_training"] = extractor.record
+    training = getattr(extractor, "record", None)  # only the domain encoder has one (not in FeatureExtractor)
+    if training:
+        record["encoder_training"] = training
     return {"extractor": record, "train": extractor(real.train.pixels), "synthetic": extractor(synthetic.pixels),
             "heldout": extractor(heldout.pixels) if heldout is not None else None}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,8 +15,14 @@ from tqdm.auto import tqdm
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.data.dataset import to_model_range
-from synthmed.evaluate.classifiers import (Arch, ImageClassifier, augment_batch, build_classifier,
-                                          imagenet_weights_filename, predict_proba)
+from synthmed.evaluate.classifiers import (
+    Arch,
+    ImageClassifier,
+    augment_batch,
+    build_classifier,
+    imagenet_weights_filename,
+    predict_proba,
+)
 from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_metrics, condition_results, ratios
 from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
 from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict
@@ -58,9 +64,10 @@ class TSTRConfig(BaseModel):
     small_cnn_width: int = Field(default=32, gt=0)
     bootstrap_samples: int = Field(default=500, ge=10)
     save_classifiers: Literal["all", "first_seed", "none"] = Field(
-        default="first_seed", description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
-                                   "every one, those of the first seed (enough for condition fidelity and "
-                                   "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
+        default="first_seed",
+        description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
+                    "every one, those of the first seed (enough for condition fidelity and "
+                    "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
 
 
 # Data.
@@ -206,8 +213,8 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
         results[arch] = {cond: condition_results(real_test.labels, per_seed, boot[cond], classes, list(config.seeds))
                          for cond, per_seed in probas[arch].items()}
         arch_ratios[arch] = ratios(results[arch], boot)
-    n_train = {c: images_used(len(train_sets[c]), config) for c in config.conditions}
-    section = {
+    n_train: dict[str, int] = {c: images_used(len(train_sets[c]), config) for c in config.conditions}
+    section: dict[str, Any] = {
         "test_images": len(real_test), "train_images": n_train, "config": config.model_dump(mode="json"),
         "rests_on": rests_on(archs=config.archs, weights_dir=config.weights_dir, image_size_px=config.image_size_px,
                              seeds=config.seeds, n_train=n_train, n_test=len(real_test)),

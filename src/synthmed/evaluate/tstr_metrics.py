@@ -29,7 +29,10 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: i
     pred = proba.argmax(axis=1)
     matrix = confusion_matrix(y_true, pred, labels=np.arange(num_classes))
     support, predicted, hits = matrix.sum(axis=1), matrix.sum(axis=0), np.diag(matrix)
-    recall, precision, f1, aucs = [], [], [], []
+    recall: list[float | None] = []
+    precision: list[float | None] = []
+    f1: list[float | None] = []
+    aucs: list[float] = []
     for k in range(num_classes):
         recall.append(float(hits[k] / support[k]) if support[k] else None)
         precision.append(float(hits[k] / predicted[k]) if predicted[k] else None)

@@ -77,6 +77,7 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
         ax.set_xlabel("predicted class")
         ax.set_ylabel(row_label)
         ax.set_title(panel_title, fontsize=9)
+    assert image is not None  # panels is non-empty: fig.subplots(1, 0) above would have raised
     fig.colorbar(image, ax=list(axes), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)

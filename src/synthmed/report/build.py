@@ -8,9 +8,10 @@ import json
 import logging
 import platform
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -205,7 +206,7 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
     trailing = [_section(k, metrics[k], eval_dir, titles) for k in TRAILING if k in metrics]
 
     # Sample grids from the input folders named in metrics.json.
-    inputs = metrics.get("inputs") if isinstance(metrics.get("inputs"), dict) else {}
+    inputs = raw_inputs if isinstance(raw_inputs := metrics.get("inputs"), dict) else {}
     grids, grid_note = class_grids(inputs, base=eval_dir)
     card, generator = provenance.dataset_card(inputs, base=eval_dir), provenance.generator(inputs, base=eval_dir)
 
@@ -228,6 +229,6 @@ def _subtitle(inputs: dict) -> str:
     name = inputs.get("dataset_name") or next(
         (Path(v).name for k in ("real_dataset", "synthetic_set") if isinstance(v := inputs.get(k), str) and v), "")
     text = f"{name} ({inputs['modality']})" if name and inputs.get("modality") else str(name)
-    counts = inputs.get("counts") if isinstance(inputs.get("counts"), dict) else {}
+    counts = raw_counts if isinstance(raw_counts := inputs.get("counts"), dict) else {}
     shown = [f"{humanise_key(k)} {v:,}" for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)]
     return " · ".join(part for part in (text, ", ".join(shown)) if part)

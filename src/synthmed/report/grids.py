@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -87,8 +88,8 @@ def class_grids(inputs: dict, *, base: Path, per_class: int = 8) -> tuple[list[d
         log.warning("Sample grids skipped: %s", exc)
         return [], f"Sample grids are not shown: {exc}"
     grids = []
-    for index, name in enumerate(classes):
-        entry = {"class": name}
+    for index, name in enumerate(classes or []):  # not None: one of the folders loaded (else returned above)
+        entry: dict[str, Any] = {"class": name}
         for label, arrays in (("real", real), ("synthetic", synthetic)):
             chosen = arrays.pixels[arrays.labels == index] if arrays is not None else np.zeros((0,))
             entry[f"{label}_count"] = len(chosen)

@@ -35,8 +35,8 @@ def dataset_card(inputs: dict, *, base: Path) -> dict:
     """{"path", "name", "warnings": [...]} from the real dataset's card.json, or {"note": why not}."""
     path, missing = _input_file(inputs, REAL_KEYS, CARD_NAME, base=base, what="real dataset",
                                 shown="its dataset card (and any shortcut warnings)")
-    if missing:
-        return missing
+    if path is None:
+        return missing or {}
     if not path.is_file():
         return {"path": str(path), "note": f"{path} does not exist (the dataset was not prepared with synthmed "
                                           f"prepare, which writes the card); no shortcut or leakage check is shown."}
@@ -59,8 +59,8 @@ def generator(inputs: dict, *, base: Path) -> dict:
     """Provenance of the synthetic set from its manifest.csv: {"path", "n_images", "fields": {label: text}}."""
     path, missing = _input_file(inputs, SYNTHETIC_KEYS, MANIFEST_NAME, base=base, what="synthetic image",
                                 shown="the generator's provenance")
-    if missing:
-        return missing
+    if path is None:
+        return missing or {}
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -57,8 +57,8 @@ def _estimate(value: Any) -> tuple[Any, tuple[Any, Any] | None] | None:
     return value[point_key], interval
 
 
-def _estimate_node(value: dict) -> dict:
-    point, interval = _estimate(value)
+def _estimate_node(value: dict, estimate: tuple[Any, tuple[Any, Any] | None]) -> dict:
+    point, interval = estimate
     text = format_scalar(point)
     if interval is not None and None not in interval:
         text += f" [{format_scalar(interval[0])}, {format_scalar(interval[1])}]"
@@ -91,8 +91,8 @@ def to_node(value: Any, *, depth: int = 0) -> dict:
     """A display node: kind 'text' | 'table' | 'group' | 'list' (rendered by the template's macro)."""
     if _is_scalar(value):
         return {"kind": "text", "text": format_scalar(value), "muted": ""}
-    if _estimate(value) is not None:
-        return _estimate_node(value)
+    if (estimate := _estimate(value)) is not None:
+        return _estimate_node(value, estimate)
     if isinstance(value, list):
         return _list_node(value, depth=depth)
     if isinstance(value, dict):
