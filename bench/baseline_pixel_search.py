@@ -35,7 +35,7 @@ def pixel_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: f
     x = torch.from_numpy(np.asarray(pixels_uint8)).float().mean(dim=1, keepdim=True) / 255.0
     out = []
     for start in range(0, len(x), 2048):
-        chunk = x[start:start + 2048]
+        chunk = x[start : start + 2048]
         if chunk.shape[-1] != size_px or chunk.shape[-2] != size_px:
             chunk = F.interpolate(chunk, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
         out.append(blur(chunk, blur_sigma_px)[:, 0])
@@ -49,7 +49,9 @@ def _normalise(flat: torch.Tensor) -> torch.Tensor:
 
 def _crop(images: torch.Tensor, dy: int, dx: int, margin: int) -> torch.Tensor:
     size = images.shape[-1]
-    return _normalise(images[:, margin + dy:size - margin + dy, margin + dx:size - margin + dx].reshape(len(images), -1))
+    return _normalise(
+        images[:, margin + dy : size - margin + dy, margin + dx : size - margin + dx].reshape(len(images), -1)
+    )
 
 
 @dataclass
@@ -57,7 +59,7 @@ class PixelIndex:
     """Training images prepared for the two-stage search: coarse (small, blurred) and fine (larger) crops."""
 
     coarse: torch.Tensor  # [D, n_train * (1 + flips)] centre crops, columns normalised (zero mean, unit norm)
-    fine: torch.Tensor    # [n_train * (1 + flips), D'] centre crops, rows normalised (zero mean, unit norm)
+    fine: torch.Tensor  # [n_train * (1 + flips), D'] centre crops, rows normalised (zero mean, unit norm)
     n_train: int
     fine_size_px: int
 
@@ -88,8 +90,9 @@ def _window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
     return (squares - sums * sums / count).clamp(min=1e-12).sqrt()[:, 0].float()
 
 
-def nearest_by_pixels(query_pixels: np.ndarray, index: PixelIndex, *, config: BaselineConfig,
-                      exclude_self: bool = False) -> dict[str, np.ndarray]:
+def nearest_by_pixels(
+    query_pixels: np.ndarray, index: PixelIndex, *, config: BaselineConfig, exclude_self: bool = False
+) -> dict[str, np.ndarray]:
     """For each query image: the most correlated training image over shifts (and flips).
 
     Two stages, both batched products: a coarse search over all training images at
@@ -109,14 +112,14 @@ def nearest_by_pixels(query_pixels: np.ndarray, index: PixelIndex, *, config: Ba
     out = {key: [] for key in ("similarity", "column", "dy", "dx")}
     with torch.inference_mode():
         for start in range(0, len(coarse_q), config.chunk_rows):
-            chunk = coarse_q[start:start + config.chunk_rows]
+            chunk = coarse_q[start : start + config.chunk_rows]
             rows = torch.arange(len(chunk))
             norms = _window_norms(chunk, win)
             # Coarse: running max over shifts of correlations with every training image.
             best = None
             for dy in range(2 * m + 1):
                 for dx in range(2 * m + 1):
-                    crop = chunk[:, dy:dy + win, dx:dx + win].reshape(len(chunk), -1)
+                    crop = chunk[:, dy : dy + win, dx : dx + win].reshape(len(chunk), -1)
                     sims = (crop @ index.coarse) / norms[:, dy, dx, None]
                     best = sims if best is None else torch.maximum(best, sims)
             if exclude_self:
@@ -125,7 +128,7 @@ def nearest_by_pixels(query_pixels: np.ndarray, index: PixelIndex, *, config: Ba
                     best[rows, rows + start + n_train] = -2.0
             columns = best.topk(k, dim=1).indices  # [B, k]
             # Fine: correlate each query with its candidates at every shift in one grouped convolution.
-            fine_chunk = fine_q[start:start + config.chunk_rows]
+            fine_chunk = fine_q[start : start + config.chunk_rows]
             kernels = index.fine[columns].reshape(len(chunk) * k, 1, fine_win, fine_win)
             dots = F.conv2d(fine_chunk[None], kernels, groups=len(chunk))[0]  # [B*k, 2fm+1, 2fm+1]
             sims = dots.reshape(len(chunk), k, -1) / _window_norms(fine_chunk, fine_win).reshape(len(chunk), 1, -1)
@@ -136,8 +139,18 @@ def nearest_by_pixels(query_pixels: np.ndarray, index: PixelIndex, *, config: Ba
             out["dy"].append(shift // (2 * fine_m + 1) - fine_m)
             out["dx"].append(shift % (2 * fine_m + 1) - fine_m)
     if not out["similarity"]:
-        return {"similarity": np.zeros(0), "train_index": np.zeros(0, int), "flipped": np.zeros(0, bool),
-                "shift_dy": np.zeros(0, int), "shift_dx": np.zeros(0, int)}
+        return {
+            "similarity": np.zeros(0),
+            "train_index": np.zeros(0, int),
+            "flipped": np.zeros(0, bool),
+            "shift_dy": np.zeros(0, int),
+            "shift_dx": np.zeros(0, int),
+        }
     col = torch.cat(out["column"]).numpy()
-    return {"similarity": torch.cat(out["similarity"]).numpy().astype(float), "train_index": col % n_train,
-            "flipped": col >= n_train, "shift_dy": torch.cat(out["dy"]).numpy(), "shift_dx": torch.cat(out["dx"]).numpy()}
+    return {
+        "similarity": torch.cat(out["similarity"]).numpy().astype(float),
+        "train_index": col % n_train,
+        "flipped": col >= n_train,
+        "shift_dy": torch.cat(out["dy"]).numpy(),
+        "shift_dx": torch.cat(out["dx"]).numpy(),
+    }

@@ -26,12 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def find_sets(run: Path) -> tuple[Path, Path]:
     """The prepared dataset and the synthetic set under `run`."""
     datasets = sorted(p.parent for p in run.rglob("dataset.json"))
-    synthetic = [p.parent for p in sorted(run.rglob("manifest.csv"))
-                 if "synthetic" in pd.read_csv(p, nrows=1).columns and p.parent not in datasets
-                 and (run / "eval") not in p.parents]  # not this script's own stand-in set
+    synthetic = [
+        p.parent
+        for p in sorted(run.rglob("manifest.csv"))
+        if "synthetic" in pd.read_csv(p, nrows=1).columns
+        and p.parent not in datasets
+        and (run / "eval") not in p.parents
+    ]  # not this script's own stand-in set
     if not datasets or not synthetic:
-        raise SystemExit(f"{run} lacks a prepared dataset ({len(datasets)} found) or a synthetic set "
-                         f"({len(synthetic)} found); has the pneumonia benchmark run finished?")
+        raise SystemExit(
+            f"{run} lacks a prepared dataset ({len(datasets)} found) or a synthetic set "
+            f"({len(synthetic)} found); has the pneumonia benchmark run finished?"
+        )
     return datasets[0], synthetic[0]
 
 
@@ -57,28 +63,56 @@ def main() -> int:
 
     real, synthetic = find_sets(args.run)
     out = args.run / "eval"
-    summary = {"date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
-               "real": str(real), "synthetic": str(synthetic)}
-    for name, synth, eval_dir in (("generator", synthetic, out / "generator"),
-                                  ("perfect_stand_in", stand_in(real, out / "stand_in_set"), out / "stand_in")):
+    summary = {
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "real": str(real),
+        "synthetic": str(synthetic),
+    }
+    for name, synth, eval_dir in (
+        ("generator", synthetic, out / "generator"),
+        ("perfect_stand_in", stand_in(real, out / "stand_in_set"), out / "stand_in"),
+    ):
         started = time.perf_counter()
-        code = synthmed(["evaluate", "--real", str(real), "--synthetic", str(synth), "--out", str(eval_dir),
-                         "--cache-dir", str(out / "cache"), "--skip", args.skip, "--tstr-seeds", args.tstr_seeds,
-                         "--tstr-epochs", args.tstr_epochs])
+        code = synthmed(
+            [
+                "evaluate",
+                "--real",
+                str(real),
+                "--synthetic",
+                str(synth),
+                "--out",
+                str(eval_dir),
+                "--cache-dir",
+                str(out / "cache"),
+                "--skip",
+                args.skip,
+                "--tstr-seeds",
+                args.tstr_seeds,
+                "--tstr-epochs",
+                args.tstr_epochs,
+            ]
+        )
         metrics = json.loads((eval_dir / "metrics.json").read_text())
         fid = metrics["fidelity"].get("overall", {})
         summary[name] = {
-            "exit_code": code, "wall_s": round(time.perf_counter() - started, 1), "counts": metrics["inputs"]["counts"],
+            "exit_code": code,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "counts": metrics["inputs"]["counts"],
             "fid": fid.get("synthetic", {}).get("fid"),
             "fid_at_floor_n": fid.get("synthetic", {}).get("fid_at_floor_n"),
             "fid_floor": fid.get("real_floor", {}).get("fid"),
-            **{m: fid.get("synthetic", {}).get(m, {}).get("value")
-               for m in ("precision", "recall", "density", "coverage")},
+            **{
+                m: fid.get("synthetic", {}).get(m, {}).get("value")
+                for m in ("precision", "recall", "density", "coverage")
+            },
             "kid": fid.get("synthetic", {}).get("kid", {}).get("value"),
             "msssim": {k: v.get("mean") for k, v in metrics["diversity"].get("overall", {}).items()},
             "share_flagged": metrics["memorisation"].get("share_flagged"),
-            "verdicts": {p: metrics[p].get("verdict") for p in ("fidelity", "diversity", "memorisation", "usefulness",
-                                                               "condition_fidelity", "explanations")},
+            "verdicts": {
+                p: metrics[p].get("verdict")
+                for p in ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
+            },
             "tstr_over_trtr_balanced_accuracy": metrics["usefulness"].get("tstr_over_trtr_balanced_accuracy"),
             "timings_s": metrics["timings_s"],
         }

@@ -41,12 +41,30 @@ def write_real(root: Path, *, n_train: int, seed: int) -> Path:
     classes = ["NORMAL", "PNEUMONIA"]
     train = list(rng.permutation(sorted((SHARED / "train").glob("*/*"))))
     chosen = {"train": train[:n_train], "val": train[n_train:], "test": sorted((SHARED / "test").glob("*/*"))}
-    rows = [{"image_id": f"{split}-{p.stem}", "path": str(p), "split": split, "label": p.parent.name,
-             "label_idx": classes.index(p.parent.name)} for split, paths in chosen.items() for p in paths]
+    rows = [
+        {
+            "image_id": f"{split}-{p.stem}",
+            "path": str(p),
+            "split": split,
+            "label": p.parent.name,
+            "label_idx": classes.index(p.parent.name),
+        }
+        for split, paths in chosen.items()
+        for p in paths
+    ]
     frame = pd.DataFrame(rows)
     write_manifest(frame, root)
-    write_dataset_info(DatasetInfo(name="cxr_kermany_224@64", modality="chest x-ray", channels=1, image_size_px=64,
-                                   classes=classes, split_counts=frame["split"].value_counts().to_dict()), root)
+    write_dataset_info(
+        DatasetInfo(
+            name="cxr_kermany_224@64",
+            modality="chest x-ray",
+            channels=1,
+            image_size_px=64,
+            classes=classes,
+            split_counts=frame["split"].value_counts().to_dict(),
+        ),
+        root,
+    )
     return root
 
 
@@ -80,8 +98,15 @@ def write_synthetic(folder: Path, real: Path, *, count: int, planted: int, seed:
             image = np.clip(0.5 * a + 0.5 * b + rng.normal(0, 4, a.shape), 0, 255)
         image_id = f"syn{k:05d}"
         Image.fromarray(np.ascontiguousarray(image).astype(np.uint8)).save(folder / "images" / f"{image_id}.png")
-        rows.append({"image_id": image_id, "path": f"images/{image_id}.png", "label": train.classes[label],
-                     "label_idx": label, "synthetic": 1})
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": f"images/{image_id}.png",
+                "label": train.classes[label],
+                "label_idx": label,
+                "synthetic": 1,
+            }
+        )
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return planted_ids
 
@@ -122,10 +147,29 @@ def main() -> int:
 
     shutil.rmtree(args.out / "cache", ignore_errors=True)  # measure the domain encoder's training too
     started = time.perf_counter()
-    code = synthmed(["evaluate", "--real", str(real), "--synthetic", str(args.out / "synthetic"), "--out",
-                     str(eval_dir), "--cache-dir", str(args.out / "cache"), "--skip", args.skip,
-                     "--tstr-seeds", args.tstr_seeds, "--tstr-epochs", args.tstr_epochs,
-                     "--tstr-max-train", args.tstr_max_train, "--seed", str(args.seed)])
+    code = synthmed(
+        [
+            "evaluate",
+            "--real",
+            str(real),
+            "--synthetic",
+            str(args.out / "synthetic"),
+            "--out",
+            str(eval_dir),
+            "--cache-dir",
+            str(args.out / "cache"),
+            "--skip",
+            args.skip,
+            "--tstr-seeds",
+            args.tstr_seeds,
+            "--tstr-epochs",
+            args.tstr_epochs,
+            "--tstr-max-train",
+            args.tstr_max_train,
+            "--seed",
+            str(args.seed),
+        ]
+    )
     wall_s = time.perf_counter() - started
     metrics = json.loads((eval_dir / "metrics.json").read_text())
 
@@ -145,21 +189,29 @@ def main() -> int:
     summary = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "load_average_1m_at_end": os.getloadavg()[0], "exit_code": code,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_at_end": os.getloadavg()[0],
+        "exit_code": code,
         "n_real_train": metrics["inputs"]["counts"]["real_train"],
         "n_heldout": metrics["inputs"]["counts"]["real_test"],
-        "n_synthetic": metrics["inputs"]["counts"]["synthetic"], "wall_s": round(wall_s, 1),
-        "budget_s": 600, "wall_over_budget": round(wall_s / 600, 3), "timings_s": metrics["timings_s"],
+        "n_synthetic": metrics["inputs"]["counts"]["synthetic"],
+        "wall_s": round(wall_s, 1),
+        "budget_s": 600,
+        "wall_over_budget": round(wall_s / 600, 3),
+        "timings_s": metrics["timings_s"],
         "nn_loop_baseline_s_for_2000": round(loop_s_per_query * len(synth), 1),
         "nn_batched_s_for_2000": round(batched_s, 1),
         "nn_speedup": round(loop_s_per_query * len(synth) / batched_s, 1),
-        "planted_copies_flagged": float(caught), "mixtures_flagged": float(false_flags),
+        "planted_copies_flagged": float(caught),
+        "mixtures_flagged": float(false_flags),
         "encoder_training_s": encoder_training.get("train_duration_s"),
         "encoder_cached": encoder_training.get("cached"),
         "fid": metrics["fidelity"].get("overall", {}).get("synthetic", {}).get("fid"),
         "fid_floor": metrics["fidelity"].get("overall", {}).get("real_floor", {}).get("fid"),
-        "statuses": {p: metrics[p].get("status", "ok") for p in
-                     ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")},
+        "statuses": {
+            p: metrics[p].get("status", "ok")
+            for p in ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
+        },
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

@@ -32,8 +32,9 @@ def main() -> None:
     parser.add_argument("--data", default="bench/out/pneumonia/data")
     parser.add_argument("--cache", default="bench/out/pneumonia/cache")
     parser.add_argument("--grid", default=None, help="write a real-vs-synthetic grid PNG of the last folder here")
-    parser.add_argument("--floor-draws", type=int, default=10,
-                        help="the floor is the mean over this many random train subsamples")
+    parser.add_argument(
+        "--floor-draws", type=int, default=10, help="the floor is the mean over this many random train subsamples"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -44,27 +45,40 @@ def main() -> None:
     for folder in args.samples:
         synth = load_image_arrays(folder, classes=train.classes, size_px=train.pixels.shape[-1], channels=1)
         synth_f = extractor(synth.pixels)
-        result = {"samples": folder, "feature_network": extractor.layer,
-                  "encoder_val_accuracy": extractor.record.get("val_accuracy"), "classes": {}}
+        result = {
+            "samples": folder,
+            "feature_network": extractor.layer,
+            "encoder_val_accuracy": extractor.record.get("val_accuracy"),
+            "classes": {},
+        }
         rng = np.random.default_rng(0)  # per folder: the same n gets the same floor, whatever the folder order
         for c, name in enumerate(train.classes):
             s, v, t = synth_f[synth.labels == c], val_f[val.labels == c], train_f[train.labels == c]
             if len(s) < 2:
                 continue
             n_floor = min(len(t), len(s))
-            floors = [frechet_distance(v, t[rng.choice(len(t), size=n_floor, replace=False)])
-                      for _ in range(args.floor_draws)]
+            floors = [
+                frechet_distance(v, t[rng.choice(len(t), size=n_floor, replace=False)]) for _ in range(args.floor_draws)
+            ]
             fd, floor = frechet_distance(v, s), float(np.mean(floors))
-            result["classes"][name] = {"n_synthetic": int(len(s)), "n_val": int(len(v)), "n_train_floor": n_floor,
-                                       "fd_synthetic_vs_val": fd, "fd_train_vs_val_floor": floor,
-                                       "fd_floor_draws": floors, "ratio_to_floor": fd / floor}
+            result["classes"][name] = {
+                "n_synthetic": int(len(s)),
+                "n_val": int(len(v)),
+                "n_train_floor": n_floor,
+                "fd_synthetic_vs_val": fd,
+                "fd_train_vs_val_floor": floor,
+                "fd_floor_draws": floors,
+                "ratio_to_floor": fd / floor,
+            }
         Path(folder, "pneumonia_eval.json").write_text(json.dumps(result, indent=2))
         print(f"\n{folder}")
         print("| class | n synth | FD synth vs val | FD train vs val (floor) | ratio |")
         print("|---|---|---|---|---|")
         for name, r in result["classes"].items():
-            print(f"| {name} | {r['n_synthetic']} | {r['fd_synthetic_vs_val']:.2f} | "
-                  f"{r['fd_train_vs_val_floor']:.2f} | {r['ratio_to_floor']:.2f}x |")
+            print(
+                f"| {name} | {r['n_synthetic']} | {r['fd_synthetic_vs_val']:.2f} | "
+                f"{r['fd_train_vs_val_floor']:.2f} | {r['ratio_to_floor']:.2f}x |"
+            )
         if args.grid and folder == args.samples[-1]:
             rows = []
             for c in range(len(train.classes)):

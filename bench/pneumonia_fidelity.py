@@ -1,4 +1,4 @@
-"""The pneumonia quality benchmark restated under the fidelity panels: `synthmed evaluate` on the trained model's samples.
+"""The pneumonia quality benchmark restated under the fidelity panels: `synthmed evaluate` on the model's samples.
 
     .venv/bin/python bench/pneumonia_train.py --max-steps 1786 --n-per-class 600     # the session-2 recipe
     .venv/bin/python bench/pneumonia_fidelity.py bench/out/pneumonia/samples_dpmpp20_g1
@@ -38,10 +38,18 @@ def main() -> None:
     rows, verdicts = [], []
     for folder in args.samples:
         out = folder.parent / f"eval_{folder.name}"
-        metrics = json.loads(evaluate(EvalConfig(real_dir=args.data, synthetic_dir=folder, out_dir=out,
-                                                 cache_dir=args.cache, seed=args.seed,
-                                                 skip=("usefulness", "condition_fidelity", "explanations"))
-                                      ).read_text())
+        metrics = json.loads(
+            evaluate(
+                EvalConfig(
+                    real_dir=args.data,
+                    synthetic_dir=folder,
+                    out_dir=out,
+                    cache_dir=args.cache,
+                    seed=args.seed,
+                    skip=("usefulness", "condition_fidelity", "explanations"),
+                )
+            ).read_text()
+        )
         fidelity = metrics["fidelity"]
         semantic = fidelity["semantic_fid_kid_prdc"]
         for scope in ["overall", *fidelity["panels"]["texture"]["per_class"]]:
@@ -54,18 +62,41 @@ def main() -> None:
             old = semantic["overall"] if scope == "overall" else semantic["per_class"][scope]
             rows.append([folder.name, scope, *cells, _fmt(old.get("fid_ratio_to_floor"))])
         prdc = fidelity["precision_recall_all_panels"]
-        verdicts.append(f"- `{folder.name}`: fidelity **{fidelity['status']}**, diversity "
-                        f"**{metrics['diversity']['status']}**, memorisation **{metrics['memorisation']['status']}** "
-                        f"({metrics['memorisation']['n_flagged']} of {metrics['memorisation']['n_synthetic']} "
-                        f"flagged); precision on all panels {prdc['synthetic'].get('precision', float('nan')):.2f} "
-                        f"(held-out real {prdc['real_floor'].get('precision', float('nan')):.2f}). "
-                        f"Verdict: {fidelity['verdict']}")
-    columns = ["samples", "class", "intensity x floor", "p", "status", "texture x floor", "p", "status",
-               "semantic x floor", "p", "status", "old: semantic FID x floor"]
+        verdicts.append(
+            f"- `{folder.name}`: fidelity **{fidelity['status']}**, diversity "
+            f"**{metrics['diversity']['status']}**, memorisation **{metrics['memorisation']['status']}** "
+            f"({metrics['memorisation']['n_flagged']} of {metrics['memorisation']['n_synthetic']} "
+            f"flagged); precision on all panels {prdc['synthetic'].get('precision', float('nan')):.2f} "
+            f"(held-out real {prdc['real_floor'].get('precision', float('nan')):.2f}). "
+            f"Verdict: {fidelity['verdict']}"
+        )
+    columns = [
+        "samples",
+        "class",
+        "intensity x floor",
+        "p",
+        "status",
+        "texture x floor",
+        "p",
+        "status",
+        "semantic x floor",
+        "p",
+        "status",
+        "old: semantic FID x floor",
+    ]
     command = ".venv/bin/python bench/pneumonia_fidelity.py " + " ".join(map(str, args.samples))
-    path = write_result("pneumonia_fidelity", title="Evaluate: the pneumonia quality benchmark under the new metric",
-                        command=command, sections=[{"heading": "Distance to real training images per panel",
-                                                    "text": "\n".join(verdicts), "table": table(columns, rows)}])
+    path = write_result(
+        "pneumonia_fidelity",
+        title="Evaluate: the pneumonia quality benchmark under the new metric",
+        command=command,
+        sections=[
+            {
+                "heading": "Distance to real training images per panel",
+                "text": "\n".join(verdicts),
+                "table": table(columns, rows),
+            }
+        ],
+    )
     print(f"wrote {path}")
 
 

@@ -33,7 +33,6 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from study.browser import serve  # noqa: E402  (test helper: starts `synthmed study serve`)
 from study.pg import create_database, postgres_missing, postgres_server  # noqa: E402
-
 from synthmed.study.blinding import StudySpec, build_study  # noqa: E402
 from synthmed.study.db import Answer, Assignment, Case, Reader, make_engine, make_sessionmaker  # noqa: E402
 from synthmed.study.settings import StudySettings  # noqa: E402
@@ -67,8 +66,10 @@ def read_study(base: str, token: str, *, cases: int, seed: int, stop: threading.
     sent: dict[int, tuple[str, int]] = {}
     with httpx.Client(base_url=base, timeout=60.0, follow_redirects=False) as client:
         page = client.get(f"/invite/{token}")
-        client.post(f"/invite/{token}", data={"csrf_token": CSRF.search(page.text)[1], "password": PASSWORD,
-                                              "confirm": PASSWORD})
+        client.post(
+            f"/invite/{token}",
+            data={"csrf_token": CSRF.search(page.text)[1], "password": PASSWORD, "confirm": PASSWORD},
+        )
         for position in range(1, cases + 1):  # bounded: one pass over the reader's cases
             if stop.is_set():
                 break
@@ -82,9 +83,15 @@ def read_study(base: str, token: str, *, cases: int, seed: int, stop: threading.
             image.raise_for_status()
             call, confidence = str(rng.choice(["real", "fake", "unsure"])), int(rng.integers(1, 6))
             start = time.perf_counter()
-            response = client.post(f"/reader/case/{position}", data={
-                "csrf_token": CSRF.search(page.text)[1], "call": call, "confidence": str(confidence),
-                "findings": f"reader note {position}"})
+            response = client.post(
+                f"/reader/case/{position}",
+                data={
+                    "csrf_token": CSRF.search(page.text)[1],
+                    "call": call,
+                    "confidence": str(confidence),
+                    "findings": f"reader note {position}",
+                },
+            )
             latencies["answer"].append(time.perf_counter() - start)
             if response.status_code != 303:
                 raise RuntimeError(f"answer {position} got HTTP {response.status_code}")
@@ -123,17 +130,22 @@ def verify(settings: StudySettings, results: list[dict]) -> dict:
     with make_sessionmaker(engine)() as session:
         stored = {}
         for name, position, call, confidence in session.execute(
-                select(Reader.name, Assignment.position, Answer.call, Answer.confidence)
-                .join(Answer, Answer.reader_id == Reader.id)
-                .join(Assignment, (Assignment.reader_id == Reader.id) & (Assignment.case_id == Answer.case_id))):
+            select(Reader.name, Assignment.position, Answer.call, Answer.confidence)
+            .join(Answer, Answer.reader_id == Reader.id)
+            .join(Assignment, (Assignment.reader_id == Reader.id) & (Assignment.case_id == Answer.case_id))
+        ):
             stored.setdefault((name, position), []).append((call, confidence))
         n_cases = len(session.scalars(select(Case.id)).all())
     engine.dispose()
     sent = {(r["name"], p): v for r in results for p, v in r["sent"].items()}
-    return {"sent": len(sent), "stored": sum(len(v) for v in stored.values()),
-            "lost": sum((k not in stored) for k in sent),
-            "duplicated": sum(len(v) > 1 for v in stored.values()),
-            "wrong": sum(k in stored and stored[k][0] != v for k, v in sent.items()), "cases": n_cases}
+    return {
+        "sent": len(sent),
+        "stored": sum(len(v) for v in stored.values()),
+        "lost": sum((k not in stored) for k in sent),
+        "duplicated": sum(len(v) > 1 for v in stored.values()),
+        "wrong": sum(k in stored and stored[k][0] != v for k, v in sent.items()),
+        "cases": n_cases,
+    }
 
 
 def summarize(results: list[dict], wall_s: float) -> dict:
@@ -141,8 +153,12 @@ def summarize(results: list[dict], wall_s: float) -> dict:
     out = {}
     for kind in ("page", "image", "answer"):
         values = np.array([x for r in results for x in r["latencies"][kind]]) * 1000
-        out[kind] = {"n": int(values.size), "p50_ms": round(float(np.percentile(values, 50)), 1),
-                     "p95_ms": round(float(np.percentile(values, 95)), 1), "max_ms": round(float(values.max()), 1)}
+        out[kind] = {
+            "n": int(values.size),
+            "p50_ms": round(float(np.percentile(values, 50)), 1),
+            "p95_ms": round(float(np.percentile(values, 95)), 1),
+            "max_ms": round(float(values.max()), 1),
+        }
     total = sum(v["n"] for v in out.values())
     out["requests_per_s"] = round(total / wall_s, 1)
     out["wall_s"] = round(wall_s, 1)
@@ -185,31 +201,44 @@ def write(args: argparse.Namespace, runs: dict[str, dict], *, pinned: bool) -> N
     """bench/results/study_load.json in the one result format."""
     rows = []
     for database, figures in runs.items():
-        for label, block in (("1 reader", figures["baseline_1_reader"]),
-                             (f"{args.readers} readers", figures[f"concurrent_{args.readers}_readers"])):
+        for label, block in (
+            ("1 reader", figures["baseline_1_reader"]),
+            (f"{args.readers} readers", figures[f"concurrent_{args.readers}_readers"]),
+        ):
             for kind in ("page", "image", "answer"):
                 b = block[kind]
-                rows.append([database, label, kind, b["n"], b["p50_ms"], b["p95_ms"], b["max_ms"],
-                             block["requests_per_s"]])
-    loads = "; ".join(f"{db}: load average {f['load_average_before']} before, {f['load_average_after']} after"
-                      for db, f in runs.items())
-    integrity = "; ".join(f"{db}: sent {f['integrity']['sent']}, stored {f['integrity']['stored']}, lost "
-                          f"{f['integrity']['lost']}, duplicated {f['integrity']['duplicated']}"
-                          for db, f in runs.items())
+                rows.append(
+                    [database, label, kind, b["n"], b["p50_ms"], b["p95_ms"], b["max_ms"], block["requests_per_s"]]
+                )
+    loads = "; ".join(
+        f"{db}: load average {f['load_average_before']} before, {f['load_average_after']} after"
+        for db, f in runs.items()
+    )
+    integrity = "; ".join(
+        f"{db}: sent {f['integrity']['sent']}, stored {f['integrity']['stored']}, lost "
+        f"{f['integrity']['lost']}, duplicated {f['integrity']['duplicated']}"
+        for db, f in runs.items()
+    )
     loaded = f"concurrent_{args.readers}_readers"
     target = all(f[loaded][k]["p95_ms"] < 50 for f in runs.values() for k in ("page", "image"))
     pinning = "pinned to one core, client to the others" if pinned else "not pinned (one core)"
-    write_result("study_load", title="Reader study under load",
-                 command=f"python bench/study_load.py --readers {args.readers} --cases {args.cases} "
-                         f"--databases {' '.join(runs)}",
-                 sections=[{"heading": f"Latency per request, {args.readers} concurrent readers x {args.cases} cases",
-                            "text": f"Target: p95 < 50 ms for pages and images at {args.readers} readers: "
-                                    f"{'met' if target else 'NOT met'}. Server {pinning}. {loads} "
-                                    "(shared machine: other jobs ran alongside).",
-                            "table": table(["database", "load", "request", "n", "p50 ms", "p95 ms", "max ms",
-                                            "requests/s"], rows)},
-                           {"heading": "Integrity", "text": integrity}],
-                 notes="Loopback, uvicorn single worker; images are pre-encoded uncompressed PNGs read from disk.")
+    write_result(
+        "study_load",
+        title="Reader study under load",
+        command=f"python bench/study_load.py --readers {args.readers} --cases {args.cases} "
+        f"--databases {' '.join(runs)}",
+        sections=[
+            {
+                "heading": f"Latency per request, {args.readers} concurrent readers x {args.cases} cases",
+                "text": f"Target: p95 < 50 ms for pages and images at {args.readers} readers: "
+                f"{'met' if target else 'NOT met'}. Server {pinning}. {loads} "
+                "(shared machine: other jobs ran alongside).",
+                "table": table(["database", "load", "request", "n", "p50 ms", "p95 ms", "max ms", "requests/s"], rows),
+            },
+            {"heading": "Integrity", "text": integrity},
+        ],
+        notes="Loopback, uvicorn single worker; images are pre-encoded uncompressed PNGs read from disk.",
+    )
 
 
 def bench(args: argparse.Namespace, *, database_url: str | None, server_cpus: set[int] | None) -> tuple[dict, bool]:
@@ -219,21 +248,29 @@ def bench(args: argparse.Namespace, *, database_url: str | None, server_cpus: se
         root = Path(tmp)
         real, synthetic = make_sources(root / "src", per_class=args.cases // 2 + 1, size_px=args.size_px)
         names = ["baseline"] + [f"reader{i:02d}" for i in range(args.readers)]
-        created = build_study(StudySpec(cases=args.cases, readers=names, seed=0, allow_unblinded=True),
-                              real_dir=real, synthetic_dir=synthetic, study_dir=root / "study",
-                              database_url=database_url)
+        created = build_study(
+            StudySpec(cases=args.cases, readers=names, seed=0, allow_unblinded=True),
+            real_dir=real,
+            synthetic_dir=synthetic,
+            study_dir=root / "study",
+            database_url=database_url,
+        )
         settings = StudySettings(study_dir=created.study_dir, database_url=database_url)
-        with serve(created.study_dir, log_path=root / "serve.log", database_url=database_url,
-                   cpus=server_cpus) as base:
-            baseline, baseline_wall = run_round(base, {"baseline": created.invitations["baseline"]},
-                                                cases=args.cases)
+        with serve(created.study_dir, log_path=root / "serve.log", database_url=database_url, cpus=server_cpus) as base:
+            baseline, baseline_wall = run_round(base, {"baseline": created.invitations["baseline"]}, cases=args.cases)
             loaded, loaded_wall = run_round(base, {n: created.invitations[n] for n in names[1:]}, cases=args.cases)
         check = verify(settings, baseline + loaded)
-    figures = {"readers": args.readers, "cases": args.cases, "image_size_px": args.size_px,
-               "database": "postgresql" if database_url else "sqlite (WAL)",
-               "baseline_1_reader": summarize(baseline, baseline_wall),
-               f"concurrent_{args.readers}_readers": summarize(loaded, loaded_wall), "integrity": check,
-               "load_average_before": load_before, "load_average_after": round(os.getloadavg()[0], 2)}
+    figures = {
+        "readers": args.readers,
+        "cases": args.cases,
+        "image_size_px": args.size_px,
+        "database": "postgresql" if database_url else "sqlite (WAL)",
+        "baseline_1_reader": summarize(baseline, baseline_wall),
+        f"concurrent_{args.readers}_readers": summarize(loaded, loaded_wall),
+        "integrity": check,
+        "load_average_before": load_before,
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
     one, many = figures["baseline_1_reader"], figures[f"concurrent_{args.readers}_readers"]
     print(json.dumps(figures, indent=2))
     print("\n| load | request | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|---|")
@@ -241,8 +278,10 @@ def bench(args: argparse.Namespace, *, database_url: str | None, server_cpus: se
         for kind in ("page", "image", "answer"):
             b = block[kind]
             print(f"| {label} | {kind} | {b['n']} | {b['p50_ms']} | {b['p95_ms']} | {b['max_ms']} |")
-    print(f"\nanswers sent {check['sent']}, stored {check['stored']}, lost {check['lost']}, "
-          f"duplicated {check['duplicated']}, wrong {check['wrong']}")
+    print(
+        f"\nanswers sent {check['sent']}, stored {check['stored']}, lost {check['lost']}, "
+        f"duplicated {check['duplicated']}, wrong {check['wrong']}"
+    )
     good = check["lost"] == check["duplicated"] == check["wrong"] == 0 and check["sent"] == check["stored"]
     return figures, good
 

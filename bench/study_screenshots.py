@@ -16,7 +16,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from study.browser import chromium, serve  # noqa: E402
 from study.helpers import make_image_folders  # noqa: E402
-
 from synthmed.study.blinding import StudySpec, build_study  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr_kermany_224"
@@ -60,13 +59,26 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="synthmed-shots-") as tmp:
         real, synthetic, modality = _sources(Path(tmp) / "src")
-        created = build_study(StudySpec(name="Spot the fake: paediatric chest X-ray", cases=8, readers=["dr_lee"],
-                                        seed=4, conditions=["effusion", "pneumonia", "cardiomegaly"],
-                                        modality=modality), real_dir=real, synthetic_dir=synthetic,
-                              study_dir=Path(tmp) / "study", admin_password=ADMIN_PASSWORD)
-        teaching = build_study(StudySpec(name="Teaching set", cases=4, readers=["student"], seed=1,
-                                         educational=True, modality=modality), real_dir=real,
-                               synthetic_dir=synthetic, study_dir=Path(tmp) / "teaching")
+        created = build_study(
+            StudySpec(
+                name="Spot the fake: paediatric chest X-ray",
+                cases=8,
+                readers=["dr_lee"],
+                seed=4,
+                conditions=["effusion", "pneumonia", "cardiomegaly"],
+                modality=modality,
+            ),
+            real_dir=real,
+            synthetic_dir=synthetic,
+            study_dir=Path(tmp) / "study",
+            admin_password=ADMIN_PASSWORD,
+        )
+        teaching = build_study(
+            StudySpec(name="Teaching set", cases=4, readers=["student"], seed=1, educational=True, modality=modality),
+            real_dir=real,
+            synthetic_dir=synthetic,
+            study_dir=Path(tmp) / "teaching",
+        )
         shot = lambda d, name: d.save_screenshot(str(args.out / f"{name}.png"))  # noqa: E731
         with serve(created.study_dir) as url, chromium() as driver:
             driver.get(f"{url}/invite/{created.invitations['dr_lee']}")
@@ -81,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             shot(driver, "03_case_answered")
             driver.find_element(By.CSS_SELECTOR, "[data-action=zoom-in]").click()
             driver.find_element(By.CSS_SELECTOR, "[data-action=zoom-in]").click()
-            driver.execute_script("document.getElementById('level').value=130;"
-                                  "document.getElementById('window').value=160;"
-                                  "document.getElementById('level').dispatchEvent(new Event('input'))")
+            driver.execute_script(
+                "document.getElementById('level').value=130;"
+                "document.getElementById('window').value=160;"
+                "document.getElementById('level').dispatchEvent(new Event('input'))"
+            )
             shot(driver, "04_case_zoom_window_level")
             driver.get(f"{url}/reader/review")
             shot(driver, "05_review_partial")

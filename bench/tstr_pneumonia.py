@@ -76,37 +76,65 @@ def main() -> None:
     train, val, test = (load_split(npz, s) for s in ("train", "val", "test"))
     rng = np.random.default_rng(0)
     order = rng.permutation(len(train))
-    half_a, half_b = train.subset(np.sort(order[: len(order) // 2])), train.subset(np.sort(order[len(order) // 2:]))
+    half_a, half_b = train.subset(np.sort(order[: len(order) // 2])), train.subset(np.sort(order[len(order) // 2 :]))
     shuffled = ImageArrays(half_b.pixels, rng.permutation(half_b.labels), CLASSES, half_b.ids)
-    stand_ins = {"ideal (real half B)": half_b, "poor (B blurred + noised)": degrade(half_b, rng),
-                 "label-blind (B, labels shuffled)": shuffled}
-    config = TSTRConfig(archs=tuple(args.archs.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-                        epochs=args.epochs, conditions=("real", "synthetic"), image_size_px=28, bootstrap_samples=200,
-                        model_selection=args.model_selection, save_classifiers="none")
-    print(f"# TSTR benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-          f"{torch.get_num_threads()} torch thread(s)")
-    print(f"real half A {len(half_a)} images {np.bincount(half_a.labels).tolist()}, test {len(test)} "
-          f"{np.bincount(test.labels).tolist()}, config {config.model_dump(mode='json')}\n")
-    print("| stand-in synthetic set | arch | TRTR bal. acc | TSTR bal. acc | TSTR/TRTR bal. acc [95% CI] | TRTR AUC "
-          "| TSTR AUC | TSTR macro F1 | status (all archs) | seconds |")
+    stand_ins = {
+        "ideal (real half B)": half_b,
+        "poor (B blurred + noised)": degrade(half_b, rng),
+        "label-blind (B, labels shuffled)": shuffled,
+    }
+    config = TSTRConfig(
+        archs=tuple(args.archs.split(",")),
+        seeds=tuple(int(s) for s in args.seeds.split(",")),
+        epochs=args.epochs,
+        conditions=("real", "synthetic"),
+        image_size_px=28,
+        bootstrap_samples=200,
+        model_selection=args.model_selection,
+        save_classifiers="none",
+    )
+    print(
+        f"# TSTR benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{torch.get_num_threads()} torch thread(s)"
+    )
+    print(
+        f"real half A {len(half_a)} images {np.bincount(half_a.labels).tolist()}, test {len(test)} "
+        f"{np.bincount(test.labels).tolist()}, config {config.model_dump(mode='json')}\n"
+    )
+    print(
+        "| stand-in synthetic set | arch | TRTR bal. acc | TSTR bal. acc | TSTR/TRTR bal. acc [95% CI] | TRTR AUC "
+        "| TSTR AUC | TSTR macro F1 | status (all archs) | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, synthetic in stand_ins.items():
             if args.only not in name:
                 continue
             started = time.perf_counter()
-            section = run_tstr(real_train=half_a, real_val=val, real_test=test, synthetic=synthetic, config=config,
-                               out_dir=Path(tmp) / "usefulness")
+            section = run_tstr(
+                real_train=half_a,
+                real_val=val,
+                real_test=test,
+                synthetic=synthetic,
+                config=config,
+                out_dir=Path(tmp) / "usefulness",
+            )
             for arch in config.archs:
                 res = section["results"][arch]
                 ratio = section["ratios"][arch]["tstr_over_trtr"]["balanced_accuracy"]
-                shown = (f"{ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
-                         if ratio["mean"] is not None else "n/a")
-                print(f"| {name} | {arch} | {res['real']['balanced_accuracy']['mean']:.3f} | "
-                      f"{res['synthetic']['balanced_accuracy']['mean']:.3f} | {shown} | "
-                      f"{res['real']['macro_auc']['mean']:.3f} | {res['synthetic']['macro_auc']['mean']:.3f} | "
-                      f"{res['synthetic']['macro_f1']['mean']:.3f} | {section['status']} | "
-                      f"{time.perf_counter() - started:.0f} |", flush=True)
+                shown = (
+                    f"{ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
+                    if ratio["mean"] is not None
+                    else "n/a"
+                )
+                print(
+                    f"| {name} | {arch} | {res['real']['balanced_accuracy']['mean']:.3f} | "
+                    f"{res['synthetic']['balanced_accuracy']['mean']:.3f} | {shown} | "
+                    f"{res['real']['macro_auc']['mean']:.3f} | {res['synthetic']['macro_auc']['mean']:.3f} | "
+                    f"{res['synthetic']['macro_f1']['mean']:.3f} | {section['status']} | "
+                    f"{time.perf_counter() - started:.0f} |",
+                    flush=True,
+                )
 
     if args.skip_speed:
         return
@@ -118,8 +146,11 @@ def main() -> None:
         print(f"| {size_px} px fp32, 1 thread | {base:.3f} | 1.00 |")
         for bf16, threads in ((True, 1), (False, 2)):
             value = time_training(train, bf16=bf16, threads=threads, size_px=size_px)
-            print(f"| {size_px} px {'bf16' if bf16 else 'fp32'}, {threads} thread(s) | {value:.3f} | "
-                  f"{value / base:.2f} |", flush=True)
+            print(
+                f"| {size_px} px {'bf16' if bf16 else 'fp32'}, {threads} thread(s) | {value:.3f} | "
+                f"{value / base:.2f} |",
+                flush=True,
+            )
 
     # Explanation speed per image (28 px, the model trained on half A).
     model = fit_classifier(half_a, val, arch="small_cnn", config=config, seed=0)
@@ -130,9 +161,11 @@ def main() -> None:
     started = time.perf_counter()
     lime_maps(model, images[:4], labels[:4], num_samples=1000, batch_size=128)
     lime_s = (time.perf_counter() - started) / 4
-    print(f"\n| explanation (28 px, small_cnn) | s/image | ratio to Grad-CAM |\n|---|---|---|\n"
-          f"| Grad-CAM | {gradcam_s:.4f} | 1 |\n"
-          f"| LIME, 1000 samples, batch 128 | {lime_s:.2f} | {lime_s / gradcam_s:.0f} |")
+    print(
+        f"\n| explanation (28 px, small_cnn) | s/image | ratio to Grad-CAM |\n|---|---|---|\n"
+        f"| Grad-CAM | {gradcam_s:.4f} | 1 |\n"
+        f"| LIME, 1000 samples, batch 128 | {lime_s:.2f} | {lime_s / gradcam_s:.0f} |"
+    )
 
 
 if __name__ == "__main__":

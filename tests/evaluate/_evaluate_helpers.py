@@ -26,8 +26,9 @@ def write_image_set(folder: Path, pixels: np.ndarray, labels: list[str], *, pref
     return folder
 
 
-def image_folder_dataset(root: Path, source: Path, *, per_split: dict[str, int], seed: int = 0,
-                         image_size_px: int = 64) -> Path:
+def image_folder_dataset(
+    root: Path, source: Path, *, per_split: dict[str, int], seed: int = 0, image_size_px: int = 64
+) -> Path:
     """A prepared-dataset manifest pointing at an ImageFolder's files (`source/{train,test}/CLASS/*`).
 
     `per_split` caps images per split (drawn at random); "val" is carved out of "train".
@@ -37,19 +38,37 @@ def image_folder_dataset(root: Path, source: Path, *, per_split: dict[str, int],
     rows = []
     files = {split: sorted((source / split).glob("*/*")) for split in ("train", "test")}
     train_files = list(rng.permutation(files["train"]))
-    chosen = {"val": train_files[:per_split.get("val", 0)],
-              "train": train_files[per_split.get("val", 0):per_split.get("val", 0) + per_split["train"]],
-              "test": list(rng.permutation(files["test"]))[:per_split["test"]]}
+    chosen = {
+        "val": train_files[: per_split.get("val", 0)],
+        "train": train_files[per_split.get("val", 0) : per_split.get("val", 0) + per_split["train"]],
+        "test": list(rng.permutation(files["test"]))[: per_split["test"]],
+    }
     for split, paths in chosen.items():
         for path in paths:
             label = path.parent.name
-            rows.append({"image_id": f"{split}-{path.stem}", "path": str(path.resolve()), "split": split,
-                         "label": label, "label_idx": classes.index(label)})
+            rows.append(
+                {
+                    "image_id": f"{split}-{path.stem}",
+                    "path": str(path.resolve()),
+                    "split": split,
+                    "label": label,
+                    "label_idx": classes.index(label),
+                }
+            )
     frame = pd.DataFrame(rows)
     root.mkdir(parents=True, exist_ok=True)
     write_manifest(frame, root)
-    write_dataset_info(DatasetInfo(name=source.name, modality="chest x-ray", channels=1, image_size_px=image_size_px,
-                                   classes=classes, split_counts=frame["split"].value_counts().to_dict()), root)
+    write_dataset_info(
+        DatasetInfo(
+            name=source.name,
+            modality="chest x-ray",
+            channels=1,
+            image_size_px=image_size_px,
+            classes=classes,
+            split_counts=frame["split"].value_counts().to_dict(),
+        ),
+        root,
+    )
     return root
 
 
@@ -65,8 +84,9 @@ def smooth_images(count: int, *, size_px: int = 32, seed: int = 0, shared: float
     return np.stack(images)[:, None]
 
 
-def plant_copies(train: np.ndarray, index: np.ndarray, *, seed: int = 0,
-                 max_shift_px: int = 3) -> tuple[np.ndarray, list[str]]:
+def plant_copies(
+    train: np.ndarray, index: np.ndarray, *, seed: int = 0, max_shift_px: int = 3
+) -> tuple[np.ndarray, list[str]]:
     """Training images altered four ways, in turn: flipped, shifted, JPEG re-encoded (q=70), noised (sigma 6)."""
     rng = np.random.default_rng(seed)
     out, kinds = [], []
@@ -77,8 +97,10 @@ def plant_copies(train: np.ndarray, index: np.ndarray, *, seed: int = 0,
             image = image[:, ::-1]
         elif kind == "shift":
             dy, dx = rng.integers(1, max_shift_px + 1, 2) * rng.choice([-1, 1], 2)
-            image = np.pad(image, max_shift_px, mode="edge")[max_shift_px + dy:max_shift_px + dy + image.shape[0],
-                                                              max_shift_px + dx:max_shift_px + dx + image.shape[1]]
+            image = np.pad(image, max_shift_px, mode="edge")[
+                max_shift_px + dy : max_shift_px + dy + image.shape[0],
+                max_shift_px + dx : max_shift_px + dx + image.shape[1],
+            ]
         elif kind == "jpeg":
             buffer = io.BytesIO()
             Image.fromarray(image).save(buffer, format="JPEG", quality=70)

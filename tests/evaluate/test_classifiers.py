@@ -108,8 +108,9 @@ def test_old_style_densenet_checkpoint_keys_are_renamed(tmp_path: Path) -> None:
     path = tmp_path / "densenet121-a639ec97.pth"
     torch.save(old_style, path)
     net = build_classifier("densenet121", num_classes=2, in_channels=3, weights_path=path)
-    torch.testing.assert_close(net.features.denseblock1.denselayer1.conv2.weight,
-                               state["features.denseblock1.denselayer1.conv2.weight"])
+    torch.testing.assert_close(
+        net.features.denseblock1.denselayer1.conv2.weight, state["features.denseblock1.denselayer1.conv2.weight"]
+    )
 
 
 @pytest.mark.parametrize(("arch", "channels", "width"), [("small_cnn", 3, 8), ("densenet121", 1, 32)])
@@ -123,14 +124,22 @@ def test_saved_classifier_reloads_to_the_same_outputs(tmp_path: Path, arch: str,
         model.train()
         model(torch.rand(4, channels, 32, 32))  # move the batch-norm running statistics off their initial values
     model.eval()
-    paths = save_classifier(model, tmp_path / arch, condition="real+synthetic", seed=3, small_cnn_width=width,
-                            extra={"n_train_images": 4})
+    paths = save_classifier(
+        model, tmp_path / arch, condition="real+synthetic", seed=3, small_cnn_width=width, extra={"n_train_images": 4}
+    )
     assert paths["weights"].name == "real_plus_synthetic-seed3.safetensors" and paths["weights"].is_file()
     config = json.loads(paths["config"].read_text())
     assert config | {"synthmed_version": None} == {
-        "arch": arch, "classes": ["a", "b", "c"], "in_channels": channels, "image_size_px": 32,
-        "small_cnn_width": width, "trained_on": "real+synthetic", "seed": 3, "synthmed_version": None,
-        "n_train_images": 4}
+        "arch": arch,
+        "classes": ["a", "b", "c"],
+        "in_channels": channels,
+        "image_size_px": 32,
+        "small_cnn_width": width,
+        "trained_on": "real+synthetic",
+        "seed": 3,
+        "synthmed_version": None,
+        "n_train_images": 4,
+    }
     torch.manual_seed(123)
     expected_next = torch.rand(1)
     torch.manual_seed(123)

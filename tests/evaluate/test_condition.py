@@ -18,8 +18,12 @@ from synthmed.evaluate.tstr import TSTRConfig, train_reference_classifier
 
 def test_confusion_matrix_matches_sklearn_for_three_classes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    synthetic = ImageArrays(rng.integers(0, 256, (30, 1, 16, 16), dtype=np.uint8), rng.integers(0, 3, 30),
-                            ["a", "b", "c"], [str(i) for i in range(30)])
+    synthetic = ImageArrays(
+        rng.integers(0, 256, (30, 1, 16, 16), dtype=np.uint8),
+        rng.integers(0, 3, 30),
+        ["a", "b", "c"],
+        [str(i) for i in range(30)],
+    )
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = build_classifier("small_cnn", num_classes=3, in_channels=1, small_cnn_width=8)
@@ -45,9 +49,15 @@ def test_intended_classes_are_recognised_and_swapped_ones_are_not(tiny_dataset: 
     assert good["real_reference"]["images"] == len(test)
     assert good["status"] == "good" and "intended class" in good["verdict"]
     assert good["verdict"].endswith(
-        "Rests on: small_cnn classifier at 16 px; 24 synthetic images, 12 real test images.")
-    named = condition_fidelity(classifier=model, synthetic=train, reference=test, out_dir=tmp_path / "named",
-                               rests_on="small_cnn (from scratch, 16 px, seed 0) trained on 24 real images")
+        "Rests on: small_cnn classifier at 16 px; 24 synthetic images, 12 real test images."
+    )
+    named = condition_fidelity(
+        classifier=model,
+        synthetic=train,
+        reference=test,
+        out_dir=tmp_path / "named",
+        rests_on="small_cnn (from scratch, 16 px, seed 0) trained on 24 real images",
+    )
     assert named["rests_on"] == {"text": "small_cnn (from scratch, 16 px, seed 0) trained on 24 real images"}
     swapped = ImageArrays(train.pixels, 1 - train.labels, train.classes, train.ids)
     bad = condition_fidelity(classifier=model, synthetic=swapped, reference=test, out_dir=tmp_path / "bad")

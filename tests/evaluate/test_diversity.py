@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from synthmed.evaluate.diversity import (DiversityConfig, compute_diversity, diversity_status, diversity_verdict,
-                                         msssim_settings, pairwise_msssim, random_pairs)
 from _evaluate_helpers import smooth_images
+
+from synthmed.evaluate.diversity import (
+    DiversityConfig,
+    compute_diversity,
+    diversity_status,
+    diversity_verdict,
+    msssim_settings,
+    pairwise_msssim,
+    random_pairs,
+)
 
 
 @pytest.mark.parametrize("size_px", [8, 16, 28, 64, 256])
@@ -24,13 +31,25 @@ def test_collapsed_set_has_high_msssim_and_verdict_says_so():
     rng = np.random.default_rng(2)
     collapsed = np.clip(real[:1].astype(float) + rng.normal(0, 2, (40, 1, 32, 32)), 0, 255).astype(np.uint8)
     labels = np.zeros(40, dtype=int)
-    result = compute_diversity(real_pixels=real, real_labels=labels, synthetic_pixels=collapsed,
-                               synthetic_labels=labels, classes=["only"], config=DiversityConfig(pairs_per_class=50))
+    result = compute_diversity(
+        real_pixels=real,
+        real_labels=labels,
+        synthetic_pixels=collapsed,
+        synthetic_labels=labels,
+        classes=["only"],
+        config=DiversityConfig(pairs_per_class=50),
+    )
     synth, real_m = result["per_class"]["only"]["synthetic"]["mean"], result["per_class"]["only"]["real"]["mean"]
     assert synth > 0.9 and synth > real_m + 0.3
     assert "mode collapse" in diversity_verdict(result)
-    varied = compute_diversity(real_pixels=real, real_labels=labels, synthetic_pixels=smooth_images(40, size_px=32, seed=3, shared=0.2),
-                               synthetic_labels=labels, classes=["only"], config=DiversityConfig(pairs_per_class=50))
+    varied = compute_diversity(
+        real_pixels=real,
+        real_labels=labels,
+        synthetic_pixels=smooth_images(40, size_px=32, seed=3, shared=0.2),
+        synthetic_labels=labels,
+        classes=["only"],
+        config=DiversityConfig(pairs_per_class=50),
+    )
     assert "mode collapse" not in diversity_verdict(varied) and diversity_status(varied) == "good"
 
 
@@ -39,8 +58,14 @@ def test_noise_is_not_diversity():
     real = smooth_images(40, size_px=32, seed=1, shared=0.2)
     noise = np.random.default_rng(4).integers(0, 256, (40, 1, 32, 32), dtype=np.uint8)
     labels = np.zeros(40, dtype=int)
-    result = compute_diversity(real_pixels=real, real_labels=labels, synthetic_pixels=noise, synthetic_labels=labels,
-                               classes=["only"], config=DiversityConfig(pairs_per_class=50))
+    result = compute_diversity(
+        real_pixels=real,
+        real_labels=labels,
+        synthetic_pixels=noise,
+        synthetic_labels=labels,
+        classes=["only"],
+        config=DiversityConfig(pairs_per_class=50),
+    )
     assert diversity_status(result) == "poor" and "noise" in diversity_verdict(result)
 
 

@@ -69,8 +69,9 @@ def test_explain_writes_side_by_side_figures_and_a_json_section(blob_model, tmp_
     real, _ = _blob_set(10, seed=3)
     synthetic = ImageArrays(real.pixels.copy(), real.labels, real.classes, [f"s{i}" for i in real.ids])
     out_dir = tmp_path / "eval" / "explanations"
-    section = explain(model=blob_model, real=real, synthetic=synthetic, out_dir=out_dir, max_images_per_set=4,
-                      lime_num_samples=40)
+    section = explain(
+        model=blob_model, real=real, synthetic=synthetic, out_dir=out_dir, max_images_per_set=4, lime_num_samples=40
+    )
     assert section["images_per_set"] == {"real": 4, "synthetic": 4}
     assert [f["path"] for f in section["figures"]] == ["explanations/gradcam.png", "explanations/lime.png"]
     for figure in section["figures"]:
@@ -91,10 +92,24 @@ def test_synthetic_trained_classifier_is_explained_beside_the_real_trained_one(b
         config = TSTRConfig(epochs=10, batch_size=16, lr=3e-3, image_size_px=SIZE_PX, small_cnn_width=16)
         other = fit_classifier(train, None, arch="small_cnn", config=config, seed=1)
     out_dir = tmp_path / "eval" / "explanations"
-    single = explain(model=blob_model, real=real, synthetic=synthetic, out_dir=tmp_path / "single",
-                     methods=("gradcam",), max_images_per_set=4)
-    section = explain(model=blob_model, synthetic_model=other, real=real, synthetic=synthetic, out_dir=out_dir,
-                      methods=("gradcam",), max_images_per_set=4, rests_on="small_cnn test classifiers")
+    single = explain(
+        model=blob_model,
+        real=real,
+        synthetic=synthetic,
+        out_dir=tmp_path / "single",
+        methods=("gradcam",),
+        max_images_per_set=4,
+    )
+    section = explain(
+        model=blob_model,
+        synthetic_model=other,
+        real=real,
+        synthetic=synthetic,
+        out_dir=out_dir,
+        methods=("gradcam",),
+        max_images_per_set=4,
+        rests_on="small_cnn test classifiers",
+    )
     assert set(section["classifiers"]) == {"real-trained", "synthetic-trained"}
     theirs = section["gradcam"]["synthetic_trained"]
     # Both learned the blob: on the blob class their maps agree; the real-trained numbers are unchanged by adding it.
@@ -103,6 +118,7 @@ def test_synthetic_trained_classifier_is_explained_beside_the_real_trained_one(b
     assert "synthetic-trained" in section["verdict"] and section["verdict"].endswith("small_cnn test classifiers")
     # Side by side: the figure has an extra column per set, so it is wider than the single-classifier one.
     from PIL import Image
+
     wide = Image.open(tmp_path / "eval" / section["figures"][0]["path"]).size[0]
     narrow = Image.open(tmp_path / "single" / "gradcam.png").size[0]
     assert wide > narrow * 1.3
@@ -112,12 +128,23 @@ def test_constant_gradcam_maps_are_an_explainer_failure_not_a_missing_class(tmp_
     # ResNet-50 at 32 px: its last feature map is 1x1, so every Grad-CAM map is flat (the real case).
     train, _ = _blob_set(16, seed=9)
     with torch.random.fork_rng():
-        model = fit_classifier(train, None, arch="resnet50", seed=0,
-                               config=TSTRConfig(epochs=1, min_steps=2, batch_size=8, image_size_px=SIZE_PX))
+        model = fit_classifier(
+            train,
+            None,
+            arch="resnet50",
+            seed=0,
+            config=TSTRConfig(epochs=1, min_steps=2, batch_size=8, image_size_px=SIZE_PX),
+        )
     maps = gradcam_maps(model, train.pixels[:4], train.labels[:4])
     assert constant_maps(maps).all()
-    section = explain(model=model, real=train, synthetic=train, out_dir=tmp_path / "explanations",
-                      methods=("gradcam",), max_images_per_set=4)
+    section = explain(
+        model=model,
+        real=train,
+        synthetic=train,
+        out_dir=tmp_path / "explanations",
+        methods=("gradcam",),
+        max_images_per_set=4,
+    )
     assert section["gradcam"]["explainer_failed"] and section["gradcam"]["constant_maps"] == {"real": 4, "synthetic": 4}
     assert section["gradcam_feature_map_px"]["real-trained"] == [1, 1]
     assert section["status"] == "info"
@@ -126,8 +153,9 @@ def test_constant_gradcam_maps_are_an_explainer_failure_not_a_missing_class(tmp_
     assert "missing" not in section["verdict"]
     # This ResNet-50 is also at chance (2 steps from scratch): with LIME working, the verdict says that instead
     # of reading LIME maps of a classifier that learned nothing, and still reports the Grad-CAM failure.
-    both = explain(model=model, real=train, synthetic=train, out_dir=tmp_path / "both", max_images_per_set=2,
-                   lime_num_samples=20)
+    both = explain(
+        model=model, real=train, synthetic=train, out_dir=tmp_path / "both", max_images_per_set=2, lime_num_samples=20
+    )
     assert both["real_balanced_accuracy"]["real-trained"] <= 0.6 and both["status"] == "info"
     assert "barely better than chance" in both["verdict"] and "the explainer failed, not the images" in both["verdict"]
 
@@ -139,8 +167,14 @@ def test_learned_classifier_with_flat_gradcam_is_judged_on_lime(tmp_path: Path) 
         config = TSTRConfig(epochs=10, batch_size=16, lr=3e-3, image_size_px=8, small_cnn_width=16)
         model = fit_classifier(train, None, arch="small_cnn", config=config, seed=0)
     real, _ = _blob_set(16, seed=12)
-    section = explain(model=model, real=real, synthetic=real, out_dir=tmp_path / "explanations", max_images_per_set=4,
-                      lime_num_samples=40)
+    section = explain(
+        model=model,
+        real=real,
+        synthetic=real,
+        out_dir=tmp_path / "explanations",
+        max_images_per_set=4,
+        lime_num_samples=40,
+    )
     assert section["real_balanced_accuracy"]["real-trained"] >= 0.8
     assert section["gradcam"]["explainer_failed"] and not section["lime"]["explainer_failed"]
     assert section["status"] == "good" and "LIME map correlation 1.00" in section["verdict"]
@@ -150,16 +184,29 @@ def test_learned_classifier_with_flat_gradcam_is_judged_on_lime(tmp_path: Path) 
 def test_sets_without_a_shared_class_say_so_instead_of_judging(blob_model, tmp_path: Path) -> None:
     images, _ = _blob_set(8, seed=13)
     real, synthetic = images.subset(images.labels == 1), images.subset(images.labels == 0)
-    section = explain(model=blob_model, real=real, synthetic=synthetic, out_dir=tmp_path / "explanations",
-                      methods=("gradcam",), max_images_per_set=2)
+    section = explain(
+        model=blob_model,
+        real=real,
+        synthetic=synthetic,
+        out_dir=tmp_path / "explanations",
+        methods=("gradcam",),
+        max_images_per_set=2,
+    )
     assert section["gradcam"]["map_correlation_per_class"] == {"empty": None, "blob": None}
     assert section["status"] == "info" and "could not be compared" in section["verdict"]
 
 
 def test_constant_maps_flags_flat_and_non_finite_maps_only() -> None:
     rng = np.random.default_rng(0)
-    maps = np.stack([np.zeros((8, 8)), np.full((8, 8), 0.3), rng.random((8, 8)), np.full((8, 8), np.nan),
-                     np.pad(np.ones((1, 1)), ((0, 7), (0, 7)))]).astype(np.float32)
+    maps = np.stack(
+        [
+            np.zeros((8, 8)),
+            np.full((8, 8), 0.3),
+            rng.random((8, 8)),
+            np.full((8, 8), np.nan),
+            np.pad(np.ones((1, 1)), ((0, 7), (0, 7))),
+        ]
+    ).astype(np.float32)
     assert constant_maps(maps).tolist() == [True, True, False, True, False]
 
 
@@ -172,11 +219,20 @@ def test_select_balanced_takes_classes_in_turn() -> None:
 def test_bad_arguments_are_refused(blob_model, tmp_path: Path) -> None:
     real, _ = _blob_set(4, seed=5)
     with pytest.raises(ValueError, match="Unknown explanation method"):
-        explain(model=blob_model, real=real, synthetic=real, out_dir=tmp_path, methods=("shap",),
-                max_images_per_set=2, lime_num_samples=10)
+        explain(
+            model=blob_model,
+            real=real,
+            synthetic=real,
+            out_dir=tmp_path,
+            methods=("shap",),
+            max_images_per_set=2,
+            lime_num_samples=10,
+        )
     with pytest.raises(ValueError, match="at least 1"):
-        explain(model=blob_model, real=real, synthetic=real, out_dir=tmp_path, max_images_per_set=0,
-                lime_num_samples=10)
+        explain(
+            model=blob_model, real=real, synthetic=real, out_dir=tmp_path, max_images_per_set=0, lime_num_samples=10
+        )
     with pytest.raises(ValueError, match="target layer"):
-        gradcam_maps(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)), real.pixels[:, :, :4, :4],
-                     real.labels)
+        gradcam_maps(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)), real.pixels[:, :, :4, :4], real.labels
+        )

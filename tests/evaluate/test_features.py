@@ -19,8 +19,9 @@ from synthmed.evaluate.features import (
 )
 
 
-@pytest.mark.parametrize("extractor, weights",
-                         [(InceptionExtractor, INCEPTION_WEIGHTS), (XRVDenseNetExtractor, XRV_WEIGHTS)])
+@pytest.mark.parametrize(
+    "extractor, weights", [(InceptionExtractor, INCEPTION_WEIGHTS), (XRVDenseNetExtractor, XRV_WEIGHTS)]
+)
 def test_missing_weights_are_refused_with_the_file_and_how_to_get_it(tmp_path, extractor, weights):
     with pytest.raises(WeightsNotFoundError) as info:
         extractor(cache_dir=tmp_path)

@@ -61,8 +61,11 @@ def test_kid_matches_direct_unbiased_mmd():
     x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 5)) + 0.7
     kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
     m = 30
-    expected = ((kernel(x, x).sum() - np.trace(kernel(x, x))) / (m * (m - 1))
-                + (kernel(y, y).sum() - np.trace(kernel(y, y))) / (m * (m - 1)) - 2 * kernel(x, y).mean())
+    expected = (
+        (kernel(x, x).sum() - np.trace(kernel(x, x))) / (m * (m - 1))
+        + (kernel(y, y).sum() - np.trace(kernel(y, y))) / (m * (m - 1))
+        - 2 * kernel(x, y).mean()
+    )
     kid, std = kernel_inception_distance(x, y, subset_size=30, subsets=3, rng=rng)
     assert kid == pytest.approx(expected, rel=1e-5)  # every subset is the full set
     assert std == pytest.approx(0.0, abs=1e-9)
@@ -86,9 +89,16 @@ def test_compute_fidelity_per_class_beside_floor():
     train = rng.normal(size=(200, 4)) + labels(200)[:, None] * 3
     held = rng.normal(size=(100, 4)) + labels(100)[:, None] * 3
     synth = rng.normal(size=(100, 4)) + labels(100)[:, None] * 3 + 1.5
-    result = compute_fidelity(train=train, train_labels=labels(200), heldout=held, heldout_labels=labels(100),
-                              synthetic=synth, synthetic_labels=labels(100), classes=classes,
-                              config=FidelityConfig(bootstrap_samples=10, kid_subsets=10))
+    result = compute_fidelity(
+        train=train,
+        train_labels=labels(200),
+        heldout=held,
+        heldout_labels=labels(100),
+        synthetic=synth,
+        synthetic_labels=labels(100),
+        classes=classes,
+        config=FidelityConfig(bootstrap_samples=10, kid_subsets=10),
+    )
     overall = result["overall"]
     assert overall["synthetic"]["fid"]["value"] > 5 * overall["real_floor"]["fid"]["value"]
     lo, hi = overall["synthetic"]["fid"]["ci95"]

@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _evaluate_helpers import smooth_images
 
 from synthmed.evaluate import planted
 from synthmed.evaluate.lowlevel import PANELS, panel_features
-from synthmed.evaluate.panel_distance import (PanelDistanceConfig, compute_panel_distances, fidelity_panels,
-                                              panel_summary_status, worst_panel)
-from _evaluate_helpers import smooth_images
+from synthmed.evaluate.panel_distance import (
+    PanelDistanceConfig,
+    compute_panel_distances,
+    fidelity_panels,
+    panel_summary_status,
+    worst_panel,
+)
 
 CONFIG = PanelDistanceConfig(bootstrap_samples=10, draws=6, seed=0)
 
 
 def _status(train, train_labels, held, held_labels, synth, synth_labels, classes=("a", "b")):
     panels = fidelity_panels(train_pixels=train, heldout_pixels=held, synthetic_pixels=synth)
-    result = compute_panel_distances(panels=panels, train_labels=train_labels, heldout_labels=held_labels,
-                                     synthetic_labels=synth_labels, classes=list(classes), config=CONFIG)
+    result = compute_panel_distances(
+        panels=panels,
+        train_labels=train_labels,
+        heldout_labels=held_labels,
+        synthetic_labels=synth_labels,
+        classes=list(classes),
+        config=CONFIG,
+    )
     return panel_summary_status(result), result
 
 
@@ -29,8 +40,11 @@ def sets():
     texture = np.random.default_rng(12).normal(0, 6, images.shape)
     images = np.clip(images + texture, 0, 255).astype(np.uint8)
     labels = np.arange(len(images)) % 2
-    return {"train": (images[:500], labels[:500]), "held": (images[500:700], labels[500:700]),
-            "cand": (images[700:], labels[700:])}
+    return {
+        "train": (images[:500], labels[:500]),
+        "held": (images[500:700], labels[500:700]),
+        "cand": (images[700:], labels[700:]),
+    }
 
 
 def test_clean_heldout_reads_good(sets):
@@ -38,8 +52,9 @@ def test_clean_heldout_reads_good(sets):
     assert status == "good", {n: p["overall"].get("ratio_to_floor") for n, p in result["panels"].items()}
 
 
-@pytest.mark.parametrize("name", ["blur 1 px", "noise 10", "contrast 0.8", "gamma 1.25", "jpeg q30", "down-up 2x",
-                                  "16 grey levels"])
+@pytest.mark.parametrize(
+    "name", ["blur 1 px", "noise 10", "contrast 0.8", "gamma 1.25", "jpeg q30", "down-up 2x", "16 grey levels"]
+)
 def test_middle_strength_degradations_do_not_read_good(sets, name):
     _family, _strength, degrade = planted.DEGRADATION_LADDER[name]
     pixels, labels = sets["cand"]
@@ -79,9 +94,11 @@ def test_rgb_noise_reads_poor_against_real_smears(shared_data):
     images = images[np.random.default_rng(1).permutation(len(images))]  # the four classes mixed in every part
     labels = np.zeros(len(images), dtype=int)
     noise = np.random.default_rng(0).integers(0, 256, (150, 3, 32, 32), dtype=np.uint8)
-    status, _ = _status(images[:300], labels[:300], images[300:450], labels[300:450], noise, labels[:150],
-                        classes=("all",))
+    status, _ = _status(
+        images[:300], labels[:300], images[300:450], labels[300:450], noise, labels[:150], classes=("all",)
+    )
     assert status == "poor"
-    status, result = _status(images[:300], labels[:300], images[300:450], labels[300:450], images[450:],
-                             labels[450:], classes=("all",))
+    status, result = _status(
+        images[:300], labels[:300], images[300:450], labels[300:450], images[450:], labels[450:], classes=("all",)
+    )
     assert status == "good", {n: p["overall"].get("ratio_to_floor") for n, p in result["panels"].items()}

@@ -27,8 +27,22 @@ def synthetic_set(tiny_dataset, tmp_path):
 
 def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic_set, tmp_path):
     out = tmp_path / "eval"
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--skip", "tstr,condition,explain", *FAST])
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(synthetic_set),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--skip",
+            "tstr,condition,explain",
+            *FAST,
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"inputs", *PARTS, "timings_s"}
@@ -59,10 +73,19 @@ def test_evaluate_writes_metrics_json_with_every_section(tiny_dataset, synthetic
 @pytest.mark.slow
 def test_evaluate_runs_usefulness_condition_and_explanations(tiny_dataset, synthetic_set, tmp_path):
     out = tmp_path / "eval"
-    path = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=out,
-                               skip=("fidelity", "diversity", "memorisation"), tstr_epochs=1, tstr_seeds=(0,),
-                               tstr_overrides={"min_steps": 2, "bootstrap_samples": 20}, explain_images=2,
-                               lime_samples=20))
+    path = evaluate(
+        EvalConfig(
+            real_dir=tiny_dataset,
+            synthetic_dir=synthetic_set,
+            out_dir=out,
+            skip=("fidelity", "diversity", "memorisation"),
+            tstr_epochs=1,
+            tstr_seeds=(0,),
+            tstr_overrides={"min_steps": 2, "bootstrap_samples": 20},
+            explain_images=2,
+            lime_samples=20,
+        )
+    )
     metrics = json.loads(path.read_text())
     for part in ("usefulness", "condition_fidelity", "explanations"):
         assert metrics[part].get("status") not in ("failed", "pending", "not available"), metrics[part]
@@ -82,9 +105,16 @@ def test_pure_noise_reads_poor_everywhere_and_fresh_real_images_read_good(prepar
         pixels = load_image_arrays(fresh, split="train").pixels
     labels = ["left"] * 40 + ["right"] * 40
     synthetic = write_image_set(tmp_path / "synthetic", pixels, labels)
-    path = evaluate(EvalConfig(real_dir=real, synthetic_dir=synthetic, out_dir=tmp_path / "eval", encoder_epochs=2,
-                               cache_dir=tmp_path / "cache", skip=("usefulness", "condition_fidelity",
-                                                                   "explanations", "memorisation")))
+    path = evaluate(
+        EvalConfig(
+            real_dir=real,
+            synthetic_dir=synthetic,
+            out_dir=tmp_path / "eval",
+            encoder_epochs=2,
+            cache_dir=tmp_path / "cache",
+            skip=("usefulness", "condition_fidelity", "explanations", "memorisation"),
+        )
+    )
     metrics = json.loads(path.read_text())
     fidelity, diversity = metrics["fidelity"], metrics["diversity"]
     precision = fidelity["precision_recall_all_panels"]["synthetic"]["precision"]
@@ -104,25 +134,50 @@ def test_synthetic_labels_outside_the_real_classes_are_refused(tiny_dataset, tmp
 
 
 def test_missing_folders_and_weights_are_refused_before_any_work(tiny_dataset, synthetic_set, tmp_path, capsys):
-    code = main(["evaluate", "--real", str(tmp_path / "nope"), "--synthetic", str(synthetic_set),
-                 "--out", str(tmp_path / "e1")])
+    code = main(
+        ["evaluate", "--real", str(tmp_path / "nope"), "--synthetic", str(synthetic_set), "--out", str(tmp_path / "e1")]
+    )
     assert code == 2 and "synthmed prepare" in capsys.readouterr().err
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tmp_path / "nope"),
-                 "--out", str(tmp_path / "e2")])
+    code = main(
+        ["evaluate", "--real", str(tiny_dataset), "--synthetic", str(tmp_path / "nope"), "--out", str(tmp_path / "e2")]
+    )
     assert code == 2 and "manifest.csv" in capsys.readouterr().err
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set),
-                 "--out", str(tmp_path / "e3"),
-                 "--extractor", "inception", "--cache-dir", str(tmp_path / "empty")])
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(synthetic_set),
+            "--out",
+            str(tmp_path / "e3"),
+            "--extractor",
+            "inception",
+            "--cache-dir",
+            str(tmp_path / "empty"),
+        ]
+    )
     assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in ("e1", "e2", "e3"))
 
 
 def test_unknown_part_and_bad_numbers_are_refused(tiny_dataset, synthetic_set, tmp_path, capsys):
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set),
-                 "--out", str(tmp_path / "e"),
-                 "--skip", "fidelty"])
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(synthetic_set),
+            "--out",
+            str(tmp_path / "e"),
+            "--skip",
+            "fidelty",
+        ]
+    )
     assert code == 2 and "skip" in capsys.readouterr().err
     with pytest.raises(ValueError):
         EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path, max_real=1)
-    assert EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path,
-                      skip="tstr,explain").skip == ("usefulness", "explanations")
+    assert EvalConfig(
+        real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path, skip="tstr,explain"
+    ).skip == ("usefulness", "explanations")

@@ -29,8 +29,16 @@ from synthmed.evaluate.tstr import (
     tstr_verdict,
 )
 
-FAST = dict(seeds=(0, 1), epochs=12, batch_size=8, lr=3e-3, image_size_px=16, small_cnn_width=8,
-            bootstrap_samples=100, augment_shift_px=1)
+FAST = dict(
+    seeds=(0, 1),
+    epochs=12,
+    batch_size=8,
+    lr=3e-3,
+    image_size_px=16,
+    small_cnn_width=8,
+    bootstrap_samples=100,
+    augment_shift_px=1,
+)
 
 
 @pytest.fixture
@@ -53,8 +61,11 @@ def test_metrics_agree_with_sklearn(num_classes: int) -> None:
     pred = proba.argmax(axis=1)
     assert ours["accuracy"] == pytest.approx(accuracy_score(y, pred))
     assert ours["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
-    expected_auc = (roc_auc_score(y, proba[:, 1]) if num_classes == 2
-                    else roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    expected_auc = (
+        roc_auc_score(y, proba[:, 1])
+        if num_classes == 2
+        else roc_auc_score(y, proba, multi_class="ovr", average="macro")
+    )
     assert ours["macro_auc"] == pytest.approx(expected_auc)
     np.testing.assert_allclose(ours["per_class_recall"], recall_score(y, pred, average=None))
     precision, _, f1, _ = precision_recall_fscore_support(y, pred, labels=np.arange(num_classes), zero_division=0)
@@ -84,8 +95,14 @@ def test_real_trained_classifier_is_clearly_above_chance(splits: dict) -> None:
 def test_synthetic_copy_of_real_train_gives_ratio_about_one(splits: dict, tmp_path: Path) -> None:
     out_dir = tmp_path / "eval" / "usefulness"
     config = TSTRConfig(**FAST, conditions=("real", "synthetic"))
-    section = run_tstr(real_train=splits["train"], real_val=splits["val"], real_test=splits["test"],
-                       synthetic=splits["train"], config=config, out_dir=out_dir)
+    section = run_tstr(
+        real_train=splits["train"],
+        real_val=splits["val"],
+        real_test=splits["test"],
+        synthetic=splits["train"],
+        config=config,
+        out_dir=out_dir,
+    )
     ratio = section["ratios"]["small_cnn"]["tstr_over_trtr"]["balanced_accuracy"]
     assert ratio["mean"] == pytest.approx(1.0, abs=0.1)
     assert ratio["ci_low"] <= ratio["mean"] <= ratio["ci_high"]
@@ -109,8 +126,14 @@ def test_synthetic_copy_of_real_train_gives_ratio_about_one(splits: dict, tmp_pa
 
 def test_swapped_labels_give_accuracy_below_chance(splits: dict, tmp_path: Path) -> None:
     config = TSTRConfig(**{**FAST, "seeds": (0,)}, conditions=("real", "synthetic"))
-    section = run_tstr(real_train=splits["train"], real_val=None, real_test=splits["test"],
-                       synthetic=_swap_labels(splits["train"]), config=config, out_dir=tmp_path / "usefulness")
+    section = run_tstr(
+        real_train=splits["train"],
+        real_val=None,
+        real_test=splits["test"],
+        synthetic=_swap_labels(splits["train"]),
+        config=config,
+        out_dir=tmp_path / "usefulness",
+    )
     assert section["results"]["small_cnn"]["synthetic"]["accuracy"]["mean"] < 0.3
     assert section["results"]["small_cnn"]["synthetic"]["macro_auc"]["mean"] < 0.3
     assert section["status"] == "poor"
@@ -131,12 +154,24 @@ def test_bad_inputs_are_clear_errors(splits: dict, tmp_path: Path) -> None:
     out_dir = tmp_path / "usefulness"
     other_classes = ImageArrays(splits["train"].pixels, splits["train"].labels, ["a", "b"], splits["train"].ids)
     with pytest.raises(ValueError, match="differ from the real training classes"):
-        run_tstr(real_train=splits["train"], real_val=None, real_test=splits["test"], synthetic=other_classes,
-                 config=TSTRConfig(**FAST), out_dir=out_dir)
+        run_tstr(
+            real_train=splits["train"],
+            real_val=None,
+            real_test=splits["test"],
+            synthetic=other_classes,
+            config=TSTRConfig(**FAST),
+            out_dir=out_dir,
+        )
     empty = splits["train"].subset(np.zeros(len(splits["train"]), dtype=bool))
     with pytest.raises(ValueError, match="synthetic image set is empty"):
-        run_tstr(real_train=splits["train"], real_val=None, real_test=splits["test"], synthetic=empty,
-                 config=TSTRConfig(**FAST), out_dir=out_dir)
+        run_tstr(
+            real_train=splits["train"],
+            real_val=None,
+            real_test=splits["test"],
+            synthetic=empty,
+            config=TSTRConfig(**FAST),
+            out_dir=out_dir,
+        )
     with pytest.raises(ValueError):
         TSTRConfig(archs=("alexnet",))
     assert not out_dir.exists()  # refused before anything was written
@@ -152,44 +187,71 @@ def test_last_epoch_selection_never_looks_at_real_labels(splits: dict) -> None:
     config = TSTRConfig(**{**FAST, "epochs": 2, "min_steps": 0}, model_selection="last_epoch")
     without_val = train_reference_classifier(splits["train"], None, config=config)
     with_swapped_val = train_reference_classifier(splits["train"], _swap_labels(splits["val"]), config=config)
-    np.testing.assert_allclose(predict_proba(without_val, splits["test"].pixels),
-                               predict_proba(with_swapped_val, splits["test"].pixels), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        predict_proba(without_val, splits["test"].pixels),
+        predict_proba(with_swapped_val, splits["test"].pixels),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def _planted(real: float, synthetic: float, *, real_ci_low: float | None) -> dict:
     """One arch's results as run_tstr writes them (2 classes), with chosen balanced accuracies."""
+
     def stats(mean, low=None):
         return {"mean": mean, "ci_low": low, "ci_high": None if low is None else mean + 0.05}
+
     per_class = {"left": stats(0.5), "right": stats(0.5)}
-    return {"real": {"balanced_accuracy": stats(real, real_ci_low), "per_class_recall": per_class},
-            "synthetic": {"balanced_accuracy": stats(synthetic, synthetic - 0.05), "per_class_recall": per_class}}
+    return {
+        "real": {"balanced_accuracy": stats(real, real_ci_low), "per_class_recall": per_class},
+        "synthetic": {"balanced_accuracy": stats(synthetic, synthetic - 0.05), "per_class_recall": per_class},
+    }
 
 
 def test_verdict_summarises_every_arch_whatever_their_order() -> None:
-    planted = {"densenet121": _planted(0.90, 0.86, real_ci_low=0.85),  # ratio 0.96: good alone
-               "resnet50": _planted(0.80, 0.48, real_ci_low=0.74),  # ratio 0.60: poor alone
-               "vgg19": _planted(0.50, 0.50, real_ci_low=0.44)}  # did not learn: not counted
+    planted = {
+        "densenet121": _planted(0.90, 0.86, real_ci_low=0.85),  # ratio 0.96: good alone
+        "resnet50": _planted(0.80, 0.48, real_ci_low=0.74),  # ratio 0.60: poor alone
+        "vgg19": _planted(0.50, 0.50, real_ci_low=0.44),
+    }  # did not learn: not counted
     verdicts = []
-    for order in (["densenet121", "resnet50", "vgg19"], ["vgg19", "resnet50", "densenet121"],
-                  ["resnet50", "vgg19", "densenet121"]):
+    for order in (
+        ["densenet121", "resnet50", "vgg19"],
+        ["vgg19", "resnet50", "densenet121"],
+        ["resnet50", "vgg19", "densenet121"],
+    ):
         results = {a: planted[a] for a in order}
-        ratios = {a: {"tstr_over_trtr": {"balanced_accuracy": {
-            "mean": r["synthetic"]["balanced_accuracy"]["mean"] / r["real"]["balanced_accuracy"]["mean"]}}}
-            for a, r in results.items()}
+        ratios = {
+            a: {
+                "tstr_over_trtr": {
+                    "balanced_accuracy": {
+                        "mean": r["synthetic"]["balanced_accuracy"]["mean"] / r["real"]["balanced_accuracy"]["mean"]
+                    }
+                }
+            }
+            for a, r in results.items()
+        }
         verdicts.append(tstr_verdict({"results": results, "ratios": ratios, "test_images": 100}))
     assert verdicts[0] == verdicts[1] == verdicts[2]
     verdict = verdicts[0]
     assert verdict["status"] == "fair"  # median of 0.96 and 0.60 is 0.78; the first-listed arch decides nothing
     assert "between 0.60 and 0.96 across 2 architectures" in verdict["verdict"]
     assert "disagree" in verdict["verdict"] and "vgg19 (0.50)" in verdict["verdict"]
-    assert verdict["tstr_over_trtr_balanced_accuracy_per_arch"] == pytest.approx({"densenet121": 0.86 / 0.9,
-                                                                                 "resnet50": 0.6})
+    assert verdict["tstr_over_trtr_balanced_accuracy_per_arch"] == pytest.approx(
+        {"densenet121": 0.86 / 0.9, "resnet50": 0.6}
+    )
     # Both learned-and-good: good; nothing learned: inconclusive, never "good".
-    good = {"results": {"a": planted["densenet121"]}, "ratios": {"a": {"tstr_over_trtr": {"balanced_accuracy": {
-        "mean": 0.86 / 0.9}}}}, "test_images": 100}
+    good = {
+        "results": {"a": planted["densenet121"]},
+        "ratios": {"a": {"tstr_over_trtr": {"balanced_accuracy": {"mean": 0.86 / 0.9}}}},
+        "test_images": 100,
+    }
     assert tstr_verdict(good)["status"] == "good"
-    stuck = {"results": {"vgg19": planted["vgg19"]}, "ratios": {"vgg19": {"tstr_over_trtr": {"balanced_accuracy": {
-        "mean": 1.0}}}}, "test_images": 100}
+    stuck = {
+        "results": {"vgg19": planted["vgg19"]},
+        "ratios": {"vgg19": {"tstr_over_trtr": {"balanced_accuracy": {"mean": 1.0}}}},
+        "test_images": 100,
+    }
     assert tstr_verdict(stuck)["status"] == "info" and "did not learn" in tstr_verdict(stuck)["verdict"]
 
 
@@ -197,13 +259,27 @@ def test_verdict_summarises_every_arch_whatever_their_order() -> None:
 def test_permuted_archs_give_one_verdict_and_the_researcher_outputs(splits: dict, tmp_path: Path) -> None:
     # lr 1e-2 for 3 epochs: small_cnn learns the blobs, ResNet-50 from scratch does not. The old rule read
     # "good" with small_cnn listed first and "inconclusive" with resnet50 first.
-    common = {"seeds": (0,), "epochs": 3, "min_steps": 0, "batch_size": 8, "lr": 1e-2, "image_size_px": 16,
-              "small_cnn_width": 8, "bootstrap_samples": 30, "conditions": ("real", "synthetic")}
+    common = {
+        "seeds": (0,),
+        "epochs": 3,
+        "min_steps": 0,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "image_size_px": 16,
+        "small_cnn_width": 8,
+        "bootstrap_samples": 30,
+        "conditions": ("real", "synthetic"),
+    }
     sections = {}
     for archs in (("small_cnn", "resnet50"), ("resnet50", "small_cnn")):
-        sections[archs] = run_tstr(real_train=splits["train"], real_val=splits["val"], real_test=splits["test"],
-                                   synthetic=splits["train"], config=TSTRConfig(**common, archs=archs),
-                                   out_dir=tmp_path / "-".join(archs) / "usefulness")
+        sections[archs] = run_tstr(
+            real_train=splits["train"],
+            real_val=splits["val"],
+            real_test=splits["test"],
+            synthetic=splits["train"],
+            config=TSTRConfig(**common, archs=archs),
+            out_dir=tmp_path / "-".join(archs) / "usefulness",
+        )
     first, second = sections.values()
     assert first["results"]["small_cnn"]["real"]["balanced_accuracy"]["mean"] >= 0.8  # the planted contrast holds
     assert first["results"]["resnet50"]["real"]["balanced_accuracy"]["ci_low"] <= 0.5
@@ -223,13 +299,18 @@ def test_permuted_archs_give_one_verdict_and_the_researcher_outputs(splits: dict
             assert set(entry["per_class"]) == {"left", "right"}
             assert entry["per_class"]["left"]["recall"]["mean"] == pytest.approx(matrix[0, 0] / matrix[0].sum())
             assert entry["per_class"]["left"]["support"] == matrix[0].sum()
-    assert [f["path"] for f in first["figures"]] == ["usefulness/tstr.png", "usefulness/confusion_small_cnn.png",
-                                                     "usefulness/confusion_resnet50.png"]
+    assert [f["path"] for f in first["figures"]] == [
+        "usefulness/tstr.png",
+        "usefulness/confusion_small_cnn.png",
+        "usefulness/confusion_resnet50.png",
+    ]
 
     # Saved classifiers reload to the same predictions (safetensors + JSON).
     from synthmed.evaluate.tstr_outputs import load_classifier
+
     assert {(c["arch"], c["train_set"], c["seed"]) for c in first["classifiers"]} == {
-        (a, c, 0) for a in ("small_cnn", "resnet50") for c in ("real", "synthetic")}
+        (a, c, 0) for a in ("small_cnn", "resnet50") for c in ("real", "synthetic")
+    }
     saved = next(c for c in first["classifiers"] if (c["arch"], c["train_set"]) == ("small_cnn", "real"))
     config = json.loads((out / saved["config"]).read_text())
     assert config["arch"] == "small_cnn" and config["classes"] == ["left", "right"] and config["image_size_px"] == 16
@@ -239,6 +320,7 @@ def test_permuted_archs_give_one_verdict_and_the_researcher_outputs(splits: dict
 
     # results.csv and results.tex: per arch and training set, with intervals.
     import pandas as pd
+
     table = pd.read_csv(out / "usefulness" / "results.csv")
     assert set(table["arch"]) == {"small_cnn", "resnet50"} and set(table["train_set"]) == {"real", "synthetic"}
     row = table[(table["arch"] == "small_cnn") & (table["train_set"] == "real") & (table["metric"] == "macro_f1")]
@@ -250,10 +332,20 @@ def test_permuted_archs_give_one_verdict_and_the_researcher_outputs(splits: dict
 
 
 def test_rests_on_counts_the_images_actually_trained_on(splits: dict, tmp_path: Path) -> None:
-    config = TSTRConfig(**{**FAST, "seeds": (0,), "epochs": 1, "min_steps": 2, "bootstrap_samples": 10},
-                        conditions=("real", "synthetic"), max_train_images=10, save_classifiers="none")
-    section = run_tstr(real_train=splits["train"], real_val=None, real_test=splits["test"], synthetic=splits["train"],
-                       config=config, out_dir=tmp_path / "usefulness")
+    config = TSTRConfig(
+        **{**FAST, "seeds": (0,), "epochs": 1, "min_steps": 2, "bootstrap_samples": 10},
+        conditions=("real", "synthetic"),
+        max_train_images=10,
+        save_classifiers="none",
+    )
+    section = run_tstr(
+        real_train=splits["train"],
+        real_val=None,
+        real_test=splits["test"],
+        synthetic=splits["train"],
+        config=config,
+        out_dir=tmp_path / "usefulness",
+    )
     assert section["train_images"] == {"real": 10, "synthetic": 10}  # capped from 24
     assert "trained on 10 real, 10 synthetic images" in section["verdict"]
     assert section["classifiers"] == [] and not (tmp_path / "usefulness" / "classifiers").exists()

@@ -33,8 +33,18 @@ def test_report_is_self_contained_and_escapes_text(tiny_dataset: Path, tmp_path:
     assert "figure file missing: usefulness/missing.png" in html
     assert "outside the evaluation folder" in html and "bm90IGZvciB0aGUgcmVwb3J0" not in html
     # Sections: known ones titled and colour-coded, unknown ones rendered generically.
-    for text in ("Fidelity", "Memorisation and privacy", "Usefulness", "Brand new section", "alpha", "beta",
-                 "Samples: real and synthetic", "left", "right", "2.9, 3.5"):
+    for text in (
+        "Fidelity",
+        "Memorisation and privacy",
+        "Usefulness",
+        "Brand new section",
+        "alpha",
+        "beta",
+        "Samples: real and synthetic",
+        "left",
+        "right",
+        "2.9, 3.5",
+    ):
         assert text in html
     assert 'class="card verdict poor"' in html and 'class="card verdict good"' in html
 
@@ -50,9 +60,16 @@ def test_run_folder_out_path_and_metrics_copy(tiny_dataset: Path, tmp_path: Path
 
 def test_study_json_adds_a_reader_study_section(tiny_dataset: Path, tmp_path: Path, make_eval_dir) -> None:
     eval_dir = make_eval_dir(tmp_path, tiny_dataset)
-    (eval_dir / "study.json").write_text(json.dumps(
-        {"verdict": "Readers could not tell real from synthetic.", "readers": 2,
-         "accuracy": {"value": 0.52, "ci95": [0.4, 0.64]}, "kappa": {"cohen": 0.1}}))
+    (eval_dir / "study.json").write_text(
+        json.dumps(
+            {
+                "verdict": "Readers could not tell real from synthetic.",
+                "readers": 2,
+                "accuracy": {"value": 0.52, "ci95": [0.4, 0.64]},
+                "kappa": {"cohen": 0.1},
+            }
+        )
+    )
     html = build_report(eval_dir).read_text()
     assert "Reader study" in html and "Readers could not tell real from synthetic." in html
     assert "0.52 [0.4, 0.64]" in html

@@ -23,9 +23,31 @@ def test_evaluate_then_report(tiny_dataset: Path, tmp_path: Path) -> None:
     synthetic.to_csv(synth_dir / "manifest.csv", index=False)
 
     run_dir = tmp_path / "run"
-    code = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synth_dir), "--out", str(run_dir / "eval"),
-                 "--tstr-epochs", "2", "--tstr-seeds", "0", "--encoder-epochs", "1", "--bootstrap", "5",
-                 "--explain-images", "2", "--lime-samples", "20", "--cache-dir", str(tmp_path / "cache")])
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(synth_dir),
+            "--out",
+            str(run_dir / "eval"),
+            "--tstr-epochs",
+            "2",
+            "--tstr-seeds",
+            "0",
+            "--encoder-epochs",
+            "1",
+            "--bootstrap",
+            "5",
+            "--explain-images",
+            "2",
+            "--lime-samples",
+            "20",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     for key in ("usefulness", "condition_fidelity", "explanations"):

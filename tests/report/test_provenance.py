@@ -23,7 +23,8 @@ def _shortcut_dataset(root: Path) -> Path:
         (root / "src" / label).mkdir(parents=True)
         for k in range(12):
             Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(
-                root / "src" / label / f"{k}.{fmt.lower()}", format=fmt)
+                root / "src" / label / f"{k}.{fmt.lower()}", format=fmt
+            )
     return prepare_dataset(root / "src", out_dir=root / "prepared", config=PrepareConfig(size_px=16))
 
 
@@ -32,8 +33,16 @@ def _synthetic_set(root: Path, dataset: Path) -> Path:
     frame = pd.read_csv(dataset / "manifest.csv")
     frame = frame[frame["split"] == "train"][["image_id", "path", "label"]].head(6)
     frame["path"] = [str((dataset / p).resolve()) for p in frame["path"]]
-    frame = frame.assign(synthetic=1, sampler="dpmpp", steps=25, guidance_scale=2.0, checkpoint=f"runs/{EVIL}/model",
-                         checkpoint_sha256="ab" * 32, model="diffusers-unet step 70000", provider="synthmed")
+    frame = frame.assign(
+        synthetic=1,
+        sampler="dpmpp",
+        steps=25,
+        guidance_scale=2.0,
+        checkpoint=f"runs/{EVIL}/model",
+        checkpoint_sha256="ab" * 32,
+        model="diffusers-unet step 70000",
+        provider="synthmed",
+    )
     root.mkdir(parents=True)
     frame.to_csv(root / "manifest.csv", index=False)
     return root
@@ -44,10 +53,11 @@ def test_card_warnings_generator_and_rests_on_lines_are_in_the_report(tmp_path: 
     synthetic = _synthetic_set(tmp_path / "synthetic", dataset)
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
-    metrics = {"inputs": {"real_dataset": str(dataset), "synthetic_set": str(synthetic)},
-               "usefulness": {"status": "good",
-                              "verdict": "Useful. Rests on: small_cnn (from scratch, 16 px, seed 0)."},
-               "fidelity": {"status": "fair", "verdict": "Close.", "rests_on": {"text": "domain encoder, 24 images"}}}
+    metrics = {
+        "inputs": {"real_dataset": str(dataset), "synthetic_set": str(synthetic)},
+        "usefulness": {"status": "good", "verdict": "Useful. Rests on: small_cnn (from scratch, 16 px, seed 0)."},
+        "fidelity": {"status": "fair", "verdict": "Close.", "rests_on": {"text": "domain encoder, 24 images"}},
+    }
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
     html = build_report(eval_dir).read_text()
     card = json.loads((dataset / "card.json").read_text())
@@ -75,9 +85,15 @@ def test_missing_card_and_provenance_are_said_not_invented(tiny_dataset: Path, t
 def test_mixed_generators_are_counted_not_merged(tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
-    pd.DataFrame({"image_id": ["a", "b", "c"], "path": ["a.png", "b.png", "c.png"], "label": ["x", "x", "y"],
-                  "sampler": ["ddim", "ddim", "dpmpp"], "model": ["unet step 100", "unet step 100", "unet step 900"]}
-                 ).to_csv(folder / "manifest.csv", index=False)
+    pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "path": ["a.png", "b.png", "c.png"],
+            "label": ["x", "x", "y"],
+            "sampler": ["ddim", "ddim", "dpmpp"],
+            "model": ["unet step 100", "unet step 100", "unet step 900"],
+        }
+    ).to_csv(folder / "manifest.csv", index=False)
     result = generator({"synthetic_set": str(folder)}, base=tmp_path)
     assert result["fields"]["sampler"] == "ddim (2 images); dpmpp (1 image)"
     assert result["fields"]["training steps"] == "100, 900" and result["n_images"] == 3

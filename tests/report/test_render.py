@@ -31,8 +31,9 @@ def test_dict_of_flat_dicts_becomes_one_table() -> None:
 
 
 def test_mixed_dict_keeps_scalars_and_puts_siblings_side_by_side() -> None:
-    node = to_node({"ratio": 1.1, "synthetic": {"fid": 3.0}, "real_floor": {"fid": 2.0},
-                    "deep": {"a": {"b": {"c": 1}}}})
+    node = to_node(
+        {"ratio": 1.1, "synthetic": {"fid": 3.0}, "real_floor": {"fid": 2.0}, "deep": {"a": {"b": {"c": 1}}}}
+    )
     assert node["kind"] == "group"
     assert node["leaves"]["rows"][0]["key"] == "ratio"
     assert [row["key"] for row in node["table"]["rows"]] == ["synthetic", "real floor"]
@@ -47,6 +48,8 @@ def test_lists_of_records_and_matrices_become_tables() -> None:
 
 
 def test_figures_are_found_at_any_depth() -> None:
-    value = {"figures": [{"title": "a", "path": "x/a.png"}],
-             "per_class": {"c": {"figures": [{"title": "b", "path": "x/b.png"}, {"title": "no path"}]}}}
+    value = {
+        "figures": [{"title": "a", "path": "x/a.png"}],
+        "per_class": {"c": {"figures": [{"title": "b", "path": "x/b.png"}, {"title": "no path"}]}},
+    }
     assert [f["path"] for f in collect_figures(value)] == ["x/a.png", "x/b.png"]

@@ -36,15 +36,34 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(study_dir: Path, *, port: int | None = None, log_path: Path | None = None,
-          database_url: str | None = None, cpus: set[int] | None = None):
+def serve(
+    study_dir: Path,
+    *,
+    port: int | None = None,
+    log_path: Path | None = None,
+    database_url: str | None = None,
+    cpus: set[int] | None = None,
+):
     """`synthmed study serve STUDY_DIR` in a subprocess (pinned to `cpus` if given); yields the base URL."""
     port = port or free_port()
     log = open(log_path or Path(tempfile.mkdtemp()) / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "synthmed.cli", "study", "serve", str(study_dir),
-                                "--host", "127.0.0.1", "--port", str(port)]
-                               + (["--database-url", database_url] if database_url else []),
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "synthmed.cli",
+            "study",
+            "serve",
+            str(study_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        + (["--database-url", database_url] if database_url else []),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     if cpus:
         os.sched_setaffinity(process.pid, cpus)
     url = f"http://127.0.0.1:{port}"
@@ -56,7 +75,7 @@ def serve(study_dir: Path, *, port: int | None = None, log_path: Path | None = N
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the study server did not start; see {log.name}")
+                    raise RuntimeError(f"the study server did not start; see {log.name}") from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -77,9 +96,18 @@ def chromium(*, width: int = 1440, height: int = 900):
     profile = tempfile.mkdtemp(prefix="synthmed-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)

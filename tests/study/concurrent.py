@@ -12,8 +12,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def _client(app, address: str = "127.0.0.1") -> httpx.AsyncClient:  # noqa: ANN001
     transport = httpx.ASGITransport(app=app, client=(address, 50000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver", follow_redirects=False,
-                             timeout=120)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", follow_redirects=False, timeout=120)
 
 
 async def _csrf(client: httpx.AsyncClient, path: str) -> str:
@@ -26,8 +25,9 @@ async def _csrf(client: httpx.AsyncClient, path: str) -> str:
 async def _accept(app, token: str, password: str) -> httpx.AsyncClient:  # noqa: ANN001
     client = _client(app)
     csrf = await _csrf(client, f"/invite/{token}")
-    response = await client.post(f"/invite/{token}", data={"csrf_token": csrf, "password": password,
-                                                           "confirm": password})
+    response = await client.post(
+        f"/invite/{token}", data={"csrf_token": csrf, "password": password, "confirm": password}
+    )
     assert response.status_code == 303, response.text[:300]
     return client
 
@@ -54,9 +54,12 @@ def simultaneous_accept(app, token: str, password: str, *, times: int) -> list[i
         clients = [_client(app) for _ in range(times)]
         try:
             tokens = [await _csrf(c, f"/invite/{token}") for c in clients]
-            responses = await asyncio.gather(*(
-                c.post(f"/invite/{token}", data={"csrf_token": t, "password": password, "confirm": password})
-                for c, t in zip(clients, tokens)))
+            responses = await asyncio.gather(
+                *(
+                    c.post(f"/invite/{token}", data={"csrf_token": t, "password": password, "confirm": password})
+                    for c, t in zip(clients, tokens)
+                )
+            )
             return [r.status_code for r in responses]
         finally:
             for client in clients:

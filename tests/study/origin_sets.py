@@ -36,7 +36,8 @@ def write_side(folder: Path, kind: str, count: int, *, seed: int) -> Path:
                 Image.fromarray(np.round(pixels * 255).astype(np.uint16) * 257).save(target.with_suffix(".png"))
             elif kind == "jpeg_64":
                 Image.fromarray(np.round(pixels * 255).astype(np.uint8)).convert("RGB").save(
-                    target.with_suffix(".jpg"), quality=70)
+                    target.with_suffix(".jpg"), quality=70
+                )
             else:
                 raise ValueError(kind)
     return folder
@@ -44,5 +45,7 @@ def write_side(folder: Path, kind: str, count: int, *, seed: int) -> Path:
 
 def origin_pair(root: Path, real_kind: str, synthetic_kind: str, *, count: int = 10) -> tuple[Path, Path]:
     """(real, synthetic) folders: same generator, different seeds, different origin."""
-    return (write_side(root / "real", real_kind, count, seed=1),
-            write_side(root / "synthetic", synthetic_kind, count, seed=2))
+    return (
+        write_side(root / "real", real_kind, count, seed=1),
+        write_side(root / "synthetic", synthetic_kind, count, seed=2),
+    )

@@ -16,8 +16,10 @@ from pathlib import Path
 def postgres_missing() -> str | None:
     """Why no test server can be started here, or None."""
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        return ("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
-                "(apt-get install postgresql; .ci/run does)")
+        return (
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
+            "(apt-get install postgresql; .ci/run does)"
+        )
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "running as root without `runuser` to start PostgreSQL as the postgres user"
     return None
@@ -40,16 +42,24 @@ def postgres_server():
     if as_root:
         shutil.chown(workdir, user="postgres")
     port = _free_port()
-    subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
-                             "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        prefix + [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -h 127.0.0.1 -k {workdir} -c fsync=off -c max_connections=200"
-    subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
-                             str(workdir / "log.txt"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        prefix
+        + [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(workdir / "log.txt"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            prefix + [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"], capture_output=True
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -58,7 +68,6 @@ def create_database(server_url: str) -> str:
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(server_url.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{server_url}/{name}"

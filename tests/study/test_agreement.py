@@ -37,16 +37,21 @@ def test_fleiss_wikipedia_worked_example():
 def test_cohen_wikipedia_examples(example):
     table = pd.read_csv(DATA / "cohen_wikipedia.csv", comment="#").set_index("example").loc[example]
     first, second = [], []
-    for cell, (a, b) in {"yes_yes": ("yes", "yes"), "yes_no": ("yes", "no"), "no_yes": ("no", "yes"),
-                         "no_no": ("no", "no")}.items():
+    for cell, (a, b) in {
+        "yes_yes": ("yes", "yes"),
+        "yes_no": ("yes", "no"),
+        "no_yes": ("no", "yes"),
+        "no_no": ("no", "no"),
+    }.items():
         first += [a] * int(table[cell])
         second += [b] * int(table[cell])
     kappa = agreement.cohen(first, second, labels=["yes", "no"])
     assert kappa == pytest.approx(table["published_kappa"], abs=5e-4)
 
 
-@pytest.mark.parametrize("level, published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849),
-                                              ("ratio", 0.797)])
+@pytest.mark.parametrize(
+    "level, published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849), ("ratio", 0.797)]
+)
 def test_krippendorff_2011_example_c(level, published):
     data = pd.read_csv(DATA / "krippendorff2011.csv", comment="#").set_index("observer")
     reliability = data.loc[["A", "B", "C", "D"]].to_numpy(dtype=float)

@@ -17,18 +17,36 @@ from synthmed.study.encoding import EncodingPlan, encode, load
 
 def create(tmp_path, real_kind: str, synthetic_kind: str, **spec):  # noqa: ANN001, ANN201
     real, synthetic = origin_pair(tmp_path / "sources", real_kind, synthetic_kind)
-    return build_study(StudySpec(cases=40, seed=0, **spec), real_dir=real, synthetic_dir=synthetic,
-                       study_dir=tmp_path / "study")
+    return build_study(
+        StudySpec(cases=40, seed=0, **spec), real_dir=real, synthetic_dir=synthetic, study_dir=tmp_path / "study"
+    )
 
 
-@pytest.mark.parametrize("real_kind, synthetic_kind, giveaways", [
-    ("png8_64", "png16_64_stretched", {"min_intensity", "max_intensity", "p01_intensity", "p99_intensity",
-                                       "std_intensity", "mean_intensity", "empty_bins", "distinct_levels"}),
-    ("png8_64", "png8_32", {"sharpness", "high_freq_power", "png_bytes_per_px", "std_intensity"}),
-    ("jpeg_64", "png8_64", {"jpeg_blockiness", "high_freq_power", "sharpness", "png_bytes_per_px"}),
-], ids=["bit-depth", "size", "format"])
-def test_origin_only_differences_are_refused_with_the_giveaway_and_the_fix(tmp_path, real_kind, synthetic_kind,
-                                                                          giveaways):
+@pytest.mark.parametrize(
+    "real_kind, synthetic_kind, giveaways",
+    [
+        (
+            "png8_64",
+            "png16_64_stretched",
+            {
+                "min_intensity",
+                "max_intensity",
+                "p01_intensity",
+                "p99_intensity",
+                "std_intensity",
+                "mean_intensity",
+                "empty_bins",
+                "distinct_levels",
+            },
+        ),
+        ("png8_64", "png8_32", {"sharpness", "high_freq_power", "png_bytes_per_px", "std_intensity"}),
+        ("jpeg_64", "png8_64", {"jpeg_blockiness", "high_freq_power", "sharpness", "png_bytes_per_px"}),
+    ],
+    ids=["bit-depth", "size", "format"],
+)
+def test_origin_only_differences_are_refused_with_the_giveaway_and_the_fix(
+    tmp_path, real_kind, synthetic_kind, giveaways
+):
     with pytest.raises(BlindingAuditFailed) as failure:
         create(tmp_path, real_kind, synthetic_kind)
     message = str(failure.value)
@@ -51,8 +69,9 @@ def test_sixteen_bit_copy_serves_the_same_pixels_and_passes(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "a8.png")
     Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "a16.png")
     plan = EncodingPlan(size_px=40, mode="L")
-    served = [np.asarray(Image.open(io.BytesIO(encode(load(str(tmp_path / name)), plan)))) for name in ("a8.png",
-                                                                                                        "a16.png")]
+    served = [
+        np.asarray(Image.open(io.BytesIO(encode(load(str(tmp_path / name)), plan)))) for name in ("a8.png", "a16.png")
+    ]
     np.testing.assert_array_equal(served[0], served[1])
     np.testing.assert_array_equal(served[0], pixels)  # no min-max stretch: 8-bit pixels are served unchanged
     assert create(tmp_path, "png8_64", "png16_64").blinding_audit.passed
@@ -81,8 +100,20 @@ def test_grey_jpeg_tints_are_removed_and_one_colour_image_does_not_turn_the_stud
 
 def test_cli_refuses_with_exit_2_and_results_state_an_override(tmp_path, capsys):
     real, synthetic = origin_pair(tmp_path / "sources", "jpeg_64", "png8_64")
-    argv = ["study", "create", "--real", str(real), "--synthetic", str(synthetic), "--cases", "40",
-            "--reader", "ann", "--reader", "ben"]
+    argv = [
+        "study",
+        "create",
+        "--real",
+        str(real),
+        "--synthetic",
+        str(synthetic),
+        "--cases",
+        "40",
+        "--reader",
+        "ann",
+        "--reader",
+        "ben",
+    ]
     assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
     error = capsys.readouterr().err
     lines = [line for line in error.replace("\r", "\n").splitlines() if "error" in line]  # (tqdm bars aside)

@@ -16,8 +16,8 @@ from study.helpers import accept_invitation, csrf_of, make_image_folders, make_s
 from synthmed.data.manifest import write_manifest
 from synthmed.study.app import create_app
 from synthmed.study.blinding import StudySpec, allocate, build_study, load_source, select_cases
-from synthmed.study.encoding import encode_blinded
 from synthmed.study.db import Case
+from synthmed.study.encoding import encode_blinded
 
 
 def png_chunks(data: bytes) -> list[tuple[str, bytes]]:
@@ -25,8 +25,8 @@ def png_chunks(data: bytes) -> list[tuple[str, bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, offset = [], 8
     while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset:offset + 4])
-        chunks.append((data[offset + 4:offset + 8].decode(), data[offset + 8:offset + 8 + length]))
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        chunks.append((data[offset + 4 : offset + 8].decode(), data[offset + 8 : offset + 8 + length]))
         offset += 12 + length
     return chunks
 
@@ -55,8 +55,17 @@ def test_load_source_reads_folders_and_manifests(tmp_path, image_folders):
     frame = load_source(real)
     assert len(frame) == 12 and set(frame["label"]) == {"normal", "pneumonia"}
     assert set(frame["modality"]) == {"unspecified"}
-    write_manifest(pd.DataFrame({"image_id": ["a", "b"], "path": ["normal/r0.jpg", "pneumonia/r1.jpg"],
-                                 "label": ["normal", "pneumonia"], "modality": ["chest x-ray"] * 2}), real)
+    write_manifest(
+        pd.DataFrame(
+            {
+                "image_id": ["a", "b"],
+                "path": ["normal/r0.jpg", "pneumonia/r1.jpg"],
+                "label": ["normal", "pneumonia"],
+                "modality": ["chest x-ray"] * 2,
+            }
+        ),
+        real,
+    )
     from_manifest = load_source(real / "manifest.csv")
     assert list(from_manifest["image_id"]) == ["a", "b"] and set(from_manifest["modality"]) == {"chest x-ray"}
     with pytest.raises(FileNotFoundError, match="not a folder"):
@@ -90,21 +99,30 @@ def test_selection_is_stratified_seeded_and_mixes_real_and_synthetic(image_folde
 
 def test_a_side_without_modality_takes_the_other_sides(tmp_path, image_folders):
     real, synthetic = image_folders
-    write_manifest(pd.DataFrame({"image_id": [f"r{k}" for k in range(4)],
-                                 "path": [f"{lab}/r{k}.jpg" for lab in ("normal", "pneumonia") for k in range(2)],
-                                 "label": ["normal"] * 2 + ["pneumonia"] * 2, "modality": ["chest x-ray"] * 4}), real)
+    write_manifest(
+        pd.DataFrame(
+            {
+                "image_id": [f"r{k}" for k in range(4)],
+                "path": [f"{lab}/r{k}.jpg" for lab in ("normal", "pneumonia") for k in range(2)],
+                "label": ["normal"] * 2 + ["pneumonia"] * 2,
+                "modality": ["chest x-ray"] * 4,
+            }
+        ),
+        real,
+    )
     created = build_study(StudySpec(cases=4), real_dir=real, synthetic_dir=synthetic, study_dir=tmp_path / "s")
     assert created.n_real == 2 and created.n_synthetic == 2
 
 
 def test_encoding_is_identical_for_any_input_and_has_no_metadata():
     rng = np.random.default_rng(0)
-    inputs = [Image.fromarray(rng.integers(0, 255, (48, 40), dtype=np.uint8)).convert("RGB"),
-              Image.fromarray(np.zeros((32, 32), np.uint8)),
-              Image.fromarray((rng.random((64, 20)) * 65535).astype(np.uint16))]
+    inputs = [
+        Image.fromarray(rng.integers(0, 255, (48, 40), dtype=np.uint8)).convert("RGB"),
+        Image.fromarray(np.zeros((32, 32), np.uint8)),
+        Image.fromarray((rng.random((64, 20)) * 65535).astype(np.uint16)),
+    ]
     inputs[2] = Image.fromarray(np.asarray(inputs[2]).astype(np.int32), mode="I")
-    encoded = [encode_blinded(img.convert("L") if img.mode == "I" else img, size_px=24, mode="L")
-               for img in inputs]
+    encoded = [encode_blinded(img.convert("L") if img.mode == "I" else img, size_px=24, mode="L") for img in inputs]
     assert len({len(e) for e in encoded}) == 1
     for data in encoded:
         chunks = png_chunks(data)
@@ -126,16 +144,18 @@ def test_build_study_refuses_existing_folder_and_cleans_up_failures(tmp_path, im
         build_study(StudySpec(cases=100), real_dir=real, synthetic_dir=synthetic, study_dir=tmp_path / "new")
     assert not (tmp_path / "new").exists()
     flagged = tmp_path / "flagged"
-    write_manifest(pd.DataFrame({"image_id": ["a"], "path": ["normal/r0.jpg"], "label": ["normal"],
-                                 "synthetic": [1]}), real)
+    write_manifest(
+        pd.DataFrame({"image_id": ["a"], "path": ["normal/r0.jpg"], "label": ["normal"], "synthetic": [1]}), real
+    )
     with pytest.raises(ValueError, match="synthetic=1"):
         build_study(StudySpec(cases=2), real_dir=real, synthetic_dir=synthetic, study_dir=flagged)
     assert not flagged.exists()
 
 
 def test_all_synthetic_study_needs_no_real_images(tmp_path, image_folders):
-    created, settings = make_study(tmp_path, (None, image_folders[1]), None, all_synthetic=True, cases=6,
-                                   synthetic_fraction=0.2)
+    created, settings = make_study(
+        tmp_path, (None, image_folders[1]), None, all_synthetic=True, cases=6, synthetic_fraction=0.2
+    )
     assert created.n_real == 0 and created.n_synthetic == 6
     assert (settings.study_dir / "study.db").stat().st_mode & 0o777 == 0o600
     assert (settings.study_dir / ".secret_key").stat().st_mode & 0o777 == 0o600
@@ -160,16 +180,27 @@ def test_nothing_the_server_sends_separates_real_from_synthetic(tmp_path):
             image = client.get(f"/image/{token}")
             headers = {k: v for k, v in image.headers.items() if k.lower() not in ("date", "set-cookie")}
             normalised = page.text.replace(token, "TOKEN").replace(csrf_of(page.text), "CSRF")
-            normalised = normalised.replace(f'<span class="user-name">{name}</span>', "NAME").replace(f"Case {position}", "Case N")
+            normalised = normalised.replace(f'<span class="user-name">{name}</span>', "NAME").replace(
+                f"Case {position}", "Case N"
+            )
             normalised = normalised.replace(f"<strong>{position}</strong>", "<strong>N</strong>")
             for neighbour in (position - 1, position + 1):
-                normalised = normalised.replace(f"/reader/case/{neighbour}\"", "/reader/case/M\"")
-            normalised = normalised.replace(f"/reader/case/{position}\"", "/reader/case/N\"")
-            observations[name, token] = {"headers": tuple(sorted(headers.items())), "bytes": len(image.content),
-                                   "chunks": tuple((t, p if t == "IHDR" else len(p)) for t, p in png_chunks(image.content)),
-                                   "page_headers": tuple(sorted((k, v) for k, v in page.headers.items()
-                                                                if k.lower() not in ("date", "set-cookie", "content-length"))),
-                                   "html": normalised if 1 < position < 40 else "edge", "token_len": len(token)}
+                normalised = normalised.replace(f'/reader/case/{neighbour}"', '/reader/case/M"')
+            normalised = normalised.replace(f'/reader/case/{position}"', '/reader/case/N"')
+            observations[name, token] = {
+                "headers": tuple(sorted(headers.items())),
+                "bytes": len(image.content),
+                "chunks": tuple((t, p if t == "IHDR" else len(p)) for t, p in png_chunks(image.content)),
+                "page_headers": tuple(
+                    sorted(
+                        (k, v)
+                        for k, v in page.headers.items()
+                        if k.lower() not in ("date", "set-cookie", "content-length")
+                    )
+                ),
+                "html": normalised if 1 < position < 40 else "edge",
+                "token_len": len(token),
+            }
             positions.setdefault(name, {})[token] = position
             assert "synthetic images" not in page.text and "is_synthetic" not in page.text
     tokens = sorted(truth)

@@ -1,4 +1,4 @@
-"""A real browser: a reader accepts an invitation, answers with the keyboard, leaves, resumes, submits; the admin sees it."""
+"""A real browser: a reader accepts an invitation, answers by keyboard, leaves, resumes, submits; the admin sees it."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ def test_reader_answers_leaves_resumes_submits_and_admin_sees_it(tmp_path, image
             driver.find_element(By.CSS_SELECTOR, "button[type=submit].btn-primary").click()
             _wait_url(driver, "/reader/case/1")
             image = driver.find_element(By.ID, "case-image")
-            WebDriverWait(driver, 20).until(lambda d: d.execute_script(
-                "return arguments[0].complete && arguments[0].naturalWidth", image))
+            WebDriverWait(driver, 20).until(
+                lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+            )
             driver.find_element(By.NAME, "findings").send_keys("left lower lobe <b>effusion</b>")
             _answer_with_keys(driver, "f", "4")
             _wait_url(driver, "/reader/case/2")

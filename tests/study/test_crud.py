@@ -24,8 +24,9 @@ def _reader(session, name: str) -> Reader:  # noqa: ANN001
 def test_each_reader_gets_every_case_in_an_own_seeded_order(session):
     orders = {}
     for name in ("alice", "bob"):
-        rows = session.scalars(select(Assignment).where(Assignment.reader_id == _reader(session, name).id)
-                               .order_by(Assignment.position)).all()
+        rows = session.scalars(
+            select(Assignment).where(Assignment.reader_id == _reader(session, name).id).order_by(Assignment.position)
+        ).all()
         assert [r.position for r in rows] == list(range(1, 13))
         orders[name] = [r.case_id for r in rows]
     assert sorted(orders["alice"]) == sorted(orders["bob"]) and orders["alice"] != orders["bob"]
@@ -40,18 +41,30 @@ def test_each_reader_gets_every_case_in_an_own_seeded_order(session):
 def test_save_answer_upserts_and_validates(session):
     alice = _reader(session, "alice")
     case = crud.reader_case(session=session, reader_id=alice.id, position=1)
-    first = crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                             answer=crud.AnswerIn(call="fake", confidence=2, findings="  effusion  "))
+    first = crud.save_answer(
+        session=session,
+        reader_id=alice.id,
+        case_id=case.id,
+        answer=crud.AnswerIn(call="fake", confidence=2, findings="  effusion  "),
+    )
     first_id, first_findings = first.id, first.findings
-    second = crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                              answer=crud.AnswerIn(call="real", confidence=5, condition="pneumonia"))
+    second = crud.save_answer(
+        session=session,
+        reader_id=alice.id,
+        case_id=case.id,
+        answer=crud.AnswerIn(call="real", confidence=5, condition="pneumonia"),
+    )
     session.commit()
     assert first_id == second.id and second.call == "real" and second.confidence == 5
     assert session.scalars(select(Answer)).all() == [second]
     assert first_findings == "effusion" and second.findings == "" and second.condition == "pneumonia"
     with pytest.raises(crud.StudyError, match="not one of"):
-        crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                         answer=crud.AnswerIn(call="real", confidence=5, condition="fracture"))
+        crud.save_answer(
+            session=session,
+            reader_id=alice.id,
+            case_id=case.id,
+            answer=crud.AnswerIn(call="real", confidence=5, condition="fracture"),
+        )
     with pytest.raises(ValueError):
         crud.AnswerIn(call="probably", confidence=3)
     with pytest.raises(ValueError):
@@ -63,21 +76,24 @@ def test_first_unanswered_submit_and_lock(session):
     assert crud.first_unanswered_position(session=session, reader_id=alice.id) == 1
     for position in (1, 2, 3):
         case = crud.reader_case(session=session, reader_id=alice.id, position=position)
-        crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                         answer=crud.AnswerIn(call="unsure", confidence=1))
+        crud.save_answer(
+            session=session, reader_id=alice.id, case_id=case.id, answer=crud.AnswerIn(call="unsure", confidence=1)
+        )
     assert crud.first_unanswered_position(session=session, reader_id=alice.id) == 4
     with pytest.raises(crud.StudyError, match="case 4 has no answer"):
         crud.submit_reader(session=session, reader_id=alice.id)
     for position in range(4, 13):
         case = crud.reader_case(session=session, reader_id=alice.id, position=position)
-        crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                         answer=crud.AnswerIn(call="real", confidence=3))
+        crud.save_answer(
+            session=session, reader_id=alice.id, case_id=case.id, answer=crud.AnswerIn(call="real", confidence=3)
+        )
     crud.submit_reader(session=session, reader_id=alice.id)
     crud.submit_reader(session=session, reader_id=alice.id)
     session.commit()
     with pytest.raises(crud.AnswerLocked):
-        crud.save_answer(session=session, reader_id=alice.id, case_id=case.id,
-                         answer=crud.AnswerIn(call="fake", confidence=3))
+        crud.save_answer(
+            session=session, reader_id=alice.id, case_id=case.id, answer=crud.AnswerIn(call="fake", confidence=3)
+        )
     progress = {p.name: p for p in crud.progress(session=session)}
     assert progress["alice"].answered == 12 and progress["alice"].submitted
     assert progress["bob"].answered == 0 and not progress["bob"].invitation_accepted
@@ -101,7 +117,8 @@ def test_closing_locks_everyone_and_second_study_is_refused(session):
     bob = _reader(session, "bob")
     case = crud.reader_case(session=session, reader_id=bob.id, position=1)
     with pytest.raises(crud.AnswerLocked, match="closed"):
-        crud.save_answer(session=session, reader_id=bob.id, case_id=case.id,
-                         answer=crud.AnswerIn(call="real", confidence=3))
+        crud.save_answer(
+            session=session, reader_id=bob.id, case_id=case.id, answer=crud.AnswerIn(call="real", confidence=3)
+        )
     with pytest.raises(crud.StudyError, match="already holds a study"):
         crud.create_study(session=session, name="again", seed=0, image_size_px=8)

@@ -15,17 +15,31 @@ def simulated(readers: int, cases: int, *, signal: float, seed: int = 0) -> tupl
     rng = np.random.default_rng(seed)
     truth = np.arange(cases) % 2 == 1
     case_effect = rng.normal(0, 1, cases)
-    case_rows = [{"case": f"c{k:04d}", "is_synthetic": bool(truth[k]), "modality": "cxr", "label": "x"}
-                 for k in range(cases)]
+    case_rows = [
+        {"case": f"c{k:04d}", "is_synthetic": bool(truth[k]), "modality": "cxr", "label": "x"} for k in range(cases)
+    ]
     answers = []
     for j in range(readers):
         latent = signal * truth + case_effect + rng.normal(0, 1, cases)
         level = np.clip(np.round(latent * 2), -5, 5).astype(int)
         for k in range(cases):
             call = "fake" if level[k] > 0 else "real" if level[k] < 0 else "unsure"
-            answers.append({"reader": f"r{j}", "case": case_rows[k]["case"], "is_synthetic": bool(truth[k]),
-                            "modality": "cxr", "label": "x", "call": call, "confidence": max(1, abs(level[k])),
-                            "condition": "", "findings": "", "source_id": "", "submitted": True, "updated_utc": ""})
+            answers.append(
+                {
+                    "reader": f"r{j}",
+                    "case": case_rows[k]["case"],
+                    "is_synthetic": bool(truth[k]),
+                    "modality": "cxr",
+                    "label": "x",
+                    "call": call,
+                    "confidence": max(1, abs(level[k])),
+                    "condition": "",
+                    "findings": "",
+                    "source_id": "",
+                    "submitted": True,
+                    "updated_utc": "",
+                }
+            )
     return answers, case_rows
 
 

@@ -29,8 +29,10 @@ def vandyke() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_reader_aucs_match_published(vandyke):
-    published = [[0.91964573, 0.85877617, 0.90386473, 0.97310789, 0.82979066],
-                 [0.94782609, 0.90531401, 0.92173913, 0.99935588, 0.92995169]]
+    published = [
+        [0.91964573, 0.85877617, 0.90386473, 0.97310789, 0.82979066],
+        [0.94782609, 0.90531401, 0.92173913, 0.99935588, 0.92995169],
+    ]
     np.testing.assert_allclose(mrmc.reader_aucs(*vandyke), published, atol=5e-9)
 
 
@@ -41,7 +43,8 @@ def test_or_hillis_random_readers_random_cases_matches_published(vandyke):
     assert result["ms_r"] == pytest.approx(0.00383620, abs=5e-9)
     assert result["ms_tr"] == pytest.approx(0.00055103, abs=5e-9)
     assert (parts.cov1, parts.cov2, parts.cov3, parts.var) == pytest.approx(
-        (0.00034661, 0.00034407, 0.00023903, 0.00080229), abs=5e-9)
+        (0.00034661, 0.00034407, 0.00023903, 0.00080229), abs=5e-9
+    )
     assert result["f"] == pytest.approx(4.456319, abs=5e-7)
     assert result["df2"] == pytest.approx(15.25967, abs=5e-6)
     assert result["p_value"] == pytest.approx(0.05166569, abs=5e-9)
@@ -50,15 +53,19 @@ def test_or_hillis_random_readers_random_cases_matches_published(vandyke):
     assert result["difference_ci95"] == pytest.approx((-0.08795950, 0.00035885), abs=5e-9)
 
 
-@pytest.mark.parametrize("treatment, auc, stderr, df, low, high, cov2", [
-    (0, 0.89703704, 0.03317360, 12.74465, 0.82522360, 0.96885048, 0.00048396),
-    (1, 0.94083736, 0.02156637, 12.71019, 0.89413783, 0.98753689, 0.00020419),
-])
+@pytest.mark.parametrize(
+    "treatment, auc, stderr, df, low, high, cov2",
+    [
+        (0, 0.89703704, 0.03317360, 12.74465, 0.82522360, 0.96885048, 0.00048396),
+        (1, 0.94083736, 0.02156637, 12.71019, 0.89413783, 0.98753689, 0.00020419),
+    ],
+)
 def test_single_treatment_intervals_match_published(vandyke, treatment, auc, stderr, df, low, high, cov2):
     ratings, truth = vandyke
     result = mrmc.single_treatment(ratings[treatment], truth)
     assert (result.auc, result.stderr, result.ci95_low, result.ci95_high, result.cov2) == pytest.approx(
-        (auc, stderr, low, high, cov2), abs=5e-8)
+        (auc, stderr, low, high, cov2), abs=5e-8
+    )
     assert result.df == pytest.approx(df, abs=5e-5)
 
 

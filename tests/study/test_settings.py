@@ -36,6 +36,8 @@ def test_environment_overrides(tmp_path, monkeypatch):
 
 
 def test_study_package_does_not_import_torch():
-    code = ("import sys, synthmed.study.app, synthmed.study.blinding, synthmed.study.results; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys, synthmed.study.app, synthmed.study.blinding, synthmed.study.results; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the study package must not import torch"

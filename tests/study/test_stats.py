@@ -22,10 +22,24 @@ CALLS = {
 
 
 def rows() -> list[dict]:
-    return [{"reader": reader, "case": case, "source_id": case, "is_synthetic": TRUTH[case], "modality": "cxr",
-             "label": "pneumonia" if case in ("c1", "c4") else "normal", "call": call, "confidence": 3,
-             "condition": "", "findings": f"{reader} on {case}", "submitted": True, "updated_utc": "t"}
-            for reader, calls in CALLS.items() for case, call in zip(TRUTH, calls)]
+    return [
+        {
+            "reader": reader,
+            "case": case,
+            "source_id": case,
+            "is_synthetic": TRUTH[case],
+            "modality": "cxr",
+            "label": "pneumonia" if case in ("c1", "c4") else "normal",
+            "call": call,
+            "confidence": 3,
+            "condition": "",
+            "findings": f"{reader} on {case}",
+            "submitted": True,
+            "updated_utc": "t",
+        }
+        for reader, calls in CALLS.items()
+        for case, call in zip(TRUTH, calls)
+    ]
 
 
 def cases() -> list[dict]:
@@ -89,9 +103,16 @@ def test_clustered_accuracy_is_wider_than_wilson_when_cases_are_correlated():
     # 4 readers x 20 cases; on each case all readers give the same call: answers within a case are duplicates.
     truth = [k % 2 == 0 for k in range(20)]
     right = [k % 5 != 0 for k in range(20)]
-    answers = [{"reader": f"r{j}", "case": f"c{k}", "is_synthetic": truth[k],
-                "call": ("fake" if truth[k] else "real") if right[k] else ("real" if truth[k] else "fake")}
-               for j in range(4) for k in range(20)]
+    answers = [
+        {
+            "reader": f"r{j}",
+            "case": f"c{k}",
+            "is_synthetic": truth[k],
+            "call": ("fake" if truth[k] else "real") if right[k] else ("real" if truth[k] else "fake"),
+        }
+        for j in range(4)
+        for k in range(20)
+    ]
     from synthmed.study.stats import clustered_accuracy
 
     clustered, wilson = clustered_accuracy(answers), rate(64, 80)
@@ -100,14 +121,20 @@ def test_clustered_accuracy_is_wider_than_wilson_when_cases_are_correlated():
 
 
 def test_confusion_strata_findings_and_verdict(result):
-    assert result["confusion"]["cat"] == {"real images": {"real": 1, "fake": 1, "unsure": 1},
-                                          "synthetic images": {"real": 1, "fake": 1, "unsure": 1}}
+    assert result["confusion"]["cat"] == {
+        "real images": {"real": 1, "fake": 1, "unsure": 1},
+        "synthetic images": {"real": 1, "fake": 1, "unsure": 1},
+    }
     assert result["counts_by_stratum"]["pooled"]["cxr / pneumonia / synthetic"] == {"real": 1, "fake": 2, "unsure": 0}
     by_class = result["pooled_by_modality_class"]
     assert set(by_class) == {"cxr / normal", "cxr / pneumonia"} and by_class["cxr / pneumonia"]["answers"] == 6
     assert by_class["cxr / pneumonia"]["sensitivity"]["k"] == 2 and by_class["cxr / normal"]["specificity"]["n"] == 6
-    assert result["findings"]["c2"]["readers"]["cat"] == {"call": "unsure", "confidence": 3, "condition": "",
-                                                          "findings": "cat on c2"}
+    assert result["findings"]["c2"]["readers"]["cat"] == {
+        "call": "unsure",
+        "confidence": 3,
+        "condition": "",
+        "findings": "cat on c2",
+    }
     assert result["verdict"].startswith("inconclusive: too few cases/readers")
 
 

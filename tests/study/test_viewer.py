@@ -26,8 +26,11 @@ def _need_browser():
 def _ready(driver) -> None:  # noqa: ANN001
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
-        "return document.getElementById('stage').dataset.ready === '1' && window.synthmedViewer"))
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script(
+            "return document.getElementById('stage').dataset.ready === '1' && window.synthmedViewer"
+        )
+    )
 
 
 def _js(driver, script: str):  # noqa: ANN001, ANN202
@@ -53,8 +56,11 @@ def _shown_matches_lut(driver, window: float, level: float, invert: bool = False
 
 
 def _in_view(driver, element_id: str) -> bool:  # noqa: ANN001
-    return _js(driver, f"(() => {{ const r = document.getElementById('{element_id}').getBoundingClientRect(); "
-                       "return r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth; })()")
+    return _js(
+        driver,
+        f"(() => {{ const r = document.getElementById('{element_id}').getBoundingClientRect(); "
+        "return r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth; })()",
+    )
 
 
 def test_viewer_controls_and_layout(tmp_path, image_folders):
@@ -83,10 +89,13 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         _click(driver, "dark")
         _shown_matches_lut(driver, 128, 63.5)
         _click(driver, "auto")
-        low, high = _js(driver, "(() => { const c = document.getElementById('case-canvas'); let lo = 255, hi = 0; "
-                                "for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { "
-                                "const v = synthmedViewer.served(x, y)[0]; lo = Math.min(lo, v); "
-                                "hi = Math.max(hi, v); } return [lo, hi]; })()")
+        low, high = _js(
+            driver,
+            "(() => { const c = document.getElementById('case-canvas'); let lo = 255, hi = 0; "
+            "for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { "
+            "const v = synthmedViewer.served(x, y)[0]; lo = Math.min(lo, v); "
+            "hi = Math.max(hi, v); } return [lo, hi]; })()",
+        )
         state = _js(driver, "synthmedViewer.state")
         assert (state["window"], state["level"]) == (max(high - low, 1), (high + low) / 2)
         _click(driver, "invert")
@@ -94,8 +103,9 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         # Radiology drag: right = wider window, up = higher level.
         _click(driver, "full")
         stage = driver.find_element(By.ID, "stage")
-        ActionChains(driver).key_down(Keys.SHIFT).click_and_hold(stage).move_by_offset(40, -20).release() \
-            .key_up(Keys.SHIFT).perform()
+        ActionChains(driver).key_down(Keys.SHIFT).click_and_hold(stage).move_by_offset(40, -20).release().key_up(
+            Keys.SHIFT
+        ).perform()
         state = _js(driver, "synthmedViewer.state")
         assert (state["window"], state["level"]) == (295, 147.5), state
         _shown_matches_lut(driver, 295, 147.5, invert=True)
@@ -123,8 +133,13 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
         WebDriverWait(driver, 20).until(lambda d: "/reader/case/2" in d.current_url)
         _ready(driver)
         state = _js(driver, "synthmedViewer.state")
-        assert (state["window"], state["level"], state["invert"], state["zoom"], state["smooth"]) == \
-            (295, 147.5, True, "1:1", True)
+        assert (state["window"], state["level"], state["invert"], state["zoom"], state["smooth"]) == (
+            295,
+            147.5,
+            True,
+            "1:1",
+            True,
+        )
         _shown_matches_lut(driver, 295, 147.5, invert=True)
         _click(driver, "reset")
         _shown_matches_lut(driver, 255, 127.5)
@@ -133,14 +148,18 @@ def test_viewer_controls_and_layout(tmp_path, image_folders):
             driver.set_window_size(width, height)
             _ready(driver)
             assert _js(driver, "document.documentElement.scrollWidth <= window.innerWidth"), (width, height)
-            assert _js(driver, "document.querySelector('[data-action=\"drag-wl\"]').getBoundingClientRect().right "
-                               "<= window.innerWidth")
+            assert _js(
+                driver,
+                "document.querySelector('[data-action=\"drag-wl\"]').getBoundingClientRect().right "
+                "<= window.innerWidth",
+            )
             if width > height:
                 assert _in_view(driver, "answer-form") and _in_view(driver, "next-link")
             driver.save_screenshot(str(screenshots / f"study_viewer_{width}x{height}.png"))
         # Touch-friendly W/L: the drag mode makes a plain drag adjust window/level.
         _click(driver, "drag-wl")
-        ActionChains(driver).click_and_hold(driver.find_element(By.ID, "stage")).move_by_offset(-30, 10).release() \
-            .perform()
+        ActionChains(driver).click_and_hold(driver.find_element(By.ID, "stage")).move_by_offset(
+            -30, 10
+        ).release().perform()
         state = _js(driver, "synthmedViewer.state")
         assert (state["window"], state["level"]) == (225, 117.5), state

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import pydantic
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `study` subcommand and its actions."""
-    parser = subparsers.add_parser("study", help="blinded reader study: real vs synthetic images",
-                                   description="A web app where readers label real and synthetic images, and "
-                                               "its statistics: create (with a blinding audit), serve, add-reader, "
-                                               "close, analyze (ROC AUC with readers and cases random, equivalence "
-                                               "verdict), plan (readers and cases for a margin).")
+    parser = subparsers.add_parser(
+        "study",
+        help="blinded reader study: real vs synthetic images",
+        description="A web app where readers label real and synthetic images, and "
+        "its statistics: create (with a blinding audit), serve, add-reader, "
+        "close, analyze (ROC AUC with readers and cases random, equivalence "
+        "verdict), plan (readers and cases for a margin).",
+    )
     actions = parser.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -35,13 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--name", default="Spot the fake", help="study title shown to readers")
     create.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed invitation links")
     create.add_argument("--database-url", default=None, help="default sqlite:///OUT/study.db")
-    create.add_argument("--margin", type=float, default=0.1,
-                        help="equivalence margin around AUC 0.5 for the verdict (plan it with `study plan`)")
-    create.add_argument("--match", action="store_true",
-                        help="resample both sides from one common size (served at most half of it) and stretch "
-                             "intensities the same way: the fix when the blinding audit fails")
-    create.add_argument("--allow-unblinded", action="store_true",
-                        help="create the study even if the blinding audit fails (the results will say so)")
+    create.add_argument(
+        "--margin",
+        type=float,
+        default=0.1,
+        help="equivalence margin around AUC 0.5 for the verdict (plan it with `study plan`)",
+    )
+    create.add_argument(
+        "--match",
+        action="store_true",
+        help="resample both sides from one common size (served at most half of it) and stretch "
+        "intensities the same way: the fix when the blinding audit fails",
+    )
+    create.add_argument(
+        "--allow-unblinded",
+        action="store_true",
+        help="create the study even if the blinding audit fails (the results will say so)",
+    )
 
     serve = actions.add_parser("serve", help="run the web app (uvicorn)", formatter_class=fmt)
     serve.add_argument("study_dir", type=Path)
@@ -49,9 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url", default=None)
     serve.add_argument("--https-only-cookies", action="store_true", help="set when serving behind HTTPS")
-    serve.add_argument("--trusted-proxy", default=None, metavar="ADDRESSES",
-                       help="comma-separated reverse-proxy addresses whose X-Forwarded-For is believed (for login "
-                            "throttling); without it the socket address counts and the header is ignored")
+    serve.add_argument(
+        "--trusted-proxy",
+        default=None,
+        metavar="ADDRESSES",
+        help="comma-separated reverse-proxy addresses whose X-Forwarded-For is believed (for login "
+        "throttling); without it the socket address counts and the header is ignored",
+    )
 
     add = actions.add_parser("add-reader", help="add a reader and print a one-time invitation", formatter_class=fmt)
     add.add_argument("study_dir", type=Path)
@@ -68,19 +85,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     analyze.add_argument("--json", type=Path, default=None, help="write the result dict here")
     analyze.add_argument("--csv", type=Path, default=None, help="write one row per answer (with truth) here")
     analyze.add_argument("--database-url", default=None)
-    analyze.add_argument("--exclude-reader", action="append", default=[], metavar="NAME",
-                         help="leave this reader out of every statistic (repeat for several)")
-    analyze.add_argument("--margin", type=float, default=None,
-                         help="equivalence margin around AUC 0.5 (default: the one set at create)")
+    analyze.add_argument(
+        "--exclude-reader",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave this reader out of every statistic (repeat for several)",
+    )
+    analyze.add_argument(
+        "--margin", type=float, default=None, help="equivalence margin around AUC 0.5 (default: the one set at create)"
+    )
 
-    plan = actions.add_parser("plan", formatter_class=fmt,
-                              help="readers and cases needed to show 'indistinguishable within margin'")
+    plan = actions.add_parser(
+        "plan", formatter_class=fmt, help="readers and cases needed to show 'indistinguishable within margin'"
+    )
     plan.add_argument("--margin", type=float, required=True, help="equivalence margin around AUC 0.5, e.g. 0.1")
     plan.add_argument("--power", type=float, default=0.8)
     plan.add_argument("--alpha", type=float, default=0.05, help="per one-sided test")
     plan.add_argument("--readers", type=int, nargs="+", default=None, help="reader counts to plan for")
-    plan.add_argument("--pilot", type=Path, default=None, metavar="STUDY_DIR",
-                      help="take the variance components from this finished study instead of the defaults")
+    plan.add_argument(
+        "--pilot",
+        type=Path,
+        default=None,
+        metavar="STUDY_DIR",
+        help="take the variance components from this finished study instead of the defaults",
+    )
     plan.add_argument("--database-url", default=None, help="of the --pilot study")
     parser.set_defaults(func=run)
 
@@ -102,16 +131,33 @@ def _session(study_dir: Path, database_url: str | None):  # noqa: ANN202
 def _create(args: argparse.Namespace) -> int:
     from synthmed.study.blinding import StudySpec, build_study
 
-    spec = StudySpec(name=args.name, cases=args.cases, synthetic_fraction=args.synthetic_fraction,
-                     readers=args.reader, seed=args.seed, all_synthetic=args.all_synthetic,
-                     educational=args.educational, size_px=args.size_px, modality=args.modality,
-                     margin_auc=args.margin, match=args.match, allow_unblinded=args.allow_unblinded,
-                     conditions=[c for c in args.conditions.split(",") if c.strip()])
-    created = build_study(spec, real_dir=args.real, synthetic_dir=args.synthetic, study_dir=args.out,
-                          database_url=args.database_url,
-                          admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"))
-    print(f"study: {created.study_dir} ({created.n_real} real + {created.n_synthetic} synthetic cases, "
-          f"{created.image_size_px} px)")
+    spec = StudySpec(
+        name=args.name,
+        cases=args.cases,
+        synthetic_fraction=args.synthetic_fraction,
+        readers=args.reader,
+        seed=args.seed,
+        all_synthetic=args.all_synthetic,
+        educational=args.educational,
+        size_px=args.size_px,
+        modality=args.modality,
+        margin_auc=args.margin,
+        match=args.match,
+        allow_unblinded=args.allow_unblinded,
+        conditions=[c for c in args.conditions.split(",") if c.strip()],
+    )
+    created = build_study(
+        spec,
+        real_dir=args.real,
+        synthetic_dir=args.synthetic,
+        study_dir=args.out,
+        database_url=args.database_url,
+        admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"),
+    )
+    print(
+        f"study: {created.study_dir} ({created.n_real} real + {created.n_synthetic} synthetic cases, "
+        f"{created.image_size_px} px)"
+    )
     if created.blinding_audit is not None:
         verdict = "OVERRIDDEN, failed" if created.blinding_audit.overridden else "passed"
         print(f"blinding audit {verdict}: {created.blinding_audit.summary}")
@@ -130,11 +176,18 @@ def _serve(args: argparse.Namespace) -> int:
     from synthmed.study.settings import StudySettings
 
     overrides = {"trusted_proxies": args.trusted_proxy} if args.trusted_proxy else {}
-    settings = StudySettings(study_dir=args.study_dir, database_url=args.database_url,
-                             https_only=args.https_only_cookies, **overrides)
+    settings = StudySettings(
+        study_dir=args.study_dir, database_url=args.database_url, https_only=args.https_only_cookies, **overrides
+    )
     proxies = settings.trusted_proxies
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
-                proxy_headers=proxies is not None, forwarded_allow_ips=proxies or "")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies or "",
+    )
     return 0
 
 
@@ -187,22 +240,30 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         inputs = planner.PlanInputs(margin_auc=args.margin, power=args.power, alpha=args.alpha)
     except pydantic.ValidationError as exc:
-        raise ValueError(f"--margin must lie in (0, 0.5), --power and --alpha in (0, 1): {exc.errors()[0]['msg']}") \
-            from None
+        raise ValueError(
+            f"--margin must lie in (0, 0.5), --power and --alpha in (0, 1): {exc.errors()[0]['msg']}"
+        ) from None
     if args.pilot is not None:
         from synthmed.study import crud
         from synthmed.study.discrimination import pilot_single_treatment
 
         with _session(args.pilot, args.database_url) as session:
             single, cases = pilot_single_treatment(crud.answer_rows(session=session), crud.case_rows(session=session))
-        inputs = planner.PlanInputs.from_pilot(single, cases=cases, margin_auc=args.margin, power=args.power,
-                                               alpha=args.alpha).model_copy(update={"true_auc": 0.5})
+        inputs = planner.PlanInputs.from_pilot(
+            single, cases=cases, margin_auc=args.margin, power=args.power, alpha=args.alpha
+        ).model_copy(update={"true_auc": 0.5})
     print(planner.describe(inputs, planner.plan(inputs, readers=args.readers)))
     return 0
 
 
-ACTIONS = {"create": _create, "serve": _serve, "add-reader": _add_reader, "close": _close, "analyze": _analyze,
-           "plan": _plan}
+ACTIONS = {
+    "create": _create,
+    "serve": _serve,
+    "add-reader": _add_reader,
+    "close": _close,
+    "analyze": _analyze,
+    "plan": _plan,
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -96,13 +96,17 @@ def render_card_md(card: dict) -> str:
         lines.append(f"| {split} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
     lines += ["", "## How it was prepared", ""] + [f"- {n}" for n in card["notes"]] + [""]
     exact, near, leak = card["exact_duplicates"], card["near_duplicates"], card["patient_leakage"]
-    lines += ["## Duplicates and leakage", "",
-              f"- byte-identical groups: {exact['groups']} ({exact['extra_copies']} extra copies), "
-              f"{exact['crossing_splits']} crossing splits",
-              f"- near-duplicate pairs (correlation >= {near['threshold_correlation']} of "
-              f"{near['thumbnail_px']}x{near['thumbnail_px']} thumbnails, mirrored copies included): {near['pairs']}, "
-              f"{near['crossing_splits']} crossing splits",
-              f"- patients in more than one of the source's splits: {leak['patients']}", ""]
+    lines += [
+        "## Duplicates and leakage",
+        "",
+        f"- byte-identical groups: {exact['groups']} ({exact['extra_copies']} extra copies), "
+        f"{exact['crossing_splits']} crossing splits",
+        f"- near-duplicate pairs (correlation >= {near['threshold_correlation']} of "
+        f"{near['thumbnail_px']}x{near['thumbnail_px']} thumbnails, mirrored copies included): {near['pairs']}, "
+        f"{near['crossing_splits']} crossing splits",
+        f"- patients in more than one of the source's splits: {leak['patients']}",
+        "",
+    ]
     shown = [g for g in exact["list"] if g["crosses_splits"]] + [g for g in exact["list"] if not g["crosses_splits"]]
     for group in shown[:LIST_LIMIT]:
         lines.append(f"  - identical: {', '.join(group['sources'])} (splits {', '.join(group['splits'])})")

@@ -54,9 +54,13 @@ def _correlations(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return np.maximum(rows @ columns.T, rows @ mirrored(columns).T)
 
 
-def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICATE_CORRELATION,
-                         exclude: set[tuple[int, int]] | None = None, flat_rows: np.ndarray | None = None
-                         ) -> list[tuple[int, int, float]]:
+def near_duplicate_pairs(
+    thumbs: np.ndarray,
+    *,
+    threshold: float = NEAR_DUPLICATE_CORRELATION,
+    exclude: set[tuple[int, int]] | None = None,
+    flat_rows: np.ndarray | None = None,
+) -> list[tuple[int, int, float]]:
     """Pairs (i < j) whose thumbnails correlate at or above `threshold`, directly or mirrored (vectorised).
 
     This is synthmed's one near-duplicate definition: `prepare` (the dataset card) and `evaluate`
@@ -67,7 +71,7 @@ def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICAT
     flat = flat_rows if flat_rows is not None else np.linalg.norm(thumbs, axis=1) < 0.5
     pairs: list[tuple[int, int, float]] = []
     for start in range(0, len(thumbs), BLOCK_ROWS):
-        block = _correlations(thumbs[start:start + BLOCK_ROWS], thumbs)
+        block = _correlations(thumbs[start : start + BLOCK_ROWS], thumbs)
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows, cols):
             i, j = start + int(r), int(c)
@@ -76,8 +80,9 @@ def near_duplicate_pairs(thumbs: np.ndarray, *, threshold: float = NEAR_DUPLICAT
     return pairs
 
 
-def near_duplicates_of(query_pixels: np.ndarray, reference_pixels: np.ndarray, *,
-                       threshold: float = NEAR_DUPLICATE_CORRELATION) -> tuple[np.ndarray, np.ndarray]:
+def near_duplicates_of(
+    query_pixels: np.ndarray, reference_pixels: np.ndarray, *, threshold: float = NEAR_DUPLICATE_CORRELATION
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query image (uint8 [N, C, H, W]): its best thumbnail correlation with any reference image
     (mirrored or not) and that image's index; a near-duplicate where the correlation reaches `threshold`."""
     query = thumbnails(list(query_pixels), channels_first=True)
@@ -85,10 +90,10 @@ def near_duplicates_of(query_pixels: np.ndarray, reference_pixels: np.ndarray, *
     best, index = np.full(len(query), -1.0), np.zeros(len(query), dtype=int)
     flat = np.linalg.norm(query, axis=1) < 0.5
     for start in range(0, len(query), BLOCK_ROWS):
-        block = _correlations(query[start:start + BLOCK_ROWS], reference)
+        block = _correlations(query[start : start + BLOCK_ROWS], reference)
         if block.shape[1]:
-            index[start:start + len(block)] = block.argmax(axis=1)
-            best[start:start + len(block)] = block.max(axis=1)
+            index[start : start + len(block)] = block.argmax(axis=1)
+            best[start : start + len(block)] = block.max(axis=1)
     best[flat] = -1.0
     return best, index
 
@@ -216,13 +221,21 @@ def quality_findings(frame: pd.DataFrame, near: list[tuple[int, int, float]]) ->
     ]
     patients = patients_in_several_splits(frame) if "patient_id" in frame.columns else {}
     return {
-        "exact_duplicates": {"groups": len(exact_groups), "images": sum(len(g["image_ids"]) for g in exact_groups),
-                             "extra_copies": sum(len(g["image_ids"]) - 1 for g in exact_groups),
-                             "crossing_splits": sum(g["crosses_splits"] for g in exact_groups), "list": exact_groups},
-        "near_duplicates": {"pairs": len(near_pairs), "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
-                            "threshold_correlation": NEAR_DUPLICATE_CORRELATION, "thumbnail_px": THUMB_PX,
-                            "mirrored_included": True,
-                            "list": near_pairs},
+        "exact_duplicates": {
+            "groups": len(exact_groups),
+            "images": sum(len(g["image_ids"]) for g in exact_groups),
+            "extra_copies": sum(len(g["image_ids"]) - 1 for g in exact_groups),
+            "crossing_splits": sum(g["crosses_splits"] for g in exact_groups),
+            "list": exact_groups,
+        },
+        "near_duplicates": {
+            "pairs": len(near_pairs),
+            "crossing_splits": sum(p["crosses_splits"] for p in near_pairs),
+            "threshold_correlation": NEAR_DUPLICATE_CORRELATION,
+            "thumbnail_px": THUMB_PX,
+            "mirrored_included": True,
+            "list": near_pairs,
+        },
         "patient_leakage": {"patients": len(patients), "list": patients},
         "balance": balance(frame),
         "shortcut_warnings": shortcut_warnings(frame),

@@ -52,8 +52,11 @@ def _torchvision_net(arch: str) -> nn.Module:
 def _weights_url(arch: str) -> str:
     from torchvision import models
 
-    return {"resnet50": models.ResNet50_Weights, "densenet121": models.DenseNet121_Weights,
-            "vgg19": models.VGG19_Weights}[arch].IMAGENET1K_V1.url
+    return {
+        "resnet50": models.ResNet50_Weights,
+        "densenet121": models.DenseNet121_Weights,
+        "vgg19": models.VGG19_Weights,
+    }[arch].IMAGENET1K_V1.url
 
 
 def imagenet_weights_filename(arch: str) -> str:
@@ -66,8 +69,10 @@ def check_weights_dir(weights_dir: str | Path, archs: Iterable[str]) -> None:
     folder = Path(weights_dir)
     wanted = [a for a in archs if a != "small_cnn"]
     if not folder.is_dir():
-        raise FileNotFoundError(f"--tstr-weights-dir {folder} is not a folder; it should hold "
-                                f"{_expected_files(wanted) or 'torchvision ImageNet .pth files'}.")
+        raise FileNotFoundError(
+            f"--tstr-weights-dir {folder} is not a folder; it should hold "
+            f"{_expected_files(wanted) or 'torchvision ImageNet .pth files'}."
+        )
     for arch in wanted:
         _load_state_dict(folder / imagenet_weights_filename(arch), arch)
 
@@ -79,17 +84,21 @@ def _expected_files(archs: Iterable[str]) -> str:
 def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
     from synthmed.models.weights import load_safetensors, load_torch_file
 
-    fix = (f"--tstr-weights-dir needs torchvision's ImageNet weights for {arch} under the exact name "
-           f"{path.name}: fetch {_weights_url(arch)} on a machine with internet and copy it to {path.parent} "
-           f"(or drop --tstr-weights-dir to train from scratch)")
+    fix = (
+        f"--tstr-weights-dir needs torchvision's ImageNet weights for {arch} under the exact name "
+        f"{path.name}: fetch {_weights_url(arch)} on a machine with internet and copy it to {path.parent} "
+        f"(or drop --tstr-weights-dir to train from scratch)"
+    )
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found. synthmed never downloads at run time; {fix}.")
     state = load_safetensors(path, fix=fix) if path.suffix == ".safetensors" else load_torch_file(path, fix=fix)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'
-        pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
-                             r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+        pattern = re.compile(
+            r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+            r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+        )
         state = {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
     return state
 
@@ -110,9 +119,14 @@ def _adapt_first_conv(net: nn.Module, arch: str, in_channels: int) -> None:
     if in_channels != 1:
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}.")
     # torchvision's first convs are 2-D: their kernel_size/stride/padding are pairs (or a padding mode string)
-    new = nn.Conv2d(1, old.out_channels, cast("tuple[int, int]", old.kernel_size),
-                    cast("tuple[int, int]", old.stride), cast("str | tuple[int, int]", old.padding),
-                    bias=old.bias is not None)
+    new = nn.Conv2d(
+        1,
+        old.out_channels,
+        cast("tuple[int, int]", old.kernel_size),
+        cast("tuple[int, int]", old.stride),
+        cast("str | tuple[int, int]", old.padding),
+        bias=old.bias is not None,
+    )
     with torch.no_grad():
         new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
         if old.bias is not None and new.bias is not None:
@@ -183,8 +197,9 @@ class ImageClassifier(nn.Module):
         return self.net(x)
 
 
-def build_classifier(arch: str, *, num_classes: int, in_channels: int, weights_path: str | Path | None = None,
-                     small_cnn_width: int = 32) -> nn.Module:
+def build_classifier(
+    arch: str, *, num_classes: int, in_channels: int, weights_path: str | Path | None = None, small_cnn_width: int = 32
+) -> nn.Module:
     """A classifier backbone for `num_classes` classes and 1 (grey) or 3 input channels.
 
     torchvision archs load ImageNet weights only from the local `weights_path` when given (never
@@ -207,8 +222,10 @@ def build_classifier(arch: str, *, num_classes: int, in_channels: int, weights_p
             net.load_state_dict(state)
         except RuntimeError as exc:
             detail = str(exc) if len(str(exc)) < 400 else str(exc)[:400] + "..."
-            raise ValueError(f"{weights_path} does not hold torchvision {arch} ImageNet weights "
-                             f"(expected the file {imagenet_weights_filename(arch)}): {detail}") from exc
+            raise ValueError(
+                f"{weights_path} does not hold torchvision {arch} ImageNet weights "
+                f"(expected the file {imagenet_weights_filename(arch)}): {detail}"
+            ) from exc
         log.info("Loaded ImageNet weights for %s from %s", arch, weights_path)
     _adapt_first_conv(net, arch, in_channels)
     _replace_head(net, arch, num_classes)
@@ -222,7 +239,7 @@ def augment_batch(images: torch.Tensor, *, shift_px: int, hflip: bool, generator
         padded = F.pad(images, (shift_px,) * 4, mode="reflect")
         dx = torch.randint(0, 2 * shift_px + 1, (n,), generator=generator)
         dy = torch.randint(0, 2 * shift_px + 1, (n,), generator=generator)
-        images = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+        images = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
     if hflip:
         flip = torch.rand(images.shape[0], generator=generator) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
@@ -236,7 +253,7 @@ def predict_proba(model: nn.Module, pixels: np.ndarray, *, batch_size: int = 128
     model.eval()
     outputs = []
     for start in range(0, len(pixels), batch_size):
-        batch = to_model_range(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))
+        batch = to_model_range(torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size])))
         outputs.append(torch.softmax(model(batch).float(), dim=1))
     model.train(was_training)
     return torch.cat(outputs).numpy()

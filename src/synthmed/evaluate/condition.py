@@ -24,13 +24,23 @@ def _scores(classifier, arrays: ImageArrays) -> dict:
         total = int(matrix[k].sum())
         per_class[name] = {"images": total, "accuracy": float(matrix[k, k] / total) if total else None}
     present = [v["accuracy"] for v in per_class.values() if v["accuracy"] is not None]
-    return {"images": len(arrays), "accuracy": float((pred == arrays.labels).mean()),
-            "balanced_accuracy": float(np.mean(present)), "per_class": per_class,
-            "confusion_matrix": matrix.tolist()}
+    return {
+        "images": len(arrays),
+        "accuracy": float((pred == arrays.labels).mean()),
+        "balanced_accuracy": float(np.mean(present)),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
 
 
-def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
-                       reference: ImageArrays | None = None, rests_on: dict | str | None = None) -> dict:
+def condition_fidelity(
+    *,
+    classifier,
+    synthetic: ImageArrays,
+    out_dir: Path,
+    reference: ImageArrays | None = None,
+    rests_on: dict | str | None = None,
+) -> dict:
     """Score `synthetic` (labels = the class each image was generated for) with a real-trained `classifier`.
 
     `reference` (the real test split) gives the same numbers on real images, the ceiling to compare
@@ -43,19 +53,27 @@ def condition_fidelity(*, classifier, synthetic: ImageArrays, out_dir: Path,
     classes = list(getattr(classifier, "classes", synthetic.classes))
     for name, arrays in (("synthetic", synthetic), ("reference", reference)):
         if arrays is not None and list(arrays.classes) != classes:
-            raise ValueError(f"The {name} set's classes {arrays.classes} differ from the classifier's {classes}; "
-                             f"load it with classes={classes}.")
+            raise ValueError(
+                f"The {name} set's classes {arrays.classes} differ from the classifier's {classes}; "
+                f"load it with classes={classes}."
+            )
     out_dir = Path(out_dir)
     section: dict = {"classes": classes, "synthetic": _scores(classifier, synthetic)}
     if reference is not None and len(reference):
         section["real_reference"] = _scores(classifier, reference)
-    section["figures"] = [{"title": "Intended vs predicted class (rows sum to 100%)",
-                           "path": _plot(section, out_dir / "confusion.png", out_dir)}]
+    section["figures"] = [
+        {
+            "title": "Intended vs predicted class (rows sum to 100%)",
+            "path": _plot(section, out_dir / "confusion.png", out_dir),
+        }
+    ]
     section.update(_verdict(section))
     if rests_on is None:
-        rests_on = (f"{getattr(classifier, 'arch', type(classifier).__name__)} classifier at "
-                    f"{getattr(classifier, 'image_size_px', '?')} px; {len(synthetic):,} synthetic images"
-                    + (f", {len(reference):,} real test images." if reference is not None else "."))
+        rests_on = (
+            f"{getattr(classifier, 'arch', type(classifier).__name__)} classifier at "
+            f"{getattr(classifier, 'image_size_px', '?')} px; {len(synthetic):,} synthetic images"
+            + (f", {len(reference):,} real test images." if reference is not None else ".")
+        )
     attach_rests_on(section, rests_on)
     atomic_write_json(out_dir / "condition_fidelity.json", section)
     return section

@@ -39,11 +39,17 @@ def msssim_settings(size_px: int) -> dict:
         raise ValueError(f"images of {size_px} px are too small for MS-SSIM (need at least 8 px).")
     kernel, scales = choice
     betas = np.array(STANDARD_BETAS[:scales])
-    return {"kernel_size": kernel, "sigma": round(1.5 * kernel / 11, 4), "scales": scales,
-            "betas": tuple(float(b) for b in betas / betas.sum())}
+    return {
+        "kernel_size": kernel,
+        "sigma": round(1.5 * kernel / 11, 4),
+        "scales": scales,
+        "betas": tuple(float(b) for b in betas / betas.sum()),
+    }
 
 
-def pairwise_msssim(pixels_uint8: np.ndarray, pairs: np.ndarray, *, settings: dict, batch_pairs: int = 256) -> np.ndarray:
+def pairwise_msssim(
+    pixels_uint8: np.ndarray, pairs: np.ndarray, *, settings: dict, batch_pairs: int = 256
+) -> np.ndarray:
     """MS-SSIM of each (i, j) row of `pairs` over images `[N, C, H, W]` (data range [0, 1])."""
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as msssim
 
@@ -51,10 +57,19 @@ def pairwise_msssim(pixels_uint8: np.ndarray, pairs: np.ndarray, *, settings: di
     values = []
     with torch.inference_mode():
         for start in range(0, len(pairs), batch_pairs):
-            chunk = torch.as_tensor(pairs[start:start + batch_pairs])
-            values.append(msssim(images[chunk[:, 0]], images[chunk[:, 1]], data_range=1.0,
-                                 kernel_size=settings["kernel_size"], sigma=settings["sigma"],
-                                 betas=settings["betas"], normalize="relu", reduction="none"))
+            chunk = torch.as_tensor(pairs[start : start + batch_pairs])
+            values.append(
+                msssim(
+                    images[chunk[:, 0]],
+                    images[chunk[:, 1]],
+                    data_range=1.0,
+                    kernel_size=settings["kernel_size"],
+                    sigma=settings["sigma"],
+                    betas=settings["betas"],
+                    normalize="relu",
+                    reduction="none",
+                )
+            )
     return torch.cat(values).numpy().astype(float) if values else np.zeros(0)
 
 
@@ -71,12 +86,22 @@ def _summary(values: np.ndarray, rng: np.random.Generator) -> dict:
     if values.size == 0:
         return {"n_pairs": 0, "note": "too few images to judge variety"}
     boot = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(200)]
-    return {"mean": float(values.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "n_pairs": int(values.size)}
+    return {
+        "mean": float(values.mean()),
+        "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "n_pairs": int(values.size),
+    }
 
 
-def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synthetic_pixels: np.ndarray,
-                      synthetic_labels: np.ndarray, classes: list[str], config: DiversityConfig) -> dict:
+def compute_diversity(
+    *,
+    real_pixels: np.ndarray,
+    real_labels: np.ndarray,
+    synthetic_pixels: np.ndarray,
+    synthetic_labels: np.ndarray,
+    classes: list[str],
+    config: DiversityConfig,
+) -> dict:
     """Within-class MS-SSIM of synthetic images beside the same for real training images."""
     rng = np.random.default_rng(config.seed)
     size_px = int(min(real_pixels.shape[-1], real_pixels.shape[-2]))
@@ -84,7 +109,10 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
     per_class: dict[str, dict] = {}
     for idx, name in enumerate(classes):
         entry: dict = {}
-        for key, pixels, labels in (("synthetic", synthetic_pixels, synthetic_labels), ("real", real_pixels, real_labels)):
+        for key, pixels, labels in (
+            ("synthetic", synthetic_pixels, synthetic_labels),
+            ("real", real_pixels, real_labels),
+        ):
             members = pixels[labels == idx]
             n = len(members) if len(members) >= config.min_images else 0
             pairs = random_pairs(n, config.pairs_per_class, rng)
@@ -92,8 +120,11 @@ def compute_diversity(*, real_pixels: np.ndarray, real_labels: np.ndarray, synth
             entry[key] = _summary(values, rng) | {"n_images": int(len(members))}
             entry[f"_{key}_values"] = values
         per_class[name] = entry
-    result: dict = {"per_class": {}, "msssim_settings": settings | {"image_size_px": size_px},
-              "pairs_per_class": config.pairs_per_class}
+    result: dict = {
+        "per_class": {},
+        "msssim_settings": settings | {"image_size_px": size_px},
+        "pairs_per_class": config.pairs_per_class,
+    }
     pooled: dict[str, list[np.ndarray]] = {"synthetic": [], "real": []}
     for name, entry in per_class.items():
         for key in pooled:
@@ -138,16 +169,24 @@ def diversity_verdict(result: dict) -> str:
     collapsed, scattered = collapsed_classes(result), scattered_classes(result)
     parts = []
     if collapsed:
-        parts.append("Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
-                     + ", ".join(collapsed) + " (MS-SSIM, higher = more alike).")
+        parts.append(
+            "Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
+            + ", ".join(collapsed)
+            + " (MS-SSIM, higher = more alike)."
+        )
     if scattered:
-        parts.append("Synthetic images within a class share far less structure than real ones do: they vary the way "
-                     "noise or unaligned images do, not the way patients do (undertrained or broken generator?): "
-                     + ", ".join(scattered) + " (MS-SSIM, higher = more alike).")
+        parts.append(
+            "Synthetic images within a class share far less structure than real ones do: they vary the way "
+            "noise or unaligned images do, not the way patients do (undertrained or broken generator?): "
+            + ", ".join(scattered)
+            + " (MS-SSIM, higher = more alike)."
+        )
     if parts:
         return " ".join(parts)
     overall = result["overall"]
     if "mean" not in overall["synthetic"] or "mean" not in overall["real"]:
         return "Too few images per class to measure variety."
-    return (f"Synthetic images vary about as much as real images of the same class "
-            f"(MS-SSIM {overall['synthetic']['mean']:.2f} vs {overall['real']['mean']:.2f}; higher = more alike).")
+    return (
+        f"Synthetic images vary about as much as real images of the same class "
+        f"(MS-SSIM {overall['synthetic']['mean']:.2f} vs {overall['real']['mean']:.2f}; higher = more alike)."
+    )

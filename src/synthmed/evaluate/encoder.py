@@ -62,10 +62,18 @@ class DomainEncoder(nn.Module):
     def __init__(self, *, channels: int, num_classes: int, width: int = 32, feature_dim: int = 128):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 4, stride=4, bias=False), _norm(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False), _norm(2 * width), nn.ReLU(),
-            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1, bias=False), _norm(4 * width), nn.ReLU(),
-            nn.Conv2d(4 * width, feature_dim, 3, padding=1, bias=False), _norm(feature_dim), nn.ReLU(),
+            nn.Conv2d(channels, width, 4, stride=4, bias=False),
+            _norm(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+            _norm(2 * width),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1, bias=False),
+            _norm(4 * width),
+            nn.ReLU(),
+            nn.Conv2d(4 * width, feature_dim, 3, padding=1, bias=False),
+            _norm(feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(feature_dim, num_classes)
 
@@ -90,7 +98,7 @@ def _random_shift(x: torch.Tensor, max_shift_px: int, generator: torch.Generator
     size = x.shape[-1]
     padded = F.pad(x, (max_shift_px,) * 4, mode="replicate")
     dy, dx = torch.randint(0, 2 * max_shift_px + 1, (2,), generator=generator).tolist()
-    return padded[..., dy:dy + size, dx:dx + size]
+    return padded[..., dy : dy + size, dx : dx + size]
 
 
 def cache_key(train: ImageArrays, settings: EncoderSettings) -> str:
@@ -108,20 +116,26 @@ def _accuracy(model: DomainEncoder, data: ImageArrays, size_px: int) -> float:
     return float((logits.argmax(1) == data.labels).mean())
 
 
-def train_domain_encoder(train: ImageArrays, val: ImageArrays | None, *,
-                         settings: EncoderSettings) -> tuple[DomainEncoder, dict]:
+def train_domain_encoder(
+    train: ImageArrays, val: ImageArrays | None, *, settings: EncoderSettings
+) -> tuple[DomainEncoder, dict]:
     """Train the encoder on `train` (random shifts as augmentation); returns the model and its training record."""
     if len(train) < 2:
         raise ValueError(f"the domain encoder needs at least 2 real training images; got {len(train)}.")
     generator = torch.Generator().manual_seed(settings.seed)
     with torch.random.fork_rng(devices=[]):  # seeded parameter init without touching the caller's RNG
         torch.manual_seed(settings.seed)
-        model = DomainEncoder(channels=train.pixels.shape[1], num_classes=len(train.classes), width=settings.width,
-                              feature_dim=settings.feature_dim)
+        model = DomainEncoder(
+            channels=train.pixels.shape[1],
+            num_classes=len(train.classes),
+            width=settings.width,
+            feature_dim=settings.feature_dim,
+        )
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     steps_per_epoch = max(1, int(np.ceil(len(train) / settings.batch_size)))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.learning_rate,
-                                                   total_steps=settings.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=settings.learning_rate, total_steps=settings.epochs * steps_per_epoch
+    )
     pixels = torch.from_numpy(train.pixels)
     labels = torch.from_numpy(train.labels)
     # Weight classes by inverse frequency so an imbalanced split still yields class-aware features.
@@ -135,7 +149,7 @@ def train_domain_encoder(train: ImageArrays, val: ImageArrays | None, *,
         order = torch.randperm(len(train), generator=generator)
         total = 0.0
         for start in range(0, len(order), settings.batch_size):
-            index = order[start:start + settings.batch_size]
+            index = order[start : start + settings.batch_size]
             x = _random_shift(_prepare(pixels[index], settings.input_size_px), settings.max_shift_px, generator)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                 loss = F.cross_entropy(model(x).float(), labels[index], weight=class_weight)
@@ -148,14 +162,22 @@ def train_domain_encoder(train: ImageArrays, val: ImageArrays | None, *,
         progress.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     record = {
-        "settings": asdict(settings), "classes": list(train.classes), "n_train": len(train),
-        "n_val": len(val) if val is not None else 0, "epochs": settings.epochs, "train_loss_per_epoch": losses,
+        "settings": asdict(settings),
+        "classes": list(train.classes),
+        "n_train": len(train),
+        "n_val": len(val) if val is not None else 0,
+        "epochs": settings.epochs,
+        "train_loss_per_epoch": losses,
         "train_accuracy": _accuracy(model, train, settings.input_size_px),
         "val_accuracy": _accuracy(model, val, settings.input_size_px) if val is not None and len(val) else None,
         "train_duration_s": round(time.perf_counter() - started, 2),
     }
-    log.info("domain encoder: %d epochs, train acc %.3f, val acc %s", settings.epochs, record["train_accuracy"],
-             record["val_accuracy"])
+    log.info(
+        "domain encoder: %d epochs, train acc %.3f, val acc %s",
+        settings.epochs,
+        record["train_accuracy"],
+        record["val_accuracy"],
+    )
     return model, record
 
 
@@ -170,25 +192,35 @@ class DomainExtractor:
         self.settings = settings
         self.record = record
         self.input_size_px = settings.input_size_px
-        self.layer = (f"penultimate (global average pool, {settings.feature_dim}-d) of a CNN trained on the real "
-                      f"train split")
+        self.layer = (
+            f"penultimate (global average pool, {settings.feature_dim}-d) of a CNN trained on the real train split"
+        )
         self.batch_size = batch_size
 
     def __call__(self, pixels_uint8: np.ndarray | torch.Tensor) -> np.ndarray:
-        return run_batched(lambda b: self.model.features(_prepare(b, self.input_size_px)), pixels_uint8,
-                           batch_size=self.batch_size)
+        return run_batched(
+            lambda b: self.model.features(_prepare(b, self.input_size_px)), pixels_uint8, batch_size=self.batch_size
+        )
 
 
-def load_or_train_domain_extractor(train: ImageArrays, val: ImageArrays | None, *,
-                                   settings: EncoderSettings | None = None,
-                                   cache_dir: str | Path | None = None) -> DomainExtractor:
+def load_or_train_domain_extractor(
+    train: ImageArrays,
+    val: ImageArrays | None,
+    *,
+    settings: EncoderSettings | None = None,
+    cache_dir: str | Path | None = None,
+) -> DomainExtractor:
     """The cached encoder for exactly these training images and settings, trained (and cached) if absent."""
     settings = settings or EncoderSettings()
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     folder = folder / "domain_encoder" / cache_key(train, settings)
     weights, record_path = folder / "model.safetensors", folder / "training.json"
-    model = DomainEncoder(channels=train.pixels.shape[1], num_classes=len(train.classes), width=settings.width,
-                          feature_dim=settings.feature_dim)
+    model = DomainEncoder(
+        channels=train.pixels.shape[1],
+        num_classes=len(train.classes),
+        width=settings.width,
+        feature_dim=settings.feature_dim,
+    )
     if weights.is_file() and record_path.is_file():
         model.load_state_dict(load_file(weights))
         record = json.loads(record_path.read_text()) | {"cached": True, "cache_dir": str(folder)}

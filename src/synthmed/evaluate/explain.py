@@ -33,16 +33,19 @@ def select_balanced(arrays: ImageArrays, count: int) -> np.ndarray:
     return np.array(sorted(chosen, key=lambda i: (arrays.labels[i], i)), dtype=np.int64)
 
 
-def gradcam_maps(model: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray, *,
-                 target_layer: torch.nn.Module | None = None) -> np.ndarray:
+def gradcam_maps(
+    model: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray, *, target_layer: torch.nn.Module | None = None
+) -> np.ndarray:
     """Grad-CAM maps [N, H, W] in [0, 1] for uint8 images [N, C, H, W], each for its class in `labels`."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     layer = target_layer if target_layer is not None else getattr(model, "target_layer", None)
     if layer is None:
-        raise ValueError("Grad-CAM needs a target layer: pass target_layer=..., or a classifier from "
-                         "synthmed.evaluate.classifiers (ImageClassifier.target_layer).")
+        raise ValueError(
+            "Grad-CAM needs a target layer: pass target_layer=..., or a classifier from "
+            "synthmed.evaluate.classifiers (ImageClassifier.target_layer)."
+        )
     model.eval()
     x = to_model_range(torch.from_numpy(np.ascontiguousarray(pixels)))
     with GradCAM(model=model, target_layers=[layer]) as cam:
@@ -50,8 +53,16 @@ def gradcam_maps(model: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray,
     return np.asarray(maps, dtype=np.float32)
 
 
-def lime_maps(model: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray, *, num_samples: int,
-              batch_size: int = 64, seed: int = 0, desc: str = "LIME") -> np.ndarray:
+def lime_maps(
+    model: torch.nn.Module,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    *,
+    num_samples: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    desc: str = "LIME",
+) -> np.ndarray:
     """LIME superpixel weights painted back onto pixels [N, H, W] (positive = supports the class)."""
     from lime import lime_image
     from lime.wrappers.scikit_image import SegmentationAlgorithm
@@ -61,15 +72,23 @@ def lime_maps(model: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray, *,
         return predict_proba(model, uint8, batch_size=batch_size)
 
     height, width = pixels.shape[-2:]
-    segmenter = SegmentationAlgorithm("slic", n_segments=int(np.clip(height * width // 16, 8, 64)),
-                                      compactness=10, sigma=1, start_label=0)
+    segmenter = SegmentationAlgorithm(
+        "slic", n_segments=int(np.clip(height * width // 16, 8, 64)), compactness=10, sigma=1, start_label=0
+    )
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     maps = []
     for image, label in tqdm(list(zip(pixels, labels)), desc=desc, unit="image"):
         rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
         explanation = explainer.explain_instance(
-            rgb.transpose(1, 2, 0).astype(np.float64), classifier_fn, labels=(int(label),), top_labels=None,
-            num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmenter, random_seed=seed)
+            rgb.transpose(1, 2, 0).astype(np.float64),
+            classifier_fn,
+            labels=(int(label),),
+            top_labels=None,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            segmentation_fn=segmenter,
+            random_seed=seed,
+        )
         lookup = np.zeros(int(explanation.segments.max()) + 1, dtype=np.float32)
         for segment, weight in explanation.local_exp[int(label)]:
             lookup[segment] = weight
@@ -111,8 +130,9 @@ def _mean_map_correlation(real_maps, real_labels, synth_maps, synth_labels, clas
             continue
         a, b = a.mean(axis=0), b.mean(axis=0)
         if a.shape != b.shape:
-            b = torch.nn.functional.interpolate(torch.from_numpy(b)[None, None], size=a.shape,
-                                                mode="bilinear")[0, 0].numpy()
+            b = torch.nn.functional.interpolate(torch.from_numpy(b)[None, None], size=a.shape, mode="bilinear")[
+                0, 0
+            ].numpy()
         out[name] = float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) if a.std() > 0 and b.std() > 0 else None
     return out
 
@@ -125,18 +145,33 @@ def _maps(method: str, model, arrays: ImageArrays, *, lime_num_samples: int, see
 
 def _method_result(maps: dict, sets: dict, classes: list[str]) -> dict:
     """Real-vs-synthetic map correlation and the count of constant maps for one classifier and method."""
-    corr = _mean_map_correlation(maps["real"], sets["real"].labels, maps["synthetic"], sets["synthetic"].labels,
-                                 classes)
+    corr = _mean_map_correlation(
+        maps["real"], sets["real"].labels, maps["synthetic"], sets["synthetic"].labels, classes
+    )
     values = [v for v in corr.values() if v is not None]
     flat = {name: int(constant_maps(m).sum()) for name, m in maps.items()}
     total = sum(len(m) for m in maps.values())
-    return {"map_correlation_per_class": corr, "mean_map_correlation": float(np.mean(values)) if values else None,
-            "constant_maps": flat, "explainer_failed": sum(flat.values()) * 2 >= total}
+    return {
+        "map_correlation_per_class": corr,
+        "mean_map_correlation": float(np.mean(values)) if values else None,
+        "constant_maps": flat,
+        "explainer_failed": sum(flat.values()) * 2 >= total,
+    }
 
 
-def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, methods=METHODS,
-            max_images_per_set: int = 8, lime_num_samples: int = 500, seed: int = 0, synthetic_model=None,
-            rests_on: dict | str | None = None) -> dict:
+def explain(
+    *,
+    model,
+    real: ImageArrays,
+    synthetic: ImageArrays,
+    out_dir: Path,
+    methods=METHODS,
+    max_images_per_set: int = 8,
+    lime_num_samples: int = 500,
+    seed: int = 0,
+    synthetic_model=None,
+    rests_on: dict | str | None = None,
+) -> dict:
     """Grad-CAM / LIME overlays for up to `max_images_per_set` real and synthetic images, side by side.
 
     `model` is the real-trained classifier; `synthetic_model` (optional) the synthetic-trained one,
@@ -155,31 +190,49 @@ def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, 
     if len(real) == 0 or len(synthetic) == 0:
         raise ValueError("Explanations need at least one real and one synthetic image.")
     out_dir = Path(out_dir)
-    sets = {"real": real.subset(select_balanced(real, max_images_per_set)),
-            "synthetic": synthetic.subset(select_balanced(synthetic, max_images_per_set))}
+    sets = {
+        "real": real.subset(select_balanced(real, max_images_per_set)),
+        "synthetic": synthetic.subset(select_balanced(synthetic, max_images_per_set)),
+    }
     models = {"real-trained": model} | ({"synthetic-trained": synthetic_model} if synthetic_model is not None else {})
-    predicted = {who: {name: predict_proba(m, s.pixels).argmax(axis=1) for name, s in sets.items()}
-                 for who, m in models.items()}
-    section: dict = {"methods": list(methods), "images_per_set": {k: len(v) for k, v in sets.items()},
-                     "classifiers": {who: _describe(m) for who, m in models.items()},
-                     "real_balanced_accuracy": {
-                         who: classification_metrics(real.labels, predict_proba(m, real.pixels),
-                                                     len(real.classes))["balanced_accuracy"]
-                         for who, m in models.items()},
-                     "real_images_scored": len(real),
-                     "gradcam_feature_map_px": {who: feature_map_px(m, sets["real"].pixels)
-                                                for who, m in models.items()},
-                     "figures": []}
+    predicted = {
+        who: {name: predict_proba(m, s.pixels).argmax(axis=1) for name, s in sets.items()} for who, m in models.items()
+    }
+    section: dict = {
+        "methods": list(methods),
+        "images_per_set": {k: len(v) for k, v in sets.items()},
+        "classifiers": {who: _describe(m) for who, m in models.items()},
+        "real_balanced_accuracy": {
+            who: classification_metrics(real.labels, predict_proba(m, real.pixels), len(real.classes))[
+                "balanced_accuracy"
+            ]
+            for who, m in models.items()
+        },
+        "real_images_scored": len(real),
+        "gradcam_feature_map_px": {who: feature_map_px(m, sets["real"].pixels) for who, m in models.items()},
+        "figures": [],
+    }
     for method in methods:
-        maps = {who: {name: _maps(method, m, arrays, lime_num_samples=lime_num_samples, seed=seed,
-                                  desc=f"LIME ({who}, {name})") for name, arrays in sets.items()}
-                for who, m in models.items()}
+        maps = {
+            who: {
+                name: _maps(
+                    method, m, arrays, lime_num_samples=lime_num_samples, seed=seed, desc=f"LIME ({who}, {name})"
+                )
+                for name, arrays in sets.items()
+            }
+            for who, m in models.items()
+        }
         section[method] = _method_result(maps["real-trained"], sets, list(real.classes))
         if "synthetic-trained" in maps:
             other = _method_result(maps["synthetic-trained"], sets, list(real.classes))
             for name, arrays in sets.items():
-                agreement = _mean_map_correlation(maps["real-trained"][name], arrays.labels,
-                                                  maps["synthetic-trained"][name], arrays.labels, list(real.classes))
+                agreement = _mean_map_correlation(
+                    maps["real-trained"][name],
+                    arrays.labels,
+                    maps["synthetic-trained"][name],
+                    arrays.labels,
+                    list(real.classes),
+                )
                 other[f"agreement_with_real_trained_on_{name}_images"] = agreement
             section[method]["synthetic_trained"] = other
         if method == "lime":
@@ -187,8 +240,12 @@ def explain(*, model, real: ImageArrays, synthetic: ImageArrays, out_dir: Path, 
         title = {"gradcam": "Grad-CAM", "lime": "LIME"}[method]
         path = _plot_pairs(sets, maps, predicted, method=method, path=out_dir / f"{method}.png")
         who = " and ".join(models)
-        section["figures"].append({"title": f"{title} of the {who} classifier(s): real images (left) vs synthetic "
-                                            f"(right)", "path": path.relative_to(out_dir.parent).as_posix()})
+        section["figures"].append(
+            {
+                "title": f"{title} of the {who} classifier(s): real images (left) vs synthetic (right)",
+                "path": path.relative_to(out_dir.parent).as_posix(),
+            }
+        )
     section.update(explanation_verdict(section))
     if rests_on:
         attach_rests_on(section, rests_on)
@@ -201,15 +258,19 @@ def _describe(model) -> str:
 
 
 NAMES = {"gradcam": "Grad-CAM", "lime": "LIME"}
-FAILURE_CAUSE = {"gradcam": "Grad-CAM maps are constant for this classifier at this resolution",
-                 "lime": "LIME maps are constant: hiding parts of the image does not change this classifier's output"}
+FAILURE_CAUSE = {
+    "gradcam": "Grad-CAM maps are constant for this classifier at this resolution",
+    "lime": "LIME maps are constant: hiding parts of the image does not change this classifier's output",
+}
 
 
 def _failure(section: dict, method: str) -> str:
     result = section[method]
     counts = result["constant_maps"]
-    text = (f"{FAILURE_CAUSE[method]} ({counts['real']} of {section['images_per_set']['real']} real and "
-            f"{counts['synthetic']} of {section['images_per_set']['synthetic']} synthetic maps flat")
+    text = (
+        f"{FAILURE_CAUSE[method]} ({counts['real']} of {section['images_per_set']['real']} real and "
+        f"{counts['synthetic']} of {section['images_per_set']['synthetic']} synthetic maps flat"
+    )
     size = (section.get("gradcam_feature_map_px") or {}).get("real-trained")
     if method == "gradcam" and size:
         text += f"; {section['classifiers']['real-trained']}, its last feature map is {size[0]}x{size[1]}"
@@ -223,22 +284,28 @@ def explanation_verdict(section: dict) -> dict:
     working = [m for m in ("gradcam", "lime") if m in section["methods"] and m not in failed]
     notes = " ".join(_failure(section, m) for m in failed)
     if not working:
-        return {"verdict": notes + " No explanation can be compared; use a larger --size or another arch.",
-                "status": "info"}
+        return {
+            "verdict": notes + " No explanation can be compared; use a larger --size or another arch.",
+            "status": "info",
+        }
     method = working[0]
     learned = section["real_balanced_accuracy"]["real-trained"]
     chance = 1 / len(section[method]["map_correlation_per_class"])
     if learned < chance + 0.1:
-        text = (f"The real-trained classifier is barely better than chance on {section['real_images_scored']:,} real "
-                f"images (balanced accuracy {learned:.2f}, chance {chance:.2f}), so its maps say nothing about the "
-                f"images.")
+        text = (
+            f"The real-trained classifier is barely better than chance on {section['real_images_scored']:,} real "
+            f"images (balanced accuracy {learned:.2f}, chance {chance:.2f}), so its maps say nothing about the "
+            f"images."
+        )
         return {"verdict": (text + " " + notes).strip(), "status": "info"}
     corr = section[method]["mean_map_correlation"]
     name = NAMES[method]
     if corr is None:
         missing = [c for c, v in section[method]["map_correlation_per_class"].items() if v is None]
-        text = (f"{name} maps could not be compared: no class has both real and synthetic images with non-flat "
-                f"average maps (classes {', '.join(missing)}).")
+        text = (
+            f"{name} maps could not be compared: no class has both real and synthetic images with non-flat "
+            f"average maps (classes {', '.join(missing)})."
+        )
         return {"verdict": (text + " " + notes).strip(), "status": "info"}
     if corr >= 0.7:
         text, status = "looks at the same regions in real and synthetic images", "good"
@@ -253,8 +320,10 @@ def explanation_verdict(section: dict) -> dict:
         if other["explainer_failed"]:
             text += f" {name} failed for the synthetic-trained classifier (constant maps)."
         elif values:
-            text += (f" On real images, the synthetic-trained classifier's {name} maps correlate "
-                     f"{np.mean(values):.2f} with the real-trained one's.")
+            text += (
+                f" On real images, the synthetic-trained classifier's {name} maps correlate "
+                f"{np.mean(values):.2f} with the real-trained one's."
+            )
     return {"verdict": (text + " " + notes).strip(), "status": status}
 
 

@@ -66,7 +66,7 @@ XRV_WEIGHTS = PretrainedWeights(
     extractor="xrv",
     filename="nih-pc-chex-mimic_ch-google-openi-kaggle-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
     url="https://github.com/mlmed/torchxrayvision/releases/download/v1/"
-        "nih-pc-chex-mimic_ch-google-openi-kaggle-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
+    "nih-pc-chex-mimic_ch-google-openi-kaggle-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
     about="torchxrayvision densenet121-res224-all (chest X-rays, 18 pathologies)",
 )
 
@@ -76,8 +76,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthmed").expanduser()
 
 
-def resolve_weights(weights: PretrainedWeights, *, weights_path: str | Path | None = None,
-                    cache_dir: str | Path | None = None) -> Path:
+def resolve_weights(
+    weights: PretrainedWeights, *, weights_path: str | Path | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """The local weights file to load: `weights_path` if given, else `<cache_dir>/<filename>`.
 
     Raises WeightsNotFoundError naming the exact file expected and how to get it.
@@ -117,8 +118,10 @@ def check_weights_file(weights: PretrainedWeights, path: Path) -> None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _CHECKED:
         return
-    fix = (f"--extractor {weights.extractor} expects {weights.filename} ({weights.about}): download it again from "
-           f"{weights.url} on a machine with internet and replace the file")
+    fix = (
+        f"--extractor {weights.extractor} expects {weights.filename} ({weights.about}): download it again from "
+        f"{weights.url} on a machine with internet and replace the file"
+    )
     try:
         if weights.extractor == "xrv":
             state = load_xrv_state_dict(path)
@@ -126,16 +129,18 @@ def check_weights_file(weights: PretrainedWeights, path: Path) -> None:
                 build_xrv_densenet().load_state_dict(state, strict=True)
             except RuntimeError as exc:
                 detail = " ".join(str(exc).split())[:200]
-                raise WeightsFileError(f"{path} is not a densenet121-res224-all weights file ({detail}); {fix}.") \
-                    from None
+                raise WeightsFileError(
+                    f"{path} is not a densenet121-res224-all weights file ({detail}); {fix}."
+                ) from None
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except (ImportError, WeightsFileError):
         raise
     except Exception as exc:  # noqa: BLE001 - unpickling fails in many ways; all mean a damaged or foreign file
         detail = " ".join(str(exc).split())[:200]
-        raise WeightsFileError(f"{path} is damaged or not a weights file ({type(exc).__name__}: {detail}); {fix}.") \
-            from exc
+        raise WeightsFileError(
+            f"{path} is damaged or not a weights file ({type(exc).__name__}: {detail}); {fix}."
+        ) from exc
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsFileError(f"{path} does not hold a state dict of tensors; {fix}.")
     _CHECKED.add(key)
@@ -144,20 +149,22 @@ def check_weights_file(weights: PretrainedWeights, path: Path) -> None:
 def _as_tensor(pixels_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     tensor = torch.as_tensor(pixels_uint8)
     if tensor.dtype != torch.uint8 or tensor.ndim != 4:
-        raise ValueError(f"feature extractors take uint8 images [N, C, H, W]; "
-                         f"got {tuple(tensor.shape)} {tensor.dtype}.")
+        raise ValueError(
+            f"feature extractors take uint8 images [N, C, H, W]; got {tuple(tensor.shape)} {tensor.dtype}."
+        )
     return tensor
 
 
-def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], pixels_uint8: np.ndarray | torch.Tensor, *,
-                batch_size: int) -> np.ndarray:
+def run_batched(
+    fn: Callable[[torch.Tensor], torch.Tensor], pixels_uint8: np.ndarray | torch.Tensor, *, batch_size: int
+) -> np.ndarray:
     """Apply `fn` (uint8 batch -> features) over `pixels_uint8` in batches, without gradients."""
     pixels = _as_tensor(pixels_uint8)
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
             rows = min(batch_size, len(pixels) - start)
-            chunks.append(fn(pixels[start:start + batch_size]).float().reshape(rows, -1))
+            chunks.append(fn(pixels[start : start + batch_size]).float().reshape(rows, -1))
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
@@ -171,8 +178,9 @@ class InceptionExtractor:
     input_size_px = 299
     resize_method = "bilinear (TF1-compatible, torch-fidelity) to 299 px; grey repeated to 3 channels"
 
-    def __init__(self, *, weights_path: str | Path | None = None, cache_dir: str | Path | None = None,
-                 batch_size: int = 32):
+    def __init__(
+        self, *, weights_path: str | Path | None = None, cache_dir: str | Path | None = None, batch_size: int = 32
+    ):
         path = resolve_weights(INCEPTION_WEIGHTS, weights_path=weights_path, cache_dir=cache_dir)
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
@@ -180,8 +188,9 @@ class InceptionExtractor:
             raise ImportError("--extractor inception needs torch-fidelity: `pip install torch-fidelity`.") from exc
         self.weights_path = path
         self.batch_size = batch_size
-        self.model = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                        feature_extractor_weights_path=str(path)).eval()
+        self.model = NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
+        ).eval()
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if batch.shape[1] == 1:
@@ -209,8 +218,10 @@ def load_xrv_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             import torchxrayvision  # noqa: F401  (needed to unpickle the official file)
         except ImportError as exc:
-            raise ImportError(f"{path} is a pickled torchxrayvision model: `pip install torchxrayvision` to read it, "
-                              f"or save its state_dict() with torch.save and pass that file.") from exc
+            raise ImportError(
+                f"{path} is a pickled torchxrayvision model: `pip install torchxrayvision` to read it, "
+                f"or save its state_dict() with torch.save and pass that file."
+            ) from exc
         obj = torch.load(path, map_location="cpu", weights_only=False)  # a file the user chose to trust
     state = obj.state_dict() if isinstance(obj, torch.nn.Module) else obj
     if not isinstance(state, dict):
@@ -226,8 +237,9 @@ class XRVDenseNetExtractor:
     input_size_px = 224
     resize_method = "bilinear with antialias to 224 px; RGB averaged to grey; scaled to [-1024, 1024]"
 
-    def __init__(self, *, weights_path: str | Path | None = None, cache_dir: str | Path | None = None,
-                 batch_size: int = 32):
+    def __init__(
+        self, *, weights_path: str | Path | None = None, cache_dir: str | Path | None = None, batch_size: int = 32
+    ):
         path = resolve_weights(XRV_WEIGHTS, weights_path=weights_path, cache_dir=cache_dir)
         model = build_xrv_densenet()
         try:
@@ -240,8 +252,9 @@ class XRVDenseNetExtractor:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.float().mean(dim=1, keepdim=True)
-        x = F.interpolate(x, size=(self.input_size_px, self.input_size_px), mode="bilinear",
-                          align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(self.input_size_px, self.input_size_px), mode="bilinear", align_corners=False, antialias=True
+        )
         x = x / 255.0 * 2048.0 - 1024.0
         features = cast(torch.nn.Module, self.model.features)  # torchvision DenseNet's nn.Sequential trunk
         out = F.relu(features(x))
@@ -257,5 +270,9 @@ PRETRAINED_EXTRACTORS: dict[str, type] = {"inception": InceptionExtractor, "xrv"
 
 def describe(extractor: FeatureExtractor) -> dict:
     """The record every metric carries about the features it was computed on."""
-    return {"extractor": extractor.name, "layer": extractor.layer, "input_size_px": int(extractor.input_size_px),
-            "resize_method": extractor.resize_method}
+    return {
+        "extractor": extractor.name,
+        "layer": extractor.layer,
+        "input_size_px": int(extractor.input_size_px),
+        "resize_method": extractor.resize_method,
+    }

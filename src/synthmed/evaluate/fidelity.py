@@ -63,8 +63,15 @@ def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return k * k * k
 
 
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets: int = 100,
-                              rng: np.random.Generator, max_pool: int = 2000) -> tuple[float, float]:
+def kernel_inception_distance(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    subset_size: int = 1000,
+    subsets: int = 100,
+    rng: np.random.Generator,
+    max_pool: int = 2000,
+) -> tuple[float, float]:
     """KID: mean and std over `subsets` random subsets of the unbiased MMD^2 (cubic polynomial kernel).
 
     The kernel matrices are computed once on a random pool of at most `max_pool` rows per set;
@@ -96,7 +103,7 @@ def knn_radii(features: torch.Tensor, k: int, *, chunk_rows: int = 2048) -> torc
     k = min(k, len(features) - 1)
     radii = []
     for start in range(0, len(features), chunk_rows):
-        dist = torch.cdist(features[start:start + chunk_rows], features)
+        dist = torch.cdist(features[start : start + chunk_rows], features)
         radii.append(dist.topk(k + 1, dim=1, largest=False).values[:, -1])
     return torch.cat(radii)
 
@@ -104,8 +111,9 @@ def knn_radii(features: torch.Tensor, k: int, *, chunk_rows: int = 2048) -> torc
 def prdc_indicators(real: np.ndarray, fake: np.ndarray, *, k: int = 5, chunk_rows: int = 2048) -> dict[str, np.ndarray]:
     """Per-image terms of precision/density (one per fake image) and recall/coverage (one per real image)."""
     if len(real) <= k or len(fake) <= k:
-        raise ValueError(f"precision/recall with k={k} needs more than {k} images per set; "
-                         f"got {len(real)} and {len(fake)}.")
+        raise ValueError(
+            f"precision/recall with k={k} needs more than {k} images per set; got {len(real)} and {len(fake)}."
+        )
     r = torch.as_tensor(np.asarray(real), dtype=torch.float32)
     f = torch.as_tensor(np.asarray(fake), dtype=torch.float32)
     real_radii = knn_radii(r, k, chunk_rows=chunk_rows)
@@ -113,13 +121,17 @@ def prdc_indicators(real: np.ndarray, fake: np.ndarray, *, k: int = 5, chunk_row
     fake_hits = torch.zeros(len(f))
     recall, coverage = [], []
     for start in range(0, len(r), chunk_rows):
-        dist = torch.cdist(r[start:start + chunk_rows], f)  # [real chunk, fake]
-        inside_real_ball = dist <= real_radii[start:start + chunk_rows, None]
+        dist = torch.cdist(r[start : start + chunk_rows], f)  # [real chunk, fake]
+        inside_real_ball = dist <= real_radii[start : start + chunk_rows, None]
         fake_hits += inside_real_ball.sum(dim=0)
         recall.append((dist <= fake_radii[None, :]).any(dim=1))
-        coverage.append(dist.min(dim=1).values <= real_radii[start:start + chunk_rows])
-    return {"precision": (fake_hits > 0).numpy().astype(float), "density": (fake_hits / k).numpy().astype(float),
-            "recall": torch.cat(recall).numpy().astype(float), "coverage": torch.cat(coverage).numpy().astype(float)}
+        coverage.append(dist.min(dim=1).values <= real_radii[start : start + chunk_rows])
+    return {
+        "precision": (fake_hits > 0).numpy().astype(float),
+        "density": (fake_hits / k).numpy().astype(float),
+        "recall": torch.cat(recall).numpy().astype(float),
+        "coverage": torch.cat(coverage).numpy().astype(float),
+    }
 
 
 def _ci(samples: list[float] | np.ndarray) -> list[float] | None:
@@ -136,13 +148,19 @@ def compare_sets(real: np.ndarray, fake: np.ndarray, *, config: FidelityConfig, 
         return out | {"note": "too few images for distribution metrics (need at least 2 per set)"}
     fid_boot = []
     for _ in range(config.bootstrap_samples):
-        fid_boot.append(frechet_distance(real[rng.integers(0, len(real), len(real))],
-                                         fake[rng.integers(0, len(fake), len(fake))]))
+        fid_boot.append(
+            frechet_distance(real[rng.integers(0, len(real), len(real))], fake[rng.integers(0, len(fake), len(fake))])
+        )
     out["fid"] = {"value": frechet_distance(real, fake), "ci95": _ci(fid_boot)}
-    kid_mean, kid_std = kernel_inception_distance(real, fake, subset_size=config.kid_subset_size,
-                                                  subsets=config.kid_subsets, rng=rng)
-    out["kid"] = {"value": kid_mean, "std": kid_std, "ci95": [kid_mean - 1.96 * kid_std, kid_mean + 1.96 * kid_std],
-                  "subset_size": int(min(config.kid_subset_size, len(real), len(fake)))}
+    kid_mean, kid_std = kernel_inception_distance(
+        real, fake, subset_size=config.kid_subset_size, subsets=config.kid_subsets, rng=rng
+    )
+    out["kid"] = {
+        "value": kid_mean,
+        "std": kid_std,
+        "ci95": [kid_mean - 1.96 * kid_std, kid_mean + 1.96 * kid_std],
+        "subset_size": int(min(config.kid_subset_size, len(real), len(fake))),
+    }
     if len(real) <= config.nearest_k or len(fake) <= config.nearest_k:
         return out | {"note": f"too few images for precision/recall with k={config.nearest_k}"}
     terms = prdc_indicators(real, fake, k=config.nearest_k, chunk_rows=config.chunk_rows)
@@ -158,27 +176,46 @@ def _fid_at_n(real: np.ndarray, fake: np.ndarray, n: int, rng: np.random.Generat
     return {"value": frechet_distance(real, fake[rng.choice(len(fake), n, replace=False)]), "n": int(n)}
 
 
-def compute_fidelity(*, train: np.ndarray, train_labels: np.ndarray, heldout: np.ndarray, heldout_labels: np.ndarray,
-                     synthetic: np.ndarray, synthetic_labels: np.ndarray, classes: list[str],
-                     config: FidelityConfig) -> dict:
+def compute_fidelity(
+    *,
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    heldout: np.ndarray,
+    heldout_labels: np.ndarray,
+    synthetic: np.ndarray,
+    synthetic_labels: np.ndarray,
+    classes: list[str],
+    config: FidelityConfig,
+) -> dict:
     """Synthetic vs real-train and held-out-real vs real-train (the floor), overall and per class.
 
     BLAS runs single-threaded here: the matrices are small (features x features) and multi-threaded
     OpenBLAS was 16x slower on a shared 2-core machine.
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _compute_fidelity(train=train, train_labels=train_labels, heldout=heldout, heldout_labels=heldout_labels,
-                                 synthetic=synthetic, synthetic_labels=synthetic_labels, classes=classes, config=config)
+        return _compute_fidelity(
+            train=train,
+            train_labels=train_labels,
+            heldout=heldout,
+            heldout_labels=heldout_labels,
+            synthetic=synthetic,
+            synthetic_labels=synthetic_labels,
+            classes=classes,
+            config=config,
+        )
 
 
-def _compute_fidelity(*, train, train_labels, heldout, heldout_labels, synthetic, synthetic_labels, classes,
-                      config: FidelityConfig) -> dict:
+def _compute_fidelity(
+    *, train, train_labels, heldout, heldout_labels, synthetic, synthetic_labels, classes, config: FidelityConfig
+) -> dict:
     rng = np.random.default_rng(config.seed)
 
     def block(mask_train: np.ndarray, mask_held: np.ndarray, mask_synth: np.ndarray) -> dict:
         real, held, synth = train[mask_train], heldout[mask_held], synthetic[mask_synth]
-        result = {"synthetic": compare_sets(real, synth, config=config, rng=rng),
-                  "real_floor": compare_sets(real, held, config=config, rng=rng)}
+        result = {
+            "synthetic": compare_sets(real, synth, config=config, rng=rng),
+            "real_floor": compare_sets(real, held, config=config, rng=rng),
+        }
         matched = _fid_at_n(real, synth, len(held), rng)
         if matched:  # FID is biased by sample size: also give synthetic FID at the floor's image count
             result["synthetic"]["fid_at_floor_n"] = matched

@@ -22,11 +22,13 @@ from synthmed.evaluate.panel_distance import (
     worst_panel,
 )
 
-CLOSENESS = {"good": "about as close to the real training images as other real images are",
-             "inconclusive": "further from the real training images than other real images are, by more than the "
-                             "margin, but with too few images to rule out chance",
-             "fair": "somewhat further from the real training images than other real images are",
-             "poor": "clearly different from real images"}
+CLOSENESS = {
+    "good": "about as close to the real training images as other real images are",
+    "inconclusive": "further from the real training images than other real images are, by more than the "
+    "margin, but with too few images to rule out chance",
+    "fair": "somewhat further from the real training images than other real images are",
+    "poor": "clearly different from real images",
+}
 
 
 def combined_features(panels: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, np.ndarray]:
@@ -50,45 +52,92 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
     """Per-panel MMD ratios to the floor (the verdict), PRDC on all panels, and FID/KID on the semantic features."""
     heldout = real.heldout
     if heldout is None or features["heldout"] is None:
-        return {"status": "not available", "note": "the real dataset has no val or test split to measure the "
-                                                  "real-vs-real floor; prepare it with held-out splits"}
-    panels = fidelity_panels(train_pixels=real.train.pixels, heldout_pixels=heldout.pixels,
-                             synthetic_pixels=synthetic.pixels,
-                             semantic={key: features[key] for key in ("train", "heldout", "synthetic")})
+        return {
+            "status": "not available",
+            "note": "the real dataset has no val or test split to measure the "
+            "real-vs-real floor; prepare it with held-out splits",
+        }
+    panels = fidelity_panels(
+        train_pixels=real.train.pixels,
+        heldout_pixels=heldout.pixels,
+        synthetic_pixels=synthetic.pixels,
+        semantic={key: features[key] for key in ("train", "heldout", "synthetic")},
+    )
     classes = list(real.train.classes)
     distances = compute_panel_distances(
-        panels=panels, train_labels=real.train.labels, heldout_labels=heldout.labels,
-        synthetic_labels=synthetic.labels, classes=classes,
-        config=PanelDistanceConfig(bootstrap_samples=config.bootstrap_samples, seed=config.seed))
+        panels=panels,
+        train_labels=real.train.labels,
+        heldout_labels=heldout.labels,
+        synthetic_labels=synthetic.labels,
+        classes=classes,
+        config=PanelDistanceConfig(bootstrap_samples=config.bootstrap_samples, seed=config.seed),
+    )
     combined = combined_features(panels, config.seed)
     k = FidelityConfig().nearest_k
-    prdc = {"synthetic": _prdc(combined["train"], combined["synthetic"], k),
-            "real_floor": _prdc(combined["train"], combined["heldout"], k),
-            "features": "all panels, rank-transformed on real train, each weighted equally", "k": k}
-    semantic = compute_fidelity(train=features["train"], train_labels=real.train.labels, heldout=features["heldout"],
-                                heldout_labels=heldout.labels, synthetic=features["synthetic"],
-                                synthetic_labels=synthetic.labels, classes=classes,
-                                config=FidelityConfig(bootstrap_samples=config.bootstrap_samples, seed=config.seed))
-    rests_on = {"extractor": features["extractor"], "image_size_px": int(real.train.pixels.shape[-1]),
-                "n_real_train": len(real.train), "n_heldout": len(heldout), "n_synthetic": len(synthetic),
-                "heldout_split": getattr(real, "heldout_name", None), "seed": config.seed}
+    prdc = {
+        "synthetic": _prdc(combined["train"], combined["synthetic"], k),
+        "real_floor": _prdc(combined["train"], combined["heldout"], k),
+        "features": "all panels, rank-transformed on real train, each weighted equally",
+        "k": k,
+    }
+    semantic = compute_fidelity(
+        train=features["train"],
+        train_labels=real.train.labels,
+        heldout=features["heldout"],
+        heldout_labels=heldout.labels,
+        synthetic=features["synthetic"],
+        synthetic_labels=synthetic.labels,
+        classes=classes,
+        config=FidelityConfig(bootstrap_samples=config.bootstrap_samples, seed=config.seed),
+    )
+    rests_on = {
+        "extractor": features["extractor"],
+        "image_size_px": int(real.train.pixels.shape[-1]),
+        "n_real_train": len(real.train),
+        "n_heldout": len(heldout),
+        "n_synthetic": len(synthetic),
+        "heldout_split": getattr(real, "heldout_name", None),
+        "seed": config.seed,
+    }
     status = panel_summary_status(distances)
     section_dir = out_dir / "fidelity"
     figures = [
-        {"title": "Distance to real training images per panel, as a multiple of the real-vs-real floor",
-         "path": plots.plot_panel_ratios(distances["panels"], {n: panel_status(p["overall"]) for n, p in
-                                                               distances["panels"].items()}, GOOD_RATIO,
-                                         section_dir / "panels.png").relative_to(out_dir).as_posix()},
-        {"title": "Semantic features of real and synthetic images (first two principal axes of the real ones)",
-         "path": plots.plot_feature_pca(features["train"], features["synthetic"], section_dir / "pca.png",
-                                        rng=np.random.default_rng(config.seed)).relative_to(out_dir).as_posix()}]
-    return {"panels": distances["panels"], "panel_descriptions": PANEL_DESCRIPTIONS,
-            "panel_config": distances["config"], "thresholds": distances["thresholds"],
-            "precision_recall_all_panels": prdc, "semantic_fid_kid_prdc": semantic, "rests_on": rests_on,
-            "verdict": fidelity_verdict(distances, prdc=prdc, rests_on=rests_on),
-            "panel_status": {name: panel_status(p["overall"]) for name, p in distances["panels"].items()},
-            "status": "info" if status == "inconclusive" else status,
-            "figures": figures}
+        {
+            "title": "Distance to real training images per panel, as a multiple of the real-vs-real floor",
+            "path": plots.plot_panel_ratios(
+                distances["panels"],
+                {n: panel_status(p["overall"]) for n, p in distances["panels"].items()},
+                GOOD_RATIO,
+                section_dir / "panels.png",
+            )
+            .relative_to(out_dir)
+            .as_posix(),
+        },
+        {
+            "title": "Semantic features of real and synthetic images (first two principal axes of the real ones)",
+            "path": plots.plot_feature_pca(
+                features["train"],
+                features["synthetic"],
+                section_dir / "pca.png",
+                rng=np.random.default_rng(config.seed),
+            )
+            .relative_to(out_dir)
+            .as_posix(),
+        },
+    ]
+    return {
+        "panels": distances["panels"],
+        "panel_descriptions": PANEL_DESCRIPTIONS,
+        "panel_config": distances["config"],
+        "thresholds": distances["thresholds"],
+        "precision_recall_all_panels": prdc,
+        "semantic_fid_kid_prdc": semantic,
+        "rests_on": rests_on,
+        "verdict": fidelity_verdict(distances, prdc=prdc, rests_on=rests_on),
+        "panel_status": {name: panel_status(p["overall"]) for name, p in distances["panels"].items()},
+        "status": "info" if status == "inconclusive" else status,
+        "figures": figures,
+    }
 
 
 def fidelity_verdict(distances: dict, *, prdc: dict, rests_on: dict) -> str:
@@ -98,31 +147,41 @@ def fidelity_verdict(distances: dict, *, prdc: dict, rests_on: dict) -> str:
     status = panel_summary_status(distances)
     parts = []
     if missing:
-        parts.append(f"No synthetic image of class {', '.join(missing)}: the synthetic set misses a mode of the real "
-                     f"data.")
+        parts.append(
+            f"No synthetic image of class {', '.join(missing)}: the synthetic set misses a mode of the real data."
+        )
     worst, ratio = worst_panel(distances)
     if worst is None and not missing:
         return "Too few images per class to compare the synthetic and real image distributions."
     if worst is not None:
         closeness = CLOSENESS.get(status, CLOSENESS["poor"])
-        others = ", ".join(f"{name} {p['overall']['ratio_to_floor']['value']:.1f}x"
-                           for name, p in panels.items() if name != worst and "ratio_to_floor" in p["overall"])
+        others = ", ".join(
+            f"{name} {p['overall']['ratio_to_floor']['value']:.1f}x"
+            for name, p in panels.items()
+            if name != worst and "ratio_to_floor" in p["overall"]
+        )
         text = f"The synthetic images are {closeness}"
         if panel_status(panels[worst]["overall"]) != "good":
             text += f", most of all in {PANEL_DESCRIPTIONS[worst].split(':')[0]} ({worst})"
         p_value = panels[worst]["overall"].get("permutation_p")
         chance = f", permutation p = {p_value:.3f}" if p_value is not None else ""
-        text += (f": {worst} distance {ratio:.1f}x the real-vs-real floor (good up to {GOOD_RATIO:g}x, a difference "
-                 f"counted when p < {ALPHA:g}{chance}); {others or 'no other panel'}.")
+        text += (
+            f": {worst} distance {ratio:.1f}x the real-vs-real floor (good up to {GOOD_RATIO:g}x, a difference "
+            f"counted when p < {ALPHA:g}{chance}); {others or 'no other panel'}."
+        )
         parts.append(text)
     synth, floor = prdc["synthetic"], prdc["real_floor"]
     if "precision" in synth and "precision" in floor:
-        parts.append(f"On all panels together, {synth['precision']:.0%} of synthetic images fall among real ones "
-                     f"(held-out real: {floor['precision']:.0%}) and they cover {synth['coverage']:.0%} of real "
-                     f"images (held-out real: {floor['coverage']:.0%}).")
+        parts.append(
+            f"On all panels together, {synth['precision']:.0%} of synthetic images fall among real ones "
+            f"(held-out real: {floor['precision']:.0%}) and they cover {synth['coverage']:.0%} of real "
+            f"images (held-out real: {floor['coverage']:.0%})."
+        )
     extractor = rests_on["extractor"]
-    parts.append(f"Rests on: {rests_on['n_synthetic']} synthetic, {rests_on['n_heldout']} held-out and "
-                 f"{rests_on['n_real_train']} training real images at {rests_on['image_size_px']} px; low-level panels "
-                 f"and {extractor.get('extractor', 'semantic')} features ({extractor.get('layer', '')}); "
-                 f"seed {rests_on['seed']}.")
+    parts.append(
+        f"Rests on: {rests_on['n_synthetic']} synthetic, {rests_on['n_heldout']} held-out and "
+        f"{rests_on['n_real_train']} training real images at {rests_on['image_size_px']} px; low-level panels "
+        f"and {extractor.get('extractor', 'semantic')} features ({extractor.get('layer', '')}); "
+        f"seed {rests_on['seed']}."
+    )
     return " ".join(parts)

@@ -37,9 +37,13 @@ def _grey(pixels_uint8: np.ndarray) -> np.ndarray:
 def intensity_features(pixels_uint8: np.ndarray) -> np.ndarray:
     """Grey-level quantiles, mean, std and clipped shares (plus per-channel mean/std and saturation for RGB)."""
     grey = _grey(pixels_uint8).reshape(len(pixels_uint8), -1) / 255.0
-    parts = [np.quantile(grey, QUANTILES, axis=1).T, grey.mean(axis=1, keepdims=True),
-             grey.std(axis=1, keepdims=True), (grey <= 1 / 255).mean(axis=1, keepdims=True),
-             (grey >= 254 / 255).mean(axis=1, keepdims=True)]
+    parts = [
+        np.quantile(grey, QUANTILES, axis=1).T,
+        grey.mean(axis=1, keepdims=True),
+        grey.std(axis=1, keepdims=True),
+        (grey <= 1 / 255).mean(axis=1, keepdims=True),
+        (grey >= 254 / 255).mean(axis=1, keepdims=True),
+    ]
     if pixels_uint8.shape[1] == 3:
         rgb = np.asarray(pixels_uint8, dtype=np.float64).reshape(len(pixels_uint8), 3, -1) / 255.0
         parts += [rgb.mean(axis=2), rgb.std(axis=2), (rgb.max(axis=1) - rgb.min(axis=1)).mean(axis=1, keepdims=True)]
@@ -50,7 +54,7 @@ def _radial_bands(size_px: int) -> np.ndarray:
     """Band index (0..SPECTRUM_BANDS-1, or -1 for DC) of every rfft2 coefficient of a square image."""
     fy = np.fft.fftfreq(size_px)[:, None]
     fx = np.fft.rfftfreq(size_px)[None, :]
-    radius = np.sqrt(fy ** 2 + fx ** 2)  # cycles per pixel, 0 .. ~0.707
+    radius = np.sqrt(fy**2 + fx**2)  # cycles per pixel, 0 .. ~0.707
     edges = np.geomspace(1.0 / size_px, 0.5 * np.sqrt(2) + 1e-9, SPECTRUM_BANDS + 1)
     band = np.searchsorted(edges, radius, side="right") - 1
     band[radius < edges[0]] = -1
@@ -72,13 +76,20 @@ def texture_features(pixels_uint8: np.ndarray) -> np.ndarray:
     relative = np.log10(band_power / (band_power.sum(axis=1, keepdims=True) + 1e-12) + 1e-12)
     gy, gx = np.diff(grey, axis=1), np.diff(grey, axis=2)
     gradient = np.sqrt(gy[:, :, :-1] ** 2 + gx[:, :-1, :] ** 2).reshape(n, -1)
-    laplacian = (4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2]
-                 - grey[:, 1:-1, 2:]).reshape(n, -1)
+    laplacian = (
+        4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2] - grey[:, 1:-1, 2:]
+    ).reshape(n, -1)
     # Donoho-style noise level: median absolute Laplacian (robust to edges), relative to the image spread.
     noise = np.median(np.abs(laplacian), axis=1) / spread
-    parts = [relative, (gradient.mean(axis=1) / spread)[:, None],
-             (np.quantile(gradient, 0.9, axis=1) / spread)[:, None], (np.abs(laplacian).mean(axis=1) / spread)[:, None],
-             noise[:, None], _blockiness(gx, gy)[:, None], encoding_features(pixels_uint8)]
+    parts = [
+        relative,
+        (gradient.mean(axis=1) / spread)[:, None],
+        (np.quantile(gradient, 0.9, axis=1) / spread)[:, None],
+        (np.abs(laplacian).mean(axis=1) / spread)[:, None],
+        noise[:, None],
+        _blockiness(gx, gy)[:, None],
+        encoding_features(pixels_uint8),
+    ]
     return np.concatenate(parts, axis=1)
 
 
@@ -111,12 +122,14 @@ def encoding_features(pixels_uint8: np.ndarray) -> np.ndarray:
 
 
 PANEL_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "intensity": intensity_features, "texture": texture_features}
+    "intensity": intensity_features,
+    "texture": texture_features,
+}
 
 PANEL_DESCRIPTIONS = {
     "intensity": "grey-level distribution: brightness, contrast, gamma, clipping (and colour for RGB)",
     "texture": "sharpness, noise and encoding: radial power spectrum, gradient and Laplacian energy, JPEG blocking, "
-               "grey levels used",
+    "grey levels used",
     "semantic": "content: features of the domain encoder (anatomy, class appearance)",
 }
 
@@ -126,7 +139,7 @@ def panel_features(pixels_uint8: np.ndarray, panels: tuple[str, ...] = PANELS) -
     pixels_uint8 = np.asarray(pixels_uint8)
     out: dict[str, list[np.ndarray]] = {name: [] for name in panels}
     for start in range(0, len(pixels_uint8), CHUNK):
-        chunk = pixels_uint8[start:start + CHUNK]
+        chunk = pixels_uint8[start : start + CHUNK]
         for name in panels:
             out[name].append(PANEL_FUNCTIONS[name](chunk))
     return {name: np.concatenate(parts) if parts else np.zeros((0, 1)) for name, parts in out.items()}

@@ -47,15 +47,16 @@ class MemorisationConfig:
         return asdict(self)
 
 
-def nearest_by_features(queries: np.ndarray, train: np.ndarray, *, chunk_rows: int = 2048,
-                        exclude_self: bool = False) -> dict[str, np.ndarray]:
+def nearest_by_features(
+    queries: np.ndarray, train: np.ndarray, *, chunk_rows: int = 2048, exclude_self: bool = False
+) -> dict[str, np.ndarray]:
     """For each query feature vector: the training feature with the highest cosine similarity."""
     q = F.normalize(torch.as_tensor(np.asarray(queries), dtype=torch.float32), dim=1)
     t = F.normalize(torch.as_tensor(np.asarray(train), dtype=torch.float32), dim=1).T.contiguous()
     values, index = [], []
     with torch.inference_mode():
         for start in range(0, len(q), chunk_rows):
-            sims = q[start:start + chunk_rows] @ t
+            sims = q[start : start + chunk_rows] @ t
             if exclude_self:
                 rows = torch.arange(len(sims))
                 sims[rows, rows + start] = -2.0
@@ -89,10 +90,17 @@ def suspected_leaks(similarity: np.ndarray, *, fence: float = 3.0) -> np.ndarray
     return closeness > q75 + fence * (q75 - q25)
 
 
-def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, synthetic_pixels: np.ndarray,
-                train_features: np.ndarray | None, heldout_features: np.ndarray | None,
-                synthetic_features: np.ndarray | None, config: MemorisationConfig,
-                rng: np.random.Generator) -> dict:
+def find_copies(
+    *,
+    train_pixels: np.ndarray,
+    heldout_pixels: np.ndarray | None,
+    synthetic_pixels: np.ndarray,
+    train_features: np.ndarray | None,
+    heldout_features: np.ndarray | None,
+    synthetic_features: np.ndarray | None,
+    config: MemorisationConfig,
+    rng: np.random.Generator,
+) -> dict:
     """Nearest training image of every synthetic image, calibrated thresholds, leakage, and the copy flags.
 
     Without held-out real images, the thresholds are calibrated on training images against the
@@ -103,37 +111,61 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
     index = build_copy_index(train_pixels, config=config.search)
     synth_pix = search_copies(synthetic_pixels, index, config=config.search)
     use_heldout = heldout_pixels is not None and len(heldout_pixels) >= 2
-    leakage: dict = {"definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included "
-                             f"(the dataset card's near-duplicate rule)", "n_heldout": 0, "n_leaked": 0,
-               "heldout_index": [], "train_index": []}
+    leakage: dict = {
+        "definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included "
+        f"(the dataset card's near-duplicate rule)",
+        "n_heldout": 0,
+        "n_leaked": 0,
+        "heldout_index": [],
+        "train_index": [],
+    }
     if heldout_pixels is not None and use_heldout:
         best, partner = near_duplicates_of(heldout_pixels, train_pixels)
         leaked = best >= NEAR_DUPLICATE_CORRELATION
-        leakage |= {"n_heldout": int(len(heldout_pixels)), "n_leaked": int(leaked.sum()),
-                    "heldout_index": np.flatnonzero(leaked).tolist(), "train_index": partner[leaked].tolist()}
+        leakage |= {
+            "n_heldout": int(len(heldout_pixels)),
+            "n_leaked": int(leaked.sum()),
+            "heldout_index": np.flatnonzero(leaked).tolist(),
+            "train_index": partner[leaked].tolist(),
+        }
         pool = np.flatnonzero(~leaked)
         use_heldout = len(pool) >= 2
     if heldout_pixels is not None and use_heldout:
         calib = np.sort(rng.choice(pool, min(len(pool), config.max_calibration_images), replace=False))
         calib_pix = search_copies(heldout_pixels[calib], index, config=config.search)
     else:
-        calib = np.sort(rng.choice(len(train_pixels), min(len(train_pixels), config.max_calibration_images),
-                                   replace=False))
+        calib = np.sort(
+            rng.choice(len(train_pixels), min(len(train_pixels), config.max_calibration_images), replace=False)
+        )
         calib_pix = search_copies(train_pixels[calib], index, config=config.search, exclude_train_index=calib)
     # Held-out images far closer to a training image than the rest are (another slice of one patient, a rotated
     # copy: leaks the near-duplicate rule cannot see) would set the threshold on their own; they are reported.
     suspect = suspected_leaks(calib_pix["similarity"])
     leakage["n_suspected"] = int(suspect.sum())
-    leakage["suspected"] = [{"index": int(calib[i]), "train_index": int(calib_pix["train_index"][i]),
-                             "similarity": round(float(calib_pix["similarity"][i]), 4)} for i in np.flatnonzero(suspect)]
+    leakage["suspected"] = [
+        {
+            "index": int(calib[i]),
+            "train_index": int(calib_pix["train_index"][i]),
+            "similarity": round(float(calib_pix["similarity"][i]), 4),
+        }
+        for i in np.flatnonzero(suspect)
+    ]
     kept = calib_pix["similarity"][~suspect]
     result: dict = {
-        "calibration": ("held-out real vs train, leaked and suspected held-out images excluded" if use_heldout
-                        else "train vs other train images (no usable held-out real)"),
-        "heldout_used": bool(use_heldout), "n_calibration": int(len(kept)), "leakage": leakage,
+        "calibration": (
+            "held-out real vs train, leaked and suspected held-out images excluded"
+            if use_heldout
+            else "train vs other train images (no usable held-out real)"
+        ),
+        "heldout_used": bool(use_heldout),
+        "n_calibration": int(len(kept)),
+        "leakage": leakage,
         "too_few_calibration": bool(len(kept) < MIN_CALIBRATION_IMAGES),
-        "pixel": {"nearest": synth_pix, "calibration_similarity": kept,
-                  "threshold": calibrate_threshold(kept, quantile=config.calibration_quantile, margin=config.margin)},
+        "pixel": {
+            "nearest": synth_pix,
+            "calibration_similarity": kept,
+            "threshold": calibrate_threshold(kept, quantile=config.calibration_quantile, margin=config.margin),
+        },
     }
     result["flagged"] = synth_pix["similarity"] >= result["pixel"]["threshold"]
     if train_features is not None and synthetic_features is not None:
@@ -142,36 +174,54 @@ def find_copies(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray | None, 
             calib_feat = nearest_by_features(heldout_features[calib], train_features)["similarity"]
         else:
             calib_feat = nearest_by_features(train_features, train_features, exclude_self=True)["similarity"][calib]
-        result["feature"] = {"nearest": synth_feat, "calibration_similarity": calib_feat,
-                             "threshold": calibrate_threshold(calib_feat, quantile=config.calibration_quantile,
-                                                              margin=config.margin)}
+        result["feature"] = {
+            "nearest": synth_feat,
+            "calibration_similarity": calib_feat,
+            "threshold": calibrate_threshold(calib_feat, quantile=config.calibration_quantile, margin=config.margin),
+        }
     return result
 
 
-def memorisation_verdict(*, share_flagged: float, n_flagged: int, n_synthetic: int, leakage: dict | None = None,
-                         rests_on: dict | None = None) -> str:
+def memorisation_verdict(
+    *, share_flagged: float, n_flagged: int, n_synthetic: int, leakage: dict | None = None, rests_on: dict | None = None
+) -> str:
     """One sentence on whether the generator copies its training images, with leakage and what it rests on."""
     if rests_on and rests_on["n_calibration"] < MIN_CALIBRATION_IMAGES:
-        text = (f"Too few real images ({rests_on['n_calibration']}) to calibrate a copy threshold (at least "
-                f"{MIN_CALIBRATION_IMAGES} needed): {n_flagged} of {n_synthetic} synthetic images pass the provisional "
-                f"threshold, which says little. Evaluate against a dataset with a larger val or test split.")
+        text = (
+            f"Too few real images ({rests_on['n_calibration']}) to calibrate a copy threshold (at least "
+            f"{MIN_CALIBRATION_IMAGES} needed): {n_flagged} of {n_synthetic} synthetic images pass the provisional "
+            f"threshold, which says little. Evaluate against a dataset with a larger val or test split."
+        )
     elif n_flagged == 0:
-        text = (f"None of the {n_synthetic} synthetic images is a near-copy of a training image, even flipped, "
-                f"rotated, zoomed or shifted (closer than any ordinary held-out real image gets).")
+        text = (
+            f"None of the {n_synthetic} synthetic images is a near-copy of a training image, even flipped, "
+            f"rotated, zoomed or shifted (closer than any ordinary held-out real image gets)."
+        )
     else:
-        text = (f"{n_flagged} of {n_synthetic} synthetic images ({share_flagged:.1%}) are near-copies of training "
-                f"images (closer than ordinary held-out real images get): review the pairs shown before sharing them.")
+        text = (
+            f"{n_flagged} of {n_synthetic} synthetic images ({share_flagged:.1%}) are near-copies of training "
+            f"images (closer than ordinary held-out real images get): review the pairs shown before sharing them."
+        )
     if leakage and leakage.get("n_leaked"):
-        text += (f" The real data leaks: {leakage['n_leaked']} of {leakage['n_heldout']} held-out images are "
-                 f"near-duplicates of training images (mirrored copies included); they were left out of the "
-                 f"calibration, and the dataset's split should be fixed.")
+        text += (
+            f" The real data leaks: {leakage['n_leaked']} of {leakage['n_heldout']} held-out images are "
+            f"near-duplicates of training images (mirrored copies included); they were left out of the "
+            f"calibration, and the dataset's split should be fixed."
+        )
     if leakage and leakage.get("n_suspected"):
-        text += (f" {leakage['n_suspected']} more held-out images are far closer to a training image than the others "
-                 f"(likely the same patient or a transformed copy: see memorisation.leakage.suspected); they were "
-                 f"left out of the calibration too.")
+        text += (
+            f" {leakage['n_suspected']} more held-out images are far closer to a training image than the others "
+            f"(likely the same patient or a transformed copy: see memorisation.leakage.suspected); they were "
+            f"left out of the calibration too."
+        )
     if rests_on:
-        calibrated_on = ("held-out calibration images" if rests_on.get("heldout_used", True)
-                         else "training images searched against the other training images (no held-out split)")
-        text += (f" Rests on: {rests_on['n_calibration']} {calibrated_on} and {rests_on['n_real_train']} "
-                 f"training images at {rests_on['image_size_px']} px (searched at {rests_on['search_size_px']} px).")
+        calibrated_on = (
+            "held-out calibration images"
+            if rests_on.get("heldout_used", True)
+            else "training images searched against the other training images (no held-out split)"
+        )
+        text += (
+            f" Rests on: {rests_on['n_calibration']} {calibrated_on} and {rests_on['n_real_train']} "
+            f"training images at {rests_on['image_size_px']} px (searched at {rests_on['search_size_px']} px)."
+        )
     return text

@@ -1,4 +1,4 @@
-"""Fidelity per feature panel: a kernel distance (MMD) of synthetic to real images, as a ratio to the real-vs-real floor.
+"""Fidelity per feature panel: a kernel distance (MMD) of synthetic to real images as a ratio to the real-vs-real floor.
 
 For each panel (low-level intensity and texture; the domain encoder's semantic features),
 features are rank-transformed to normal scores on the real training images, then the
@@ -55,8 +55,9 @@ class Standardiser:
 
     def __init__(self, reference: np.ndarray, seed: int = 0):
         reference = np.asarray(reference, dtype=np.float64)
-        self.transform = QuantileTransformer(n_quantiles=max(2, min(1000, len(reference))),
-                                             output_distribution="normal", random_state=seed).fit(reference)
+        self.transform = QuantileTransformer(
+            n_quantiles=max(2, min(1000, len(reference))), output_distribution="normal", random_state=seed
+        ).fit(reference)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float64)
@@ -77,7 +78,7 @@ def median_bandwidth(x: np.ndarray, rng: np.random.Generator, max_rows: int = 10
 
 def _kernel(a: np.ndarray, b: np.ndarray, bandwidth: float) -> torch.Tensor:
     dist2 = torch.cdist(torch.as_tensor(a), torch.as_tensor(b)).double() ** 2
-    return torch.exp(-dist2 / (2 * bandwidth ** 2))
+    return torch.exp(-dist2 / (2 * bandwidth**2))
 
 
 def _mmd2(k_rr_mean: float, k_ss: torch.Tensor, k_rs: torch.Tensor, idx: np.ndarray | None = None) -> float:
@@ -101,25 +102,27 @@ class _Reference:
         k_ss = _kernel(other, other, self.bandwidth)
         k_rs = _kernel(self.pool, other, self.bandwidth)
         value = _mmd2(self.k_rr_mean, k_ss, k_rs)
-        boot = np.array([_mmd2(self.k_rr_mean, k_ss, k_rs, rng.integers(0, len(other), len(other)))
-                         for _ in range(bootstrap)])
+        boot = np.array(
+            [_mmd2(self.k_rr_mean, k_ss, k_rs, rng.integers(0, len(other), len(other))) for _ in range(bootstrap)]
+        )
         return value, boot
 
-    def permutation_null(self, heldout: np.ndarray, synthetic: np.ndarray, permutations: int,
-                         rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    def permutation_null(
+        self, heldout: np.ndarray, synthetic: np.ndarray, permutations: int, rng: np.random.Generator
+    ) -> tuple[float, np.ndarray]:
         """MMD^2(ref, synthetic) - MMD^2(ref, held-out), observed and with the two sets' images exchanged at random."""
         pool = np.concatenate([heldout, synthetic])
         k_pp = _kernel(pool, pool, self.bandwidth)
-        to_ref = _kernel(self.pool, pool, self.bandwidth).mean(dim=0)            # [2n]
+        to_ref = _kernel(self.pool, pool, self.bandwidth).mean(dim=0)  # [2n]
         n, total = len(heldout), len(pool)
         labels = np.zeros((permutations + 1, total))
-        labels[0, n:] = 1.0                                                      # the observed split
+        labels[0, n:] = 1.0  # the observed split
         for i in range(1, permutations + 1):
-            labels[i, rng.permutation(total)[:len(synthetic)]] = 1.0
-        member_s = torch.as_tensor(labels.T)                                     # [2n, P+1], 1 = "synthetic"
+            labels[i, rng.permutation(total)[: len(synthetic)]] = 1.0
+        member_s = torch.as_tensor(labels.T)  # [2n, P+1], 1 = "synthetic"
         member_h = 1.0 - member_s
         within_s = (member_s * (k_pp @ member_s)).sum(0) / len(synthetic) ** 2
-        within_h = (member_h * (k_pp @ member_h)).sum(0) / n ** 2
+        within_h = (member_h * (k_pp @ member_h)).sum(0) / n**2
         cross = (to_ref @ member_s) / len(synthetic) - (to_ref @ member_h) / n
         stat = (within_s - within_h - 2 * cross).numpy()
         return float(stat[0]), stat[1:]
@@ -131,8 +134,14 @@ def _ci(values: np.ndarray) -> list[float] | None:
     return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))] if finite.size else None
 
 
-def compare_panel(train: np.ndarray, heldout: np.ndarray, synthetic: np.ndarray, *,
-                  config: PanelDistanceConfig, rng: np.random.Generator) -> dict:
+def compare_panel(
+    train: np.ndarray,
+    heldout: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    config: PanelDistanceConfig,
+    rng: np.random.Generator,
+) -> dict:
     """MMD^2 of held-out real (the floor) and of synthetic images to the real training images, at equal n.
 
     The synthetic images are subsampled to n = min(held-out, synthetic) (mean over `draws` subsets; the held-out
@@ -154,9 +163,13 @@ def compare_panel(train: np.ndarray, heldout: np.ndarray, synthetic: np.ndarray,
     sb = reference.distance(syn, rng, config.bootstrap_samples)[1]
     observed, null = reference.permutation_null(held, syn, config.permutations, rng)
     floor, synth = float(np.mean(floors)), float(np.mean(synths))
-    out |= {"n_reference": int(len(reference.pool)), "real_floor_mmd2": {"value": floor},
-            "synthetic_mmd2": {"value": synth, "ci95": _ci(sb)},
-            "permutation_p": _p_value(observed, null), "_perm": (observed, null)}
+    out |= {
+        "n_reference": int(len(reference.pool)),
+        "real_floor_mmd2": {"value": floor},
+        "synthetic_mmd2": {"value": synth, "ci95": _ci(sb)},
+        "permutation_p": _p_value(observed, null),
+        "_perm": (observed, null),
+    }
     if floor > 0:
         out["ratio_to_floor"] = {"value": synth / floor, "ci95": _ci(sb / floor)}
     return out
@@ -167,8 +180,10 @@ def _p_value(observed: float, null: np.ndarray) -> float | None:
     return float((1 + np.sum(null >= observed)) / (1 + len(null))) if len(null) else None
 
 
-ALLOWANCE_NOTE = (f"good: ratio up to {GOOD_RATIO:g}; else fair up to {FAIR_RATIO:g} and poor beyond, when a "
-                  f"permutation test (held-out and synthetic images exchanged) gives p < {ALPHA:g}; else inconclusive")
+ALLOWANCE_NOTE = (
+    f"good: ratio up to {GOOD_RATIO:g}; else fair up to {FAIR_RATIO:g} and poor beyond, when a "
+    f"permutation test (held-out and synthetic images exchanged) gives p < {ALPHA:g}; else inconclusive"
+)
 
 
 def panel_status(block: dict) -> str:
@@ -186,9 +201,15 @@ def panel_status(block: dict) -> str:
     return "fair" if ratio["value"] <= FAIR_RATIO else "poor"
 
 
-def compute_panel_distances(*, panels: dict[str, dict[str, np.ndarray]], train_labels: np.ndarray,
-                            heldout_labels: np.ndarray, synthetic_labels: np.ndarray, classes: list[str],
-                            config: PanelDistanceConfig) -> dict:
+def compute_panel_distances(
+    *,
+    panels: dict[str, dict[str, np.ndarray]],
+    train_labels: np.ndarray,
+    heldout_labels: np.ndarray,
+    synthetic_labels: np.ndarray,
+    classes: list[str],
+    config: PanelDistanceConfig,
+) -> dict:
     """Per panel: per-class ratios to the floor, and the overall ratio of their sums (class-balanced).
 
     `panels[name]` holds `train`, `heldout` and `synthetic` feature arrays (rows aligned with the labels).
@@ -197,9 +218,11 @@ def compute_panel_distances(*, panels: dict[str, dict[str, np.ndarray]], train_l
     image is reported `missing` (and the overall ratio is then not given).
     """
     rng = np.random.default_rng(config.seed)
-    result: dict = {"config": asdict(config), "thresholds": {"good_at_most": GOOD_RATIO, "fair_at_most": FAIR_RATIO,
-                                                             "alpha": ALPHA, "rule": ALLOWANCE_NOTE},
-                    "panels": {}}
+    result: dict = {
+        "config": asdict(config),
+        "thresholds": {"good_at_most": GOOD_RATIO, "fair_at_most": FAIR_RATIO, "alpha": ALPHA, "rule": ALLOWANCE_NOTE},
+        "panels": {},
+    }
     for name, sets in panels.items():
         scaler = Standardiser(sets["train"], config.seed)
         train, held, synth = scaler(sets["train"]), scaler(sets["heldout"]), scaler(sets["synthetic"])
@@ -207,8 +230,12 @@ def compute_panel_distances(*, panels: dict[str, dict[str, np.ndarray]], train_l
         for idx, cls in enumerate(classes):
             mask_t, mask_h, mask_s = train_labels == idx, heldout_labels == idx, synthetic_labels == idx
             if mask_h.sum() and not mask_s.sum():
-                per_class[cls] = {"missing": True, "n_heldout": int(mask_h.sum()), "n_synthetic": 0,
-                                  "note": "no synthetic image of this class"}
+                per_class[cls] = {
+                    "missing": True,
+                    "n_heldout": int(mask_h.sum()),
+                    "n_synthetic": 0,
+                    "note": "no synthetic image of this class",
+                }
             elif mask_t.sum() >= 2:
                 per_class[cls] = compare_panel(train[mask_t], held[mask_h], synth[mask_s], config=config, rng=rng)
             else:
@@ -224,8 +251,11 @@ def _overall(per_class: dict[str, dict]) -> dict:
     """Sums over classes of the synthetic and floor MMD^2, their ratio, its interval and the permutation p-value."""
     compared = [b for b in per_class.values() if "synthetic_mmd2" in b]
     missing = [c for c, b in per_class.items() if b.get("missing")]
-    out: dict = {"classes_compared": len(compared), "classes_missing": missing,
-                 "n_compared": int(sum(b["n_compared"] for b in compared))}
+    out: dict = {
+        "classes_compared": len(compared),
+        "classes_missing": missing,
+        "n_compared": int(sum(b["n_compared"] for b in compared)),
+    }
     if not compared:
         return out | {"note": "no class has enough images in both sets to compare"}
     synth = sum(b["synthetic_mmd2"]["value"] for b in compared)
@@ -241,8 +271,11 @@ def _overall(per_class: dict[str, dict]) -> dict:
 
 def worst_panel(result: dict) -> tuple[str | None, float | None]:
     """The panel whose overall ratio to the floor is largest (the aspect that differs most)."""
-    ratios = {name: p["overall"]["ratio_to_floor"]["value"] for name, p in result["panels"].items()
-              if "ratio_to_floor" in p["overall"]}
+    ratios = {
+        name: p["overall"]["ratio_to_floor"]["value"]
+        for name, p in result["panels"].items()
+        if "ratio_to_floor" in p["overall"]
+    }
     if not ratios:
         return None, None
     name = max(ratios, key=lambda key: ratios[key])
@@ -257,9 +290,15 @@ def panel_summary_status(result: dict) -> str:
     statuses = [panel_status(panel["overall"]) for panel in result["panels"].values()]
     return max(statuses, key=lambda status: STATUS_ORDER[status], default="info")
 
-def fidelity_panels(*, train_pixels: np.ndarray, heldout_pixels: np.ndarray, synthetic_pixels: np.ndarray,
-                    semantic: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Panel features of the three image sets: the low-level panels, plus `semantic` (train/heldout/synthetic) if given."""
+
+def fidelity_panels(
+    *,
+    train_pixels: np.ndarray,
+    heldout_pixels: np.ndarray,
+    synthetic_pixels: np.ndarray,
+    semantic: dict[str, np.ndarray] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Panel features of the three image sets: the low-level panels, plus `semantic` (train/heldout/synthetic)."""
     from synthmed.evaluate.lowlevel import panel_features
 
     sets = {"train": train_pixels, "heldout": heldout_pixels, "synthetic": synthetic_pixels}

@@ -26,8 +26,9 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 def blur(pixels: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur of every channel with `sigma_px` (reflected borders)."""
-    return _to_uint8(ndimage.gaussian_filter(pixels.astype(np.float32), sigma=(0, 0, sigma_px, sigma_px),
-                                             mode="reflect"))
+    return _to_uint8(
+        ndimage.gaussian_filter(pixels.astype(np.float32), sigma=(0, 0, sigma_px, sigma_px), mode="reflect")
+    )
 
 
 def add_noise(pixels: np.ndarray, sigma_grey: float, rng: np.random.Generator) -> np.ndarray:
@@ -68,8 +69,9 @@ def down_up(pixels: np.ndarray, factor: int = 2) -> np.ndarray:
     """Downsample by `factor` (antialiased bilinear) and upsample back (bilinear): resampling loss."""
     x = torch.from_numpy(pixels).float()
     size = pixels.shape[-1]
-    small = F.interpolate(x, size=(size // factor, size // factor), mode="bilinear", antialias=True,
-                          align_corners=False)
+    small = F.interpolate(
+        x, size=(size // factor, size // factor), mode="bilinear", antialias=True, align_corners=False
+    )
     return _to_uint8(F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False).numpy())
 
 
@@ -79,15 +81,20 @@ def quantise(pixels: np.ndarray, levels: int) -> np.ndarray:
     return _to_uint8(np.rint(pixels.astype(np.float32) / step) * step)
 
 
-def affine(pixels: np.ndarray, *, angle_deg: np.ndarray, scale: np.ndarray, shift_px: np.ndarray,
-           flip: np.ndarray) -> np.ndarray:
+def affine(
+    pixels: np.ndarray, *, angle_deg: np.ndarray, scale: np.ndarray, shift_px: np.ndarray, flip: np.ndarray
+) -> np.ndarray:
     """Per-image rotation (degrees), zoom (scale > 1 crops in), shift `[N, 2]` (dy, dx in pixels) and horizontal flip.
 
     Borders are filled by reflection (a crop of the scene rather than black corners).
     """
-    moved = warp(torch.from_numpy(pixels).float(), angle_deg=torch.as_tensor(angle_deg, dtype=torch.float64),
-                 zoom=torch.as_tensor(scale, dtype=torch.float64), flip=torch.as_tensor(flip, dtype=torch.bool),
-                 shift_px=torch.as_tensor(shift_px, dtype=torch.float64))
+    moved = warp(
+        torch.from_numpy(pixels).float(),
+        angle_deg=torch.as_tensor(angle_deg, dtype=torch.float64),
+        zoom=torch.as_tensor(scale, dtype=torch.float64),
+        flip=torch.as_tensor(flip, dtype=torch.bool),
+        shift_px=torch.as_tensor(shift_px, dtype=torch.float64),
+    )
     return _to_uint8(moved.numpy())
 
 
@@ -143,16 +150,25 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
     if family == "resample":
         return down_up(pixels, 2)
     if family == "combined":
-        moved = affine(pixels, angle_deg=rng.uniform(-10, 10, n), scale=1.0 / (1.0 - rng.uniform(0, 0.15, n)),
-                       shift_px=rng.uniform(-shift_max, shift_max, (n, 2)), flip=rng.random(n) < 0.5)
+        moved = affine(
+            pixels,
+            angle_deg=rng.uniform(-10, 10, n),
+            scale=1.0 / (1.0 - rng.uniform(0, 0.15, n)),
+            shift_px=rng.uniform(-shift_max, shift_max, (n, 2)),
+            flip=rng.random(n) < 0.5,
+        )
         moved = _intensity(moved, rng)
         last = rng.integers(0, 3, n)
         out = moved.copy()
         for i in range(n):
-            one = moved[i:i + 1]
-            out[i] = (blur(one, rng.uniform(0.5, 1.0)) if last[i] == 0 else
-                      add_noise(one, rng.uniform(3, 8), rng) if last[i] == 1 else
-                      jpeg(one, int(rng.integers(40, 81))))[0]
+            one = moved[i : i + 1]
+            out[i] = (
+                blur(one, rng.uniform(0.5, 1.0))
+                if last[i] == 0
+                else add_noise(one, rng.uniform(3, 8), rng)
+                if last[i] == 1
+                else jpeg(one, int(rng.integers(40, 81)))
+            )[0]
         return out
     raise ValueError(f"unknown copy transform family {family!r}; choose from {COPY_FAMILIES}.")
 
@@ -161,7 +177,7 @@ def _intensity(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = len(pixels)
     out = np.empty_like(pixels)
     for i, (g, c, b) in enumerate(zip(rng.uniform(0.7, 1.4, n), rng.uniform(0.75, 1.25, n), rng.uniform(-20, 20, n))):
-        out[i] = brightness(contrast(gamma(pixels[i:i + 1], g), c), b)[0]
+        out[i] = brightness(contrast(gamma(pixels[i : i + 1], g), c), b)[0]
     return out
 
 

@@ -46,8 +46,9 @@ def plot_panel_ratios(panels: dict, statuses: dict[str, str], good_ratio: float,
     return _save(fig, path)
 
 
-def plot_feature_pca(real: np.ndarray, synthetic: np.ndarray, path: Path, *, max_points: int = 1000,
-                     rng: np.random.Generator) -> Path:
+def plot_feature_pca(
+    real: np.ndarray, synthetic: np.ndarray, path: Path, *, max_points: int = 1000, rng: np.random.Generator
+) -> Path:
     """Real and synthetic features projected on the real features' first two principal axes."""
     real_pts = real[rng.choice(len(real), min(max_points, len(real)), replace=False)]
     synth_pts = synthetic[rng.choice(len(synthetic), min(max_points, len(synthetic)), replace=False)]
@@ -75,8 +76,9 @@ def plot_msssim(values: dict[str, np.ndarray], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_similarity_histogram(synthetic: np.ndarray, calibration: np.ndarray, threshold: float, path: Path, *,
-                              what: str) -> Path:
+def plot_similarity_histogram(
+    synthetic: np.ndarray, calibration: np.ndarray, threshold: float, path: Path, *, what: str
+) -> Path:
     """Nearest-training-image similarity of synthetic and held-out real images, with the copy threshold."""
     fig, ax = plt.subplots(figsize=(5, 3))
     low = float(min(np.min(synthetic, initial=1), np.min(calibration, initial=1)))
@@ -101,8 +103,11 @@ def plot_pairs(synthetic_pixels: np.ndarray, train_pixels: np.ndarray, rows: lis
         flag = " COPY" if row.get("flagged") else ""
         _show(ax_row[0], synthetic_pixels[row["synthetic_index"]], f"synthetic {row['synthetic_id']}{flag}")
         moved = f", {row['angle_deg']:+.0f} deg, zoom {row['zoom']:.2f}" if "angle_deg" in row else ""
-        _show(ax_row[1], train_image, f"train {row['train_id']}{' (flipped)' if row.get('flipped') else ''}\n"
-                                      f"r={row['similarity']:.4f}{moved}")
-    for ax in axes[len(rows):].ravel():
+        _show(
+            ax_row[1],
+            train_image,
+            f"train {row['train_id']}{' (flipped)' if row.get('flipped') else ''}\nr={row['similarity']:.4f}{moved}",
+        )
+    for ax in axes[len(rows) :].ravel():
         ax.axis("off")
     return _save(fig, path)

@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 Part = Literal["fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations"]
 PARTS: tuple[str, ...] = ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
-PART_ALIASES = {"tstr": "usefulness", "condition": "condition_fidelity", "explain": "explanations",
-                "memorization": "memorisation", "privacy": "memorisation"}
+PART_ALIASES = {
+    "tstr": "usefulness",
+    "condition": "condition_fidelity",
+    "explain": "explanations",
+    "memorization": "memorisation",
+    "privacy": "memorisation",
+}
 METRICS_NAME = "metrics.json"
 PRETRAINED_WEIGHTS = {"inception": INCEPTION_WEIGHTS, "xrv": XRV_WEIGHTS}
 
@@ -129,36 +134,58 @@ def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
     kwargs: _LoadOptions = {"classes": list(info.classes), "size_px": size_px, "channels": info.channels}
     train = _load_split(config.real_dir, "train", **kwargs)
     if train is None or len(train) < 2:
-        raise ValueError(f"{config.real_dir} has fewer than 2 training images; evaluation compares against the "
-                         f"real train split. Prepare the dataset with a train split (synthmed prepare).")
+        raise ValueError(
+            f"{config.real_dir} has fewer than 2 training images; evaluation compares against the "
+            f"real train split. Prepare the dataset with a train split (synthmed prepare)."
+        )
     synthetic = load_image_arrays(config.synthetic_dir, **kwargs)
     if len(synthetic) < 2:
         raise ValueError(f"{config.synthetic_dir} holds {len(synthetic)} image(s); evaluation needs at least 2.")
     rng = np.random.default_rng(config.seed)
-    real = RealSplits(train=_cap(train, config.max_real, rng),
-                      val=_cap(_load_split(config.real_dir, "val", **kwargs), config.max_real, rng),
-                      test=_cap(_load_split(config.real_dir, "test", **kwargs), config.max_real, rng))
+    real = RealSplits(
+        train=_cap(train, config.max_real, rng),
+        val=_cap(_load_split(config.real_dir, "val", **kwargs), config.max_real, rng),
+        test=_cap(_load_split(config.real_dir, "test", **kwargs), config.max_real, rng),
+    )
     synthetic = _cap(synthetic, config.max_synthetic, rng)
-    counts = {name: (int(len(a)) if a is not None else 0) for name, a in
-              (("real_train", real.train), ("real_val", real.val), ("real_test", real.test), ("synthetic", synthetic))}
-    per_class = {name: {c: int((a.labels == i).sum()) for i, c in enumerate(info.classes)}
-                 for name, a in (("real_train", real.train), ("synthetic", synthetic)) if a is not None}
-    inputs = {"real_dataset": str(Path(config.real_dir).resolve()),
-              "synthetic_set": str(Path(config.synthetic_dir).resolve()),
-              "dataset_name": info.name, "modality": info.modality, "classes": list(info.classes),
-              "channels": info.channels, "image_size_px": int(size_px), "dataset_image_size_px": info.image_size_px,
-              "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",
-              "counts": counts, "per_class_counts": per_class,
-              "heldout_split": real.heldout_name,
-              "config": config.model_dump(mode="json")}
+    counts = {
+        name: (int(len(a)) if a is not None else 0)
+        for name, a in (
+            ("real_train", real.train),
+            ("real_val", real.val),
+            ("real_test", real.test),
+            ("synthetic", synthetic),
+        )
+    }
+    per_class = {
+        name: {c: int((a.labels == i).sum()) for i, c in enumerate(info.classes)}
+        for name, a in (("real_train", real.train), ("synthetic", synthetic))
+        if a is not None
+    }
+    inputs = {
+        "real_dataset": str(Path(config.real_dir).resolve()),
+        "synthetic_set": str(Path(config.synthetic_dir).resolve()),
+        "dataset_name": info.name,
+        "modality": info.modality,
+        "classes": list(info.classes),
+        "channels": info.channels,
+        "image_size_px": int(size_px),
+        "dataset_image_size_px": info.image_size_px,
+        "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",
+        "counts": counts,
+        "per_class_counts": per_class,
+        "heldout_split": real.heldout_name,
+        "config": config.model_dump(mode="json"),
+    }
     return real, synthetic, inputs
 
 
 def build_extractor(config: EvalConfig, real: RealSplits) -> FeatureExtractor:
     """The chosen feature extractor: the domain encoder (trained or cached) or a local pretrained network."""
     if config.extractor == "domain":
-        settings = EncoderSettings(input_size_px=min(int(real.train.pixels.shape[-1]), 64),
-                                   epochs=config.encoder_epochs, seed=config.seed)
+        settings = EncoderSettings(
+            input_size_px=min(int(real.train.pixels.shape[-1]), 64), epochs=config.encoder_epochs, seed=config.seed
+        )
         return load_or_train_domain_extractor(real.train, real.val, settings=settings, cache_dir=config.cache_dir)
     return PRETRAINED_EXTRACTORS[config.extractor](weights_path=config.weights_path, cache_dir=config.cache_dir)
 
@@ -205,8 +232,9 @@ def evaluate(config: EvalConfig) -> Path:
     started = time.perf_counter()
     if config.extractor in PRETRAINED_WEIGHTS and {"fidelity", "memorisation"} - set(config.skip):
         # Refuse a missing weights file before any work.
-        resolve_weights(PRETRAINED_WEIGHTS[config.extractor], weights_path=config.weights_path,
-                        cache_dir=config.cache_dir)
+        resolve_weights(
+            PRETRAINED_WEIGHTS[config.extractor], weights_path=config.weights_path, cache_dir=config.cache_dir
+        )
     load_started = time.perf_counter()
     real, synthetic, inputs = load_inputs(config)
     out_dir = Path(config.out_dir)
@@ -223,20 +251,37 @@ def evaluate(config: EvalConfig) -> Path:
             extractor = build_extractor(config, real)
             features = sections.extract_features(extractor, real, synthetic)
     if "fidelity" in wanted:
-        recorder.run_section("fidelity", fidelity_section, real=real, synthetic=synthetic,
-                             features=features, config=config, out_dir=out_dir)
+        recorder.run_section(
+            "fidelity",
+            fidelity_section,
+            real=real,
+            synthetic=synthetic,
+            features=features,
+            config=config,
+            out_dir=out_dir,
+        )
     if "diversity" in wanted:
-        recorder.run_section("diversity", sections.diversity_section, real=real, synthetic=synthetic,
-                             config=config, out_dir=out_dir)
+        recorder.run_section(
+            "diversity", sections.diversity_section, real=real, synthetic=synthetic, config=config, out_dir=out_dir
+        )
     if "memorisation" in wanted:
-        recorder.run_section("memorisation", memorisation_section, real=real, synthetic=synthetic,
-                             features=features, config=config, out_dir=out_dir)
+        recorder.run_section(
+            "memorisation",
+            memorisation_section,
+            real=real,
+            synthetic=synthetic,
+            features=features,
+            config=config,
+            out_dir=out_dir,
+        )
     if "usefulness" in wanted:
-        recorder.run_section("usefulness", sections.usefulness_section, real=real, synthetic=synthetic,
-                             config=config, out_dir=out_dir)
+        recorder.run_section(
+            "usefulness", sections.usefulness_section, real=real, synthetic=synthetic, config=config, out_dir=out_dir
+        )
     if {"condition_fidelity", "explanations"} & set(wanted):
-        sections.classifier_sections(recorder, wanted=wanted, real=real, synthetic=synthetic, config=config,
-                                     out_dir=out_dir)
+        sections.classifier_sections(
+            recorder, wanted=wanted, real=real, synthetic=synthetic, config=config, out_dir=out_dir
+        )
     recorder.metrics["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     recorder.metrics["status"] = {"failed_parts": recorder.failed}
     recorder.save()

@@ -21,8 +21,16 @@ class SharedClassifiers:
     otherwise each is fitted here on first use and kept.
     """
 
-    def __init__(self, *, config: tstr.TSTRConfig, real_train: ImageArrays, real_val: ImageArrays | None,
-                 synthetic: ImageArrays, usefulness: dict | None, eval_dir: Path):
+    def __init__(
+        self,
+        *,
+        config: tstr.TSTRConfig,
+        real_train: ImageArrays,
+        real_val: ImageArrays | None,
+        synthetic: ImageArrays,
+        usefulness: dict | None,
+        eval_dir: Path,
+    ):
         self.config, self.eval_dir = config, Path(eval_dir)
         self.arch, self.seed = config.archs[0], config.seeds[0]
         self.train_sets = {"real": real_train, "synthetic": synthetic}
@@ -49,8 +57,13 @@ class SharedClassifiers:
                 log.info("reusing the usefulness %s-trained %s classifier from %s", train_set, self.arch, saved)
             else:
                 self._models[train_set] = tstr.fit_classifier(
-                    self.train_sets[train_set], self.real_val, arch=self.arch, config=self.config, seed=self.seed,
-                    in_channels=int(self.train_sets["real"].pixels.shape[1]))
+                    self.train_sets[train_set],
+                    self.real_val,
+                    arch=self.arch,
+                    config=self.config,
+                    seed=self.seed,
+                    in_channels=int(self.train_sets["real"].pixels.shape[1]),
+                )
                 self.sources[train_set] = "fitted for this section (usefulness did not run with the same settings)"
         return self._models[train_set]
 
@@ -58,15 +71,26 @@ class SharedClassifiers:
         """What a verdict on these classifiers rests on: structured fields and one sentence ("text")."""
         described = ", and the same arch ".join(self.describe(t) for t in train_sets)
         text = f"{described}; scored on " + " and ".join(f"{n:,} {name} images" for name, n in scored.items())
-        return {"classifiers": [{"arch": self.arch, "weights": weights_description(self.arch, self.config.weights_dir),
-                                 "image_size_px": self.config.image_size_px, "seed": self.seed, "trained_on": t,
-                                 "n_train_images": tstr.images_used(len(self.train_sets[t]), self.config)}
-                                for t in train_sets],
-                "n_scored_images": dict(scored), "text": text + (f"; {note}." if note else ".")}
+        return {
+            "classifiers": [
+                {
+                    "arch": self.arch,
+                    "weights": weights_description(self.arch, self.config.weights_dir),
+                    "image_size_px": self.config.image_size_px,
+                    "seed": self.seed,
+                    "trained_on": t,
+                    "n_train_images": tstr.images_used(len(self.train_sets[t]), self.config),
+                }
+                for t in train_sets
+            ],
+            "n_scored_images": dict(scored),
+            "text": text + (f"; {note}." if note else "."),
+        }
 
     def describe(self, train_set: str) -> str:
         """'small_cnn (from scratch, 64 px, seed 0) trained on 1,200 real images'."""
-        text = classifier_description(self.arch, weights_dir=self.config.weights_dir,
-                                      image_size_px=self.config.image_size_px, seeds=[self.seed])
+        text = classifier_description(
+            self.arch, weights_dir=self.config.weights_dir, image_size_px=self.config.image_size_px, seeds=[self.seed]
+        )
         n_images = tstr.images_used(len(self.train_sets[train_set]), self.config)
         return f"{text} trained on {n_images:,} {train_set} images"

@@ -31,8 +31,15 @@ from synthmed.files import atomic_write_json
 log = logging.getLogger(__name__)
 
 Condition = Literal["real", "synthetic", "real+synthetic"]
-__all__ = ["METRICS", "TSTRConfig", "classification_metrics", "fit_classifier", "run_tstr",
-           "train_reference_classifier", "tstr_verdict"]
+__all__ = [
+    "METRICS",
+    "TSTRConfig",
+    "classification_metrics",
+    "fit_classifier",
+    "run_tstr",
+    "train_reference_classifier",
+    "tstr_verdict",
+]
 
 
 class TSTRConfig(BaseModel):
@@ -47,10 +54,12 @@ class TSTRConfig(BaseModel):
     min_steps: int = Field(default=150, ge=0, description="at least this many batches (small sets get more epochs)")
     patience_epochs: int = Field(default=6, gt=0, description="stop after this many epochs without val gain")
     model_selection: Literal["real_val", "last_epoch"] = Field(
-        default="last_epoch", description="last_epoch (default): never look at real labels while training, so "
-                                          "TSTR is trained on synthetic data alone; real_val: keep the epoch best on "
-                                          "real val (lets real labels steer TSTR: a label-shuffled set scored 0.63 "
-                                          "instead of 0.47 balanced accuracy in bench/results/report.md)")
+        default="last_epoch",
+        description="last_epoch (default): never look at real labels while training, so "
+        "TSTR is trained on synthetic data alone; real_val: keep the epoch best on "
+        "real val (lets real labels steer TSTR: a label-shuffled set scored 0.63 "
+        "instead of 0.47 balanced accuracy in bench/results/report.md)",
+    )
     batch_size: int = Field(default=64, gt=1)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -66,11 +75,13 @@ class TSTRConfig(BaseModel):
     save_classifiers: Literal["all", "first_seed", "none"] = Field(
         default="first_seed",
         description="write trained classifiers (safetensors + JSON) under usefulness/classifiers/ARCH/: "
-                    "every one, those of the first seed (enough for condition fidelity and "
-                    "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB")
+        "every one, those of the first seed (enough for condition fidelity and "
+        "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB",
+    )
 
 
 # Data.
+
 
 def _as_tensor(arrays: ImageArrays, *, size_px: int, channels: int) -> torch.Tensor:
     x = to_model_range(torch.from_numpy(np.ascontiguousarray(arrays.pixels)))
@@ -90,11 +101,14 @@ def _check_sets(real_train: ImageArrays, others: dict[str, ImageArrays | None]) 
         if len(arrays) == 0:
             raise ValueError(f"The {name} image set is empty; nothing to train or test on.")
         if list(arrays.classes) != list(real_train.classes):
-            raise ValueError(f"The {name} set's classes {arrays.classes} differ from the real training classes "
-                             f"{real_train.classes}; load it with classes=<the real dataset's classes>.")
+            raise ValueError(
+                f"The {name} set's classes {arrays.classes} differ from the real training classes "
+                f"{real_train.classes}; load it with classes=<the real dataset's classes>."
+            )
 
 
 # Training.
+
 
 def _weights_path(arch: str, config: TSTRConfig) -> Path | None:
     if arch == "small_cnn" or config.weights_dir is None:
@@ -107,8 +121,15 @@ def images_used(n_images: int, config: TSTRConfig) -> int:
     return min(n_images, config.max_train_images) if config.max_train_images is not None else n_images
 
 
-def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, config: TSTRConfig, seed: int,
-                   in_channels: int | None = None) -> ImageClassifier:
+def fit_classifier(
+    train: ImageArrays,
+    val: ImageArrays | None,
+    *,
+    arch: str,
+    config: TSTRConfig,
+    seed: int,
+    in_channels: int | None = None,
+) -> ImageClassifier:
     """Train one classifier (seeded; keeps the epoch with the best real-val balanced accuracy)."""
     in_channels = in_channels or int(train.pixels.shape[1])
     num_classes = len(train.classes)
@@ -118,35 +139,46 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
         x = _as_tensor(train, size_px=config.image_size_px, channels=in_channels)
         y = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
         if config.max_train_images is not None and len(y) > config.max_train_images:
-            keep = torch.randperm(len(y), generator=generator)[:config.max_train_images]
+            keep = torch.randperm(len(y), generator=generator)[: config.max_train_images]
             x, y = x[keep], y[keep]
         weights_path = _weights_path(arch, config)
         if arch == "vgg19" and weights_path is None:
-            log.warning("vgg19 from scratch (no ImageNet weights): it has no batch norm and can stay at chance for "
-                        "many epochs (PneumoniaMNIST 32 px, 5 epochs: balanced accuracy 0.50); give "
-                        "--tstr-weights-dir with %s for a meaningful VGG-19 result.", imagenet_weights_filename(arch))
-        net = build_classifier(arch, num_classes=num_classes, in_channels=in_channels,
-                               weights_path=weights_path, small_cnn_width=config.small_cnn_width)
-        model = ImageClassifier(net, arch=arch, classes=train.classes, in_channels=in_channels,
-                                image_size_px=config.image_size_px)
+            log.warning(
+                "vgg19 from scratch (no ImageNet weights): it has no batch norm and can stay at chance for "
+                "many epochs (PneumoniaMNIST 32 px, 5 epochs: balanced accuracy 0.50); give "
+                "--tstr-weights-dir with %s for a meaningful VGG-19 result.",
+                imagenet_weights_filename(arch),
+            )
+        net = build_classifier(
+            arch,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            weights_path=weights_path,
+            small_cnn_width=config.small_cnn_width,
+        )
+        model = ImageClassifier(
+            net, arch=arch, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
+        )
         counts = torch.bincount(y, minlength=num_classes).float()
         class_weight = torch.where(counts > 0, len(y) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps_per_epoch = max(1, len(y) // config.batch_size + (len(y) % config.batch_size > 1))
         epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, pct_start=0.15,
-                                                       total_steps=epochs * steps_per_epoch)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, pct_start=0.15, total_steps=epochs * steps_per_epoch
+        )
         check_every = max(1, epochs // config.epochs)  # val checks at the configured epoch cadence
         best_score, best_state, stale, steps_done = -1.0, None, 0, 0
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(len(y), generator=generator)
             for start in range(0, len(y), config.batch_size):
-                index = order[start:start + config.batch_size]
+                index = order[start : start + config.batch_size]
                 if len(index) < 2:  # BatchNorm cannot train on one image
                     continue
-                xb = augment_batch(x[index], shift_px=config.augment_shift_px, hflip=config.augment_hflip,
-                                   generator=generator)
+                xb = augment_batch(
+                    x[index], shift_px=config.augment_shift_px, hflip=config.augment_hflip, generator=generator
+                )
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast):
                     logits = model(xb)
                 weight = class_weight if config.balance_classes else None
@@ -158,8 +190,12 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
                 if schedule.last_epoch < schedule.total_steps - 1:
                     schedule.step()
             last = epoch == epochs - 1
-            if val is not None and len(val) and config.model_selection == "real_val" and (
-                    (epoch + 1) % check_every == 0 or last):
+            if (
+                val is not None
+                and len(val)
+                and config.model_selection == "real_val"
+                and ((epoch + 1) % check_every == 0 or last)
+            ):
                 score = classification_metrics(val.labels, predict_proba(model, val.pixels), num_classes)
                 if score["balanced_accuracy"] >= best_score:  # ties keep the later, longer-trained model
                     stale = 0 if score["balanced_accuracy"] > best_score else stale + 1
@@ -173,8 +209,9 @@ def fit_classifier(train: ImageArrays, val: ImageArrays | None, *, arch: str, co
     return model.eval()
 
 
-def train_reference_classifier(real_train: ImageArrays, real_val: ImageArrays | None, *,
-                               config: TSTRConfig) -> torch.nn.Module:
+def train_reference_classifier(
+    real_train: ImageArrays, real_val: ImageArrays | None, *, config: TSTRConfig
+) -> torch.nn.Module:
     """A classifier trained on real images only (first arch and seed), for condition fidelity and explanations."""
     _check_sets(real_train, {"real validation": real_val})
     return fit_classifier(real_train, real_val, arch=config.archs[0], config=config, seed=config.seeds[0])
@@ -182,8 +219,16 @@ def train_reference_classifier(real_train: ImageArrays, real_val: ImageArrays | 
 
 # Experiment.
 
-def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test: ImageArrays,
-             synthetic: ImageArrays, config: TSTRConfig, out_dir: Path) -> dict:
+
+def run_tstr(
+    *,
+    real_train: ImageArrays,
+    real_val: ImageArrays | None,
+    real_test: ImageArrays,
+    synthetic: ImageArrays,
+    config: TSTRConfig,
+    out_dir: Path,
+) -> dict:
     """Train each arch x condition x seed, test on `real_test`; returns the "usefulness" section.
 
     Also writes out_dir/tstr.json, results.csv, results.tex, the figures, and (config.save_classifiers)
@@ -193,8 +238,11 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
     out_dir = Path(out_dir)
     classes = list(real_train.classes)
     num_classes, channels = len(classes), int(real_train.pixels.shape[1])
-    train_sets = {"real": real_train, "synthetic": synthetic,
-                  "real+synthetic": _concat(real_train, synthetic, size_px=config.image_size_px, channels=channels)}
+    train_sets = {
+        "real": real_train,
+        "synthetic": synthetic,
+        "real+synthetic": _concat(real_train, synthetic, size_px=config.image_size_px, channels=channels),
+    }
     runs = [(a, c, s) for a in config.archs for c in config.conditions for s in config.seeds]
     probas: dict[str, dict[str, list[np.ndarray]]] = {a: {c: [] for c in config.conditions} for a in config.archs}
     saved = []
@@ -204,28 +252,60 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
         score = classification_metrics(real_test.labels, probas[arch][cond][-1], num_classes)["balanced_accuracy"]
         log.info("TSTR %s trained on %s (seed %d): test balanced accuracy %.3f", arch, cond, seed, score)
         if config.save_classifiers == "all" or (config.save_classifiers == "first_seed" and seed == config.seeds[0]):
-            saved.append(_save(model, out_dir, arch=arch, cond=cond, seed=seed, config=config,
-                               n_train=images_used(len(train_sets[cond]), config), score=score))
+            saved.append(
+                _save(
+                    model,
+                    out_dir,
+                    arch=arch,
+                    cond=cond,
+                    seed=seed,
+                    config=config,
+                    n_train=images_used(len(train_sets[cond]), config),
+                    score=score,
+                )
+            )
     results, arch_ratios = {}, {}
     for arch in config.archs:
-        boot = bootstrap(real_test.labels, probas[arch], num_classes, samples=config.bootstrap_samples,
-                         seed=config.seeds[0])
-        results[arch] = {cond: condition_results(real_test.labels, per_seed, boot[cond], classes, list(config.seeds))
-                         for cond, per_seed in probas[arch].items()}
+        boot = bootstrap(
+            real_test.labels, probas[arch], num_classes, samples=config.bootstrap_samples, seed=config.seeds[0]
+        )
+        results[arch] = {
+            cond: condition_results(real_test.labels, per_seed, boot[cond], classes, list(config.seeds))
+            for cond, per_seed in probas[arch].items()
+        }
         arch_ratios[arch] = ratios(results[arch], boot)
     n_train: dict[str, int] = {c: images_used(len(train_sets[c]), config) for c in config.conditions}
     section: dict[str, Any] = {
-        "test_images": len(real_test), "train_images": n_train, "config": config.model_dump(mode="json"),
-        "rests_on": rests_on(archs=config.archs, weights_dir=config.weights_dir, image_size_px=config.image_size_px,
-                             seeds=config.seeds, n_train=n_train, n_test=len(real_test)),
-        "results": results, "ratios": arch_ratios, "classifiers": saved,
-        "figures": [{"title": "Real-test scores of classifiers trained on real, synthetic, or both (95% CI)",
-                     "path": plot_scores(results, out_dir / "tstr.png", out_dir)}],
+        "test_images": len(real_test),
+        "train_images": n_train,
+        "config": config.model_dump(mode="json"),
+        "rests_on": rests_on(
+            archs=config.archs,
+            weights_dir=config.weights_dir,
+            image_size_px=config.image_size_px,
+            seeds=config.seeds,
+            n_train=n_train,
+            n_test=len(real_test),
+        ),
+        "results": results,
+        "ratios": arch_ratios,
+        "classifiers": saved,
+        "figures": [
+            {
+                "title": "Real-test scores of classifiers trained on real, synthetic, or both (95% CI)",
+                "path": plot_scores(results, out_dir / "tstr.png", out_dir),
+            }
+        ],
     }
     for arch in config.archs:
-        section["figures"].append({"title": f"{arch}: real-test confusion matrices, summed over seeds",
-                                   "path": plot_confusions(results[arch], classes, arch=arch,
-                                                           path=out_dir / f"confusion_{arch}.png", out_dir=out_dir)})
+        section["figures"].append(
+            {
+                "title": f"{arch}: real-test confusion matrices, summed over seeds",
+                "path": plot_confusions(
+                    results[arch], classes, arch=arch, path=out_dir / f"confusion_{arch}.png", out_dir=out_dir
+                ),
+            }
+        )
     section.update(tstr_verdict(section))
     attach_rests_on(section, section["rests_on"])
     section["tables"] = write_tables(section, classes, out_dir)
@@ -233,21 +313,44 @@ def run_tstr(*, real_train: ImageArrays, real_val: ImageArrays | None, real_test
     return section
 
 
-def _save(model: ImageClassifier, out_dir: Path, *, arch: str, cond: str, seed: int, config: TSTRConfig,
-          n_train: int, score: float) -> dict:
+def _save(
+    model: ImageClassifier,
+    out_dir: Path,
+    *,
+    arch: str,
+    cond: str,
+    seed: int,
+    config: TSTRConfig,
+    n_train: int,
+    score: float,
+) -> dict:
     weights = _weights_path(arch, config)
-    paths = save_classifier(model, out_dir / "classifiers" / arch, condition=cond, seed=seed,
-                            small_cnn_width=config.small_cnn_width,
-                            extra={"initial_weights": weights.name if weights else "from scratch",
-                                   "n_train_images": n_train, "real_test_balanced_accuracy": score,
-                                   "tstr_config": config.model_dump(mode="json")})
-    return {"arch": arch, "train_set": cond, "seed": seed,
-            **{k: v.relative_to(out_dir.parent).as_posix() for k, v in paths.items()}}
+    paths = save_classifier(
+        model,
+        out_dir / "classifiers" / arch,
+        condition=cond,
+        seed=seed,
+        small_cnn_width=config.small_cnn_width,
+        extra={
+            "initial_weights": weights.name if weights else "from scratch",
+            "n_train_images": n_train,
+            "real_test_balanced_accuracy": score,
+            "tstr_config": config.model_dump(mode="json"),
+        },
+    )
+    return {
+        "arch": arch,
+        "train_set": cond,
+        "seed": seed,
+        **{k: v.relative_to(out_dir.parent).as_posix() for k, v in paths.items()},
+    }
 
 
 def _concat(a: ImageArrays, b: ImageArrays, *, size_px: int, channels: int) -> ImageArrays:
     def prep(arrays: ImageArrays) -> np.ndarray:
         x = _as_tensor(arrays, size_px=size_px, channels=channels)
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return ImageArrays(np.concatenate([prep(a), prep(b)]), np.concatenate([a.labels, b.labels]), a.classes,
-                       [*a.ids, *b.ids])
+
+    return ImageArrays(
+        np.concatenate([prep(a), prep(b)]), np.concatenate([a.labels, b.labels]), a.classes, [*a.ids, *b.ids]
+    )

@@ -45,23 +45,31 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: i
             aucs.append(_binary_auc(positive, proba[:, k]))
     present_recall = [r for r in recall if r is not None]
     present_f1 = [v for v in f1 if v is not None]
-    return {"accuracy": float((pred == y_true).mean()), "balanced_accuracy": float(np.mean(present_recall)),
-            "macro_auc": float(np.mean(aucs)) if aucs else None, "macro_f1": float(np.mean(present_f1)),
-            "per_class_recall": recall, "per_class_precision": precision, "per_class_f1": f1,
-            "confusion_matrix": matrix.tolist()}
+    return {
+        "accuracy": float((pred == y_true).mean()),
+        "balanced_accuracy": float(np.mean(present_recall)),
+        "macro_auc": float(np.mean(aucs)) if aucs else None,
+        "macro_f1": float(np.mean(present_f1)),
+        "per_class_recall": recall,
+        "per_class_precision": precision,
+        "per_class_f1": f1,
+        "confusion_matrix": matrix.tolist(),
+    }
 
 
 def summary(per_seed: list[float | None], boot: np.ndarray) -> dict:
     """Mean over seeds, 95% bootstrap interval over test images (of the seed mean), spread over seeds."""
     values = [v for v in per_seed if v is not None]
     boot = boot[np.isfinite(boot)]
-    return {"mean": float(np.mean(values)) if values else None,
-            "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
-            "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None,
-            "std_over_seeds": float(np.std(values)) if len(values) > 1 else 0.0,
-            "min_over_seeds": float(np.min(values)) if values else None,
-            "max_over_seeds": float(np.max(values)) if values else None,
-            "per_seed": per_seed}
+    return {
+        "mean": float(np.mean(values)) if values else None,
+        "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
+        "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None,
+        "std_over_seeds": float(np.std(values)) if len(values) > 1 else 0.0,
+        "min_over_seeds": float(np.min(values)) if values else None,
+        "max_over_seeds": float(np.max(values)) if values else None,
+        "per_seed": per_seed,
+    }
 
 
 def boot_names(num_classes: int) -> list[str]:
@@ -69,8 +77,9 @@ def boot_names(num_classes: int) -> list[str]:
     return [*METRICS, *(f"{what}_{k}" for what in PER_CLASS for k in range(num_classes))]
 
 
-def bootstrap(y: np.ndarray, probas: dict[str, list[np.ndarray]], num_classes: int, *, samples: int,
-              seed: int) -> dict[str, dict[str, np.ndarray]]:
+def bootstrap(
+    y: np.ndarray, probas: dict[str, list[np.ndarray]], num_classes: int, *, samples: int, seed: int
+) -> dict[str, dict[str, np.ndarray]]:
     """Seed-mean metrics over `samples` resamples of the test images (the same resamples for every condition)."""
     rng = np.random.default_rng(seed)
     out = {cond: {name: np.full(samples, np.nan) for name in boot_names(num_classes)} for cond in probas}
@@ -88,19 +97,23 @@ def bootstrap(y: np.ndarray, probas: dict[str, list[np.ndarray]], num_classes: i
     return out
 
 
-def condition_results(y: np.ndarray, per_seed: list[np.ndarray], boot: dict[str, np.ndarray], classes: list[str],
-                      seeds: list[int]) -> dict:
+def condition_results(
+    y: np.ndarray, per_seed: list[np.ndarray], boot: dict[str, np.ndarray], classes: list[str], seeds: list[int]
+) -> dict:
     """One condition's entry in usefulness.results[arch]: summaries, per-class P/R/F1, confusion per seed."""
     num_classes = len(classes)
     scores = [classification_metrics(y, p, num_classes) for p in per_seed]
     entry = {m: summary([s[m] for s in scores], boot[m]) for m in METRICS}
-    entry["per_class_recall"] = {name: summary([s["per_class_recall"][k] for s in scores], boot[f"recall_{k}"])
-                                 for k, name in enumerate(classes)}
+    entry["per_class_recall"] = {
+        name: summary([s["per_class_recall"][k] for s in scores], boot[f"recall_{k}"]) for k, name in enumerate(classes)
+    }
     entry["per_class"] = {
-        name: {"support": int(np.sum(y == k)),
-               **{what: summary([s[f"per_class_{what}"][k] for s in scores], boot[f"{what}_{k}"])
-                  for what in PER_CLASS}}
-        for k, name in enumerate(classes)}
+        name: {
+            "support": int(np.sum(y == k)),
+            **{what: summary([s[f"per_class_{what}"][k] for s in scores], boot[f"{what}_{k}"]) for what in PER_CLASS},
+        }
+        for k, name in enumerate(classes)
+    }
     entry["confusion_matrix_per_seed"] = {str(seed): s["confusion_matrix"] for seed, s in zip(seeds, scores)}
     return entry
 
@@ -111,12 +124,18 @@ def ratio(top: dict, bottom: dict, boot_top: np.ndarray, boot_bottom: np.ndarray
         boot = boot_top / boot_bottom
     boot = boot[np.isfinite(boot)]
     mean = top["mean"] / bottom["mean"] if top["mean"] is not None and bottom["mean"] else None
-    return {"mean": mean, "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
-            "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None}
+    return {
+        "mean": mean,
+        "ci_low": float(np.percentile(boot, 2.5)) if boot.size else None,
+        "ci_high": float(np.percentile(boot, 97.5)) if boot.size else None,
+    }
 
 
 def ratios(results: dict, boot: dict) -> dict:
     """TSTR/TRTR and (real+synthetic)/TRTR for every metric of one arch."""
     pairs = {"tstr_over_trtr": ("synthetic", "real"), "augmented_over_trtr": ("real+synthetic", "real")}
-    return {name: {m: ratio(results[top][m], results[bottom][m], boot[top][m], boot[bottom][m]) for m in METRICS}
-            for name, (top, bottom) in pairs.items() if top in results and bottom in results}
+    return {
+        name: {m: ratio(results[top][m], results[bottom][m], boot[top][m], boot[bottom][m]) for m in METRICS}
+        for name, (top, bottom) in pairs.items()
+        if top in results and bottom in results
+    }

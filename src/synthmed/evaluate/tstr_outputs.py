@@ -15,8 +15,11 @@ from synthmed.evaluate.classifiers import ImageClassifier, build_classifier
 from synthmed.evaluate.tstr_metrics import METRICS
 from synthmed.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-CONDITION_LABELS = {"real": "train real (TRTR)", "synthetic": "train synthetic (TSTR)",
-                    "real+synthetic": "train real + synthetic"}
+CONDITION_LABELS = {
+    "real": "train real (TRTR)",
+    "synthetic": "train synthetic (TSTR)",
+    "real+synthetic": "train real + synthetic",
+}
 TABLE_METRICS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced acc.", "macro_f1": "Macro F1"}
 
 
@@ -43,9 +46,15 @@ def plot_scores(results: dict, path: Path, out_dir: Path) -> str:
             means = [s["mean"] if s["mean"] is not None else np.nan for s in stats]
             low = [m - s["ci_low"] if s["ci_low"] is not None else 0 for m, s in zip(means, stats)]
             high = [s["ci_high"] - m if s["ci_high"] is not None else 0 for m, s in zip(means, stats)]
-            ax.bar(np.arange(len(METRICS)) + (i - (len(conds) - 1) / 2) * width, means, width,
-                   yerr=[np.maximum(low, 0), np.maximum(high, 0)], capsize=3, color=colours[cond],
-                   label=CONDITION_LABELS[cond])
+            ax.bar(
+                np.arange(len(METRICS)) + (i - (len(conds) - 1) / 2) * width,
+                means,
+                width,
+                yerr=[np.maximum(low, 0), np.maximum(high, 0)],
+                capsize=3,
+                color=colours[cond],
+                label=CONDITION_LABELS[cond],
+            )
         ax.set_xticks(np.arange(len(METRICS)), ["accuracy", "balanced\naccuracy", "macro AUC", "macro F1"])
         ax.set_ylim(0, 1.05)
         ax.set_title(arch)
@@ -56,8 +65,15 @@ def plot_scores(results: dict, path: Path, out_dir: Path) -> str:
     return _save_png(fig, path, out_dir)
 
 
-def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[str], *, row_label: str, path: Path,
-                          out_dir: Path, title: str | None = None) -> str:
+def plot_confusion_panels(
+    panels: list[tuple[str, np.ndarray]],
+    classes: list[str],
+    *,
+    row_label: str,
+    path: Path,
+    out_dir: Path,
+    title: str | None = None,
+) -> str:
     """Confusion matrices side by side (rows = `row_label`, columns = predicted class), each row summing to 100%."""
     from matplotlib.figure import Figure
 
@@ -70,8 +86,15 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
         share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
         for (i, j), value in np.ndenumerate(share):
-            ax.text(j, i, f"{value:.0%}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 else "#222")
+            ax.text(
+                j,
+                i,
+                f"{value:.0%}\n({int(matrix[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.6 else "#222",
+            )
         ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(classes)), classes, fontsize=8)
         ax.set_xlabel("predicted class")
@@ -86,11 +109,18 @@ def plot_confusion_panels(panels: list[tuple[str, np.ndarray]], classes: list[st
 
 def plot_confusions(arch_results: dict, classes: list[str], *, arch: str, path: Path, out_dir: Path) -> str:
     """One arch's real-test confusion matrices, one panel per training set, summed over seeds."""
-    panels = [(CONDITION_LABELS[cond],
-               np.sum([np.asarray(m) for m in entry["confusion_matrix_per_seed"].values()], axis=0))
-              for cond, entry in arch_results.items()]
-    return plot_confusion_panels(panels, classes, row_label="true class", path=path, out_dir=out_dir,
-                                 title=f"{arch}: real test images, summed over seeds")
+    panels = [
+        (CONDITION_LABELS[cond], np.sum([np.asarray(m) for m in entry["confusion_matrix_per_seed"].values()], axis=0))
+        for cond, entry in arch_results.items()
+    ]
+    return plot_confusion_panels(
+        panels,
+        classes,
+        row_label="true class",
+        path=path,
+        out_dir=out_dir,
+        title=f"{arch}: real test images, summed over seeds",
+    )
 
 
 def results_rows(section: dict) -> list[dict]:
@@ -99,20 +129,45 @@ def results_rows(section: dict) -> list[dict]:
     for arch, by_cond in section["results"].items():
         weights = next((c["weights"] for c in section["rests_on"]["classifiers"] if c["arch"] == arch), None)
         for cond, entry in by_cond.items():
-            base = {"arch": arch, "weights": weights, "train_set": cond,
-                    "n_train": section["train_images"][cond], "n_test": section["test_images"]}
+            base = {
+                "arch": arch,
+                "weights": weights,
+                "train_set": cond,
+                "n_train": section["train_images"][cond],
+                "n_test": section["test_images"],
+            }
             stats = [(m, entry[m]) for m in METRICS]
             for name, per_class in entry["per_class"].items():
                 stats += [(f"{what}:{name}", per_class[what]) for what in ("precision", "recall", "f1")]
             for metric, s in stats:
-                rows.append({**base, "metric": metric, "mean": s["mean"], "ci_low": s["ci_low"],
-                             "ci_high": s["ci_high"], "seed_sd": s["std_over_seeds"], "seed_min": s["min_over_seeds"],
-                             "seed_max": s["max_over_seeds"], "n_seeds": len(s["per_seed"])})
+                rows.append(
+                    {
+                        **base,
+                        "metric": metric,
+                        "mean": s["mean"],
+                        "ci_low": s["ci_low"],
+                        "ci_high": s["ci_high"],
+                        "seed_sd": s["std_over_seeds"],
+                        "seed_min": s["min_over_seeds"],
+                        "seed_max": s["max_over_seeds"],
+                        "n_seeds": len(s["per_seed"]),
+                    }
+                )
     return rows
 
 
-TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-               "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _tex(text: str) -> str:
@@ -131,20 +186,26 @@ def _cell(stats: dict) -> str:
 def latex_table(section: dict, classes: list[str]) -> str:
     """A booktabs LaTeX table: one row per arch and training set; metric cells 'mean [95% CI]'."""
     columns = [*TABLE_METRICS.values(), *(f"F1 {c}" for c in classes)]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             r"\begin{tabular}{ll" + "c" * len(columns) + "}", r"\toprule",
-             "Classifier & Training set & " + " & ".join(_tex(c) for c in columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{ll" + "c" * len(columns) + "}",
+        r"\toprule",
+        "Classifier & Training set & " + " & ".join(_tex(c) for c in columns) + r" \\",
+        r"\midrule",
+    ]
     for arch, by_cond in section["results"].items():
         for cond, entry in by_cond.items():
             cells = [_cell(entry[m]) for m in TABLE_METRICS]
             cells += [_cell(entry["per_class"][c]["f1"]) for c in classes]
             lines.append(f"{_tex(arch)} & {_tex(CONDITION_LABELS[cond])} & " + " & ".join(cells) + r" \\")
     seeds = section["rests_on"]["classifiers"][0]["seeds"]
-    caption = (f"Classifiers tested on {section['test_images']} real test images. Cells: mean over {len(seeds)} "
-               f"seed(s) [95\\% bootstrap interval over test images]. "
-               + _tex(section["rests_on"]["text"]))
-    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + caption + "}", r"\label{tab:tstr}",
-              r"\end{table}"]
+    caption = (
+        f"Classifiers tested on {section['test_images']} real test images. Cells: mean over {len(seeds)} "
+        f"seed(s) [95\\% bootstrap interval over test images]. " + _tex(section["rests_on"]["text"])
+    )
+    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + caption + "}", r"\label{tab:tstr}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -158,8 +219,10 @@ def write_tables(section: dict, classes: list[str], out_dir: Path) -> dict:
 
 # Trained classifiers on disk.
 
-def save_classifier(model: ImageClassifier, folder: Path, *, condition: str, seed: int, small_cnn_width: int,
-                    extra: dict) -> dict:
+
+def save_classifier(
+    model: ImageClassifier, folder: Path, *, condition: str, seed: int, small_cnn_width: int, extra: dict
+) -> dict:
     """Write MODEL.safetensors + MODEL.json (everything needed to rebuild it); returns paths and the config."""
     from safetensors.torch import save_file
 
@@ -169,9 +232,17 @@ def save_classifier(model: ImageClassifier, folder: Path, *, condition: str, see
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     weights_path = stem.with_suffix(".safetensors")
     save_file(state, str(weights_path))
-    config = {"arch": model.arch, "classes": list(model.classes), "in_channels": model.in_channels,
-              "image_size_px": model.image_size_px, "small_cnn_width": small_cnn_width,
-              "trained_on": condition, "seed": seed, "synthmed_version": __version__, **extra}
+    config = {
+        "arch": model.arch,
+        "classes": list(model.classes),
+        "in_channels": model.in_channels,
+        "image_size_px": model.image_size_px,
+        "small_cnn_width": small_cnn_width,
+        "trained_on": condition,
+        "seed": seed,
+        "synthmed_version": __version__,
+        **extra,
+    }
     atomic_write_json(stem.with_suffix(".json"), config)
     return {"weights": weights_path, "config": stem.with_suffix(".json")}
 
@@ -183,9 +254,18 @@ def load_classifier(weights_path: Path) -> ImageClassifier:
     weights_path = Path(weights_path)
     config = json.loads(weights_path.with_suffix(".json").read_text())
     with torch.random.fork_rng(devices=[]):  # building draws initial weights; leave the global RNG alone
-        net = build_classifier(config["arch"], num_classes=len(config["classes"]), in_channels=config["in_channels"],
-                               small_cnn_width=config.get("small_cnn_width") or 32)
-    model = ImageClassifier(net, arch=config["arch"], classes=config["classes"], in_channels=config["in_channels"],
-                            image_size_px=config["image_size_px"])
+        net = build_classifier(
+            config["arch"],
+            num_classes=len(config["classes"]),
+            in_channels=config["in_channels"],
+            small_cnn_width=config.get("small_cnn_width") or 32,
+        )
+    model = ImageClassifier(
+        net,
+        arch=config["arch"],
+        classes=config["classes"],
+        in_channels=config["in_channels"],
+        image_size_px=config["image_size_px"],
+    )
     model.load_state_dict(load_file(str(weights_path)))
     return model.eval()

@@ -19,18 +19,26 @@ def classifier_description(arch: str, *, weights_dir, image_size_px: int, seeds)
     return f"{arch} ({weights_description(arch, weights_dir)}, {image_size_px} px, {seed_text})"
 
 
-def rests_on(*, archs, weights_dir, image_size_px: int, seeds, n_train: dict[str, int], n_test: int,
-             test_name: str = "real test") -> dict:
+def rests_on(
+    *, archs, weights_dir, image_size_px: int, seeds, n_train: dict[str, int], n_test: int, test_name: str = "real test"
+) -> dict:
     """What a classifier-based verdict rests on: structured fields plus one sentence ("text"); archs sorted."""
     archs = sorted(archs)
-    classifiers = [{"arch": arch, "weights": weights_description(arch, weights_dir), "image_size_px": image_size_px,
-                    "seeds": list(seeds)} for arch in archs]
-    described = "; ".join(classifier_description(a, weights_dir=weights_dir, image_size_px=image_size_px,
-                                                 seeds=seeds) for a in archs)
+    classifiers = [
+        {
+            "arch": arch,
+            "weights": weights_description(arch, weights_dir),
+            "image_size_px": image_size_px,
+            "seeds": list(seeds),
+        }
+        for arch in archs
+    ]
+    described = "; ".join(
+        classifier_description(a, weights_dir=weights_dir, image_size_px=image_size_px, seeds=seeds) for a in archs
+    )
     trained = ", ".join(f"{n:,} {name}" for name, n in n_train.items())
     text = f"{described}; trained on {trained} images; tested on {n_test:,} {test_name} images."
-    return {"classifiers": classifiers, "n_train_images": dict(n_train), "n_test_images": int(n_test),
-            "text": text}
+    return {"classifiers": classifiers, "n_train_images": dict(n_train), "n_test_images": int(n_test), "text": text}
 
 
 def attach_rests_on(section: dict, rests_on: dict | str) -> None:
@@ -72,13 +80,14 @@ def tstr_verdict(section: dict) -> dict:
             per_arch[arch] = value
     base = {"tstr_over_trtr_balanced_accuracy_per_arch": per_arch}
     if not per_arch and not excluded:
-        return {"verdict": "Usefulness was not compared with real-only training (no ratio).", "status": "info",
-                **base}
+        return {"verdict": "Usefulness was not compared with real-only training (no ratio).", "status": "info", **base}
     if not per_arch:
         names = ", ".join(f"{a} {real:.2f}" for a, real, _ in excluded)
-        text = (f"Inconclusive: the classifiers trained on real images did not learn (balanced accuracy {names}; "
-                f"chance {excluded[0][2]:.2f}), so comparing synthetic-trained ones with them says nothing. "
-                f"Train longer (--tstr-epochs), choose another arch, or give ImageNet weights (--tstr-weights-dir).")
+        text = (
+            f"Inconclusive: the classifiers trained on real images did not learn (balanced accuracy {names}; "
+            f"chance {excluded[0][2]:.2f}), so comparing synthetic-trained ones with them says nothing. "
+            f"Train longer (--tstr-epochs), choose another arch, or give ImageNet weights (--tstr-weights-dir)."
+        )
         return {"verdict": text, "status": "info", "tstr_over_trtr_balanced_accuracy": None, **base}
     values = np.array(list(per_arch.values()))
     median = float(np.median(values))
@@ -86,21 +95,32 @@ def tstr_verdict(section: dict) -> dict:
         arch, value = next(iter(per_arch.items()))
         real = results[arch]["real"]["balanced_accuracy"]["mean"]
         synth = results[arch]["synthetic"]["balanced_accuracy"]["mean"]
-        text = (f"A {arch} classifier trained only on synthetic images reaches {value:.0%} of the balanced accuracy "
-                f"of one trained on real images ({synth:.2f} vs {real:.2f} on {section['test_images']} real test "
-                f"images).")
+        text = (
+            f"A {arch} classifier trained only on synthetic images reaches {value:.0%} of the balanced accuracy "
+            f"of one trained on real images ({synth:.2f} vs {real:.2f} on {section['test_images']} real test "
+            f"images)."
+        )
     else:
         each = ", ".join(f"{a} {v:.2f}" for a, v in per_arch.items())
-        text = (f"TSTR/TRTR balanced accuracy lies between {values.min():.2f} and {values.max():.2f} across "
-                f"{len(per_arch)} architectures (median {median:.2f}; {each}).")
+        text = (
+            f"TSTR/TRTR balanced accuracy lies between {values.min():.2f} and {values.max():.2f} across "
+            f"{len(per_arch)} architectures (median {median:.2f}; {each})."
+        )
         if _status(values.min()) != _status(values.max()):
             text += " The architectures disagree; the status follows the median."
-    gains = [results[a]["real+synthetic"]["balanced_accuracy"]["mean"] - results[a]["real"]["balanced_accuracy"]
-             ["mean"] for a in per_arch if "real+synthetic" in results[a]]
+    gains = [
+        results[a]["real+synthetic"]["balanced_accuracy"]["mean"] - results[a]["real"]["balanced_accuracy"]["mean"]
+        for a in per_arch
+        if "real+synthetic" in results[a]
+    ]
     if gains:
-        text += (f" Adding the synthetic images to the real ones changes it by {min(gains):+.2f}" +
-                 (f" to {max(gains):+.2f}." if len(gains) > 1 else "."))
+        text += f" Adding the synthetic images to the real ones changes it by {min(gains):+.2f}" + (
+            f" to {max(gains):+.2f}." if len(gains) > 1 else "."
+        )
     if excluded:
-        text += " Not counted (real-trained classifier at chance): " + ", ".join(
-            f"{a} ({real:.2f})" for a, real, _ in excluded) + "."
+        text += (
+            " Not counted (real-trained classifier at chance): "
+            + ", ".join(f"{a} ({real:.2f})" for a, real, _ in excluded)
+            + "."
+        )
     return {"verdict": text, "status": _status(median), "tstr_over_trtr_balanced_accuracy": median, **base}

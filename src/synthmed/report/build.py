@@ -26,26 +26,51 @@ log = logging.getLogger(__name__)
 METRICS_NAME = "metrics.json"
 STUDY_NAME = "study.json"
 SECTIONS = {  # key in metrics.json -> (title, what the section answers)
-    "fidelity": ("Fidelity", "Do the synthetic images look like real ones, as a group? Always read beside the "
-                 "real-vs-real floor: held-out real images scored the same way."),
-    "diversity": ("Diversity", "Are the synthetic images varied? High within-class MS-SSIM means near-identical "
-                  "images (mode collapse)."),
-    "memorisation": ("Memorisation and privacy", "Are any synthetic images copies of training images? Each "
-                     "synthetic image is matched with its nearest training image."),
-    "usefulness": ("Usefulness", "Can a classifier trained on synthetic images work on real ones? (TSTR: train "
-                   "synthetic, test real; TRTR: train real, test real.) Tables: usefulness/results.csv and "
-                   "results.tex; trained classifiers: usefulness/classifiers/."),
-    "condition_fidelity": ("Condition fidelity", "Does each synthetic image show the class it was generated "
-                           "for, according to a classifier trained on real images?"),
-    "explanations": ("Explanations", "Where do the classifiers trained on real and on synthetic images look, in "
-                     "real and in synthetic images? (Grad-CAM: red = most used; LIME: green supports the class, red "
-                     "opposes it.) A flat map means the explainer failed, not the images."),
+    "fidelity": (
+        "Fidelity",
+        "Do the synthetic images look like real ones, as a group? Always read beside the "
+        "real-vs-real floor: held-out real images scored the same way.",
+    ),
+    "diversity": (
+        "Diversity",
+        "Are the synthetic images varied? High within-class MS-SSIM means near-identical images (mode collapse).",
+    ),
+    "memorisation": (
+        "Memorisation and privacy",
+        "Are any synthetic images copies of training images? Each "
+        "synthetic image is matched with its nearest training image.",
+    ),
+    "usefulness": (
+        "Usefulness",
+        "Can a classifier trained on synthetic images work on real ones? (TSTR: train "
+        "synthetic, test real; TRTR: train real, test real.) Tables: usefulness/results.csv and "
+        "results.tex; trained classifiers: usefulness/classifiers/.",
+    ),
+    "condition_fidelity": (
+        "Condition fidelity",
+        "Does each synthetic image show the class it was generated "
+        "for, according to a classifier trained on real images?",
+    ),
+    "explanations": (
+        "Explanations",
+        "Where do the classifiers trained on real and on synthetic images look, in "
+        "real and in synthetic images? (Grad-CAM: red = most used; LIME: green supports the class, red "
+        "opposes it.) A flat map means the explainer failed, not the images.",
+    ),
     "study": ("Reader study", "Could human readers tell real from synthetic images?"),
 }
-TRAILING = {"inputs": ("Inputs and provenance", "What was compared, and how this report was made."),
-            "timings_s": ("Time per part", "Seconds spent on each part of the evaluation.")}
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".webp": "image/webp", ".svg": "image/svg+xml"}
+TRAILING = {
+    "inputs": ("Inputs and provenance", "What was compared, and how this report was made."),
+    "timings_s": ("Time per part", "Seconds spent on each part of the evaluation."),
+}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
 
 
 def resolve_eval_dir(path: str | Path) -> Path:
@@ -86,7 +111,10 @@ def _memorisation_status(section: dict) -> str | None:
 
 
 STATUS_RULES: dict[str, Callable[[dict], str | None]] = {
-    "fidelity": _fid_status, "diversity": _diversity_status, "memorisation": _memorisation_status}
+    "fidelity": _fid_status,
+    "diversity": _diversity_status,
+    "memorisation": _memorisation_status,
+}
 """Colour for sections that carry no "status" of their own (computed from their own numbers)."""
 
 RUN_STATES = {"failed": "poor", "pending": "info", "skipped": "info", "not available": "info"}
@@ -153,22 +181,37 @@ def _section(key: str, value: Any, eval_dir: Path, titles: dict) -> dict:
     title, question = titles.get(key, (humanise_key(key).capitalize(), ""))
     colour, label = _status(key, value)
     verdict, rests_on = _verdict(value)
-    return {"key": key, "anchor": f"section-{key}", "title": title, "question": question,
-            "verdict": verdict, "rests_on": rests_on, "status": colour, "status_label": label,
-            "figures": [_embed_figure(f, eval_dir) for f in collect_figures(value)], "body": to_node(value)}
+    return {
+        "key": key,
+        "anchor": f"section-{key}",
+        "title": title,
+        "question": question,
+        "verdict": verdict,
+        "rests_on": rests_on,
+        "status": colour,
+        "status_label": label,
+        "figures": [_embed_figure(f, eval_dir) for f in collect_figures(value)],
+        "body": to_node(value),
+    }
 
 
 def _provenance(metrics_path: Path, eval_dir: Path) -> dict:
-    return {"evaluation folder": str(eval_dir.resolve()),
-            "metrics.json sha256": hashlib.sha256(metrics_path.read_bytes()).hexdigest(),
-            "report generated (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-            "synthmed version": __version__, "python": platform.python_version()}
+    return {
+        "evaluation folder": str(eval_dir.resolve()),
+        "metrics.json sha256": hashlib.sha256(metrics_path.read_bytes()).hexdigest(),
+        "report generated (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "synthmed version": __version__,
+        "python": platform.python_version(),
+    }
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("synthmed.report", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("synthmed.report", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["data_uri"] = _data_uri
     return env
 
@@ -210,10 +253,21 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
     grids, grid_note = class_grids(inputs, base=eval_dir)
     card, generator = provenance.dataset_card(inputs, base=eval_dir), provenance.generator(inputs, base=eval_dir)
 
-    html = _environment().get_template("report.html.j2").render(
-        title=title or "Synthetic image evaluation", subtitle=_subtitle(inputs), sections=sections,
-        trailing=trailing, failed_parts=failed or [], grids=grids, grid_note=grid_note, card=card, generator=generator,
-        provenance=to_node(_provenance(metrics_path, eval_dir)),
+    html = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title or "Synthetic image evaluation",
+            subtitle=_subtitle(inputs),
+            sections=sections,
+            trailing=trailing,
+            failed_parts=failed or [],
+            grids=grids,
+            grid_note=grid_note,
+            card=card,
+            generator=generator,
+            provenance=to_node(_provenance(metrics_path, eval_dir)),
+        )
     )
     atomic_write_text(out_path, html)
     out_path.chmod(0o644)  # a report is meant to be shared (atomic writes create 0600 files)
@@ -227,7 +281,8 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
 def _subtitle(inputs: dict) -> str:
     """'tiny-blobs (chest x-ray) · real train 24, real test 12, synthetic 24' from the inputs section."""
     name = inputs.get("dataset_name") or next(
-        (Path(v).name for k in ("real_dataset", "synthetic_set") if isinstance(v := inputs.get(k), str) and v), "")
+        (Path(v).name for k in ("real_dataset", "synthetic_set") if isinstance(v := inputs.get(k), str) and v), ""
+    )
     text = f"{name} ({inputs['modality']})" if name and inputs.get("modality") else str(name)
     counts = raw_counts if isinstance(raw_counts := inputs.get("counts"), dict) else {}
     shown = [f"{humanise_key(k)} {v:,}" for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)]

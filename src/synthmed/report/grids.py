@@ -37,8 +37,9 @@ def tile_grid(pixels: np.ndarray, *, columns: int = 4, tile_px: int = 96, gap_px
     """uint8 images [N, C, H, W] as one PNG grid; small images are enlarged without smoothing."""
     count = len(pixels)
     rows = max(1, -(-count // columns))
-    sheet = Image.new("RGB", (columns * tile_px + (columns - 1) * gap_px, rows * tile_px + (rows - 1) * gap_px),
-                      (255, 255, 255))
+    sheet = Image.new(
+        "RGB", (columns * tile_px + (columns - 1) * gap_px, rows * tile_px + (rows - 1) * gap_px), (255, 255, 255)
+    )
     for index, image in enumerate(pixels):
         array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
         tile = Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
@@ -51,8 +52,9 @@ def tile_grid(pixels: np.ndarray, *, columns: int = 4, tile_px: int = 96, gap_px
     return buffer.getvalue()
 
 
-def _load(folder: Path, *, classes: list[str] | None, size_px: int | None, per_class: int,
-          split: str | None) -> ImageArrays:
+def _load(
+    folder: Path, *, classes: list[str] | None, size_px: int | None, per_class: int, split: str | None
+) -> ImageArrays:
     return load_image_arrays(folder, split=split, classes=classes, size_px=size_px, limit_per_class=per_class)
 
 
@@ -65,8 +67,10 @@ def class_grids(inputs: dict, *, base: Path, per_class: int = 8) -> tuple[list[d
     real_dir = find_input_path(inputs, REAL_KEYS, base=base)
     synth_dir = find_input_path(inputs, SYNTHETIC_KEYS, base=base)
     if real_dir is None and synth_dir is None:
-        return [], ("Sample grids are not shown: metrics.json 'inputs' names no real dataset or synthetic "
-                    "folder that exists on this machine.")
+        return [], (
+            "Sample grids are not shown: metrics.json 'inputs' names no real dataset or synthetic "
+            "folder that exists on this machine."
+        )
     try:
         classes, size_px, real = None, None, None
         if real_dir is not None:

@@ -83,8 +83,11 @@ def _is_leaf(value: Any) -> bool:
 
 
 def _is_matrix(value: Any) -> bool:
-    return (isinstance(value, list) and 0 < len(value) <= 30
-            and all(isinstance(row, list) and len(row) <= 30 and all(_is_scalar(v) for v in row) for row in value))
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= 30
+        and all(isinstance(row, list) and len(row) <= 30 and all(_is_scalar(v) for v in row) for row in value)
+    )
 
 
 def to_node(value: Any, *, depth: int = 0) -> dict:
@@ -104,14 +107,23 @@ def _list_node(value: list, *, depth: int) -> dict:
     if _is_leaf(value):
         return {"kind": "text", "text": ", ".join(format_scalar(v) for v in value) or "(none)", "muted": ""}
     if _is_matrix(value):
-        return {"kind": "table", "columns": [], "row_header": False,
-                "rows": [{"key": "", "cells": [to_node(v) for v in row]} for row in value]}
+        return {
+            "kind": "table",
+            "columns": [],
+            "row_header": False,
+            "rows": [{"key": "", "cells": [to_node(v) for v in row]} for row in value],
+        }
     if all(isinstance(v, dict) for v in value):
         columns = _columns(value)
         if columns is not None and len(value) <= 200:
-            return {"kind": "table", "columns": [humanise_key(c) for c in columns], "row_header": False,
-                    "rows": [{"key": "", "cells": [to_node(row.get(c), depth=depth + 1) for c in columns]}
-                             for row in value]}
+            return {
+                "kind": "table",
+                "columns": [humanise_key(c) for c in columns],
+                "row_header": False,
+                "rows": [
+                    {"key": "", "cells": [to_node(row.get(c), depth=depth + 1) for c in columns]} for row in value
+                ],
+            }
     return {"kind": "list", "items": [to_node(v, depth=depth + 1) for v in value[:200]]}
 
 
@@ -134,25 +146,38 @@ def _dict_node(value: dict, *, depth: int) -> dict:
     if items and all(isinstance(v, dict) and v and _estimate(v) is None for v in items.values()):
         columns = _columns(list(items.values()))
         if columns is not None and len(items) > 1:
-            return {"kind": "table", "columns": [humanise_key(c) for c in columns], "row_header": True,
-                    "rows": [{"key": humanise_key(k), "cells": [to_node(v.get(c)) for c in columns]}
-                             for k, v in items.items()]}
+            return {
+                "kind": "table",
+                "columns": [humanise_key(c) for c in columns],
+                "row_header": True,
+                "rows": [
+                    {"key": humanise_key(k), "cells": [to_node(v.get(c)) for c in columns]} for k, v in items.items()
+                ],
+            }
     leaves = [(k, v) for k, v in items.items() if _is_leaf(v)]
     nested = [(k, v) for k, v in items.items() if not _is_leaf(v)]
     node: dict = {"kind": "group", "leaves": None, "table": None, "children": []}
     if leaves:
-        node["leaves"] = {"kind": "table", "columns": [], "row_header": True,
-                          "rows": [{"key": humanise_key(k), "cells": [to_node(v)]} for k, v in leaves]}
+        node["leaves"] = {
+            "kind": "table",
+            "columns": [],
+            "row_header": True,
+            "rows": [{"key": humanise_key(k), "cells": [to_node(v)]} for k, v in leaves],
+        }
     flat = [(k, v) for k, v in nested if isinstance(v, dict) and _columns([v]) is not None]
     columns = _columns([v for _, v in flat]) if len(flat) > 1 else None
     if columns is not None:  # sibling flat dicts (e.g. synthetic vs real floor) side by side in one table
-        node["table"] = {"kind": "table", "columns": [humanise_key(c) for c in columns], "row_header": True,
-                         "rows": [{"key": humanise_key(k), "cells": [to_node(v.get(c)) for c in columns]}
-                                  for k, v in flat]}
+        node["table"] = {
+            "kind": "table",
+            "columns": [humanise_key(c) for c in columns],
+            "row_header": True,
+            "rows": [{"key": humanise_key(k), "cells": [to_node(v.get(c)) for c in columns]} for k, v in flat],
+        }
         nested = [(k, v) for k, v in nested if (k, v) not in flat]
     for key, child in nested:
-        node["children"].append({"key": humanise_key(key), "node": to_node(child, depth=depth + 1),
-                                 "open": depth < 1 and key != "config"})
+        node["children"].append(
+            {"key": humanise_key(key), "node": to_node(child, depth=depth + 1), "open": depth < 1 and key != "config"}
+        )
     return node
 
 

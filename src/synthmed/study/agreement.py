@@ -37,12 +37,14 @@ def fleiss(ratings: np.ndarray, *, n_categories: int | None = None) -> float:
     return float(fleiss_kappa(table, method="fleiss"))
 
 
-def alpha(reliability: np.ndarray, *,
-          level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal") -> float | None:
+def alpha(
+    reliability: np.ndarray, *, level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal"
+) -> float | None:
     """Krippendorff's alpha of a (raters, units) array with NaN for missing (None when undefined)."""
     try:
-        return float(krippendorff.alpha(reliability_data=np.asarray(reliability, dtype=float),
-                                        level_of_measurement=level))
+        return float(
+            krippendorff.alpha(reliability_data=np.asarray(reliability, dtype=float), level_of_measurement=level)
+        )
     except (ValueError, ZeroDivisionError):  # a single category in all the data: alpha is undefined
         return None
 
@@ -50,12 +52,19 @@ def alpha(reliability: np.ndarray, *,
 def _pair(calls: dict, truth: dict, a: str, b: str) -> dict[str, Any]:
     shared = [c for c in sorted(truth) if (a, c) in calls and (b, c) in calls]
     both_real = [c for c in shared if calls[a, c] == calls[b, c] == "real"]
-    kappa = cohen([calls[a, c] for c in shared], [calls[b, c] for c in shared], labels=list(CALLS)) \
-        if shared else float("nan")
-    return {"cohen_kappa": _finite(kappa), "cases": len(shared),
-            "percent_agreement": rate(sum(calls[a, c] == calls[b, c] for c in shared), len(shared)),
-            "both_called_real": len(both_real), "both_called_real_synthetic": sum(truth[c] for c in both_real),
-            "both_called_real_real": sum(not truth[c] for c in both_real)}
+    kappa = (
+        cohen([calls[a, c] for c in shared], [calls[b, c] for c in shared], labels=list(CALLS))
+        if shared
+        else float("nan")
+    )
+    return {
+        "cohen_kappa": _finite(kappa),
+        "cases": len(shared),
+        "percent_agreement": rate(sum(calls[a, c] == calls[b, c] for c in shared), len(shared)),
+        "both_called_real": len(both_real),
+        "both_called_real_synthetic": sum(truth[c] for c in both_real),
+        "both_called_real_real": sum(not truth[c] for c in both_real),
+    }
 
 
 def agreement(rows: list[dict], readers: list[str]) -> dict[str, Any]:
@@ -73,18 +82,26 @@ def agreement(rows: list[dict], readers: list[str]) -> dict[str, Any]:
     elif len(complete) < MIN_FLEISS_CASES:
         fleiss_note = f"needs at least {MIN_FLEISS_CASES} cases answered by every reader who took part"
     else:
-        fleiss_value = _finite(fleiss(np.array([[codes[calls[r, c]] for r in answered] for c in complete]),
-                                      n_categories=len(CALLS)))
+        fleiss_value = _finite(
+            fleiss(np.array([[codes[calls[r, c]] for r in answered] for c in complete]), n_categories=len(CALLS))
+        )
     alpha_value = None
     if len(answered) >= 2 and cases:
         data = np.array([[codes[calls[r, c]] if (r, c) in calls else np.nan for c in cases] for r in answered])
         alpha_value = _finite(alpha(data))
-    return {"pairs": {f"{a} vs {b}": _pair(calls, truth, a, b) for a, b in itertools.combinations(answered, 2)},
-            "readers_answered": answered, "readers_without_answers": silent,
-            "fleiss_kappa": {"value": fleiss_value, "cases_answered_by_all": len(complete),
-                             "readers": len(answered), "note": fleiss_note},
-            "krippendorff_alpha": {"value": alpha_value, "cases": len(cases), "readers": len(answered)},
-            "all_readers_called_real": {
-                "cases": sum(all(calls[r, c] == "real" for r in answered) for c in complete),
-                "of_which_synthetic": sum(truth[c] and all(calls[r, c] == "real" for r in answered)
-                                          for c in complete)}}
+    return {
+        "pairs": {f"{a} vs {b}": _pair(calls, truth, a, b) for a, b in itertools.combinations(answered, 2)},
+        "readers_answered": answered,
+        "readers_without_answers": silent,
+        "fleiss_kappa": {
+            "value": fleiss_value,
+            "cases_answered_by_all": len(complete),
+            "readers": len(answered),
+            "note": fleiss_note,
+        },
+        "krippendorff_alpha": {"value": alpha_value, "cases": len(cases), "readers": len(answered)},
+        "all_readers_called_real": {
+            "cases": sum(all(calls[r, c] == "real" for r in answered) for c in complete),
+            "of_which_synthetic": sum(truth[c] and all(calls[r, c] == "real" for r in answered) for c in complete),
+        },
+    }

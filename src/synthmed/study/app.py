@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
-                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -75,15 +75,18 @@ class SecurityHeadersMiddleware:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await PlainTextResponse("Internal server error. The organiser can find the details in the server "
-                                    "log.", status_code=500)(scope, receive, send_with_headers)
+            await PlainTextResponse(
+                "Internal server error. The organiser can find the details in the server log.", status_code=500
+            )(scope, receive, send_with_headers)
 
 
 def create_app(settings: StudySettings) -> FastAPI:
     """A new app bound to the study in `settings` (its own engine, limiter and templates; no globals)."""
     if not settings.images_dir.is_dir():
-        raise FileNotFoundError(f"{settings.images_dir} not found: {settings.study_dir} is not a study folder. "
-                                "Make one with `synthmed study create`.")
+        raise FileNotFoundError(
+            f"{settings.images_dir} not found: {settings.study_dir} is not a study folder. "
+            "Make one with `synthmed study create`."
+        )
     engine = make_engine(settings.resolved_database_url(), busy_timeout_s=settings.sqlite_busy_timeout_s)
     init_db(engine)
     with make_sessionmaker(engine)() as session:
@@ -95,18 +98,23 @@ def create_app(settings: StudySettings) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="synthmed reader study", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(title="synthmed reader study", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.study_title = title  # what error pages show without touching the database
     app.state.templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-    app.state.limiter = RateLimiter(max_attempts=settings.login_max_attempts, window_s=settings.login_window_s,
-                                    base_lock_s=settings.login_lock_s)
-    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),
-                       session_cookie="synthmed_study", max_age=settings.session_max_age_s, same_site="lax",
-                       https_only=settings.https_only)
+    app.state.limiter = RateLimiter(
+        max_attempts=settings.login_max_attempts, window_s=settings.login_window_s, base_lock_s=settings.login_lock_s
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret_key(),
+        session_cookie="synthmed_study",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.https_only,
+    )
 
     app.add_middleware(SecurityHeadersMiddleware)
 
@@ -114,15 +122,15 @@ def create_app(settings: StudySettings) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 303 and exc.headers:
             return RedirectResponse(exc.headers["Location"], status_code=303)
-        response = render(request, "error.html", {"status": exc.status_code, "message": exc.detail},
-                          status_code=exc.status_code)
+        response = render(
+            request, "error.html", {"status": exc.status_code, "message": exc.detail}, status_code=exc.status_code
+        )
         response.headers.update(exc.headers or {})  # e.g. Retry-After of a 429
         return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
-        return render(request, "error.html", {"status": 400, "message": "The request was malformed."},
-                      status_code=400)
+        return render(request, "error.html", {"status": 400, "message": "The request was malformed."}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     for module in (auth, reader, admin):

@@ -46,7 +46,7 @@ class StudySpec(BaseModel):
     margin_auc: float = Field(default=0.1, gt=0, lt=0.5, description="equivalence margin around AUC 0.5")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "StudySpec":
+    def _consistent(self) -> StudySpec:
         if self.all_synthetic:
             self.synthetic_fraction = 1.0
         if len(set(self.readers)) != len(self.readers):
@@ -92,12 +92,14 @@ def load_source(path: str | Path, *, modality: str | None = None) -> pd.DataFram
                 modality = None
     else:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        frame = pd.DataFrame({
-            "image_id": [str(p.relative_to(path)) for p in files],
-            "abs_path": [str(p.resolve()) for p in files],
-            "label": [p.parent.name if p.parent != path else "unlabelled" for p in files],
-            "synthetic": 0,
-        })
+        frame = pd.DataFrame(
+            {
+                "image_id": [str(p.relative_to(path)) for p in files],
+                "abs_path": [str(p.resolve()) for p in files],
+                "label": [p.parent.name if p.parent != path else "unlabelled" for p in files],
+                "synthetic": 0,
+            }
+        )
     if frame.empty:
         raise ValueError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no manifest rows.")
     if modality is not None or "modality" not in frame.columns:
@@ -110,8 +112,10 @@ def load_source(path: str | Path, *, modality: str | None = None) -> pd.DataFram
 def allocate(total: int, capacity: dict[tuple, int], *, rng: np.random.Generator) -> dict[tuple, int]:
     """Split `total` as evenly as possible over strata without exceeding each stratum's `capacity`."""
     if sum(capacity.values()) < total:
-        raise ValueError(f"asked for {total} images but the strata only hold {sum(capacity.values())} "
-                         f"({ {' / '.join(k): v for k, v in capacity.items()} }); ask for fewer --cases.")
+        raise ValueError(
+            f"asked for {total} images but the strata only hold {sum(capacity.values())} "
+            f"({ {' / '.join(k): v for k, v in capacity.items()} }); ask for fewer --cases."
+        )
     quota = {key: 0 for key in capacity}
     remaining = total
     while remaining:
@@ -129,8 +133,9 @@ def allocate(total: int, capacity: dict[tuple, int], *, rng: np.random.Generator
     return quota
 
 
-def select_cases(real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: StudySpec,
-                 rng: np.random.Generator) -> pd.DataFrame:
+def select_cases(
+    real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: StudySpec, rng: np.random.Generator
+) -> pd.DataFrame:
     """Seeded, stratified (modality, class) choice of cases; real and synthetic get the same strata mix."""
     n_synthetic = round(spec.cases * spec.synthetic_fraction)
     n_real = spec.cases - n_synthetic
@@ -139,8 +144,10 @@ def select_cases(real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: St
     if n_real and real is None:
         raise ValueError("a study with real images needs --real; use --all-synthetic for a synthetic-only study.")
     if not common:
-        raise ValueError(f"real and synthetic images share no (modality, class): real {sorted(strata(real))}, "
-                         f"synthetic {sorted(strata(synthetic))}. Align the labels or pass --modality.")
+        raise ValueError(
+            f"real and synthetic images share no (modality, class): real {sorted(strata(real))}, "
+            f"synthetic {sorted(strata(synthetic))}. Align the labels or pass --modality."
+        )
     dropped = (strata(synthetic) | (strata(real) if real is not None else set())) - common
     if dropped:
         log.warning("strata present on one side only are left out: %s", sorted(dropped))
@@ -157,9 +164,15 @@ def select_cases(real: pd.DataFrame | None, synthetic: pd.DataFrame, *, spec: St
     return cases.iloc[rng.permutation(len(cases))].reset_index(drop=True)
 
 
-def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | Path,
-                real_dir: str | Path | None = None, database_url: str | None = None,
-                admin_password: str | None = None) -> CreatedStudy:
+def build_study(
+    spec: StudySpec,
+    *,
+    synthetic_dir: str | Path,
+    study_dir: str | Path,
+    real_dir: str | Path | None = None,
+    database_url: str | None = None,
+    admin_password: str | None = None,
+) -> CreatedStudy:
     """Select cases, write the blinded images and the database (truth key inside) into a new `study_dir`."""
     study_dir = Path(study_dir)
     if study_dir.exists() and any(study_dir.iterdir()):
@@ -168,8 +181,9 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
     synthetic = load_source(synthetic_dir, modality=spec.modality)
     real = None if spec.all_synthetic or real_dir is None else load_source(real_dir, modality=spec.modality)
     if real is not None and real["synthetic"].any():
-        raise ValueError(f"{real_dir} marks {int(real['synthetic'].sum())} image(s) synthetic=1; pass them "
-                         "with --synthetic instead.")
+        raise ValueError(
+            f"{real_dir} marks {int(real['synthetic'].sum())} image(s) synthetic=1; pass them with --synthetic instead."
+        )
     if real is not None:
         _align_modality(real, synthetic)
     cases = select_cases(real, synthetic, spec=spec, rng=rng)
@@ -197,14 +211,27 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
         init_db(engine)
         invitations = {}
         with make_sessionmaker(engine).begin() as session:
-            crud.create_study(session=session, name=spec.name, seed=spec.seed, image_size_px=plan.size_px,
-                              educational=spec.educational, all_synthetic=spec.all_synthetic,
-                              conditions=spec.conditions, margin_auc=spec.margin_auc,
-                              blinding_audit=json.dumps(blinding.to_dict()) if blinding else "")
+            crud.create_study(
+                session=session,
+                name=spec.name,
+                seed=spec.seed,
+                image_size_px=plan.size_px,
+                educational=spec.educational,
+                all_synthetic=spec.all_synthetic,
+                conditions=spec.conditions,
+                margin_auc=spec.margin_auc,
+                blinding_audit=json.dumps(blinding.to_dict()) if blinding else "",
+            )
             for token, row in zip(tokens, cases.itertuples()):
-                crud.add_case(session=session, token=token, is_synthetic=bool(row.is_synthetic),
-                              modality=row.modality, label=row.label, source_id=str(row.image_id),
-                              source_path=row.abs_path)
+                crud.add_case(
+                    session=session,
+                    token=token,
+                    is_synthetic=bool(row.is_synthetic),
+                    modality=row.modality,
+                    label=row.label,
+                    source_id=str(row.image_id),
+                    source_path=row.abs_path,
+                )
             crud.create_admin(session=session, username=ADMIN_USERNAME, password=password)
             for name in spec.readers:
                 _, invitations[name] = crud.add_reader(session=session, name=name)
@@ -215,12 +242,19 @@ def build_study(spec: StudySpec, *, synthetic_dir: str | Path, study_dir: str | 
     except BaseException:
         _remove_contents(study_dir, remove_folder=created_folder)
         raise
-    log.info("study with %d cases (%d synthetic) written to %s", len(cases), int(cases["is_synthetic"].sum()),
-             study_dir)
-    return CreatedStudy(study_dir=study_dir, admin_username=ADMIN_USERNAME, admin_password=password,
-                        invitations=invitations, n_real=int((~cases["is_synthetic"]).sum()),
-                        n_synthetic=int(cases["is_synthetic"].sum()), image_size_px=plan.size_px,
-                        blinding_audit=blinding)
+    log.info(
+        "study with %d cases (%d synthetic) written to %s", len(cases), int(cases["is_synthetic"].sum()), study_dir
+    )
+    return CreatedStudy(
+        study_dir=study_dir,
+        admin_username=ADMIN_USERNAME,
+        admin_password=password,
+        invitations=invitations,
+        n_real=int((~cases["is_synthetic"]).sum()),
+        n_synthetic=int(cases["is_synthetic"].sum()),
+        image_size_px=plan.size_px,
+        blinding_audit=blinding,
+    )
 
 
 def _encode_all(paths: list[str], spec: StudySpec) -> tuple[list[bytes], encoding.EncodingPlan]:

@@ -54,16 +54,33 @@ class ReaderProgress:
 
 # Study and cases.
 
-def create_study(*, session: Session, name: str, seed: int, image_size_px: int, educational: bool = False,
-                 all_synthetic: bool = False, conditions: list[str] | None = None, margin_auc: float = 0.1,
-                 blinding_audit: str = "") -> Study:
+
+def create_study(
+    *,
+    session: Session,
+    name: str,
+    seed: int,
+    image_size_px: int,
+    educational: bool = False,
+    all_synthetic: bool = False,
+    conditions: list[str] | None = None,
+    margin_auc: float = 0.1,
+    blinding_audit: str = "",
+) -> Study:
     """Insert the (single) study row."""
     if session.scalar(select(func.count()).select_from(Study)):
         raise StudyError("this database already holds a study; create a new study folder or database.")
     clean = [c.strip() for c in (conditions or []) if c.strip()]
-    study = Study(name=name, seed=seed, image_size_px=image_size_px, educational=educational,
-                  all_synthetic=all_synthetic, conditions="\n".join(dict.fromkeys(clean)), margin_auc=margin_auc,
-                  blinding_audit=blinding_audit)
+    study = Study(
+        name=name,
+        seed=seed,
+        image_size_px=image_size_px,
+        educational=educational,
+        all_synthetic=all_synthetic,
+        conditions="\n".join(dict.fromkeys(clean)),
+        margin_auc=margin_auc,
+        blinding_audit=blinding_audit,
+    )
     session.add(study)
     session.flush()
     return study
@@ -77,11 +94,18 @@ def get_study(*, session: Session) -> Study:
     return study
 
 
-def add_case(*, session: Session, token: str, is_synthetic: bool, modality: str, label: str, source_id: str,
-             source_path: str) -> Case:
+def add_case(
+    *, session: Session, token: str, is_synthetic: bool, modality: str, label: str, source_id: str, source_path: str
+) -> Case:
     """Insert one case (its blinded image must already be written under the study's images/)."""
-    case = Case(token=token, is_synthetic=is_synthetic, modality=modality, label=label, source_id=source_id,
-                source_path=source_path)
+    case = Case(
+        token=token,
+        is_synthetic=is_synthetic,
+        modality=modality,
+        label=label,
+        source_id=source_id,
+        source_path=source_path,
+    )
     session.add(case)
     session.flush()
     return case
@@ -96,6 +120,7 @@ def close_study(*, session: Session) -> Study:
 
 
 # Accounts.
+
 
 def create_admin(*, session: Session, username: str, password: str) -> Admin:
     """Insert the organiser account."""
@@ -126,8 +151,9 @@ def add_reader(*, session: Session, name: str) -> tuple[Reader, str]:
     session.flush()
     case_ids = sorted(session.scalars(select(Case.id)))
     order = np.random.default_rng([study.seed, reader.id]).permutation(len(case_ids))
-    session.add_all(Assignment(reader_id=reader.id, case_id=case_ids[i], position=pos + 1)
-                    for pos, i in enumerate(order))
+    session.add_all(
+        Assignment(reader_id=reader.id, case_id=case_ids[i], position=pos + 1) for pos, i in enumerate(order)
+    )
     session.flush()
     return reader, token
 
@@ -159,10 +185,12 @@ def accept_invitation(*, session: Session, token: str, password: str) -> Reader 
     """
     digest = token_digest(token)
     password_hash = hash_password(password)
-    used = session.execute(update(Reader).where(Reader.invite_hash == digest)
-                           .values(password_hash=password_hash, invite_hash=None,
-                                   session_epoch=Reader.session_epoch + 1)
-                           .returning(Reader.id))
+    used = session.execute(
+        update(Reader)
+        .where(Reader.invite_hash == digest)
+        .values(password_hash=password_hash, invite_hash=None, session_epoch=Reader.session_epoch + 1)
+        .returning(Reader.id)
+    )
     reader_id = used.scalar_one_or_none()
     return None if reader_id is None else session.get(Reader, reader_id, populate_existing=True)
 
@@ -182,6 +210,7 @@ def authenticate_reader(*, session: Session, name: str, password: str) -> Reader
 
 # Reading.
 
+
 def case_count(*, session: Session, reader_id: int) -> int:
     """How many cases the reader has."""
     return session.scalar(select(func.count()).select_from(Assignment).where(Assignment.reader_id == reader_id)) or 0
@@ -189,8 +218,11 @@ def case_count(*, session: Session, reader_id: int) -> int:
 
 def reader_case(*, session: Session, reader_id: int, position: int) -> Case | None:
     """The case at `position` in this reader's order (None when out of range)."""
-    return session.scalar(select(Case).join(Assignment, Assignment.case_id == Case.id)
-                          .where(Assignment.reader_id == reader_id, Assignment.position == position))
+    return session.scalar(
+        select(Case)
+        .join(Assignment, Assignment.case_id == Case.id)
+        .where(Assignment.reader_id == reader_id, Assignment.position == position)
+    )
 
 
 def case_for_image(*, session: Session, token: str, reader_id: int | None) -> Case | None:
@@ -209,8 +241,11 @@ def reader_answers(*, session: Session, reader_id: int) -> dict[int, Answer]:
 def first_unanswered_position(*, session: Session, reader_id: int) -> int | None:
     """The first position in the reader's order without an answer (None when all are answered)."""
     answered = select(Answer.case_id).where(Answer.reader_id == reader_id)
-    return session.scalar(select(func.min(Assignment.position))
-                          .where(Assignment.reader_id == reader_id, Assignment.case_id.not_in(answered)))
+    return session.scalar(
+        select(func.min(Assignment.position)).where(
+            Assignment.reader_id == reader_id, Assignment.case_id.not_in(answered)
+        )
+    )
 
 
 def save_answer(*, session: Session, reader_id: int, case_id: int, answer: AnswerIn) -> Answer:
@@ -223,22 +258,31 @@ def save_answer(*, session: Session, reader_id: int, case_id: int, answer: Answe
         raise AnswerLocked("you have submitted the study; answers can no longer change.")
     if answer.condition and answer.condition not in study.condition_list:
         raise StudyError(f"condition {answer.condition!r} is not one of {study.condition_list}.")
-    if session.scalar(select(Assignment.id).where(Assignment.reader_id == reader_id,
-                                                  Assignment.case_id == case_id)) is None:
+    if (
+        session.scalar(select(Assignment.id).where(Assignment.reader_id == reader_id, Assignment.case_id == case_id))
+        is None
+    ):
         raise StudyError("this case is not assigned to you.")
-    if study.educational and session.scalar(select(Answer.id).where(Answer.reader_id == reader_id,
-                                                                     Answer.case_id == case_id)):
+    if study.educational and session.scalar(
+        select(Answer.id).where(Answer.reader_id == reader_id, Answer.case_id == case_id)
+    ):
         raise AnswerLocked("in an educational study the answer is final once the truth is shown.")
     now = utcnow()
     values = answer.model_dump()
     insert: Any = UPSERTS[session.get_bind().dialect.name](Answer)  # sqlite/postgresql insert with on_conflict_*
-    statement = insert.values(reader_id=reader_id, case_id=case_id, created_utc=now, updated_utc=now,
-                              submitted=False, **values).on_conflict_do_update(
-        index_elements=["reader_id", "case_id"], set_={**values, "updated_utc": now},
-        where=Answer.__table__.c.submitted.is_(False))
+    statement = insert.values(
+        reader_id=reader_id, case_id=case_id, created_utc=now, updated_utc=now, submitted=False, **values
+    ).on_conflict_do_update(
+        index_elements=["reader_id", "case_id"],
+        set_={**values, "updated_utc": now},
+        where=Answer.__table__.c.submitted.is_(False),
+    )
     session.execute(statement)
-    stored = session.scalar(select(Answer).where(Answer.reader_id == reader_id, Answer.case_id == case_id)
-                            .execution_options(populate_existing=True))
+    stored = session.scalar(
+        select(Answer)
+        .where(Answer.reader_id == reader_id, Answer.case_id == case_id)
+        .execution_options(populate_existing=True)
+    )
     if stored is None:  # the row was written by the statement above in this transaction
         raise StudyError("the answer could not be stored; try again.")
     return stored
@@ -263,27 +307,68 @@ def progress(*, session: Session) -> list[ReaderProgress]:
     """Progress of every reader, by name."""
     answered = dict(session.execute(select(Answer.reader_id, func.count()).group_by(Answer.reader_id)).all())
     totals = dict(session.execute(select(Assignment.reader_id, func.count()).group_by(Assignment.reader_id)).all())
-    return [ReaderProgress(name=r.name, answered=answered.get(r.id, 0), total=totals.get(r.id, 0),
-                           invitation_accepted=r.password_hash is not None, submitted=r.submitted_utc is not None)
-            for r in session.scalars(select(Reader).order_by(Reader.name))]
+    return [
+        ReaderProgress(
+            name=r.name,
+            answered=answered.get(r.id, 0),
+            total=totals.get(r.id, 0),
+            invitation_accepted=r.password_hash is not None,
+            submitted=r.submitted_utc is not None,
+        )
+        for r in session.scalars(select(Reader).order_by(Reader.name))
+    ]
 
 
 def answer_rows(*, session: Session) -> list[dict]:
     """Every answer joined with its reader and the truth key (for statistics and exports only)."""
-    query = (select(Reader.name, Case.token, Case.source_id, Case.is_synthetic, Case.modality, Case.label,
-                    Answer.call, Answer.confidence, Answer.condition, Answer.findings, Answer.submitted,
-                    Answer.updated_utc)
-             .join(Reader, Reader.id == Answer.reader_id).join(Case, Case.id == Answer.case_id)
-             .order_by(Case.token, Reader.name))
-    keys = ("reader", "case", "source_id", "is_synthetic", "modality", "label", "call", "confidence",
-            "condition", "findings", "submitted", "updated_utc")
+    query = (
+        select(
+            Reader.name,
+            Case.token,
+            Case.source_id,
+            Case.is_synthetic,
+            Case.modality,
+            Case.label,
+            Answer.call,
+            Answer.confidence,
+            Answer.condition,
+            Answer.findings,
+            Answer.submitted,
+            Answer.updated_utc,
+        )
+        .join(Reader, Reader.id == Answer.reader_id)
+        .join(Case, Case.id == Answer.case_id)
+        .order_by(Case.token, Reader.name)
+    )
+    keys = (
+        "reader",
+        "case",
+        "source_id",
+        "is_synthetic",
+        "modality",
+        "label",
+        "call",
+        "confidence",
+        "condition",
+        "findings",
+        "submitted",
+        "updated_utc",
+    )
     return [dict(zip(keys, row)) for row in session.execute(query).all()]
 
 
 def case_rows(*, session: Session) -> list[dict]:
     """Every case with its truth (for statistics)."""
-    return [{"case": c.token, "source_id": c.source_id, "is_synthetic": c.is_synthetic, "modality": c.modality,
-             "label": c.label} for c in session.scalars(select(Case).order_by(Case.token))]
+    return [
+        {
+            "case": c.token,
+            "source_id": c.source_id,
+            "is_synthetic": c.is_synthetic,
+            "modality": c.modality,
+            "label": c.label,
+        }
+        for c in session.scalars(select(Case).order_by(Case.token))
+    ]
 
 
 def reader_names(*, session: Session) -> list[str]:

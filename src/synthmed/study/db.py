@@ -5,8 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, Engine, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-    create_engine, event, inspect, text,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -116,8 +128,12 @@ class Admin(Base):
 def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `database_url`; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
-                               pool_size=20, max_overflow=20)
+        engine = create_engine(
+            database_url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+            pool_size=20,
+            max_overflow=20,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001

@@ -60,19 +60,25 @@ AdminDep = Annotated[Admin, Depends(current_admin)]
 def csrf_protect(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> None:
     """Reject a POST whose form lacks the session's CSRF token (403)."""
     if not csrf_ok(request.session, csrf_token):
-        raise HTTPException(status_code=403, detail="The form expired or did not come from this site. "
-                                                    "Go back, reload the page and try again.")
+        raise HTTPException(
+            status_code=403,
+            detail="The form expired or did not come from this site. Go back, reload the page and try again.",
+        )
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
-           status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
     """Render a page with the CSRF token, role and study in its context."""
     context = context or {}
     study = context.get("study")
     if study is None:
         session = getattr(request.state, "db", None)
         study = crud.get_study(session=session) if session is not None else request.app.state.study_title
-    base = {"csrf_token": csrf_token(request.session), "role": request.session.get("role"),
-            "user_name": request.session.get("name", ""), "study": study}
-    return request.app.state.templates.TemplateResponse(request, template, {**base, **context},
-                                                        status_code=status_code)
+    base = {
+        "csrf_token": csrf_token(request.session),
+        "role": request.session.get("role"),
+        "user_name": request.session.get("name", ""),
+        "study": study,
+    }
+    return request.app.state.templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)

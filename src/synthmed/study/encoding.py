@@ -61,15 +61,21 @@ def _square(pixels: np.ndarray) -> np.ndarray:
     h, w = pixels.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return pixels[top:top + side, left:left + side]
+    return pixels[top : top + side, left : left + side]
 
 
 def _resize(pixels: np.ndarray, size_px: int) -> np.ndarray:
     if pixels.shape[0] == size_px:
         return pixels
     planes = pixels[..., None] if pixels.ndim == 2 else pixels
-    out = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32))
-                      .resize((size_px, size_px), Image.Resampling.LANCZOS)) for c in range(planes.shape[2])]
+    out = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32)).resize(
+                (size_px, size_px), Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(planes.shape[2])
+    ]
     return np.clip(np.stack(out, axis=2) if pixels.ndim == 3 else out[0], 0.0, 1.0)
 
 
@@ -98,8 +104,10 @@ def plan_encoding(sides_px: list[int], colour: list[bool], *, size_px: int | Non
         return EncodingPlan(size_px=size_px or min(MAX_SIZE_PX, smallest), mode=mode)
     ceiling = max(8, smallest // 2)
     if size_px is not None and size_px > ceiling:
-        raise ValueError(f"--match serves at most half the smallest source side ({smallest} px): ask for "
-                         f"--size-px {ceiling} or less, or leave --size-px out.")
+        raise ValueError(
+            f"--match serves at most half the smallest source side ({smallest} px): ask for "
+            f"--size-px {ceiling} or less, or leave --size-px out."
+        )
     return EncodingPlan(size_px=size_px or min(MAX_SIZE_PX, ceiling), mode=mode, match=True, common_px=smallest)
 
 

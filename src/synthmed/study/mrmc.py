@@ -79,8 +79,12 @@ def covariances(ratings: np.ndarray, truth: np.ndarray) -> Covariances:
     def mean_where(mask: np.ndarray) -> float:
         return float(cov[mask].mean()) if mask.any() else float("nan")
 
-    return Covariances(var=mean_where(same_t & same_r), cov1=mean_where(~same_t & same_r),
-                       cov2=mean_where(same_t & ~same_r), cov3=mean_where(~same_t & ~same_r))
+    return Covariances(
+        var=mean_where(same_t & same_r),
+        cov1=mean_where(~same_t & same_r),
+        cov2=mean_where(same_t & ~same_r),
+        cov3=mean_where(~same_t & ~same_r),
+    )
 
 
 def single_treatment(ratings: np.ndarray, truth: np.ndarray, *, alpha: float = 0.05) -> SingleTreatment:
@@ -95,11 +99,20 @@ def single_treatment(ratings: np.ndarray, truth: np.ndarray, *, alpha: float = 0
     ms_r = float(aucs.var(ddof=1))
     cov2 = max(parts.cov2, 0.0)
     stderr = float(np.sqrt(ms_r / n_readers + cov2))
-    df = (ms_r + n_readers * cov2) ** 2 / (ms_r ** 2 / (n_readers - 1)) if ms_r > 0 else float("inf")
+    df = (ms_r + n_readers * cov2) ** 2 / (ms_r**2 / (n_readers - 1)) if ms_r > 0 else float("inf")
     half = float(stats.t.ppf(1 - alpha / 2, df)) * stderr
     mean = float(aucs.mean())
-    return SingleTreatment(auc=mean, reader_aucs=tuple(float(a) for a in aucs), ms_r=ms_r, cov2=parts.cov2,
-                           var=parts.var, stderr=stderr, df=float(df), ci95_low=mean - half, ci95_high=mean + half)
+    return SingleTreatment(
+        auc=mean,
+        reader_aucs=tuple(float(a) for a in aucs),
+        ms_r=ms_r,
+        cov2=parts.cov2,
+        var=parts.var,
+        stderr=stderr,
+        df=float(df),
+        ci95_low=mean - half,
+        ci95_high=mean + half,
+    )
 
 
 def compare_treatments(ratings: np.ndarray, truth: np.ndarray, *, alpha: float = 0.05) -> dict:
@@ -114,10 +127,19 @@ def compare_treatments(ratings: np.ndarray, truth: np.ndarray, *, alpha: float =
     ms_tr = float(((aucs - by_t[:, None] - by_r[None, :] + grand) ** 2).sum()) / ((n_t - 1) * (n_r - 1))
     denominator = ms_tr + n_r * max(parts.cov2 - parts.cov3, 0.0)
     f_stat = ms_t / denominator
-    ddf = denominator ** 2 / (ms_tr ** 2 / ((n_t - 1) * (n_r - 1)))
-    result = {"aucs": aucs, "treatment_means": by_t, "ms_t": ms_t, "ms_r": ms_r, "ms_tr": ms_tr,
-              "covariances": parts, "f": f_stat, "df1": n_t - 1, "df2": ddf,
-              "p_value": float(stats.f.sf(f_stat, n_t - 1, ddf))}
+    ddf = denominator**2 / (ms_tr**2 / ((n_t - 1) * (n_r - 1)))
+    result = {
+        "aucs": aucs,
+        "treatment_means": by_t,
+        "ms_t": ms_t,
+        "ms_r": ms_r,
+        "ms_tr": ms_tr,
+        "covariances": parts,
+        "f": f_stat,
+        "df1": n_t - 1,
+        "df2": ddf,
+        "p_value": float(stats.f.sf(f_stat, n_t - 1, ddf)),
+    }
     if n_t == 2:
         diff = float(by_t[0] - by_t[1])
         stderr = float(np.sqrt(2.0 / n_r * denominator))
@@ -140,5 +162,12 @@ def tost_vs_chance(result: SingleTreatment, *, margin: float, alpha: float = 0.0
     p_value = float(max(stats.t.sf(t_low, result.df), stats.t.sf(t_high, result.df)))
     half = float(stats.t.ppf(1 - alpha, result.df)) * result.stderr
     two_sided = float(2 * stats.t.sf(abs(result.auc - 0.5) / stderr, result.df))
-    return {"margin": margin, "alpha": alpha, "p_value": p_value, "equivalent": p_value < alpha,
-            "ci90_low": result.auc - half, "ci90_high": result.auc + half, "p_vs_chance": two_sided}
+    return {
+        "margin": margin,
+        "alpha": alpha,
+        "p_value": p_value,
+        "equivalent": p_value < alpha,
+        "ci90_low": result.auc - half,
+        "ci90_high": result.auc + half,
+        "p_vs_chance": two_sided,
+    }

@@ -36,10 +36,15 @@ class PlanInputs(BaseModel):
     def from_pilot(cls, result: SingleTreatment, *, cases: int, margin_auc: float, **overrides) -> PlanInputs:
         """Variance components estimated from a finished (pilot) study's random-reader analysis."""
         var = max(result.var, 1e-12)
-        return cls(margin_auc=margin_auc, reader_var=max(result.ms_r - result.var + result.cov2, 0.0),
-                   error_var_per_case=var * cases, corr2=float(np.clip(result.cov2 / var, 0.0, 1.0)),
-                   true_auc=result.auc, source=f"pilot study ({len(result.reader_aucs)} readers, {cases} cases)",
-                   **overrides)
+        return cls(
+            margin_auc=margin_auc,
+            reader_var=max(result.ms_r - result.var + result.cov2, 0.0),
+            error_var_per_case=var * cases,
+            corr2=float(np.clip(result.cov2 / var, 0.0, 1.0)),
+            true_auc=result.auc,
+            source=f"pilot study ({len(result.reader_aucs)} readers, {cases} cases)",
+            **overrides,
+        )
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,14 @@ def power(inputs: PlanInputs, *, readers: int, cases: int) -> tuple[float, float
     cov2 = inputs.corr2 * var
     ms_r = inputs.reader_var + var - cov2
     stderr = float(np.sqrt(ms_r / readers + cov2))
-    df = (ms_r + readers * cov2) ** 2 / (ms_r ** 2 / (readers - 1)) if ms_r > 0 else float("inf")
+    df = (ms_r + readers * cov2) ** 2 / (ms_r**2 / (readers - 1)) if ms_r > 0 else float("inf")
     t_crit = stats.t.ppf(1 - inputs.alpha, df)
     delta = abs(inputs.true_auc - 0.5)
-    value = stats.t.cdf((inputs.margin_auc - delta) / stderr - t_crit, df) \
-        + stats.t.cdf((inputs.margin_auc + delta) / stderr - t_crit, df) - 1
+    value = (
+        stats.t.cdf((inputs.margin_auc - delta) / stderr - t_crit, df)
+        + stats.t.cdf((inputs.margin_auc + delta) / stderr - t_crit, df)
+        - 1
+    )
     return max(0.0, float(value)), stderr, float(df)
 
 
@@ -91,11 +99,13 @@ def plan(inputs: PlanInputs, *, readers: list[int] | None = None) -> list[PlanRo
 
 def describe(inputs: PlanInputs, rows: list[PlanRow]) -> str:
     """The plan as text: assumptions, then one line per number of readers."""
-    lines = [f"Equivalence margin {inputs.margin_auc:g} around AUC 0.5 (alpha {inputs.alpha:g} per one-sided test, "
-             f"power {inputs.power:.0%}, true AUC {inputs.true_auc:.3f}).",
-             f"Assumed: reader variance {inputs.reader_var:.5f}, Var(AUC) x cases {inputs.error_var_per_case:.4f}, "
-             f"Cov2/Var {inputs.corr2:.2f}; from {inputs.source}.",
-             "readers  cases (real + synthetic, each read by every reader)  power"]
+    lines = [
+        f"Equivalence margin {inputs.margin_auc:g} around AUC 0.5 (alpha {inputs.alpha:g} per one-sided test, "
+        f"power {inputs.power:.0%}, true AUC {inputs.true_auc:.3f}).",
+        f"Assumed: reader variance {inputs.reader_var:.5f}, Var(AUC) x cases {inputs.error_var_per_case:.4f}, "
+        f"Cov2/Var {inputs.corr2:.2f}; from {inputs.source}.",
+        "readers  cases (real + synthetic, each read by every reader)  power",
+    ]
     for row in rows:
         cases = f"{row.cases:>6}" if row.cases else "   n/a  (not reachable with this few readers)"
         lines.append(f"{row.readers:>7}  {cases}  {row.power:.2f}")

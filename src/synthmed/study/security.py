@@ -45,8 +45,9 @@ def verify_password(password: str, stored: str | None) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        computed = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                                  dklen=32)
+        computed = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(computed, base64.b64decode(digest))
@@ -121,8 +122,11 @@ class RateLimiter:
         now = time.monotonic()
         with self._lock:
             if len(self._failures) > self.MAX_KEYS:  # many made-up names: forget keys neither recent nor locked
-                for old in [k for k, f in self._failures.items()
-                            if (not f or now - f[-1] > self.window_s) and self._locked_until.get(k, 0.0) < now]:
+                for old in [
+                    k
+                    for k, f in self._failures.items()
+                    if (not f or now - f[-1] > self.window_s) and self._locked_until.get(k, 0.0) < now
+                ]:
                     self._failures.pop(old, None)
                     self._locked_until.pop(old, None)
             failures = self._recent(key, now)

@@ -21,15 +21,21 @@ class StudySettings(BaseSettings):
 
     study_dir: Path = Field(description="folder made by `synthmed study create` (images/, study.db, .secret_key)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///STUDY_DIR/study.db")
-    secret_key: SecretStr | None = Field(default=None, description="session signing key; default: STUDY_DIR/.secret_key")
+    secret_key: SecretStr | None = Field(
+        default=None, description="session signing key; default: STUDY_DIR/.secret_key"
+    )
     https_only: bool = Field(default=False, description="send the session cookie only over HTTPS (set behind TLS)")
     session_max_age_s: int = Field(default=12 * 3600, gt=0)
-    login_max_attempts: int = Field(default=5, gt=0,
-                                    description="failed logins per window for one account from one address")
+    login_max_attempts: int = Field(
+        default=5, gt=0, description="failed logins per window for one account from one address"
+    )
     login_window_s: float = Field(default=300.0, gt=0)
     login_lock_s: float = Field(default=30.0, gt=0, description="first lock; doubles with each further failure")
-    trusted_proxies: str | None = Field(default=None, description="comma-separated proxy addresses whose "
-                                        "X-Forwarded-For is believed; default: none (the socket address counts)")
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="comma-separated proxy addresses whose "
+        "X-Forwarded-For is believed; default: none (the socket address counts)",
+    )
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("study_dir")

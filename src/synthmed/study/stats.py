@@ -23,8 +23,21 @@ from statsmodels.stats.proportion import proportion_confint
 from synthmed.study.db import CALLS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = ("reader", "case", "source_id", "truth", "modality", "label", "call", "correct", "confidence",
-               "condition", "findings", "submitted", "updated_utc")
+CSV_COLUMNS = (
+    "reader",
+    "case",
+    "source_id",
+    "truth",
+    "modality",
+    "label",
+    "call",
+    "correct",
+    "confidence",
+    "condition",
+    "findings",
+    "submitted",
+    "updated_utc",
+)
 
 
 def _finite(value: float) -> float | None:
@@ -36,8 +49,13 @@ def rate(k: int, n: int) -> dict[str, Any] | None:
     if n == 0:
         return None
     low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return {"value": round(k / n, 4), "ci95_low": round(float(low), 4), "ci95_high": round(float(high), 4),
-            "k": int(k), "n": int(n)}
+    return {
+        "value": round(k / n, 4),
+        "ci95_low": round(float(low), 4),
+        "ci95_high": round(float(high), 4),
+        "k": int(k),
+        "n": int(n),
+    }
 
 
 def truth_name(is_synthetic: bool) -> str:
@@ -62,8 +80,9 @@ def reader_metrics(rows: list[dict]) -> dict[str, Any]:
         "specificity": rate(sum(r["call"] == "real" for r in real), len(real)),
         "unsure_rate": rate(sum(r["call"] == "unsure" for r in rows), len(rows)),
         "synthetic_called_real": rate(sum(r["call"] == "real" for r in synthetic), len(synthetic)),
-        "binomial_vs_chance": None if test is None else {
-            "correct": correct, "decisive": len(decisive), "p_value": _finite(test.pvalue)},
+        "binomial_vs_chance": None
+        if test is None
+        else {"correct": correct, "decisive": len(decisive), "p_value": _finite(test.pvalue)},
     }
 
 
@@ -88,10 +107,22 @@ def findings(rows: list[dict]) -> dict[str, dict[str, Any]]:
     """Per image: truth, modality, class and every reader's call, confidence, condition and findings text."""
     table: dict[str, dict[str, Any]] = {}
     for row in rows:
-        entry = table.setdefault(row["case"], {"truth": truth_name(row["is_synthetic"]), "modality": row["modality"],
-                                               "label": row["label"], "source_id": row["source_id"], "readers": {}})
-        entry["readers"][row["reader"]] = {"call": row["call"], "confidence": row["confidence"],
-                                           "condition": row["condition"], "findings": row["findings"]}
+        entry = table.setdefault(
+            row["case"],
+            {
+                "truth": truth_name(row["is_synthetic"]),
+                "modality": row["modality"],
+                "label": row["label"],
+                "source_id": row["source_id"],
+                "readers": {},
+            },
+        )
+        entry["readers"][row["reader"]] = {
+            "call": row["call"],
+            "confidence": row["confidence"],
+            "condition": row["condition"],
+            "findings": row["findings"],
+        }
     return table
 
 
@@ -108,15 +139,26 @@ def clustered_accuracy(rows: list[dict]) -> dict[str, Any] | None:
     varying = [g for g in groups.values() if g.max() > 0]
     value = float(correct.mean())
     if not varying or correct.min() == correct.max():
-        return {"value": round(value, 4), "ci95_low": None, "ci95_high": None, "n": len(rows),
-                "clusters": {k: int(g.max() + 1) for k, g in groups.items()}}
+        return {
+            "value": round(value, 4),
+            "ci95_low": None,
+            "ci95_high": None,
+            "n": len(rows),
+            "clusters": {k: int(g.max() + 1) for k, g in groups.items()},
+        }
     fit = sm.OLS(correct, np.ones((len(rows), 1))).fit(
-        cov_type="cluster", cov_kwds={"groups": np.column_stack(varying) if len(varying) == 2 else varying[0]},
-        use_t=True)
+        cov_type="cluster",
+        cov_kwds={"groups": np.column_stack(varying) if len(varying) == 2 else varying[0]},
+        use_t=True,
+    )
     low, high = fit.conf_int(alpha=0.05)[0]
-    return {"value": round(value, 4), "ci95_low": round(max(0.0, float(low)), 4),
-            "ci95_high": round(min(1.0, float(high)), 4), "n": len(rows),
-            "clusters": {k: int(g.max() + 1) for k, g in groups.items()}}
+    return {
+        "value": round(value, 4),
+        "ci95_low": round(max(0.0, float(low)), 4),
+        "ci95_high": round(min(1.0, float(high)), 4),
+        "n": len(rows),
+        "clusters": {k: int(g.max() + 1) for k, g in groups.items()},
+    }
 
 
 def answers_csv(answers: list[dict]) -> str:
@@ -125,8 +167,13 @@ def answers_csv(answers: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in answers:
-        cells = {**row, "truth": truth_name(row["is_synthetic"]), "correct": int(is_correct(row)),
-                 "submitted": int(bool(row["submitted"])), "updated_utc": str(row["updated_utc"])}
+        cells = {
+            **row,
+            "truth": truth_name(row["is_synthetic"]),
+            "correct": int(is_correct(row)),
+            "submitted": int(bool(row["submitted"])),
+            "updated_utc": str(row["updated_utc"]),
+        }
         writer.writerow({key: spreadsheet_safe(value) for key, value in cells.items()})
     return buffer.getvalue()
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from synthmed.study import crud
-
 from study.helpers import accept_invitation, answer, csrf_of, new_client
+from synthmed.study import crud
 
 
 def _close(admin_client) -> None:  # noqa: ANN001

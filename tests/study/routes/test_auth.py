@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from study.helpers import (
-    ADMIN_PASSWORD, PASSWORD, accept_invitation, csrf_of, login_admin, login_reader, new_client,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    accept_invitation,
+    csrf_of,
+    login_admin,
+    login_reader,
+    new_client,
 )
 
 
@@ -23,11 +29,13 @@ def test_invitation_rejects_short_or_mismatched_password(app, study):
     client = new_client(app)
     token = study[0].invitations["bob"]
     page = client.get(f"/invite/{token}")
-    short = client.post(f"/invite/{token}", data={"csrf_token": csrf_of(page.text), "password": "short",
-                                                  "confirm": "short"})
+    short = client.post(
+        f"/invite/{token}", data={"csrf_token": csrf_of(page.text), "password": "short", "confirm": "short"}
+    )
     assert short.status_code == 400 and "at least 8" in short.text
-    differ = client.post(f"/invite/{token}", data={"csrf_token": csrf_of(page.text), "password": PASSWORD,
-                                                   "confirm": PASSWORD + "x"})
+    differ = client.post(
+        f"/invite/{token}", data={"csrf_token": csrf_of(page.text), "password": PASSWORD, "confirm": PASSWORD + "x"}
+    )
     assert differ.status_code == 400
     assert client.get(f"/invite/{token}").status_code == 200  # still usable
 
@@ -43,11 +51,15 @@ def test_missing_or_wrong_csrf_is_403_everywhere(app, study, reader_client, admi
     anonymous = new_client(app)
     assert anonymous.post("/login", data={"name": "alice", "password": PASSWORD}).status_code == 403
     anonymous.get("/login")
-    assert anonymous.post("/login", data={"csrf_token": "forged", "name": "alice",
-                                          "password": PASSWORD}).status_code == 403
+    assert (
+        anonymous.post("/login", data={"csrf_token": "forged", "name": "alice", "password": PASSWORD}).status_code
+        == 403
+    )
     assert reader_client.post("/reader/case/1", data={"call": "real", "confidence": "3"}).status_code == 403
-    assert reader_client.post("/reader/case/1", data={"csrf_token": "x", "call": "real",
-                                                      "confidence": "3"}).status_code == 403
+    assert (
+        reader_client.post("/reader/case/1", data={"csrf_token": "x", "call": "real", "confidence": "3"}).status_code
+        == 403
+    )
     assert reader_client.post("/reader/submit", data={}).status_code == 403
     assert reader_client.post("/logout", data={}).status_code == 403
     assert admin_client.post("/admin/close", data={"csrf_token": "nope"}).status_code == 403

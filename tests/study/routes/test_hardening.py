@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 
 from study.concurrent import simultaneous_accept, simultaneous_get
 from study.helpers import (
-    ADMIN_PASSWORD, PASSWORD, accept_invitation, answer, csrf_of, login_admin, login_reader, make_study, new_client,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    accept_invitation,
+    answer,
+    csrf_of,
+    login_admin,
+    login_reader,
+    make_study,
+    new_client,
 )
 from synthmed.study.app import create_app
 
@@ -55,8 +63,11 @@ def test_forwarded_for_is_ignored_unless_a_proxy_is_configured(app):
     client = new_client(app)
     for k in range(5):
         page = client.get("/admin/login")
-        response = client.post("/admin/login", headers={"X-Forwarded-For": f"10.0.0.{k}"},
-                               data={"csrf_token": csrf_of(page.text), "name": "admin", "password": "wrong one!"})
+        response = client.post(
+            "/admin/login",
+            headers={"X-Forwarded-For": f"10.0.0.{k}"},
+            data={"csrf_token": csrf_of(page.text), "name": "admin", "password": "wrong one!"},
+        )
         assert response.status_code == 401
     assert login_admin(client).status_code == 429, "rotating X-Forwarded-For bypassed the limit"
 
@@ -120,7 +131,7 @@ def test_invitation_is_used_once_under_concurrency(app, study, times):
 
 
 def test_csv_export_neutralises_formulas(app, reader_client, admin_client):
-    payloads = ["=HYPERLINK(\"http://evil\",\"x\")", "@SUM(A1:A2)", "+1+1", "-2+3", "\t=cmd"]
+    payloads = ['=HYPERLINK("http://evil","x")', "@SUM(A1:A2)", "+1+1", "-2+3", "\t=cmd"]
     for position, text in enumerate(payloads, start=1):
         assert answer(reader_client, position, "fake", 4, findings=text).status_code == 200
     page = admin_client.get("/admin")
@@ -135,8 +146,9 @@ def test_csv_export_neutralises_formulas(app, reader_client, admin_client):
 def test_out_of_range_positions_are_404(reader_client, position):
     assert reader_client.get(f"/reader/case/{position}").status_code == 404
     page = reader_client.get("/reader/case/1")
-    response = reader_client.post(f"/reader/case/{position}", data={"csrf_token": csrf_of(page.text),
-                                                                    "call": "real", "confidence": "3"})
+    response = reader_client.post(
+        f"/reader/case/{position}", data={"csrf_token": csrf_of(page.text), "call": "real", "confidence": "3"}
+    )
     assert response.status_code == 404
 
 

@@ -48,8 +48,11 @@ def test_two_tabs_submitting_at_once_make_one_row(reader_client, app):
 
     def submit(call: str) -> None:
         barrier.wait()
-        codes.append(reader_client.post("/reader/case/3", data={"csrf_token": token, "call": call,
-                                                                "confidence": "3"}).status_code)
+        codes.append(
+            reader_client.post(
+                "/reader/case/3", data={"csrf_token": token, "call": call, "confidence": "3"}
+            ).status_code
+        )
 
     threads = [threading.Thread(target=submit, args=("real" if i % 2 else "fake",)) for i in range(8)]
     for thread in threads:
@@ -114,10 +117,19 @@ def test_findings_text_is_escaped(reader_client, app, study, admin_client):
 def test_path_traversal_and_unknown_ids_are_404(reader_client, study):
     images_dir = study[1].images_dir
     some_file = next(images_dir.iterdir()).name
-    for url in ("/image/../study.db", "/image/..%2Fstudy.db", "/image/..%2F..%2Fetc%2Fpasswd",
-                f"/image/{some_file}", "/image/%2e%2e%2f.secret_key", "/static/../study.db",
-                "/static/..%2F..%2Fsettings.py", "/static/%2e%2e/app.py", "/images/" + some_file,
-                "/study.db", "/.secret_key"):
+    for url in (
+        "/image/../study.db",
+        "/image/..%2Fstudy.db",
+        "/image/..%2F..%2Fetc%2Fpasswd",
+        f"/image/{some_file}",
+        "/image/%2e%2e%2f.secret_key",
+        "/static/../study.db",
+        "/static/..%2F..%2Fsettings.py",
+        "/static/%2e%2e/app.py",
+        "/images/" + some_file,
+        "/study.db",
+        "/.secret_key",
+    ):
         response = reader_client.get(url)
         assert response.status_code == 404, url
         assert b"\x89PNG" not in response.content and "SQLite" not in response.text
@@ -130,12 +142,19 @@ def test_reader_sees_only_own_cases_and_answers(app, study):
     answer(alice, 1, "fake", 5, findings="alice private note")
     bob_pages = "".join(bob.get(f"/reader/case/{p}").text for p in range(1, 13)) + bob.get("/reader/review").text
     assert "alice private note" not in bob_pages and "alice" not in bob_pages
-    assert 'checked' not in bob.get("/reader/case/1").text
+    assert "checked" not in bob.get("/reader/case/1").text
     # Bob can fetch the images of his own cases only; a token he was never given is 404.
     with app.state.sessionmaker() as session:
         from synthmed.study.db import Case, Reader
-        rogue = Case(token="rogueTokenNotAssigned", is_synthetic=True, modality="m", label="l", source_id="x",
-                     source_path="/nonexistent")
+
+        rogue = Case(
+            token="rogueTokenNotAssigned",
+            is_synthetic=True,
+            modality="m",
+            label="l",
+            source_id="x",
+            source_path="/nonexistent",
+        )
         session.add(rogue)
         session.commit()
         assert session.scalar(select(Reader).where(Reader.name == "bob")) is not None

@@ -18,8 +18,11 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def _require_closed(db: DbDep) -> None:
     if not crud.get_study(session=db).closed:
-        raise HTTPException(status_code=409, detail="Results are shown once the study is closed. Close it on the "
-                                                    "admin page (or `synthmed study close`) when readers are done.")
+        raise HTTPException(
+            status_code=409,
+            detail="Results are shown once the study is closed. Close it on the "
+            "admin page (or `synthmed study close`) when readers are done.",
+        )
 
 
 @router.get("")
@@ -27,13 +30,23 @@ def dashboard(request: Request, admin: AdminDep, db: DbDep) -> Response:
     return _dashboard(request, db)
 
 
-def _dashboard(request: Request, db: DbDep, *, invitation: dict | None = None, error: str | None = None,
-               status_code: int = 200) -> Response:
+def _dashboard(
+    request: Request, db: DbDep, *, invitation: dict | None = None, error: str | None = None, status_code: int = 200
+) -> Response:
     rows = crud.progress(session=db)
-    return render(request, "admin.html", {
-        "progress": rows, "answered": sum(r.answered for r in rows), "total": sum(r.total for r in rows),
-        "cases": len(crud.case_rows(session=db)), "invitation": invitation, "error": error},
-        status_code=status_code)
+    return render(
+        request,
+        "admin.html",
+        {
+            "progress": rows,
+            "answered": sum(r.answered for r in rows),
+            "total": sum(r.total for r in rows),
+            "cases": len(crud.case_rows(session=db)),
+            "invitation": invitation,
+            "error": error,
+        },
+        status_code=status_code,
+    )
 
 
 @router.post("/readers", dependencies=[Depends(csrf_protect)])
@@ -69,8 +82,9 @@ def close(admin: AdminDep, db: DbDep) -> RedirectResponse:
 
 
 @router.get("/results")
-def results(request: Request, admin: AdminDep, db: DbDep,
-            exclude: Annotated[list[str] | None, Query()] = None) -> Response:
+def results(
+    request: Request, admin: AdminDep, db: DbDep, exclude: Annotated[list[str] | None, Query()] = None
+) -> Response:
     """The results; `?exclude=NAME` (repeatable) removes readers before the analysis."""
     _require_closed(db)
     try:
@@ -84,12 +98,18 @@ def results(request: Request, admin: AdminDep, db: DbDep,
 def export_json(admin: AdminDep, db: DbDep) -> Response:
     _require_closed(db)
     body = json.dumps(study_results(session=db), indent=2, default=str)
-    return Response(body, media_type="application/json",
-                    headers={**NO_STORE, "Content-Disposition": 'attachment; filename="study.json"'})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="study.json"'},
+    )
 
 
 @router.get("/export.csv")
 def export_csv(admin: AdminDep, db: DbDep) -> Response:
     _require_closed(db)
-    return Response(study_csv(session=db), media_type="text/csv",
-                    headers={**NO_STORE, "Content-Disposition": 'attachment; filename="study_answers.csv"'})
+    return Response(
+        study_csv(session=db),
+        media_type="text/csv",
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="study_answers.csv"'},
+    )

@@ -32,9 +32,12 @@ def _throttle_key(request: Request, role: str, name: str) -> str:
     key = request.app.state.limiter.key(role, name, _client_ip(request))
     wait_s = request.app.state.limiter.blocked_for_s(key)
     if wait_s > 0:
-        raise HTTPException(status_code=429, headers={"Retry-After": str(math.ceil(wait_s))},
-                            detail=f"Too many failed sign-ins for this name from your address. Try again in "
-                                   f"{math.ceil(wait_s)} s, or ask the organiser for a new invitation.")
+        raise HTTPException(
+            status_code=429,
+            headers={"Retry-After": str(math.ceil(wait_s))},
+            detail=f"Too many failed sign-ins for this name from your address. Try again in "
+            f"{math.ceil(wait_s)} s, or ask the organiser for a new invitation.",
+        )
     return key
 
 
@@ -55,8 +58,18 @@ def login(request: Request, db: DbDep, name: FormStr = "", password: FormStr = "
     reader = crud.authenticate_reader(session=db, name=name, password=password)
     if reader is None:
         request.app.state.limiter.fail(key)
-        return render(request, "login.html", {"action": "/login", "title": "Reader sign-in", "user_label": "Name",
-                                              "error": "Unknown name or wrong password.", "name": name}, status_code=401)
+        return render(
+            request,
+            "login.html",
+            {
+                "action": "/login",
+                "title": "Reader sign-in",
+                "user_label": "Name",
+                "error": "Unknown name or wrong password.",
+                "name": name,
+            },
+            status_code=401,
+        )
     request.app.state.limiter.reset(key)
     _start_session(request, role="reader", uid=reader.id, name=reader.name, epoch=reader.session_epoch)
     return RedirectResponse("/reader/resume", status_code=303)
@@ -64,8 +77,9 @@ def login(request: Request, db: DbDep, name: FormStr = "", password: FormStr = "
 
 @router.get("/admin/login")
 def admin_login_page(request: Request) -> Response:
-    return render(request, "login.html", {"action": "/admin/login", "title": "Organiser sign-in",
-                                          "user_label": "User name"})
+    return render(
+        request, "login.html", {"action": "/admin/login", "title": "Organiser sign-in", "user_label": "User name"}
+    )
 
 
 @router.post("/admin/login", dependencies=[Depends(csrf_protect)])
@@ -74,9 +88,18 @@ def admin_login(request: Request, db: DbDep, name: FormStr = "", password: FormS
     admin = crud.authenticate_admin(session=db, username=name.strip(), password=password)
     if admin is None:
         request.app.state.limiter.fail(key)
-        return render(request, "login.html", {"action": "/admin/login", "title": "Organiser sign-in",
-                                              "user_label": "User name",
-                                              "error": "Unknown user or wrong password.", "name": name}, status_code=401)
+        return render(
+            request,
+            "login.html",
+            {
+                "action": "/admin/login",
+                "title": "Organiser sign-in",
+                "user_label": "User name",
+                "error": "Unknown user or wrong password.",
+                "name": name,
+            },
+            status_code=401,
+        )
     request.app.state.limiter.reset(key)
     _start_session(request, role="admin", uid=admin.id, name=admin.username, epoch=admin.session_epoch)
     return RedirectResponse("/admin", status_code=303)
@@ -97,23 +120,33 @@ def logout(request: Request, db: DbDep) -> RedirectResponse:
 def invitation_page(request: Request, token: str, db: DbDep) -> Response:
     reader = crud.reader_for_invitation(session=db, token=token)
     if reader is None:
-        raise HTTPException(status_code=404, detail="This invitation is unknown or has already been used. "
-                                                    "Sign in with your name and password, or ask the organiser "
-                                                    "for a new invitation.")
+        raise HTTPException(
+            status_code=404,
+            detail="This invitation is unknown or has already been used. "
+            "Sign in with your name and password, or ask the organiser "
+            "for a new invitation.",
+        )
     return render(request, "invite.html", {"reader_name": reader.name, "token": token})
 
 
 @router.post("/invite/{token}", dependencies=[Depends(csrf_protect)])
-def accept_invitation(request: Request, token: str, db: DbDep, password: FormStr = "",
-                      confirm: FormStr = "") -> Response:
+def accept_invitation(
+    request: Request, token: str, db: DbDep, password: FormStr = "", confirm: FormStr = ""
+) -> Response:
     reader = crud.reader_for_invitation(session=db, token=token)
     if reader is None:
         raise HTTPException(status_code=404, detail="This invitation is unknown or has already been used.")
-    error = ("Choose a password of at least 8 characters." if len(password) < 8
-             else "The two passwords differ." if password != confirm else None)
+    error = (
+        "Choose a password of at least 8 characters."
+        if len(password) < 8
+        else "The two passwords differ."
+        if password != confirm
+        else None
+    )
     if error:
-        return render(request, "invite.html", {"reader_name": reader.name, "token": token, "error": error},
-                      status_code=400)
+        return render(
+            request, "invite.html", {"reader_name": reader.name, "token": token, "error": error}, status_code=400
+        )
     reader = crud.accept_invitation(session=db, token=token, password=password)
     db.commit()
     if reader is None:  # another request used it a moment ago

@@ -33,8 +33,9 @@ def _case_or_404(db: DbDep, reader_id: int, position: int):  # noqa: ANN202
 def _next_position(db: DbDep, reader_id: int, position: int, total: int) -> int | None:
     """The next unanswered position after `position`, wrapping around; None when all are answered."""
     answered = crud.reader_answers(session=db, reader_id=reader_id)
-    order = dict(db.execute(select(Assignment.position, Assignment.case_id)
-                            .where(Assignment.reader_id == reader_id)).all())
+    order = dict(
+        db.execute(select(Assignment.position, Assignment.case_id).where(Assignment.reader_id == reader_id)).all()
+    )
     for step in range(1, total + 1):
         candidate = (position - 1 + step) % total + 1
         if order[candidate] not in answered:
@@ -50,8 +51,15 @@ def resume(reader: ReaderDep, db: DbDep) -> RedirectResponse:
     return RedirectResponse(f"/reader/case/{position}", status_code=303)
 
 
-def _case_page(request: Request, db: DbDep, reader, position: int, *, error: str | None = None,  # noqa: ANN001
-               status_code: int = 200) -> Response:
+def _case_page(
+    request: Request,
+    db: DbDep,
+    reader,
+    position: int,
+    *,
+    error: str | None = None,  # noqa: ANN001
+    status_code: int = 200,
+) -> Response:
     study = crud.get_study(session=db)
     case = _case_or_404(db, reader.id, position)
     answers = crud.reader_answers(session=db, reader_id=reader.id)
@@ -60,14 +68,29 @@ def _case_page(request: Request, db: DbDep, reader, position: int, *, error: str
     locked = study.closed or reader.submitted_utc is not None or (study.educational and answer is not None)
     reveal = None
     if study.educational and answer is not None:
-        reveal = {"truth": "synthetic" if case.is_synthetic else "real",
-                  "correct": answer.call == ("fake" if case.is_synthetic else "real")}
-    return render(request, "case.html", {
-        "position": position, "total": total, "answered": len(answers), "answer": answer, "locked": locked,
-        "image_url": f"/image/{case.token}", "reveal": reveal, "error": error,
-        "prev_position": position - 1 if position > 1 else None,
-        "next_position": position + 1 if position < total else None,
-        "conditions": study.condition_list, "study": study}, status_code=status_code)
+        reveal = {
+            "truth": "synthetic" if case.is_synthetic else "real",
+            "correct": answer.call == ("fake" if case.is_synthetic else "real"),
+        }
+    return render(
+        request,
+        "case.html",
+        {
+            "position": position,
+            "total": total,
+            "answered": len(answers),
+            "answer": answer,
+            "locked": locked,
+            "image_url": f"/image/{case.token}",
+            "reveal": reveal,
+            "error": error,
+            "prev_position": position - 1 if position > 1 else None,
+            "next_position": position + 1 if position < total else None,
+            "conditions": study.condition_list,
+            "study": study,
+        },
+        status_code=status_code,
+    )
 
 
 @router.get("/reader/case/{position}")
@@ -76,14 +99,28 @@ def case_page(request: Request, position: int, reader: ReaderDep, db: DbDep) -> 
 
 
 @router.post("/reader/case/{position}", dependencies=[Depends(csrf_protect)])
-def answer_case(request: Request, position: int, reader: ReaderDep, db: DbDep, call: FormStr = "",
-                confidence: FormStr = "", findings: FormStr = "", condition: FormStr = "") -> Response:
+def answer_case(
+    request: Request,
+    position: int,
+    reader: ReaderDep,
+    db: DbDep,
+    call: FormStr = "",
+    confidence: FormStr = "",
+    findings: FormStr = "",
+    condition: FormStr = "",
+) -> Response:
     case = _case_or_404(db, reader.id, position)
     try:
         answer = crud.AnswerIn(call=call, confidence=confidence or 0, findings=findings, condition=condition)
     except ValidationError:
-        return _case_page(request, db, reader, position, status_code=400,
-                          error="Choose real, fake or unsure (R / F / U) and a confidence from 1 to 5.")
+        return _case_page(
+            request,
+            db,
+            reader,
+            position,
+            status_code=400,
+            error="Choose real, fake or unsure (R / F / U) and a confidence from 1 to 5.",
+        )
     try:
         crud.save_answer(session=db, reader_id=reader.id, case_id=case.id, answer=answer)
         db.commit()
@@ -103,11 +140,17 @@ def answer_case(request: Request, position: int, reader: ReaderDep, db: DbDep, c
 @router.get("/reader/review")
 def review(request: Request, reader: ReaderDep, db: DbDep) -> Response:
     answers = crud.reader_answers(session=db, reader_id=reader.id)
-    rows = db.execute(select(Assignment.position, Assignment.case_id).where(Assignment.reader_id == reader.id)
-                      .order_by(Assignment.position)).all()
+    rows = db.execute(
+        select(Assignment.position, Assignment.case_id)
+        .where(Assignment.reader_id == reader.id)
+        .order_by(Assignment.position)
+    ).all()
     items = [{"position": pos, "answer": answers.get(case_id)} for pos, case_id in rows]
-    return render(request, "review.html", {"items": items, "answered": len(answers), "total": len(items),
-                                           "submitted": reader.submitted_utc is not None})
+    return render(
+        request,
+        "review.html",
+        {"items": items, "answered": len(answers), "total": len(items), "submitted": reader.submitted_utc is not None},
+    )
 
 
 @router.post("/reader/submit", dependencies=[Depends(csrf_protect)])
@@ -127,8 +170,9 @@ def image(request: Request, token: str, db: DbDep) -> Response:
     role = request.session.get("role")
     if role not in ("reader", "admin") or not TOKEN_PATTERN.fullmatch(token):
         raise HTTPException(status_code=404, detail="Not found.")
-    case = crud.case_for_image(session=db, token=token,
-                               reader_id=request.session.get("uid") if role == "reader" else None)
+    case = crud.case_for_image(
+        session=db, token=token, reader_id=request.session.get("uid") if role == "reader" else None
+    )
     if case is None:
         raise HTTPException(status_code=404, detail="Not found.")
     images_dir = request.app.state.settings.images_dir.resolve()
