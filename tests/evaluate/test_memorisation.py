@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _evaluate_helpers import image_folder_dataset, plant_copies, smooth_images
 
 from synthmed.data.arrays import load_image_arrays
 from synthmed.evaluate.memorisation import MemorisationConfig, calibrate_threshold, find_copies, nearest_by_features
 from synthmed.evaluate.planted import COPY_FAMILIES, random_copy_transforms
-from _evaluate_helpers import image_folder_dataset, plant_copies, smooth_images
 
 
 def _find(train, heldout, synthetic, seed=0):

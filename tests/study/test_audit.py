@@ -129,3 +129,13 @@ def test_cli_refuses_with_exit_2_and_results_state_an_override(tmp_path, capsys)
     engine.dispose()
     assert result["blinding_audit"]["overridden"] and json.dumps(result)
     assert "overrode" in result["verdict"]
+
+
+@pytest.mark.parametrize("factor", [257, 256])
+def test_both_sixteen_bit_conventions_serve_the_eight_bit_pixels(tmp_path, factor):
+    """x * 257 and x << 8 (the usual conversion) of 8-bit data must serve exactly the 8-bit pixels."""
+    eight = np.random.default_rng(3).integers(0, 256, (16, 16)).astype(np.uint16)
+    eight[0, 0], eight[0, 1] = 0, 255
+    Image.fromarray(eight.astype(np.uint8)).save(tmp_path / "narrow.png")
+    Image.fromarray(eight * factor).save(tmp_path / "wide.png")
+    np.testing.assert_array_equal(load(str(tmp_path / "wide.png")), load(str(tmp_path / "narrow.png")))

@@ -49,3 +49,15 @@ def test_rate_limiter_locks_one_key_with_growing_backoff_and_forgets_after_windo
     time.sleep(0.25)
     limiter.fail(key)  # the first two fell out of the window: no lock
     assert not limiter.blocked(key)
+
+
+def test_simultaneous_attempts_cannot_pass_more_guesses_than_the_limit():
+    """Cold-test finding: 40 wrong passwords sent at once all reached the password check (limit 5)."""
+    limiter = RateLimiter(max_attempts=5, window_s=60)
+    key = limiter.key("reader", "r13", "127.0.0.7")
+    started = [limiter.begin(key) == 0.0 for _ in range(40)]  # all in flight at once, none finished yet
+    assert sum(started) == 5
+    for _ in range(5):
+        limiter.fail(key)
+        limiter.end(key)
+    assert limiter.begin(key) > 1.0  # locked now

@@ -61,16 +61,16 @@ def load_image_arrays(
 def read_image(path: str | Path, mode: str | None = None, size_px: int | None = None) -> np.ndarray:
     """One image file as uint8 [C, H, W] in `mode` ("L", "RGB" or None = as stored), resized to `size_px`.
 
-    16-bit grey files are scaled from their nominal range (value / 257), as synthmed sample writes them.
+    16-bit grey files keep their high byte, so 8-bit data stored as x * 257 (synthmed sample) or x << 8 reads back.
 
     A missing, truncated or non-image file raises a ValueError that names it and says how to fix it.
     """
     try:
         with Image.open(path) as img:
             if img.mode.startswith("I;16") or img.mode == "I":
-                # 16-bit grey: scale its nominal range (0-65535) to 8 bits; a plain convert("L") clips at 255.
-                wide = np.asarray(img, dtype=np.float64) / 257.0
-                img = Image.fromarray(np.clip(np.rint(wide), 0, 255).astype(np.uint8), mode="L")
+                # 16-bit grey: keep the high byte (x * 257 and x << 8 both map back to x); convert("L") clips.
+                wide = np.floor(np.asarray(img, dtype=np.float64) / 256.0)
+                img = Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8), mode="L")
             if img.mode not in ("L", "RGB"):
                 img = img.convert("RGB" if mode == "RGB" else "L")
             if mode is not None:

@@ -114,7 +114,8 @@ def audit(
             passed=True,
             giveaway=None,
             giveaway_auc=0.5,
-            summary=f"not run: {n_real} real and {n_syn} synthetic images (needs 3 of each)",
+            summary=f"NOT RUN, too few images to judge ({n_real} real and {n_syn} synthetic; needs 3 of each): "
+            f"nothing shows the sides are indistinguishable",
         )
     rows = [_features(png) for png in pngs]
     names = list(FEATURES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,7 +151,9 @@ def add_reader(*, session: Session, name: str) -> tuple[Reader, str]:
     session.add(reader)
     session.flush()
     case_ids = sorted(session.scalars(select(Case.id)))
-    order = np.random.default_rng([study.seed, reader.id]).permutation(len(case_ids))
+    # Fresh entropy, not the study seed: an order derived from the seed and the input folders could be rebuilt
+    # by anyone who knows them. The order is stored, so nothing needs to reproduce it.
+    order = np.random.default_rng(secrets.randbits(128)).permutation(len(case_ids))
     session.add_all(
         Assignment(reader_id=reader.id, case_id=case_ids[i], position=pos + 1) for pos, i in enumerate(order)
     )

@@ -32,7 +32,8 @@ def to_unit(img: Image.Image) -> np.ndarray:
     """Float32 pixels in [0, 1] (H x W, or H x W x 3 for colour), scaled by the nominal bit depth."""
     img = ImageOps.exif_transpose(img)
     if img.mode in SIXTEEN_BIT_MODES:
-        return np.clip(np.asarray(img, dtype=np.float32) / 65535.0, 0.0, 1.0)
+        # The high byte, as 8 bits: both 16-bit conventions for 8-bit data (x * 257 and x << 8) map back to x.
+        return np.clip(np.floor(np.asarray(img, dtype=np.float64) / 256.0) / 255.0, 0.0, 1.0).astype(np.float32)
     if img.mode == "F":
         array = np.asarray(img, dtype=np.float32)
         return np.clip(array if array.max() <= 1.0 else array / 255.0, 0.0, 1.0)

@@ -91,6 +91,7 @@ class RateLimiter:
         self.max_lock_s = max_lock_s
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -110,6 +111,30 @@ class RateLimiter:
         """Seconds until `key` may try again (0 when it may now)."""
         with self._lock:
             return max(0.0, self._locked_until.get(key, 0.0) - time.monotonic())
+
+    def begin(self, key: str) -> float:
+        """Start one sign-in attempt: 0 when it may go ahead (it then counts as in flight until `end`), else the
+        seconds to wait. Failures and attempts still in flight count together, so simultaneous requests cannot
+        slip more than `max_attempts` guesses past the check while the slow password hash runs."""
+        now = time.monotonic()
+        with self._lock:
+            wait_s = self._locked_until.get(key, 0.0) - now
+            if wait_s > 0:
+                return wait_s
+            in_flight = self._in_flight.get(key, 0)
+            if len(self._recent(key, now)) + in_flight >= self.max_attempts:
+                return 1.0  # the attempts in flight may lock the key; ask to retry shortly
+            self._in_flight[key] = in_flight + 1
+            return 0.0
+
+    def end(self, key: str) -> None:
+        """The attempt started by `begin` is over (record its outcome with `fail` or `reset` first)."""
+        with self._lock:
+            left = self._in_flight.get(key, 0) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
 
     def blocked(self, key: str) -> bool:
         """True while `key` is locked."""

@@ -152,10 +152,11 @@ def clustered_accuracy(rows: list[dict]) -> dict[str, Any] | None:
         use_t=True,
     )
     low, high = fit.conf_int(alpha=0.05)[0]
+    defined = bool(np.isfinite(low) and np.isfinite(high))  # undefined when every cluster agrees exactly
     return {
         "value": round(value, 4),
-        "ci95_low": round(max(0.0, float(low)), 4),
-        "ci95_high": round(min(1.0, float(high)), 4),
+        "ci95_low": round(max(0.0, float(low)), 4) if defined else None,
+        "ci95_high": round(min(1.0, float(high)), 4) if defined else None,
         "n": len(rows),
         "clusters": {k: int(g.max() + 1) for k, g in groups.items()},
     }

@@ -30,7 +30,7 @@ def _client_ip(request: Request) -> str:
 
 def _throttle_key(request: Request, role: str, name: str) -> str:
     key = request.app.state.limiter.key(role, name, _client_ip(request))
-    wait_s = request.app.state.limiter.blocked_for_s(key)
+    wait_s = request.app.state.limiter.begin(key)
     if wait_s > 0:
         raise HTTPException(
             status_code=429,
@@ -55,6 +55,13 @@ def login_page(request: Request) -> Response:
 @router.post("/login", dependencies=[Depends(csrf_protect)])
 def login(request: Request, db: DbDep, name: FormStr = "", password: FormStr = "") -> Response:
     key = _throttle_key(request, "reader", name)
+    try:
+        return _reader_login(request, db, key, name, password)
+    finally:
+        request.app.state.limiter.end(key)
+
+
+def _reader_login(request: Request, db: DbDep, key: str, name: str, password: str) -> Response:
     reader = crud.authenticate_reader(session=db, name=name, password=password)
     if reader is None:
         request.app.state.limiter.fail(key)
@@ -85,6 +92,13 @@ def admin_login_page(request: Request) -> Response:
 @router.post("/admin/login", dependencies=[Depends(csrf_protect)])
 def admin_login(request: Request, db: DbDep, name: FormStr = "", password: FormStr = "") -> Response:
     key = _throttle_key(request, "admin", name)
+    try:
+        return _admin_login(request, db, key, name, password)
+    finally:
+        request.app.state.limiter.end(key)
+
+
+def _admin_login(request: Request, db: DbDep, key: str, name: str, password: str) -> Response:
     admin = crud.authenticate_admin(session=db, username=name.strip(), password=password)
     if admin is None:
         request.app.state.limiter.fail(key)
