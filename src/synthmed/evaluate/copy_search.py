@@ -241,7 +241,8 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
                         best_sim, best_var = value, variant
                     else:
                         better = value > best_sim
-                        best_sim, best_var = torch.where(better, value, best_sim), torch.where(better, variant, best_var)
+                        best_sim = torch.where(better, value, best_sim)
+                        best_var = torch.where(better, variant, best_var)
             if exclude_train_index is not None:
                 best_sim[torch.arange(b), torch.as_tensor(exclude_train_index[start:start + b])] = -2.0
             cand = best_sim.topk(screened, dim=1).indices              # [B, K]
@@ -250,10 +251,10 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
             norms = _window_norms(queries, win)                        # [B, positions]
             if cand.shape[1] > k:
                 # Screen: each coarse candidate at its coarse variant only, over shifts; the best k go on.
-                # (blurrier, so that a candidate between coarse variants or pixels still ranks where it belongs).
+                # (blurred with `screen_blur_px`; above the fine blur, a candidate between pixels ranks more fairly).
                 loose = fine_loose[start:start + b]
-                screen = _shift_corr(loose, _window_norms(loose, win),
-                                     _band(_warp_variants(index, cand, var), config, blur_px=config.screen_blur_px), shift)
+                warped = _band(_warp_variants(index, cand, var), config, blur_px=config.screen_blur_px)
+                screen = _shift_corr(loose, _window_norms(loose, win), warped, shift)
                 keep = _peaks(screen, 2 * shift + 1)[0].topk(k, dim=1).indices
                 cand, var = cand.gather(1, keep), var.gather(1, keep)
             flips = torch.tensor([v[0] for v in index.variants])[var].reshape(-1)
@@ -292,7 +293,7 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
 
 def _refine(found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.Tensor,
             config: CopySearchConfig) -> dict[str, torch.Tensor]:
-    """Gradient steps on each match's angle, zoom and shift to maximise its correlation with its query (one row each)."""
+    """Gradient steps on each match's angle, zoom and shift to maximise its correlation with its query (a row each)."""
     size = fine_q.shape[-1]
     margin = max(1, int(round(config.max_shift_frac * size)))
     query = _normalise(fine_q[:, 0, margin:-margin, margin:-margin].reshape(len(fine_q), -1))
