@@ -20,6 +20,8 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +98,13 @@ def main() -> None:
     parser.add_argument("--name", default="copy_detection")
     parser.add_argument("--search", type=json.loads, default={}, help="CopySearchConfig fields as JSON (a sweep)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1, help="datasets measured at once (one process and thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
-    for folder in args.datasets:
-        rows += run_dataset(folder, per_family=args.per_family, max_train=args.max_train, quantile=args.quantile,
-                            margin=args.margin, seed=args.seed, search=args.search, baseline=not args.no_baseline)
+    run = partial(run_dataset, per_family=args.per_family, max_train=args.max_train, quantile=args.quantile,
+                  margin=args.margin, seed=args.seed, search=args.search, baseline=not args.no_baseline)
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        rows = [row for rows in pool.map(run, args.datasets) for row in rows]
     columns = ["dataset", "detector", "train images", "held-out leaked (excluded)", "held-out tested",
                "threshold", "false positives", "recall (all)", *COPY_FAMILIES, "time s", "ms per query"]
     text = (f"Threshold: the {args.quantile:.0%} quantile of the calibration half's nearest-train similarity, moved "

@@ -5,14 +5,18 @@ memorised a training image can reproduce it in any of those ways. The search has
 batched tensor products (no Python loop over images):
 
 1. Candidates: every training image is warped over a grid of flips, rotations and zooms at a small
-   size (`coarse_size_px`, blurred), so that a copy matches one of the variants; the `candidates`
-   training images with the best normalised correlation (max over variants) are kept per query.
-2. Verification: each candidate is re-warped at `fine_size_px` over a finer local grid around its best
-   variant, and correlated with the query at every shift up to `max_shift_frac` of the image (one
-   grouped convolution), on band-passed images (what all images of a modality share drops out).
-3. Refinement: the best match's angle, zoom and shift are made continuous by a few gradient steps
-   on the correlation (all queries at once), so that sub-pixel and between-grid misalignment does
-   not hide a copy. The similarity is the best correlation found; the transform is returned.
+   size (`coarse_size_px`, band-passed so that the layout all images of a modality share drops out),
+   so that a copy matches one of the variants; the `screen_candidates` training images with the best
+   normalised correlation (max over variants and small shifts) are kept per query.
+2. Screen and verification at `fine_size_px` on band-passed images (difference of Gaussians, applied
+   after the warp so that a zoomed candidate keeps the query's band): each screened candidate at its
+   coarse variant is correlated with the query at every shift up to `max_shift_frac` of the image (one
+   grouped convolution) and the best `candidates` are re-warped over a finer local grid of angles and
+   zooms. Correlation peaks are interpolated between shifts, so that a copy shifted by a fraction of a
+   pixel is not outscored by another image that happens to sit on the grid.
+3. Refinement: the best `refine_candidates` matches' angle, zoom and shift are made continuous by a few
+   gradient steps on the correlation (all at once); the similarity is the best correlation found, and
+   the transform is returned.
 
 Intensity changes (gamma, contrast, brightness) barely move a normalised correlation, and blur,
 noise and JPEG are damped by the blur applied to both sides.
@@ -33,12 +37,15 @@ class CopySearchConfig:
 
     coarse_size_px: int = 16
     coarse_blur_px: float = 1.0
+    coarse_highpass_px: float = 2.0
     coarse_margin_px: int = 2
     coarse_shifts_px: tuple[int, ...] = (-2, -1, 0, 1, 2)
     angles_deg: tuple[float, ...] = (-8.0, -4.0, 0.0, 4.0, 8.0)
     zooms: tuple[float, ...] = (1.0, 1.08, 1.17)
     include_flips: bool = True
-    candidates: int = 16
+    candidates: int = 48
+    screen_candidates: int = 200
+    screen_blur_px: float = 1.0
     fine_size_px: int = 32
     fine_blur_px: float = 1.0
     fine_highpass_px: float = 3.0
@@ -46,8 +53,10 @@ class CopySearchConfig:
     fine_zoom_steps: tuple[float, ...] = (0.96, 1.0, 1.04)
     max_shift_frac: float = 0.125
     refine_steps: int = 30
+    refine_candidates: int = 4
     refine_lr: float = 0.1
-    chunk_rows: int = 256
+    refine_zoom_lr: float = 0.004
+    chunk_rows: int = 64
 
     def __post_init__(self) -> None:
         if (self.coarse_size_px < 2 * self.coarse_margin_px + 4 or not 0 <= self.max_shift_frac < 0.4
@@ -121,16 +130,16 @@ class CopyIndex:
     """Training images prepared for the search: warped coarse variants and fine images."""
 
     coarse: torch.Tensor   # [D, V * n_train] normalised centre crops of every variant, variant-major
-    fine: torch.Tensor     # [n_train, 1, S, S] fine grey images
+    fine: torch.Tensor     # [n_train, 1, S, S] fine grey images, unfiltered (warped first, then band-passed)
     variants: list[tuple[bool, float, float]]
     n_train: int
 
 
 def build_copy_index(train_pixels: np.ndarray, *, config: CopySearchConfig) -> CopyIndex:
     """Coarse warped variants (flips x angles x zooms) and fine images of the training set."""
-    coarse = grey_signatures(train_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px)
-    fine = grey_signatures(train_pixels, size_px=config.fine_size_px, blur_sigma_px=config.fine_blur_px,
-                           highpass_sigma_px=config.fine_highpass_px)
+    coarse = grey_signatures(train_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px,
+                             highpass_sigma_px=config.coarse_highpass_px)
+    fine = grey_signatures(train_pixels, size_px=config.fine_size_px, blur_sigma_px=0.0)
     m, n = config.coarse_margin_px, len(train_pixels)
     bank = []
     for flip, angle, zoom in _variants(config):
@@ -138,6 +147,52 @@ def build_copy_index(train_pixels: np.ndarray, *, config: CopySearchConfig) -> C
                      flip=torch.full((n,), flip))
         bank.append(_normalise(moved[:, 0, m:-m, m:-m].reshape(n, -1)))
     return CopyIndex(torch.cat(bank).T.contiguous(), fine, _variants(config), n)
+
+
+def _band(images: torch.Tensor, config: CopySearchConfig, *, blur_px: float | None = None) -> torch.Tensor:
+    """The fine band-pass of warped candidates (filtering after the warp keeps the band of a zoomed copy)."""
+    low = blur(images, config.fine_blur_px if blur_px is None else blur_px)
+    return low - blur(images, config.fine_highpass_px) if config.fine_highpass_px > 0 else low
+
+
+def _warp_variants(index: CopyIndex, cand: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Fine images of candidates `[B, K]` warped by their coarse variants `[B, K]`: `[B * K, 1, S, S]`."""
+    pick = var.reshape(-1)
+    table = torch.tensor(index.variants, dtype=torch.float64)
+    return warp(index.fine[cand.reshape(-1)], angle_deg=table[pick, 1], zoom=table[pick, 2],
+                flip=table[pick, 0].bool())
+
+
+def _shift_corr(queries: torch.Tensor, norms: torch.Tensor, moved: torch.Tensor, shift: int) -> torch.Tensor:
+    """Correlation of each query `[B, 1, S, S]` with its `M` warped images (`[B * M, 1, S, S]`, query-major) at every
+    shift up to `shift` px: `[B, M, positions]` (one grouped convolution)."""
+    b, size = len(queries), queries.shape[-1]
+    win = size - 2 * shift
+    kernels = _normalise(moved[:, 0, shift:-shift, shift:-shift].reshape(len(moved), -1)).view(-1, 1, win, win)
+    dots = F.conv2d(queries.reshape(1, b, size, size), kernels, groups=b)[0]
+    return dots.reshape(b, len(moved) // b, -1) / norms[:, None, :]
+
+
+def _peaks(corr: torch.Tensor, side: int) -> tuple[torch.Tensor, ...]:
+    """Peak of each correlation surface `[B, M, side * side]`, interpolated between shifts (a parabola per axis).
+
+    Returns the peak value `[B, M]` and its position (dy, dx, fractional, from the centre): a copy shifted by a
+    fraction of a pixel is not outscored by a neighbour that happens to sit on the grid.
+    """
+    value, at = corr.max(dim=-1)
+    y, x = at // side, at % side
+    padded = F.pad(corr.reshape(-1, 1, side, side), (1, 1, 1, 1), mode="replicate").view(*corr.shape[:2], -1)
+
+    def around(dy: int, dx: int) -> torch.Tensor:
+        return padded.gather(-1, ((y + 1 + dy) * (side + 2) + x + 1 + dx).unsqueeze(-1)).squeeze(-1)
+
+    offsets, gains = [], []
+    for minus, plus in ((around(-1, 0), around(1, 0)), (around(0, -1), around(0, 1))):
+        curve = (minus + plus - 2 * value).clamp(max=-1e-6)
+        offsets.append(((minus - plus) / (2 * curve)).clamp(-0.5, 0.5))
+        gains.append(torch.minimum((-(plus - minus) ** 2 / (8 * curve)).clamp(min=0), 0.5 * (1 - value).clamp(min=0)))
+    centre = (side - 1) // 2
+    return (value + gains[0] + gains[1]).clamp(max=1.0), y - centre + offsets[0], x - centre + offsets[1]
 
 
 def _window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
@@ -158,12 +213,17 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
     are training images) is never returned for that query.
     """
     m = config.coarse_margin_px
-    coarse_q = grey_signatures(query_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px)
+    coarse_q = grey_signatures(query_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px,
+                               highpass_sigma_px=config.coarse_highpass_px)
     fine_q = grey_signatures(query_pixels, size_px=config.fine_size_px, blur_sigma_px=config.fine_blur_px,
                              highpass_sigma_px=config.fine_highpass_px)
+    fine_loose = grey_signatures(query_pixels, size_px=config.fine_size_px, blur_sigma_px=config.screen_blur_px,
+                                 highpass_sigma_px=config.fine_highpass_px)
     shift = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
     win = config.fine_size_px - 2 * shift
-    n_var, n_train, k = len(index.variants), index.n_train, min(config.candidates, index.n_train)
+    n_var, n_train = len(index.variants), index.n_train
+    pool = n_train - (exclude_train_index is not None)  # the excluded training image is never a candidate
+    k, screened = min(config.candidates, pool), min(max(config.candidates, config.screen_candidates), pool)
     local = [(da, dz) for da in config.fine_angle_steps_deg for dz in config.fine_zoom_steps]
     keys = ("similarity", "train_index", "flipped", "angle_deg", "zoom", "shift_dy", "shift_dx")
     out: dict[str, list] = {key: [] for key in keys}
@@ -181,50 +241,59 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
                         best_sim, best_var = value, variant
                     else:
                         better = value > best_sim
-                        best_sim, best_var = torch.where(better, value, best_sim), torch.where(better, variant, best_var)
+                        best_sim = torch.where(better, value, best_sim)
+                        best_var = torch.where(better, variant, best_var)
             if exclude_train_index is not None:
                 best_sim[torch.arange(b), torch.as_tensor(exclude_train_index[start:start + b])] = -2.0
-            cand = best_sim.topk(k, dim=1).indices                     # [B, k]
-            var = best_var.gather(1, cand)                             # [B, k]
+            cand = best_sim.topk(screened, dim=1).indices              # [B, K]
+            var = best_var.gather(1, cand)                             # [B, K]
+            queries = fine_q[start:start + b]
+            norms = _window_norms(queries, win)                        # [B, positions]
+            if cand.shape[1] > k:
+                # Screen: each coarse candidate at its coarse variant only, over shifts; the best k go on.
+                # (blurred with `screen_blur_px`; above the fine blur, a candidate between pixels ranks more fairly).
+                loose = fine_loose[start:start + b]
+                warped = _band(_warp_variants(index, cand, var), config, blur_px=config.screen_blur_px)
+                screen = _shift_corr(loose, _window_norms(loose, win), warped, shift)
+                keep = _peaks(screen, 2 * shift + 1)[0].topk(k, dim=1).indices
+                cand, var = cand.gather(1, keep), var.gather(1, keep)
             flips = torch.tensor([v[0] for v in index.variants])[var].reshape(-1)
             angles = torch.tensor([v[1] for v in index.variants])[var].reshape(-1)
             zooms = torch.tensor([v[2] for v in index.variants])[var].reshape(-1)
             # Fine: every candidate re-warped over the local grid, correlated with its query at every shift.
             base = index.fine[cand.reshape(-1)]                        # [B*k, 1, S, S]
-            moved = torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips) for da, dz in local])
-            kernels = _normalise(moved[:, 0, shift:-shift, shift:-shift].reshape(len(moved), -1))
-            kernels = kernels.view(len(local), b, k, win * win).permute(1, 0, 2, 3).reshape(b * len(local) * k, 1,
-                                                                                           win, win)
-            queries = fine_q[start:start + b]
-            dots = F.conv2d(queries.reshape(1, b, *queries.shape[-2:]), kernels, groups=b)[0]
-            norms = _window_norms(queries, win)                        # [B, positions]
-            corr = dots.reshape(b, len(local) * k, -1) / norms[:, None, :]
-            flat = corr.reshape(b, -1).max(dim=1)
-            positions = corr.shape[-1]
-            pick = flat.indices // positions                           # local * k + candidate
-            where = flat.indices % positions
-            li, ci = pick // k, pick % k
-            rows = torch.arange(b)
-            chosen = ci + rows * k
-            out["similarity"].append(flat.values.clamp(-1, 1))
-            out["train_index"].append(cand[rows, ci])
+            moved = _band(torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips)
+                                     for da, dz in local]), config)
+            moved = moved.view(len(local), b, k, *moved.shape[1:]).transpose(0, 1).reshape(-1, *moved.shape[1:])
+            corr = _shift_corr(queries, norms, moved, shift)           # [B, local * k, positions]
+            # The best `refine_candidates` candidates (each at its best local variant and shift) go on to refinement.
+            value, dy, dx = (t.view(b, len(local), k) for t in _peaks(corr, 2 * shift + 1))
+            r = min(config.refine_candidates, k)
+            per_cand = value.max(dim=1)                                # over the local grid: [B, k]
+            top = per_cand.values.topk(r, dim=1)
+            ci = top.indices                                           # [B, r]
+            li = per_cand.indices.gather(1, ci)                        # [B, r]
+            chosen = (ci + torch.arange(b)[:, None] * k).reshape(-1)
+            out["similarity"].append(top.values.reshape(-1))
+            out["train_index"].append(cand.gather(1, ci).reshape(-1))
             out["flipped"].append(flips[chosen])
-            out["angle_deg"].append(angles[chosen] + torch.tensor([local[i][0] for i in li.tolist()]))
-            out["zoom"].append(zooms[chosen] * torch.tensor([local[i][1] for i in li.tolist()]))
-            side = 2 * shift + 1
-            out["shift_dy"].append(where // side - shift)
-            out["shift_dx"].append(where % side - shift)
-    if not out["similarity"]:
-        return {key: np.zeros(0) for key in keys}
-    if config.refine_steps:
-        _refine(out, index=index, fine_q=fine_q, config=config)
-    return {key: torch.cat(values).numpy() for key, values in out.items()} | {
-        "similarity": torch.cat(out["similarity"]).numpy().astype(float)}
-
-
-def _refine(out: dict[str, list], *, index: CopyIndex, fine_q: torch.Tensor, config: CopySearchConfig) -> None:
-    """Gradient steps on each query's angle, zoom and shift to maximise its correlation with its best match."""
+            out["angle_deg"].append(angles[chosen] + torch.tensor([local[i][0] for i in li.reshape(-1).tolist()]))
+            out["zoom"].append(zooms[chosen] * torch.tensor([local[i][1] for i in li.reshape(-1).tolist()]))
+            for key, offset in (("shift_dy", dy), ("shift_dx", dx)):
+                per_candidate = offset.permute(0, 2, 1).gather(1, ci[..., None].expand(-1, -1, len(local)))
+                out[key].append(per_candidate.gather(2, li[..., None]).reshape(-1))
     found = {key: torch.cat(values) for key, values in out.items()}
+    r = len(found["similarity"]) // len(fine_q)
+    if config.refine_steps:
+        found = _refine(found, index=index, fine_q=fine_q.repeat_interleave(r, dim=0), config=config)
+    best = found["similarity"].view(-1, r).argmax(dim=1) + torch.arange(len(fine_q)) * r
+    return {key: values[best].numpy() for key, values in found.items()} | {
+        "similarity": found["similarity"][best].numpy().astype(float)}
+
+
+def _refine(found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.Tensor,
+            config: CopySearchConfig) -> dict[str, torch.Tensor]:
+    """Gradient steps on each match's angle, zoom and shift to maximise its correlation with its query (a row each)."""
     size = fine_q.shape[-1]
     margin = max(1, int(round(config.max_shift_frac * size)))
     query = _normalise(fine_q[:, 0, margin:-margin, margin:-margin].reshape(len(fine_q), -1))
@@ -235,12 +304,13 @@ def _refine(out: dict[str, list], *, index: CopyIndex, fine_q: torch.Tensor, con
     log_zoom = torch.log(found["zoom"].double()).clone().requires_grad_(True)
     shift = torch.stack([found["shift_dy"], found["shift_dx"]], dim=1).double().clone().requires_grad_(True)
     flip = found["flipped"].bool()
-    optimiser = torch.optim.Adam([angle, log_zoom, shift], lr=config.refine_lr)
-    best = found["similarity"].clone().float()
+    optimiser = torch.optim.Adam([{"params": [angle, shift]}, {"params": [log_zoom], "lr": config.refine_zoom_lr}],
+                                 lr=config.refine_lr)
+    best = torch.full_like(found["similarity"], -2.0).float()  # the grid's interpolated peak is not a correlation
     best_params = (found["angle_deg"].clone().float(), found["zoom"].clone().float(),
                    found["shift_dy"].clone().float(), found["shift_dx"].clone().float())
     for _ in range(config.refine_steps + 1):
-        moved = warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift)
+        moved = _band(warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift), config)
         crop = _normalise(moved[:, 0, margin:-margin, margin:-margin].reshape(len(moved), -1))
         corr = (crop * query).sum(dim=1)
         with torch.no_grad():
@@ -252,7 +322,6 @@ def _refine(out: dict[str, list], *, index: CopyIndex, fine_q: torch.Tensor, con
         optimiser.zero_grad()
         (-corr.sum()).backward()
         optimiser.step()
-    out.clear()
-    out.update({key: [value] for key, value in found.items()})
-    out["similarity"] = [best.clamp(-1, 1)]
-    out["angle_deg"], out["zoom"], out["shift_dy"], out["shift_dx"] = ([v] for v in best_params)
+    angle, zoom, shift_dy, shift_dx = best_params
+    return found | {"similarity": best.clamp(-1, 1), "angle_deg": angle, "zoom": zoom, "shift_dy": shift_dy,
+                    "shift_dx": shift_dx}
