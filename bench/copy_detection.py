@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_pixel_search import BaselineConfig, build_pixel_index, nearest_by_pixels  # noqa: E402
 from result_file import table, write_result  # noqa: E402
 
 from synthmed.data.arrays import load_image_arrays  # noqa: E402
@@ -35,7 +36,6 @@ from synthmed.data.manifest import read_dataset_info  # noqa: E402
 from synthmed.data.quality import NEAR_DUPLICATE_CORRELATION, near_duplicates_of  # noqa: E402
 from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies  # noqa: E402
 from synthmed.evaluate.memorisation import MemorisationConfig, calibrate_threshold  # noqa: E402
-from baseline_pixel_search import BaselineConfig, build_pixel_index, nearest_by_pixels  # noqa: E402
 from synthmed.evaluate.planted import COPY_FAMILIES, random_copy_transforms  # noqa: E402
 
 
@@ -49,12 +49,23 @@ def detectors(train: np.ndarray, margin: float, search: dict):
     old_config = BaselineConfig()
     old_index = build_pixel_index(train, config=old_config)
     old_build = time.perf_counter() - started
-    return {"synthmed copy search": (new_build, lambda q: search_copies(q, index, config=config)),
-            "flips + shifts only (previous)": (old_build, lambda q: nearest_by_pixels(q, old_index, config=old_config))}
+    return {
+        "synthmed copy search": (new_build, lambda q: search_copies(q, index, config=config)),
+        "flips + shifts only (previous)": (old_build, lambda q: nearest_by_pixels(q, old_index, config=old_config)),
+    }
 
 
-def run_dataset(folder: Path, *, per_family: int, max_train: int, quantile: float, margin: float,
-                seed: int, search: dict, baseline: bool) -> list[list]:
+def run_dataset(
+    folder: Path,
+    *,
+    per_family: int,
+    max_train: int,
+    quantile: float,
+    margin: float,
+    seed: int,
+    search: dict,
+    baseline: bool,
+) -> list[list]:
     info = read_dataset_info(folder)
     kwargs = {"classes": list(info.classes), "size_px": info.image_size_px, "channels": info.channels}
     rng = np.random.default_rng(seed)
@@ -65,9 +76,11 @@ def run_dataset(folder: Path, *, per_family: int, max_train: int, quantile: floa
     best, _ = near_duplicates_of(held, train)
     leaked = best >= NEAR_DUPLICATE_CORRELATION
     clean = held[~leaked][rng.permutation(int((~leaked).sum()))]
-    calibration, fpr_set = clean[: len(clean) // 2], clean[len(clean) // 2:]
-    planted = {family: random_copy_transforms(train[rng.choice(len(train), per_family, replace=False)], rng,
-                                              family=family) for family in COPY_FAMILIES}
+    calibration, fpr_set = clean[: len(clean) // 2], clean[len(clean) // 2 :]
+    planted = {
+        family: random_copy_transforms(train[rng.choice(len(train), per_family, replace=False)], rng, family=family)
+        for family in COPY_FAMILIES
+    }
     rows = []
     for name, (build_s, search_fn) in detectors(train, margin, search).items():
         if not baseline and "previous" in name:
@@ -75,14 +88,27 @@ def run_dataset(folder: Path, *, per_family: int, max_train: int, quantile: floa
         started = time.perf_counter()
         threshold = calibrate_threshold(search_fn(calibration)["similarity"], quantile=quantile, margin=margin)
         fpr = float(np.mean(search_fn(fpr_set)["similarity"] >= threshold))
-        recalls = {family: float(np.mean(search_fn(copies)["similarity"] >= threshold))
-                   for family, copies in planted.items()}
+        recalls = {
+            family: float(np.mean(search_fn(copies)["similarity"] >= threshold)) for family, copies in planted.items()
+        }
         seconds = time.perf_counter() - started + build_s
         n_queries = len(calibration) + len(fpr_set) + per_family * len(COPY_FAMILIES)
         overall = float(np.mean(list(recalls.values())))
-        rows.append([info.name, name, len(train), int(leaked.sum()), len(fpr_set), round(threshold, 4),
-                     f"{fpr:.1%}", f"{overall:.1%}", *[f"{recalls[f]:.0%}" for f in COPY_FAMILIES],
-                     round(seconds, 1), round(1000 * seconds / n_queries, 2)])
+        rows.append(
+            [
+                info.name,
+                name,
+                len(train),
+                int(leaked.sum()),
+                len(fpr_set),
+                round(threshold, 4),
+                f"{fpr:.1%}",
+                f"{overall:.1%}",
+                *[f"{recalls[f]:.0%}" for f in COPY_FAMILIES],
+                round(seconds, 1),
+                round(1000 * seconds / n_queries, 2),
+            ]
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -101,20 +127,50 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="datasets measured at once (one process and thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    run = partial(run_dataset, per_family=args.per_family, max_train=args.max_train, quantile=args.quantile,
-                  margin=args.margin, seed=args.seed, search=args.search, baseline=not args.no_baseline)
+    run = partial(
+        run_dataset,
+        per_family=args.per_family,
+        max_train=args.max_train,
+        quantile=args.quantile,
+        margin=args.margin,
+        seed=args.seed,
+        search=args.search,
+        baseline=not args.no_baseline,
+    )
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         rows = [row for rows in pool.map(run, args.datasets) for row in rows]
-    columns = ["dataset", "detector", "train images", "held-out leaked (excluded)", "held-out tested",
-               "threshold", "false positives", "recall (all)", *COPY_FAMILIES, "time s", "ms per query"]
-    text = (f"Threshold: the {args.quantile:.0%} quantile of the calibration half's nearest-train similarity, moved "
-            f"{args.margin:g} of the way to 1. Targets: recall >= 95% with false positives <= 1%. {args.per_family} "
-            f"planted copies per family, transforms drawn at random (seed {args.seed}). Time: index build plus all "
-            f"searches, one thread.")
+    columns = [
+        "dataset",
+        "detector",
+        "train images",
+        "held-out leaked (excluded)",
+        "held-out tested",
+        "threshold",
+        "false positives",
+        "recall (all)",
+        *COPY_FAMILIES,
+        "time s",
+        "ms per query",
+    ]
+    text = (
+        f"Threshold: the {args.quantile:.0%} quantile of the calibration half's nearest-train similarity, moved "
+        f"{args.margin:g} of the way to 1. Targets: recall >= 95% with false positives <= 1%. {args.per_family} "
+        f"planted copies per family, transforms drawn at random (seed {args.seed}). Time: index build plus all "
+        f"searches, one thread."
+    )
     command = "OMP_NUM_THREADS=1 .venv/bin/python bench/copy_detection.py " + " ".join(map(str, args.datasets))
-    path = write_result(args.name, title="Evaluate: copy detection against transformed copies", command=command,
-                        sections=[{"heading": "Recall per transform family and false positives on held-out real",
-                                   "text": text, "table": table(columns, rows)}])
+    path = write_result(
+        args.name,
+        title="Evaluate: copy detection against transformed copies",
+        command=command,
+        sections=[
+            {
+                "heading": "Recall per transform family and false positives on held-out real",
+                "text": text,
+                "table": table(columns, rows),
+            }
+        ],
+    )
     print(f"wrote {path}")
 
 

@@ -88,8 +88,23 @@ def test_existing_output_is_not_overwritten(class_folder, tmp_path):
     with pytest.raises(ValueError, match="--overwrite"):
         _prepare(class_folder, out)
     assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="not one"):  # --overwrite replaces prepared datasets, not any folder
+        _prepare(class_folder, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    _prepare(class_folder, out)
+    (out / "stale.txt").write_text("from the old dataset")
     _prepare(class_folder, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "manifest.csv").is_file()
+    assert not (out / "stale.txt").exists() and (out / "manifest.csv").is_file()
+
+
+def test_source_inside_the_output_is_refused(class_folder, tmp_path):
+    """Cold-test finding: `prepare parent/src --out parent --overwrite` deleted the source."""
+    parent = tmp_path / "parent"
+    shutil.copytree(class_folder, parent / "src")
+    with pytest.raises(ValueError, match="inside --out"):
+        _prepare(parent / "src", parent, overwrite=True)
+    assert any((parent / "src").rglob("*.png"))
 
 
 def test_planted_duplicate_across_splits_is_reported(tmp_path, make_class_folder):

@@ -13,17 +13,32 @@ from synthmed.evaluate.planted import COPY_FAMILIES, random_copy_transforms
 
 
 def _find(train, heldout, synthetic, seed=0):
-    return find_copies(train_pixels=train, heldout_pixels=heldout, synthetic_pixels=synthetic, train_features=None,
-                       heldout_features=None, synthetic_features=None, config=MemorisationConfig(),
-                       rng=np.random.default_rng(seed))
+    return find_copies(
+        train_pixels=train,
+        heldout_pixels=heldout,
+        synthetic_pixels=synthetic,
+        train_features=None,
+        heldout_features=None,
+        synthetic_features=None,
+        config=MemorisationConfig(),
+        rng=np.random.default_rng(seed),
+    )
 
 
-def _check_families(train: np.ndarray, heldout: np.ndarray, *, per_family: int, seed: int,
-                    families=COPY_FAMILIES, min_recall: float = 1.0, min_family_recall: float = 1.0) -> dict:
+def _check_families(
+    train: np.ndarray,
+    heldout: np.ndarray,
+    *,
+    per_family: int,
+    seed: int,
+    families=COPY_FAMILIES,
+    min_recall: float = 1.0,
+    min_family_recall: float = 1.0,
+) -> dict:
     rng = np.random.default_rng(seed)
     sources = {f: rng.choice(len(train), per_family, replace=False) for f in families}
     planted = np.concatenate([random_copy_transforms(train[sources[f]], rng, family=f) for f in families])
-    calibration, fresh = heldout[: len(heldout) // 2], heldout[len(heldout) // 2:]
+    calibration, fresh = heldout[: len(heldout) // 2], heldout[len(heldout) // 2 :]
     result = _find(train, calibration, np.concatenate([planted, fresh]), seed)
     n = len(planted)
     hits = result["flagged"][:n].reshape(len(families), per_family).mean(axis=1)
@@ -50,8 +65,9 @@ def test_planted_copies_of_the_previous_test_still_flagged():
 
 @pytest.mark.slow
 def test_transformed_copies_flagged_on_real_chest_xrays(shared_data, tmp_path):
-    root = image_folder_dataset(tmp_path / "kermany", shared_data / "cxr_kermany_224",
-                                per_split={"train": 1200, "test": 300}, image_size_px=64)
+    root = image_folder_dataset(
+        tmp_path / "kermany", shared_data / "cxr_kermany_224", per_split={"train": 1200, "test": 300}, image_size_px=64
+    )
     train = load_image_arrays(root, split="train", size_px=64, channels=1).pixels
     heldout = load_image_arrays(root, split="test", size_px=64, channels=1).pixels
     # Measured on 3 datasets in bench/copy_detection.py; chest X-rays at 64 px: 95% of copies overall (40 per family).
@@ -78,9 +94,16 @@ def test_feature_cosine_nearest_and_calibration_without_heldout():
     np.testing.assert_array_equal(near["train_index"], np.arange(5))
     assert near["similarity"] == pytest.approx(np.ones(5))
     train = smooth_images(60, size_px=32, seed=6)
-    result = find_copies(train_pixels=train, heldout_pixels=None, synthetic_pixels=train[:4],
-                         train_features=rng.normal(size=(60, 8)), heldout_features=None,
-                         synthetic_features=rng.normal(size=(4, 8)), config=MemorisationConfig(), rng=rng)
+    result = find_copies(
+        train_pixels=train,
+        heldout_pixels=None,
+        synthetic_pixels=train[:4],
+        train_features=rng.normal(size=(60, 8)),
+        heldout_features=None,
+        synthetic_features=rng.normal(size=(4, 8)),
+        config=MemorisationConfig(),
+        rng=rng,
+    )
     assert result["calibration"].startswith("train vs other train")
     assert result["flagged"].all()  # exact training images are copies by the pixel test
     assert "feature" in result and -1 <= result["feature"]["threshold"] <= 1
@@ -91,6 +114,13 @@ def test_threshold_calibration_and_config_validation():
     with pytest.raises(ValueError, match="margin"):
         MemorisationConfig(margin=1.5)
     with pytest.raises(ValueError, match="at least 2"):
-        find_copies(train_pixels=smooth_images(1), heldout_pixels=None, synthetic_pixels=smooth_images(2),
-                    train_features=None, heldout_features=None, synthetic_features=None,
-                    config=MemorisationConfig(), rng=np.random.default_rng(0))
+        find_copies(
+            train_pixels=smooth_images(1),
+            heldout_pixels=None,
+            synthetic_pixels=smooth_images(2),
+            train_features=None,
+            heldout_features=None,
+            synthetic_features=None,
+            config=MemorisationConfig(),
+            rng=np.random.default_rng(0),
+        )

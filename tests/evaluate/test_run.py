@@ -181,3 +181,36 @@ def test_unknown_part_and_bad_numbers_are_refused(tiny_dataset, synthetic_set, t
     assert EvalConfig(
         real_dir=tiny_dataset, synthetic_dir=synthetic_set, out_dir=tmp_path, skip="tstr,explain"
     ).skip == ("usefulness", "explanations")
+
+
+def test_foreign_output_folder_and_foreign_weights_are_refused_before_writing(
+    tiny_dataset, synthetic_set, tmp_path, capsys
+):
+    """Cold-test findings: --out pointing at the samples folder mixed outputs into it; another network's
+    weights passed as Inception gave a traceback and left a partial metrics.json."""
+    code = main(
+        ["evaluate", "--real", str(tiny_dataset), "--synthetic", str(synthetic_set), "--out", str(synthetic_set)]
+    )
+    assert code == 2 and "holds other files" in capsys.readouterr().err
+    assert not (synthetic_set / "metrics.json").exists()
+    import torch
+
+    foreign = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, foreign)
+    code = main(
+        [
+            "evaluate",
+            "--real",
+            str(tiny_dataset),
+            "--synthetic",
+            str(synthetic_set),
+            "--out",
+            str(tmp_path / "e"),
+            "--extractor",
+            "inception",
+            "--weights",
+            str(foreign),
+        ]
+    )
+    assert code == 2 and "Inception" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

@@ -56,6 +56,12 @@ def test_run_folder_out_path_and_metrics_copy(tiny_dataset: Path, tmp_path: Path
     assert path == out and out.is_file()
     assert json.loads((out.parent / "metrics.json").read_text()) == json.loads((eval_dir / "metrics.json").read_text())
     assert (out.stat().st_mode & 0o777) == 0o644
+    other = tmp_path / "other_eval"
+    other.mkdir()
+    (other / "metrics.json").write_text('{"inputs": {}}')  # another evaluation's numbers
+    with pytest.raises(FileExistsError, match="another evaluation"):
+        build_report(eval_dir.parent, out_path=other / "report.html")
+    assert (other / "metrics.json").read_text() == '{"inputs": {}}' and not (other / "report.html").exists()
 
 
 def test_study_json_adds_a_reader_study_section(tiny_dataset: Path, tmp_path: Path, make_eval_dir) -> None:

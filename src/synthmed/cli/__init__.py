@@ -49,6 +49,7 @@ THIRD_PARTY_FIXES = {
     "JSONDecodeError": "the JSON file is damaged: re-create it with the command that wrote it",
     "ProviderError": "",
     "EOFError": "the file ends early (truncated): fetch or write it again",
+    "DatabaseError": "the database file is damaged or not a study database: restore it from a copy",
 }
 
 

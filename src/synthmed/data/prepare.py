@@ -107,8 +107,19 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
             f"--out {out_dir} lies inside the source folder {source}; a later run would read the "
             f"prepared images as a class. Write the prepared dataset outside the source."
         )
-    if out_dir.exists() and any(out_dir.iterdir()) and not config.overwrite:
-        raise ValueError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite.")
+    if source.resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError(
+            f"the source {source} lies inside --out {out_dir}; preparing would replace the source. "
+            f"Write the prepared dataset to a folder outside the source."
+        )
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not config.overwrite:
+            raise ValueError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite.")
+        if not (out_dir / "dataset.json").is_file():
+            raise ValueError(
+                f"--overwrite replaces a prepared dataset, and {out_dir} is not one (no dataset.json): "
+                f"nothing was deleted. Choose another --out or empty that folder yourself."
+            )
     started = time.perf_counter()
 
     # Read every image (in a process pool for files).

@@ -25,6 +25,7 @@ noise and JPEG are damped by the blur applied to both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,8 +44,8 @@ class CopySearchConfig:
     angles_deg: tuple[float, ...] = (-8.0, -4.0, 0.0, 4.0, 8.0)
     zooms: tuple[float, ...] = (1.0, 1.08, 1.17)
     include_flips: bool = True
-    candidates: int = 48
-    screen_candidates: int = 200
+    candidates: int = 16
+    screen_candidates: int = 100
     screen_blur_px: float = 1.0
     fine_size_px: int = 32
     fine_blur_px: float = 1.0
@@ -53,21 +54,25 @@ class CopySearchConfig:
     fine_zoom_steps: tuple[float, ...] = (0.96, 1.0, 1.04)
     max_shift_frac: float = 0.125
     refine_steps: int = 30
-    refine_candidates: int = 4
+    refine_candidates: int = 2
     refine_lr: float = 0.1
     refine_zoom_lr: float = 0.004
     chunk_rows: int = 64
 
     def __post_init__(self) -> None:
-        if (self.coarse_size_px < 2 * self.coarse_margin_px + 4 or not 0 <= self.max_shift_frac < 0.4
-                or max(map(abs, self.coarse_shifts_px)) > self.coarse_margin_px):
+        if (
+            self.coarse_size_px < 2 * self.coarse_margin_px + 4
+            or not 0 <= self.max_shift_frac < 0.4
+            or max(map(abs, self.coarse_shifts_px)) > self.coarse_margin_px
+        ):
             raise ValueError(f"CopySearchConfig out of range: {self}.")
         if self.candidates < 1 or not self.angles_deg or not self.zooms:
             raise ValueError(f"CopySearchConfig needs at least one candidate, angle and zoom: {self}.")
 
 
-def grey_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: float,
-                    highpass_sigma_px: float = 0.0) -> torch.Tensor:
+def grey_signatures(
+    pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: float, highpass_sigma_px: float = 0.0
+) -> torch.Tensor:
     """Grey images `[N, 1, S, S]` in [0, 1] at `size_px` (antialiased), blurred with `blur_sigma_px`.
 
     With `highpass_sigma_px`, the image blurred that much more is subtracted (a band-pass, difference of
@@ -77,7 +82,7 @@ def grey_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: fl
     x = torch.from_numpy(np.asarray(pixels_uint8)).float().mean(dim=1, keepdim=True) / 255.0
     out = []
     for start in range(0, len(x), 2048):
-        chunk = x[start:start + 2048]
+        chunk = x[start : start + 2048]
         if chunk.shape[-1] != size_px or chunk.shape[-2] != size_px:
             chunk = F.interpolate(chunk, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
         low = blur(chunk, blur_sigma_px)
@@ -90,14 +95,20 @@ def blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     if sigma_px <= 0:
         return images
     radius = max(1, int(np.ceil(2.5 * sigma_px)))
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma_px ** 2))
+    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2) / (2 * sigma_px**2))
     taps = taps / taps.sum()
     x = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), taps.view(1, 1, 1, -1))
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), taps.view(1, 1, -1, 1))
 
 
-def warp(images: torch.Tensor, *, angle_deg: torch.Tensor, zoom: torch.Tensor, flip: torch.Tensor,
-         shift_px: torch.Tensor | None = None) -> torch.Tensor:
+def warp(
+    images: torch.Tensor,
+    *,
+    angle_deg: torch.Tensor,
+    zoom: torch.Tensor,
+    flip: torch.Tensor,
+    shift_px: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Rotate (degrees), zoom (> 1 crops in), shift (`[N, 2]` dy, dx in pixels) and flip `[N, C, H, W]` images.
 
     One parameter per image (tensors of length N); borders are filled by reflection.
@@ -129,22 +140,27 @@ def _variants(config: CopySearchConfig) -> list[tuple[bool, float, float]]:
 class CopyIndex:
     """Training images prepared for the search: warped coarse variants and fine images."""
 
-    coarse: torch.Tensor   # [D, V * n_train] normalised centre crops of every variant, variant-major
-    fine: torch.Tensor     # [n_train, 1, S, S] fine grey images, unfiltered (warped first, then band-passed)
+    coarse: torch.Tensor  # [D, V * n_train] normalised centre crops of every variant, variant-major
+    fine: torch.Tensor  # [n_train, 1, S, S] fine grey images, unfiltered (warped first, then band-passed)
     variants: list[tuple[bool, float, float]]
     n_train: int
 
 
 def build_copy_index(train_pixels: np.ndarray, *, config: CopySearchConfig) -> CopyIndex:
     """Coarse warped variants (flips x angles x zooms) and fine images of the training set."""
-    coarse = grey_signatures(train_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px,
-                             highpass_sigma_px=config.coarse_highpass_px)
+    coarse = grey_signatures(
+        train_pixels,
+        size_px=config.coarse_size_px,
+        blur_sigma_px=config.coarse_blur_px,
+        highpass_sigma_px=config.coarse_highpass_px,
+    )
     fine = grey_signatures(train_pixels, size_px=config.fine_size_px, blur_sigma_px=0.0)
     m, n = config.coarse_margin_px, len(train_pixels)
     bank = []
     for flip, angle, zoom in _variants(config):
-        moved = warp(coarse, angle_deg=torch.full((n,), angle), zoom=torch.full((n,), zoom),
-                     flip=torch.full((n,), flip))
+        moved = warp(
+            coarse, angle_deg=torch.full((n,), angle), zoom=torch.full((n,), zoom), flip=torch.full((n,), flip)
+        )
         bank.append(_normalise(moved[:, 0, m:-m, m:-m].reshape(n, -1)))
     return CopyIndex(torch.cat(bank).T.contiguous(), fine, _variants(config), n)
 
@@ -159,8 +175,7 @@ def _warp_variants(index: CopyIndex, cand: torch.Tensor, var: torch.Tensor) -> t
     """Fine images of candidates `[B, K]` warped by their coarse variants `[B, K]`: `[B * K, 1, S, S]`."""
     pick = var.reshape(-1)
     table = torch.tensor(index.variants, dtype=torch.float64)
-    return warp(index.fine[cand.reshape(-1)], angle_deg=table[pick, 1], zoom=table[pick, 2],
-                flip=table[pick, 0].bool())
+    return warp(index.fine[cand.reshape(-1)], angle_deg=table[pick, 1], zoom=table[pick, 2], flip=table[pick, 0].bool())
 
 
 def _shift_corr(queries: torch.Tensor, norms: torch.Tensor, moved: torch.Tensor, shift: int) -> torch.Tensor:
@@ -190,7 +205,7 @@ def _peaks(corr: torch.Tensor, side: int) -> tuple[torch.Tensor, ...]:
     for minus, plus in ((around(-1, 0), around(1, 0)), (around(0, -1), around(0, 1))):
         curve = (minus + plus - 2 * value).clamp(max=-1e-6)
         offsets.append(((minus - plus) / (2 * curve)).clamp(-0.5, 0.5))
-        gains.append(torch.minimum((-(plus - minus) ** 2 / (8 * curve)).clamp(min=0), 0.5 * (1 - value).clamp(min=0)))
+        gains.append(torch.minimum((-((plus - minus) ** 2) / (8 * curve)).clamp(min=0), 0.5 * (1 - value).clamp(min=0)))
     centre = (side - 1) // 2
     return (value + gains[0] + gains[1]).clamp(max=1.0), y - centre + offsets[0], x - centre + offsets[1]
 
@@ -204,8 +219,13 @@ def _window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
     return (squares - sums * sums / count).clamp(min=1e-12).sqrt().flatten(1).float()
 
 
-def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySearchConfig,
-                  exclude_train_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def search_copies(
+    query_pixels: np.ndarray,
+    index: CopyIndex,
+    *,
+    config: CopySearchConfig,
+    exclude_train_index: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """For each query image: the best-matching training image, its correlation and the transform found.
 
     Returns `similarity`, `train_index`, `flipped`, `angle_deg`, `zoom`, `shift_dy`, `shift_dx` (pixels at
@@ -213,12 +233,24 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
     are training images) is never returned for that query.
     """
     m = config.coarse_margin_px
-    coarse_q = grey_signatures(query_pixels, size_px=config.coarse_size_px, blur_sigma_px=config.coarse_blur_px,
-                               highpass_sigma_px=config.coarse_highpass_px)
-    fine_q = grey_signatures(query_pixels, size_px=config.fine_size_px, blur_sigma_px=config.fine_blur_px,
-                             highpass_sigma_px=config.fine_highpass_px)
-    fine_loose = grey_signatures(query_pixels, size_px=config.fine_size_px, blur_sigma_px=config.screen_blur_px,
-                                 highpass_sigma_px=config.fine_highpass_px)
+    coarse_q = grey_signatures(
+        query_pixels,
+        size_px=config.coarse_size_px,
+        blur_sigma_px=config.coarse_blur_px,
+        highpass_sigma_px=config.coarse_highpass_px,
+    )
+    fine_q = grey_signatures(
+        query_pixels,
+        size_px=config.fine_size_px,
+        blur_sigma_px=config.fine_blur_px,
+        highpass_sigma_px=config.fine_highpass_px,
+    )
+    fine_loose = grey_signatures(
+        query_pixels,
+        size_px=config.fine_size_px,
+        blur_sigma_px=config.screen_blur_px,
+        highpass_sigma_px=config.fine_highpass_px,
+    )
     shift = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
     win = config.fine_size_px - 2 * shift
     n_var, n_train = len(index.variants), index.n_train
@@ -229,30 +261,28 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
     out: dict[str, list] = {key: [] for key in keys}
     with torch.inference_mode():
         for start in range(0, len(coarse_q), config.chunk_rows):
-            chunk = coarse_q[start:start + config.chunk_rows, 0]
+            chunk = coarse_q[start : start + config.chunk_rows, 0]
             b, size = len(chunk), chunk.shape[-1]
-            best_sim = best_var = None
-            for dy in config.coarse_shifts_px:
-                for dx in config.coarse_shifts_px:
-                    crop = chunk[:, m + dy:size - m + dy, m + dx:size - m + dx]
+            best_sim = torch.full((b, n_train), -3.0)
+            best_var = torch.zeros((b, n_train), dtype=torch.long)
+            for sy in config.coarse_shifts_px:
+                for sx in config.coarse_shifts_px:
+                    crop = chunk[:, m + sy : size - m + sy, m + sx : size - m + sx]
                     sims = (_normalise(crop.reshape(b, -1)) @ index.coarse).view(b, n_var, n_train)
-                    value, variant = sims.max(dim=1)                   # [B, n_train]
-                    if best_sim is None:
-                        best_sim, best_var = value, variant
-                    else:
-                        better = value > best_sim
-                        best_sim = torch.where(better, value, best_sim)
-                        best_var = torch.where(better, variant, best_var)
+                    value, variant = sims.max(dim=1)  # [B, n_train]
+                    better = value > best_sim
+                    best_sim = torch.where(better, value, best_sim)
+                    best_var = torch.where(better, variant, best_var)
             if exclude_train_index is not None:
-                best_sim[torch.arange(b), torch.as_tensor(exclude_train_index[start:start + b])] = -2.0
-            cand = best_sim.topk(screened, dim=1).indices              # [B, K]
-            var = best_var.gather(1, cand)                             # [B, K]
-            queries = fine_q[start:start + b]
-            norms = _window_norms(queries, win)                        # [B, positions]
+                best_sim[torch.arange(b), torch.as_tensor(exclude_train_index[start : start + b])] = -2.0
+            cand = best_sim.topk(screened, dim=1).indices  # [B, K]
+            var = best_var.gather(1, cand)  # [B, K]
+            queries = fine_q[start : start + b]
+            norms = _window_norms(queries, win)  # [B, positions]
             if cand.shape[1] > k:
                 # Screen: each coarse candidate at its coarse variant only, over shifts; the best k go on.
                 # (blurred with `screen_blur_px`; above the fine blur, a candidate between pixels ranks more fairly).
-                loose = fine_loose[start:start + b]
+                loose = fine_loose[start : start + b]
                 warped = _band(_warp_variants(index, cand, var), config, blur_px=config.screen_blur_px)
                 screen = _shift_corr(loose, _window_norms(loose, win), warped, shift)
                 keep = _peaks(screen, 2 * shift + 1)[0].topk(k, dim=1).indices
@@ -261,18 +291,19 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
             angles = torch.tensor([v[1] for v in index.variants])[var].reshape(-1)
             zooms = torch.tensor([v[2] for v in index.variants])[var].reshape(-1)
             # Fine: every candidate re-warped over the local grid, correlated with its query at every shift.
-            base = index.fine[cand.reshape(-1)]                        # [B*k, 1, S, S]
-            moved = _band(torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips)
-                                     for da, dz in local]), config)
+            base = index.fine[cand.reshape(-1)]  # [B*k, 1, S, S]
+            moved = _band(
+                torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips) for da, dz in local]), config
+            )
             moved = moved.view(len(local), b, k, *moved.shape[1:]).transpose(0, 1).reshape(-1, *moved.shape[1:])
-            corr = _shift_corr(queries, norms, moved, shift)           # [B, local * k, positions]
+            corr = _shift_corr(queries, norms, moved, shift)  # [B, local * k, positions]
             # The best `refine_candidates` candidates (each at its best local variant and shift) go on to refinement.
-            value, dy, dx = (t.view(b, len(local), k) for t in _peaks(corr, 2 * shift + 1))
+            peak, dy, dx = (t.view(b, len(local), k) for t in _peaks(corr, 2 * shift + 1))
             r = min(config.refine_candidates, k)
-            per_cand = value.max(dim=1)                                # over the local grid: [B, k]
+            per_cand = peak.max(dim=1)  # over the local grid: [B, k]
             top = per_cand.values.topk(r, dim=1)
-            ci = top.indices                                           # [B, r]
-            li = per_cand.indices.gather(1, ci)                        # [B, r]
+            ci = top.indices  # [B, r]
+            li = per_cand.indices.gather(1, ci)  # [B, r]
             chosen = (ci + torch.arange(b)[:, None] * k).reshape(-1)
             out["similarity"].append(top.values.reshape(-1))
             out["train_index"].append(cand.gather(1, ci).reshape(-1))
@@ -288,11 +319,13 @@ def search_copies(query_pixels: np.ndarray, index: CopyIndex, *, config: CopySea
         found = _refine(found, index=index, fine_q=fine_q.repeat_interleave(r, dim=0), config=config)
     best = found["similarity"].view(-1, r).argmax(dim=1) + torch.arange(len(fine_q)) * r
     return {key: values[best].numpy() for key, values in found.items()} | {
-        "similarity": found["similarity"][best].numpy().astype(float)}
+        "similarity": found["similarity"][best].numpy().astype(float)
+    }
 
 
-def _refine(found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.Tensor,
-            config: CopySearchConfig) -> dict[str, torch.Tensor]:
+def _refine(
+    found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.Tensor, config: CopySearchConfig
+) -> dict[str, torch.Tensor]:
     """Gradient steps on each match's angle, zoom and shift to maximise its correlation with its query (a row each)."""
     size = fine_q.shape[-1]
     margin = max(1, int(round(config.max_shift_frac * size)))
@@ -304,11 +337,15 @@ def _refine(found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.T
     log_zoom = torch.log(found["zoom"].double()).clone().requires_grad_(True)
     shift = torch.stack([found["shift_dy"], found["shift_dx"]], dim=1).double().clone().requires_grad_(True)
     flip = found["flipped"].bool()
-    optimiser = torch.optim.Adam([{"params": [angle, shift]}, {"params": [log_zoom], "lr": config.refine_zoom_lr}],
-                                 lr=config.refine_lr)
+    groups: list[dict[str, Any]] = [{"params": [angle, shift]}, {"params": [log_zoom], "lr": config.refine_zoom_lr}]
+    optimiser = torch.optim.Adam(groups, lr=config.refine_lr)
     best = torch.full_like(found["similarity"], -2.0).float()  # the grid's interpolated peak is not a correlation
-    best_params = (found["angle_deg"].clone().float(), found["zoom"].clone().float(),
-                   found["shift_dy"].clone().float(), found["shift_dx"].clone().float())
+    best_params: tuple[torch.Tensor, ...] = (
+        found["angle_deg"].clone().float(),
+        found["zoom"].clone().float(),
+        found["shift_dy"].clone().float(),
+        found["shift_dx"].clone().float(),
+    )
     for _ in range(config.refine_steps + 1):
         moved = _band(warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift), config)
         crop = _normalise(moved[:, 0, margin:-margin, margin:-margin].reshape(len(moved), -1))
@@ -316,12 +353,21 @@ def _refine(found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.T
         with torch.no_grad():
             better = corr.detach().float() > best
             best = torch.where(better, corr.detach().float(), best)
-            params = (angle.detach().float(), torch.exp(log_zoom.detach()).float(), shift[:, 0].detach().float(),
-                      shift[:, 1].detach().float())
+            params = (
+                angle.detach().float(),
+                torch.exp(log_zoom.detach()).float(),
+                shift[:, 0].detach().float(),
+                shift[:, 1].detach().float(),
+            )
             best_params = tuple(torch.where(better, new, old) for new, old in zip(params, best_params))
         optimiser.zero_grad()
         (-corr.sum()).backward()
         optimiser.step()
     angle, zoom, shift_dy, shift_dx = best_params
-    return found | {"similarity": best.clamp(-1, 1), "angle_deg": angle, "zoom": zoom, "shift_dy": shift_dy,
-                    "shift_dx": shift_dx}
+    return found | {
+        "similarity": best.clamp(-1, 1),
+        "angle_deg": angle,
+        "zoom": zoom,
+        "shift_dy": shift_dy,
+        "shift_dx": shift_dx,
+    }

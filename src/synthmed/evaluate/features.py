@@ -188,9 +188,15 @@ class InceptionExtractor:
             raise ImportError("--extractor inception needs torch-fidelity: `pip install torch-fidelity`.") from exc
         self.weights_path = path
         self.batch_size = batch_size
-        self.model = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
-        ).eval()
+        try:
+            self.model = NoTrainInceptionV3(
+                name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
+            ).eval()
+        except RuntimeError as exc:  # load_state_dict: a weights file of another network
+            raise ValueError(
+                f"{path} is not the Inception-v3 weights file {INCEPTION_WEIGHTS.filename} "
+                f"({str(exc).splitlines()[0]}); pass that file with --weights."
+            ) from exc
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if batch.shape[1] == 1:

@@ -235,21 +235,30 @@ def evaluate(config: EvalConfig) -> Path:
         resolve_weights(
             PRETRAINED_WEIGHTS[config.extractor], weights_path=config.weights_path, cache_dir=config.cache_dir
         )
+    out_dir = Path(config.out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / METRICS_NAME).is_file():
+        raise FileExistsError(
+            f"--out {out_dir} holds other files (not an earlier evaluation): evaluate writes metrics.json and "
+            f"section folders there. Choose an empty or new folder."
+        )
     load_started = time.perf_counter()
     real, synthetic, inputs = load_inputs(config)
-    out_dir = Path(config.out_dir)
+    wanted = [p for p in PARTS if p not in config.skip]
+    extractor_started = time.perf_counter()
+    # Built before anything is written: a wrong weights file is refused without leaving a partial EVAL_DIR.
+    extractor = build_extractor(config, real) if {"fidelity", "memorisation"} & set(wanted) else None
+    extractor_s = time.perf_counter() - extractor_started
     out_dir.mkdir(parents=True, exist_ok=True)
     recorder = _Recorder(out_dir, inputs)
-    recorder.metrics["timings_s"]["load"] = round(time.perf_counter() - load_started, 3)
+    recorder.metrics["timings_s"]["load"] = round(time.perf_counter() - load_started - extractor_s, 3)
     for part in config.skip:
         recorder.metrics[part] = {"status": "skipped", "note": "skipped with --skip"}
-    wanted = [p for p in PARTS if p not in config.skip]
 
     features = None
-    if {"fidelity", "memorisation"} & set(wanted):
+    if extractor is not None:
         with recorder.timed("features"):
-            extractor = build_extractor(config, real)
             features = sections.extract_features(extractor, real, synthetic)
+        recorder.metrics["timings_s"]["features"] += round(extractor_s, 3)
     if "fidelity" in wanted:
         recorder.run_section(
             "fidelity",

@@ -269,10 +269,16 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
             provenance=to_node(_provenance(metrics_path, eval_dir)),
         )
     )
+    copy_target = out_path.parent / METRICS_NAME
+    copy = copy_target.resolve() != metrics_path.resolve()
+    if copy and copy_target.is_file() and copy_target.read_bytes() != metrics_path.read_bytes():
+        raise FileExistsError(
+            f"{copy_target} belongs to another evaluation and the report would replace it with this one's "
+            f"metrics.json: write the report elsewhere (--out) or into {eval_dir}."
+        )
     atomic_write_text(out_path, html)
     out_path.chmod(0o644)  # a report is meant to be shared (atomic writes create 0600 files)
-    copy_target = out_path.parent / METRICS_NAME
-    if copy_target.resolve() != metrics_path.resolve():
+    if copy:
         shutil.copyfile(metrics_path, copy_target)
     log.info("Wrote report %s (%d sections)", out_path, len(sections) + len(trailing))
     return out_path

@@ -145,7 +145,7 @@ def add_reader(*, session: Session, name: str) -> tuple[Reader, str]:
         raise StudyError("a reader name must have 1 to 100 characters.")
     if session.scalar(select(Reader).where(Reader.name == name)):
         raise StudyError(f"reader {name!r} already exists; pick another name.")
-    study = get_study(session=session)
+    get_study(session=session)  # raises when the database holds no study
     token = new_token()
     reader = Reader(name=name, invite_hash=token_digest(token))
     session.add(reader)
