@@ -279,3 +279,11 @@ def test_near_duplicates_stay_in_one_carved_split(tmp_path, make_class_folder):
     apart = _prepare(src, tmp_path / "a", val_fraction=0.3, test_fraction=0.3, seed=1, group_near_duplicates=False)
     assert json.loads((apart / "card.json").read_text())["near_duplicates"]["crossing_splits"] > 0
     assert len(grouped) == 30
+
+
+def test_unreadable_files_are_named_within_the_source(class_folder, tmp_path):
+    """Cold-test finding: the card and errors.csv listed damaged files by their absolute path."""
+    (class_folder / "left" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = _prepare(class_folder, tmp_path / "out")
+    shared = (out / "card.md").read_text() + (out / "card.json").read_text() + (out / "errors.csv").read_text()
+    assert "broken.png" in shared and str(class_folder) not in shared

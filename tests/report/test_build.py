@@ -110,3 +110,11 @@ def test_cli_writes_the_report(tiny_dataset: Path, tmp_path: Path, capsys, make_
     assert "CLI run" in out.read_text()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "No metrics.json" in capsys.readouterr().err
+
+
+def test_report_carries_no_absolute_paths(tiny_dataset: Path, tmp_path: Path, make_eval_dir) -> None:
+    """The report is the file people share: no operator folders (absolute paths) in it; metrics.json keeps them."""
+    eval_dir = make_eval_dir(tmp_path, tiny_dataset)
+    html = build_report(eval_dir).read_text()
+    assert str(tmp_path) not in html and str(tiny_dataset) not in html
+    assert str(tmp_path) in (eval_dir / "metrics.json").read_text()  # machines still find the inputs

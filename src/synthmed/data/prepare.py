@@ -169,7 +169,8 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     ]
     write_manifest(frame[[c for c in columns if c in frame.columns]], partial)
     errors_frame = pd.DataFrame(
-        [{"source_path": e.source_path, "reason": e.reason} for e in errors], columns=["source_path", "reason"]
+        [{"source_path": _inside(e.source_path, source), "reason": _inside(e.reason, source)} for e in errors],
+        columns=["source_path", "reason"],
     )
     atomic_write_bytes(partial / "errors.csv", errors_frame.to_csv(index=False).encode())
     name = config.name or source.stem.removesuffix(".nii")
@@ -369,3 +370,12 @@ def summarise(out_dir: str | Path) -> str:
 
 
 __all__ = ["PrepareConfig", "prepare_dataset", "summarise"]
+
+
+def _inside(text: str, source: Path) -> str:
+    """`text` with the source folder's absolute path removed, so the card and errors.csv name files within the
+    source (an absolute path carries the operator's folders and user name into a file meant to be shared)."""
+    for prefix in {str(source), str(source.resolve())}:
+        if source.is_dir():
+            text = text.replace(prefix.rstrip("/") + "/", "")
+    return text

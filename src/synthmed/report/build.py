@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from synthmed import __version__
-from synthmed.files import atomic_write_text
+from synthmed.files import atomic_write_text, portable_name
 from synthmed.report import provenance
 from synthmed.report.grids import class_grids
 from synthmed.report.render import STATUS_LABELS, STATUSES, collect_figures, humanise_key, to_node
@@ -195,9 +195,20 @@ def _section(key: str, value: Any, eval_dir: Path, titles: dict) -> dict:
     }
 
 
+def shareable(value: Any) -> Any:
+    """`value` with every absolute path (a string starting at the file-system root or home) as its short name."""
+    if isinstance(value, dict):
+        return {k: shareable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shareable(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("/", "~")) and "\n" not in value and len(value) < 4096):
+        return portable_name(value)
+    return value
+
+
 def _provenance(metrics_path: Path, eval_dir: Path) -> dict:
     return {
-        "evaluation folder": str(eval_dir.resolve()),
+        "evaluation folder": portable_name(eval_dir),
         "metrics.json sha256": hashlib.sha256(metrics_path.read_bytes()).hexdigest(),
         "report generated (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "synthmed version": __version__,
@@ -241,15 +252,17 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
         metrics["study"] = _read_json(eval_dir / STUDY_NAME)
     out_path = Path(out_path) if out_path is not None else eval_dir / "report.html"
 
-    # Sections in pipeline order, then unknown keys, then inputs and timings.
-    titles = {**SECTIONS, **TRAILING}
-    known = [k for k in SECTIONS if k in metrics]
-    unknown = [k for k in metrics if k not in SECTIONS and k not in TRAILING]
-    sections = [_section(k, metrics[k], eval_dir, titles) for k in [*known, *unknown]]
-    trailing = [_section(k, metrics[k], eval_dir, titles) for k in TRAILING if k in metrics]
-
-    # Sample grids from the input folders named in metrics.json.
+    # Sample grids from the input folders named in metrics.json (absolute paths there, for machines).
     inputs = raw_inputs if isinstance(raw_inputs := metrics.get("inputs"), dict) else {}
+
+    # Sections in pipeline order, then unknown keys, then inputs and timings; paths shown as short names, since
+    # the report is the file people share and an absolute path carries the operator's folders and user name.
+    shown = shareable(metrics)
+    titles = {**SECTIONS, **TRAILING}
+    known = [k for k in SECTIONS if k in shown]
+    unknown = [k for k in shown if k not in SECTIONS and k not in TRAILING]
+    sections = [_section(k, shown[k], eval_dir, titles) for k in [*known, *unknown]]
+    trailing = [_section(k, shown[k], eval_dir, titles) for k in TRAILING if k in shown]
     grids, grid_note = class_grids(inputs, base=eval_dir)
     card, generator = provenance.dataset_card(inputs, base=eval_dir), provenance.generator(inputs, base=eval_dir)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthmed.files import portable_name
 from synthmed.report.grids import REAL_KEYS, SYNTHETIC_KEYS, find_input_path
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,17 @@ def dataset_card(inputs: dict, *, base: Path) -> dict:
         return missing or {}
     if not path.is_file():
         return {
-            "path": str(path),
-            "note": f"{path} does not exist (the dataset was not prepared with synthmed "
+            "path": portable_name(path),
+            "note": f"{portable_name(path)} does not exist (the dataset was not prepared with synthmed "
             f"prepare, which writes the card); no shortcut or leakage check is shown.",
         }
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        return {"path": str(path), "note": f"{path} could not be read ({exc})."}
+        return {"path": portable_name(path), "note": f"{portable_name(path)} could not be read ({exc})."}
     warnings = card.get("warnings") if isinstance(card, dict) else None
     return {
-        "path": str(path),
+        "path": portable_name(path),
         "name": card.get("name") if isinstance(card, dict) else None,
         "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [],
     }
@@ -85,7 +86,7 @@ def generator(inputs: dict, *, base: Path) -> dict:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        return {"path": str(path), "note": f"{path} could not be read ({exc})."}
+        return {"path": portable_name(path), "note": f"{portable_name(path)} could not be read ({exc})."}
     fields = {}
     for column, label in GENERATOR_COLUMNS.items():
         if column not in frame:
@@ -103,7 +104,7 @@ def generator(inputs: dict, *, base: Path) -> dict:
         steps = _training_steps(frame["model"])
         if steps:
             fields["training steps"] = ", ".join(steps)
-    out = {"path": str(path), "n_images": len(frame), "fields": fields}
+    out = {"path": portable_name(path), "n_images": len(frame), "fields": fields}
     if not fields:
         out["note"] = (
             "The synthetic set's manifest records no generator provenance (checkpoint, sampler, steps); "
