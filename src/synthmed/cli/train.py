@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
                 f"with --prediction-type {args.prediction_type}."
             )
+        _check_resume(args, base, overrides)
         config = TrainConfig.model_validate({**base, **overrides})
     else:
         model_overrides = {"prediction_type": args.prediction_type} if args.prediction_type else {}
@@ -104,3 +105,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")
     print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16")
     return 0
+
+
+# Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change).
+TRAJECTORY_FIELDS = ("batch_size", "lr", "seed", "snr_gamma", "class_balance_power", "mixed_precision", "hflip")
+
+
+def _check_resume(args: argparse.Namespace, base: dict, overrides: dict) -> None:
+    """Refuse a --resume whose dataset or trajectory settings differ from the run's stored config."""
+    from pathlib import Path
+
+    problems = []
+    if Path(args.dataset).resolve() != Path(base["dataset"]).resolve():
+        problems.append(f"dataset {base['dataset']} (given {args.dataset})")
+    problems += [
+        f"{name} {base.get(name)} (given {value})"
+        for name, value in overrides.items()
+        if name in TRAJECTORY_FIELDS and base.get(name) != value
+    ]
+    if problems:
+        raise ValueError(
+            f"{args.out} was trained with {'; '.join(problems)}: a resumed run keeps the dataset and the settings "
+            f"that shape training. Drop those flags (or pass the run's values), or train into a new --out folder."
+        )
