@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthmed.evaluate.copy_search import blur
+from synthmed.evaluate.copy_search import grey_signatures
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,7 @@ class BaselineConfig:
 
 def pixel_signatures(pixels_uint8: np.ndarray, *, size_px: int, blur_sigma_px: float) -> torch.Tensor:
     """Grey images `[N, S, S]` at the comparison size, antialiased and blurred (float32)."""
-    x = torch.from_numpy(np.asarray(pixels_uint8)).float().mean(dim=1, keepdim=True) / 255.0
-    out = []
-    for start in range(0, len(x), 2048):
-        chunk = x[start : start + 2048]
-        if chunk.shape[-1] != size_px or chunk.shape[-2] != size_px:
-            chunk = F.interpolate(chunk, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
-        out.append(blur(chunk, blur_sigma_px)[:, 0])
-    return torch.cat(out) if out else torch.zeros((0, size_px, size_px))
+    return grey_signatures(pixels_uint8, size_px=size_px, blur_sigma_px=blur_sigma_px)[:, 0]
 
 
 def _normalise(flat: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from synthmed.evaluate.panel_distance import (
     panel_summary_status,
     worst_panel,
 )
+from synthmed.evaluate.sections import figure_entry
 
 CLOSENESS = {
     "good": "about as close to the real training images as other real images are",
@@ -101,29 +102,20 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
     }
     status = panel_summary_status(distances)
     section_dir = out_dir / "fidelity"
+    statuses = {n: panel_status(p["overall"]) for n, p in distances["panels"].items()}
+    panels_png = plots.plot_panel_ratios(distances["panels"], statuses, GOOD_RATIO, section_dir / "panels.png")
+    pca_png = plots.plot_feature_pca(
+        features["train"], features["synthetic"], section_dir / "pca.png", rng=np.random.default_rng(config.seed)
+    )
     figures = [
-        {
-            "title": "Distance to real training images per panel, as a multiple of the real-vs-real floor",
-            "path": plots.plot_panel_ratios(
-                distances["panels"],
-                {n: panel_status(p["overall"]) for n, p in distances["panels"].items()},
-                GOOD_RATIO,
-                section_dir / "panels.png",
-            )
-            .relative_to(out_dir)
-            .as_posix(),
-        },
-        {
-            "title": "Semantic features of real and synthetic images (first two principal axes of the real ones)",
-            "path": plots.plot_feature_pca(
-                features["train"],
-                features["synthetic"],
-                section_dir / "pca.png",
-                rng=np.random.default_rng(config.seed),
-            )
-            .relative_to(out_dir)
-            .as_posix(),
-        },
+        figure_entry(
+            panels_png, out_dir, "Distance to real training images per panel, as a multiple of the real-vs-real floor"
+        ),
+        figure_entry(
+            pca_png,
+            out_dir,
+            "Semantic features of real and synthetic images (first two principal axes of the real ones)",
+        ),
     ]
     return {
         "panels": distances["panels"],
@@ -134,7 +126,7 @@ def fidelity_section(*, real, synthetic: ImageArrays, features: dict, config, ou
         "semantic_fid_kid_prdc": semantic,
         "rests_on": rests_on,
         "verdict": fidelity_verdict(distances, prdc=prdc, rests_on=rests_on),
-        "panel_status": {name: panel_status(p["overall"]) for name, p in distances["panels"].items()},
+        "panel_status": statuses,
         "status": "info" if status == "inconclusive" else status,
         "figures": figures,
     }

@@ -10,6 +10,7 @@ import pandas as pd
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate import plots
 from synthmed.evaluate.memorisation import MemorisationConfig, find_copies, memorisation_verdict
+from synthmed.evaluate.sections import figure_entry
 from synthmed.files import atomic_write_bytes
 
 
@@ -17,10 +18,6 @@ def _similarity_summary(values: np.ndarray) -> dict:
     if len(values) == 0:
         return {}
     return {"median": float(np.median(values)), "q99": float(np.quantile(values, 0.99)), "max": float(np.max(values))}
-
-
-def _figure(path: Path, out_dir: Path, title: str) -> dict:
-    return {"title": title, "path": path.relative_to(out_dir).as_posix()}
 
 
 def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None, config, out_dir: Path) -> dict:
@@ -91,12 +88,12 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
         for row in leakage["suspected"][:50]
     ]
     figures = [
-        _figure(
+        figure_entry(
             plots.plot_pairs(synthetic.pixels, real.train.pixels, top, section_dir / "top_pairs.png"),
             out_dir,
             "Synthetic images most similar to a training image (left) beside that training image (right)",
         ),
-        _figure(
+        figure_entry(
             plots.plot_similarity_histogram(
                 pix["similarity"],
                 result["pixel"]["calibration_similarity"],

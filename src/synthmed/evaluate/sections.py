@@ -34,7 +34,8 @@ def to_native(obj):
     return obj
 
 
-def _figure(path: Path, out_dir: Path, title: str) -> dict:
+def figure_entry(path: Path, out_dir: Path, title: str) -> dict:
+    """A metrics.json figure record: its title and its path relative to EVAL_DIR."""
     return {"title": title, "path": path.relative_to(out_dir).as_posix()}
 
 
@@ -84,7 +85,7 @@ def diversity_section(*, real, synthetic: ImageArrays, config, out_dir: Path) ->
     return result | {
         "verdict": verdict,
         "status": status,
-        "figures": [_figure(path, out_dir, "Within-class MS-SSIM of random pairs (higher = more alike)")],
+        "figures": [figure_entry(path, out_dir, "Within-class MS-SSIM of random pairs (higher = more alike)")],
     }
 
 
