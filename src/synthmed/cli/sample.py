@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "dpm++"]  # synthmed.models.sampling.SAMPLERS + the dpm++ alias
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sample` subcommand."""
@@ -18,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument(
         "--sampler",
-        choices=["ddpm", "ddim", "dpmpp", "unipc"],
+        choices=SAMPLER_CHOICES,
         default="dpmpp",
-        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M)",
+        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M; dpm++ is an alias)",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
@@ -47,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the flags into a SampleConfig and sample."""
+    from synthmed.models.sampling import sampler_name
     from synthmed.sample.generate import SampleConfig, sample_images
 
     config = SampleConfig(
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         n_per_class=args.n_per_class,
         classes=args.classes,
-        sampler=args.sampler,
+        sampler=sampler_name(args.sampler),
         steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed_start=args.seed_start,

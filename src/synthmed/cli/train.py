@@ -16,7 +16,18 @@ TRAIN_FLAGS = {
     "seed": int,
     "snr_gamma": float,
     "class_balance_power": float,
+    "log_with": str,
 }
+
+
+def add_tracker_flag(parser: argparse.ArgumentParser) -> None:
+    """`--log-with`: also send training metrics to an accelerate tracker (stats.jsonl is always written)."""
+    parser.add_argument(
+        "--log-with",
+        choices=["none", "tensorboard", "mlflow", "wandb"],
+        default=None,
+        help="also log metrics to this tracker (needs its package; files under RUN/); default none",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="random horizontal flips (off by default: laterality matters in chest X-rays)",
     )
+    add_tracker_flag(parser)
     parser.set_defaults(func=run)
 
 

@@ -151,7 +151,7 @@ def build_scheduler(config: LatentModelConfig):
     )
 
 
-def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None) -> Path:
+def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None, extra: dict | None = None) -> Path:
     """Write weights, scheduler and conditions first, config.json last, into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,7 +160,7 @@ def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=N
     build_scheduler(model.config).save_config(str(folder))
     if conditions is not None:
         conditions.to_csv(folder / CONDITIONS_NAME, index=False)
-    atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": model.config.model_dump()})
+    atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": model.config.model_dump(), **(extra or {})})
     return folder
 
 

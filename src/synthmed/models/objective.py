@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from diffusers import DDPMScheduler
 
@@ -30,15 +33,15 @@ def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, gamma: flo
 
 
 def diffusion_loss(
-    unet: torch.nn.Module,
+    predict: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
     scheduler: DDPMScheduler,
     clean: torch.Tensor,
-    labels: torch.Tensor,
+    condition: Any,
     *,
     generator: torch.Generator,
     snr_gamma: float | None,
 ) -> torch.Tensor:
-    """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
+    """Mean weighted MSE between `predict(noisy, t, condition)` and its target (noise or velocity).
 
     All randomness (noise, timesteps) is drawn on the CPU from `generator`, so a resumed run that
     restores the generator state continues the same random stream.
@@ -53,6 +56,6 @@ def diffusion_loss(
         target = scheduler.get_velocity(clean, noise, timesteps)
     else:
         target = noise
-    prediction = unet(noisy, timesteps, class_labels=labels).sample
+    prediction = predict(noisy, timesteps, condition)
     per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
     return (per_sample * weights).mean()
