@@ -48,7 +48,11 @@ def test_cli_autoencoder_train_sample_resume(dataset32, tmp_path, capsys):
     )
     assert "4x16x16 latents" in capsys.readouterr().out
     vae, config = load_autoencoder(ae)
-    assert config.scaling_factor != 1.0 and config.channels == 1 and [s["step"] for s in read_stats(ae) if "loss" in s] == [3]
+    assert (
+        config.scaling_factor != 1.0
+        and config.channels == 1
+        and [s["step"] for s in read_stats(ae) if "loss" in s] == [3]
+    )
 
     common = [
         "latent",
@@ -97,7 +101,12 @@ def test_cli_autoencoder_train_sample_resume(dataset32, tmp_path, capsys):
     )
     frame = load_image_set(out)
     assert list(frame.columns[: len(SYNTHETIC_COLUMNS)]) == list(SYNTHETIC_COLUMNS)
-    assert frame["label"].tolist() == ["left", "left", "right", "right"] and frame["seed"].tolist() == [0, 1, 0, 1]  # image k of each class: seed k
+    assert frame["label"].tolist() == ["left", "left", "right", "right"] and frame["seed"].tolist() == [
+        0,
+        1,
+        0,
+        1,
+    ]  # image k of each class: seed k
     assert frame["sex"].eq("F").all() and frame["age_years"].between(20, 80).all()
     assert frame["sampler"].eq("ddim").all() and frame["synthetic"].eq(1).all()
     arrays = load_image_arrays(out, classes=["left", "right"])  # evaluation reads it like any set

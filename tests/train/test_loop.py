@@ -48,6 +48,7 @@ def test_train_then_sample_end_to_end(tiny_dataset, tmp_path):
     )
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 4 and set(manifest["label"]) == {"left", "right"}
+    assert manifest["seed"].tolist() == [0, 1, 0, 1]  # image k of every class uses seed seed_start + k
     assert (out / "grids" / "left.png").is_file()
 
 

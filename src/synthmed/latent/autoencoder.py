@@ -87,6 +87,9 @@ class AETrainConfig(LoopConfig):
     kl_weight: float = Field(1e-6, ge=0)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0)
+    lr_warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    ema_max_decay: float = Field(0.0, ge=0, lt=1, description="0 = no EMA (the autoencoder's default)")
     max_steps: int | None = Field(5000, ge=1)
     checkpoint_every_steps: int = Field(500, ge=1)
     log_every_steps: int = Field(25, ge=1)
@@ -236,7 +239,9 @@ class AutoencoderModel(TrainableModel):
         was_training = vae.training
         vae.eval()
         device = next(vae.parameters()).device
-        scaled = self.config.model_copy(update={"scaling_factor": latent_scaling_factor(vae, self.reference.to(device))})
+        scaled = self.config.model_copy(
+            update={"scaling_factor": latent_scaling_factor(vae, self.reference.to(device))}
+        )
         vae.train(was_training)
         return publish_folder(folder, lambda tmp: save_autoencoder(tmp, vae=vae, config=scaled))
 

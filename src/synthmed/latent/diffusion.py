@@ -10,7 +10,13 @@ from PIL import Image
 
 from synthmed.files import publish_folder
 from synthmed.latent.autoencoder import load_autoencoder
-from synthmed.latent.model import LatentDenoiser, LatentModelConfig, build_scheduler, load_latent_model, save_latent_model
+from synthmed.latent.model import (
+    LatentDenoiser,
+    LatentModelConfig,
+    build_scheduler,
+    load_latent_model,
+    save_latent_model,
+)
 from synthmed.latent.text import embed_captions, load_text_encoder
 from synthmed.models.interface import Condition, DenoisingModel, seeded
 from synthmed.models.objective import diffusion_loss

@@ -51,6 +51,8 @@ class LatentTrainConfig(LoopConfig):
     grid_sampler_steps: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-4, gt=0)
+    lr_warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     checkpoint_every_steps: int = Field(1000, ge=1)
     log_every_steps: int = Field(25, ge=1)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "no"
@@ -82,7 +84,9 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
 
     # Load the autoencoder and encode the data once.
     info = read_dataset_info(config.dataset)
-    vae, ae_config = load_autoencoder(out / "autoencoder" if resumed else config.autoencoder, image_size_px=info.image_size_px)
+    vae, ae_config = load_autoencoder(
+        out / "autoencoder" if resumed else config.autoencoder, image_size_px=info.image_size_px
+    )
     vae.requires_grad_(False).to(device)
     images, labels = dataset_images(
         config.dataset, split=config.split, channels=ae_config.channels, size_px=ae_config.image_size_px

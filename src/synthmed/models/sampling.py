@@ -1,14 +1,16 @@
 """The one sampler: inference schedulers (DDPM, DDIM, DPM-Solver++, UniPC) and the guided denoising loop.
 
-Every family (pixel, latent) samples through `denoise` with a `DenoisingModel`. One seed per image: image k's initial noise and every per-step noise (DDPM) come from its own
-`torch.Generator`, and the UNet is always called on exactly `model_batch_size` rows (padded), because
-CPU/GPU matrix kernels round differently for different row counts. Together these make image k
-bit-identical whatever batch it is sampled in.
+Every family (pixel, latent) samples through `denoise` with a `DenoisingModel`. One seed per image:
+image k's initial noise and every per-step noise (DDPM) come from its own `torch.Generator`, and the
+network is always called on exactly `model_batch_size` rows (padded), because CPU/GPU matrix kernels
+round differently for different row counts. Together these make image k bit-identical whatever batch
+it is sampled in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,7 +109,7 @@ def denoise(
         model_in = scheduler.scale_model_input(x, t)
         with autocast:
             out = in_fixed_batches(
-                lambda xc, cc: model.predict(xc, t, cc),
+                functools.partial(_predict_at, model, t),
                 torch.cat([model_in, model_in]) if guided else model_in,
                 both,
                 model_batch_size=model_batch_size,
@@ -118,6 +120,10 @@ def denoise(
         x = scheduler.step(out.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(device)
     decoded = in_fixed_batches(lambda xc, _: model.decode(xc), x.float(), {}, model_batch_size=model_batch_size)
     return decoded.cpu().clamp(-1, 1)
+
+
+def _predict_at(model: DenoisingModel, t: torch.Tensor, x: torch.Tensor, condition: Condition) -> torch.Tensor:
+    return model.predict(x, t, condition)
 
 
 def in_fixed_batches(

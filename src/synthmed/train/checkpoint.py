@@ -54,7 +54,7 @@ def save_checkpoint(
     fsync_path(tmp / "model")
     # Write the raw weights and the resumable state.
     save_file(trainable_state(model.network), str(tmp / ONLINE_NAME))
-    payload = {"step": step, "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), **state}
+    payload = {"step": step, "optimizer": optimizer.state_dict(), "ema": ema.state_dict() if ema else None, **state}
     with open(tmp / STATE_NAME, "wb") as handle:
         torch.save(payload, handle)
         handle.flush()

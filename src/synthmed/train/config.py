@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +31,9 @@ RESUMABLE_FIELDS = frozenset(
     }
 )
 """Fields a resumed run may change (budgets and cadences); every other field shapes the trajectory."""
+
+
+ConfigT = TypeVar("ConfigT", bound="LoopConfig")
 
 
 class LoopConfig(BaseModel):
@@ -92,7 +95,7 @@ class LoopConfig(BaseModel):
         return atomic_write_json(path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
+    def load(cls: type[ConfigT], path: str | Path) -> ConfigT:
         """Read and validate a saved config."""
         return cls.model_validate(read_json(path, fix="restore it, or start a new run in another --out folder"))
 

@@ -130,7 +130,12 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
         stats = open(run_dir / STATS_NAME, "a") if main_process else None
         append_stats(stats, {"event": "resume" if step else "start", "step": step, "wall_s": round(elapsed_s(), 3)})
         bar = tqdm(
-            total=config.max_steps, initial=step, desc="train", unit="step", disable=not main_process, dynamic_ncols=True
+            total=config.max_steps,
+            initial=step,
+            desc="train",
+            unit="step",
+            disable=not main_process,
+            dynamic_ncols=True,
         )
         world = accelerator.num_processes
         while budget_progress(config, step=step, elapsed_s=elapsed_s()) < 1.0:

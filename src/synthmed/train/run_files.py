@@ -1,11 +1,11 @@
 """The run folder every family shares: config.json, stats.jsonl, log.txt, trackers, and old-format checks.
 
-    RUN/config.json       the family's run config (a LoopConfig subclass); resume refuses changed trajectories
-    RUN/stats.jsonl       one JSON line per logged window ("loss", "lr", ...) and per start/resume/end event
-    RUN/log.txt           the synthmed log of every session
-    RUN/checkpoints/      crash-safe checkpoints (synthmed.train.checkpoint)
-    RUN/model/            the published model folder (EMA weights) of the family
-    RUN/grids/            preview grids (families that sample)
+RUN/config.json       the family's run config (a LoopConfig subclass); resume refuses changed trajectories
+RUN/stats.jsonl       one JSON line per logged window ("loss", "lr", ...) and per start/resume/end event
+RUN/log.txt           the synthmed log of every session
+RUN/checkpoints/      crash-safe checkpoints (synthmed.train.checkpoint)
+RUN/model/            the published model folder (EMA weights) of the family
+RUN/grids/            preview grids (families that sample)
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def check_run_folder(run_dir: Path, config_dict: dict, *, resume: bool, resumabl
             f"{run_dir} is an autoencoder folder from an older synthmed; it still loads with --autoencoder, "
             f"but this version cannot resume its training: start a new --out folder."
         )
-    changed = sorted(k for k in set(stored) | set(config_dict) if k not in resumable and stored.get(k) != config_dict.get(k))
+    changed = sorted(
+        k for k in set(stored) | set(config_dict) if k not in resumable and stored.get(k) != config_dict.get(k)
+    )
     if changed:
         details = "; ".join(f"{k} {stored.get(k)!r} (now {config_dict.get(k)!r})" for k in changed)
         raise ValueError(
