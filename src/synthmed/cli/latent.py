@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="captions where the manifest has no `caption` column (text conditioning only)",
     )
     tr.add_argument("--ema-decay", type=float, default=0.999)
+    tr.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0 = plain MSE)")
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
 
@@ -134,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         preset=args.preset,
         metadata_fields=fields,
         ema_max_decay=args.ema_decay,
+        snr_gamma=args.snr_gamma or None,
         text_encoder=args.text_encoder,
         caption_template=args.caption_template,
         **_loop_settings(args),

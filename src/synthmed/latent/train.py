@@ -46,7 +46,7 @@ class LatentTrainConfig(LoopConfig):
         None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
     )
     caption_template: str = "{modality}, {label}"
-    snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
+    snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
     grid_per_class: int = Field(4, ge=1)
     grid_sampler_steps: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1)
