@@ -339,8 +339,15 @@ def report(args: argparse.Namespace) -> None:
                 cells.append(
                     "1 (base)" if pair is None else f"{pair['ratio']:.2f} ({pair['ci95'][0]:.2f}-{pair['ci95'][1]:.2f})"
                 )
+            pairs = [paired["panels"][p].get(steps) for p in PANELS]
+            widths = [(pair["ci95"][1] - pair["ci95"][0]) / 2 for pair in pairs if pair is not None]
+            # The interval narrows as 1/sqrt(n): the n per class whose widest half-width would be 0.10.
+            needed = math.ceil(r["n_per_class"] * (max(widths) / 0.10) ** 2) if widths else ""
             sweep_rows.append(
-                [r["tag"], r["better"], f"{r['sweep_sampler']} {steps}"] + [_ratio_cell(s[p]) for p in PANELS] + cells
+                [r["tag"], r["better"], f"{r['sweep_sampler']} {steps}"]
+                + [_ratio_cell(s[p]) for p in PANELS]
+                + cells
+                + [needed]
             )
         notes.append(
             f"- `{r['tag']}`: {r['image_size_px']} px, classes {', '.join(r['classes'])}, {r['n_train']} train images, "
@@ -349,7 +356,7 @@ def report(args: argparse.Namespace) -> None:
             f"UNet {r['model']['block_out_channels']} x{r['model']['layers_per_block']}, batch {r['batch_size']}, "
             f"{r['cpu_min_per_arm']:g} CPU-min per arm, training seed {r['seed']}; better objective: **{r['better']}**."
         )
-    text = "\n".join(notes)
+    text = "\n\n".join([args.summary, "\n".join(notes)]) if args.summary else "\n".join(notes)
     write_result(
         "objective_compare",
         title="Flow matching vs v-prediction at equal training time",
@@ -375,11 +382,12 @@ def report(args: argparse.Namespace) -> None:
             },
             {
                 "heading": "Few-step quality of the better objective",
-                "text": "Ratio to floor per panel, and MMD^2(k steps) / MMD^2(50 steps) with a paired bootstrap "
-                "95% interval.",
+                "text": "Ratio to floor per panel, and MMD^2(k steps) / MMD^2(most steps, 50 where run) with a "
+                "paired bootstrap 95% interval.",
                 "table": table(
                     ["data", "objective", "sampler steps", "intensity", "texture", "semantic"]
-                    + [f"{p} vs 50" for p in PANELS],
+                    + [f"{p}: k steps / most steps" for p in PANELS]
+                    + ["n/class for +-0.10"],
                     sweep_rows,
                 ),
             },
@@ -411,6 +419,7 @@ def main() -> None:
     p = commands.add_parser("report", help="combine run results into bench/results/objective_compare.json")
     p.add_argument("tags", nargs="+")
     p.add_argument("--command", required=True, help="the run commands, as a reader would type them")
+    p.add_argument("--summary", default="", help="findings (markdown) written above the first table")
     p.set_defaults(func=report)
     args = parser.parse_args()
     args.func(args)
