@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "dpm++"]  # synthmed.models.sampling.SAMPLERS + the dpm++ alias
+# synthmed.models.sampling.SAMPLERS + the dpm++ alias (kept literal: parsing the CLI must not import torch)
+SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun", "dpm++"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sampler",
         choices=SAMPLER_CHOICES,
         default="dpmpp",
-        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M; dpm++ is an alias)",
+        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M, dpm++ is an alias; flow_euler/flow_heun for "
+        "--objective flow_matching models)",
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, flow_heun 10)",
     )
     parser.add_argument(
         "--guidance-scale",

@@ -10,6 +10,7 @@ from PIL import Image
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.interface import Condition, DenoisingModel, seeded
 from synthmed.models.objective import diffusion_loss, drop_labels
+from synthmed.models.sampling import default_sampler
 from synthmed.models.unet import build_scheduler, build_unet, load_model_folder, publish_model_folder
 
 
@@ -76,7 +77,8 @@ class PixelDiffusion(DenoisingModel):
     def grid(self, *, seed: int) -> Image.Image | None:
         from synthmed.models.preview import class_grid
 
-        return class_grid(self, per_class=self.grid_per_class, steps=self.grid_steps, seed=seed)
+        sampler = default_sampler(self.scheduler)
+        return class_grid(self, per_class=self.grid_per_class, steps=self.grid_steps, seed=seed, sampler=sampler)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor, condition: Condition) -> torch.Tensor:
         return self.network(x, t, class_labels=condition["class_labels"]).sample

@@ -28,7 +28,7 @@ from synthmed.train.checkpoint import latest_checkpoint
 
 logger = logging.getLogger(__name__)
 
-SamplerName = Literal["ddpm", "ddim", "dpmpp", "unipc"]  # the keys of synthmed.models.sampling.SAMPLERS
+SamplerName = Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"]  # = SAMPLERS' keys
 
 
 class SampleConfig(BaseModel):
@@ -43,7 +43,10 @@ class SampleConfig(BaseModel):
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
     sampler: SamplerName = "dpmpp"
     steps: int | None = Field(
-        None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        None,
+        ge=1,
+        description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, "
+        "flow_heun 10)",
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0)
