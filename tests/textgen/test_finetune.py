@@ -138,3 +138,10 @@ def test_lora_resume_equals_uninterrupted(tiny_sd_session, tiny_dataset, tmp_pat
         wa, wb = load_file(a / name), load_file(b / name)
         assert wa and wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name
     assert all("lora" in k for k in load_file(a / "online.safetensors"))  # only the adapter is checkpointed
+    # A run folder of the older fine-tune loop (finetune.json + lora/ in RUN) still applies, but cannot resume.
+    import shutil
+
+    old = shutil.copytree(tmp_path / "b" / "model", tmp_path / "old")
+    assert LocalSDProvider(checkpoint=tiny_sd_session, finetune_run=old, steps=1).generate("a blob", n=1)
+    with pytest.raises(ValueError, match="older synthmed.*new --out"):
+        finetune(config, out=old, resume=True)
