@@ -67,3 +67,26 @@ def test_latent_resume_equals_uninterrupted_and_old_runs_are_named(ae_config, da
     (old / "run.json").write_text(json.dumps({"format": "synthmed-latent-run-v1"}))
     with pytest.raises(ValueError, match="older synthmed.*new --out"):
         train_latent(config, out=old, resume=True)
+
+
+def test_latent_flow_matching_trains_and_samples_with_the_flow_sampler(ae_config, dataset32, tmp_path):
+    from synthmed.data.manifest import load_image_set
+    from synthmed.latent.sample import sample_latent
+
+    train_autoencoder(ae_config.model_copy(update={"max_steps": 1}), out=tmp_path / "ae")
+    config = LatentTrainConfig(
+        dataset=str(dataset32),
+        autoencoder=str(tmp_path / "ae"),
+        preset="tiny",
+        metadata_fields=[],
+        objective="flow_matching",
+        grid_per_class=1,
+        grid_sampler_steps=2,
+        **{**LOOP, "max_steps": 2},
+    )
+    run = train_latent(config, out=tmp_path / "run")
+    assert json.loads((run / "model" / "config.json").read_text())["model"]["prediction_type"] == "flow_prediction"
+    sample_latent(run, out=tmp_path / "set", n_per_class=1, steps=2)
+    assert load_image_set(tmp_path / "set")["sampler"].eq("flow_euler").all()
+    with pytest.raises(ValueError, match="trained with flow matching"):
+        sample_latent(run, out=tmp_path / "set2", n_per_class=1, steps=2, sampler="ddim")

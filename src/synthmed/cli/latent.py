@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--ema-decay", type=float, default=0.999)
     tr.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0 = plain MSE)")
+    tr.add_argument(
+        "--objective", choices=["diffusion", "flow_matching"], default="diffusion", help="as for `synthmed train`"
+    )
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
 
@@ -65,7 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sa.add_argument("--out", required=True, help="output folder (images + manifest.csv)")
     sa.add_argument("--n-per-class", type=int, required=True)
     sa.add_argument("--classes", default=None, help="comma-separated class names (default: all)")
-    sa.add_argument("--sampler", choices=SAMPLER_CHOICES, default="ddim", help="dpm++ is an alias of dpmpp")
+    sa.add_argument(
+        "--sampler",
+        choices=SAMPLER_CHOICES,
+        default=None,
+        help="default ddim (flow_euler for flow-matching runs); dpm++ is an alias of dpmpp",
+    )
     sa.add_argument("--steps", type=int, default=None, help="default: the sampler's")
     sa.add_argument("--guidance-scale", type=float, default=2.0)
     sa.add_argument("--seed", type=int, default=0, help="image k of each class uses seed + k")
@@ -136,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         metadata_fields=fields,
         ema_max_decay=args.ema_decay,
         snr_gamma=args.snr_gamma or None,
+        objective=args.objective,
         text_encoder=args.text_encoder,
         caption_template=args.caption_template,
         **_loop_settings(args),

@@ -20,8 +20,14 @@ from synthmed.latent.model import (
 from synthmed.latent.text import embed_captions, load_text_encoder
 from synthmed.models.interface import Condition, DenoisingModel, seeded
 from synthmed.models.objective import diffusion_loss
+from synthmed.models.sampling import is_flow_model
 
 METADATA_KEYS = ("age", "sex", "view")
+
+
+def default_latent_sampler(scheduler) -> str:
+    """ddim for diffusion latent models (their default since the start), flow_euler for flow matching."""
+    return "flow_euler" if is_flow_model(scheduler) else "ddim"
 
 
 class LatentDiffusion(DenoisingModel):
@@ -94,7 +100,8 @@ class LatentDiffusion(DenoisingModel):
         from synthmed.models.preview import class_grid
 
         self.vae.to(next(self.network.parameters()).device)
-        return class_grid(self, per_class=self.grid_per_class, steps=self.grid_steps, seed=seed, sampler="ddim")
+        sampler = default_latent_sampler(self.scheduler)
+        return class_grid(self, per_class=self.grid_per_class, steps=self.grid_steps, seed=seed, sampler=sampler)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor, condition: Condition) -> torch.Tensor:
         metadata = {k: condition[k] for k in METADATA_KEYS if k in condition}

@@ -58,7 +58,9 @@ class LatentModelConfig(BaseModel):
     attention_head_dim: int = Field(32, ge=1)
     norm_num_groups: int = Field(0, ge=0)
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
-    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    prediction_type: Literal["epsilon", "v_prediction", "flow_prediction"] = Field(
+        "v_prediction", description="flow_prediction = flow matching (the objective of synthmed.models.objective)"
+    )
     num_train_timesteps: int = Field(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     condition_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)

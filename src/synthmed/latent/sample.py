@@ -13,7 +13,7 @@ import torch
 from synthmed.files import portable_name, sha256_file
 from synthmed.latent.autoencoder import load_autoencoder
 from synthmed.latent.conditioning import encode_metadata
-from synthmed.latent.diffusion import LatentDiffusion
+from synthmed.latent.diffusion import LatentDiffusion, default_latent_sampler
 from synthmed.latent.model import CONDITIONS_NAME, WEIGHTS_NAME
 from synthmed.latent.text import embed_captions
 from synthmed.models.device import resolve_device
@@ -44,7 +44,7 @@ def sample_latent(
     *,
     out: str | Path,
     n_per_class: int,
-    sampler: str = "ddim",
+    sampler: str | None = None,
     steps: int | None = None,
     guidance_scale: float = 2.0,
     seed: int = 0,
@@ -81,7 +81,7 @@ def sample_latent(
         if conditions_path.is_file()
         else pd.DataFrame(columns=["label"])
     )
-    sampler = sampler_name(sampler)
+    sampler = sampler_name(sampler) if sampler else default_latent_sampler(model.scheduler)
     steps = steps or SAMPLERS[sampler].default_steps
     _, ae_config = load_autoencoder(run / "autoencoder")
     provenance = {

@@ -46,6 +46,7 @@ class LatentTrainConfig(LoopConfig):
         None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
     )
     caption_template: str = "{modality}, {label}"
+    objective: Literal["diffusion", "flow_matching"] = "diffusion"
     snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
     grid_per_class: int = Field(4, ge=1)
     grid_sampler_steps: int = Field(20, ge=1)
@@ -112,6 +113,7 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         class_names=list(info.classes),
         metadata=spec,
         cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
+        prediction_type="flow_prediction" if config.objective == "flow_matching" else "v_prediction",
         **UNET_PRESETS[config.preset],
     )
     for field in spec.fields:
