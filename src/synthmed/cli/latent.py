@@ -116,6 +116,13 @@ def _loop_settings(args: argparse.Namespace) -> dict:
     }
 
 
+def _resolved(path: str) -> str:
+    """An absolute path (stored in the run config, so --resume from another folder compares equal)."""
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve())
+
+
 def run_train_autoencoder(args: argparse.Namespace) -> int:
     from synthmed.data.manifest import read_dataset_info
     from synthmed.latent.autoencoder import AE_PRESETS, AETrainConfig, AutoencoderConfig, train_autoencoder
@@ -127,7 +134,9 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
         latent_channels=args.latent_channels,
         **AE_PRESETS[args.preset],
     )
-    train = AETrainConfig(dataset=args.dataset, autoencoder=config, kl_weight=args.kl_weight, **_loop_settings(args))
+    train = AETrainConfig(
+        dataset=_resolved(args.dataset), autoencoder=config, kl_weight=args.kl_weight, **_loop_settings(args)
+    )
     train_autoencoder(train, out=args.out, resume=args.resume)
     print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
     return 0
@@ -138,14 +147,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     fields = [f.strip() for f in args.metadata.split(",") if f.strip()]
     config = LatentTrainConfig(
-        dataset=args.dataset,
-        autoencoder=args.autoencoder,
+        dataset=_resolved(args.dataset),
+        autoencoder=_resolved(args.autoencoder),
         preset=args.preset,
         metadata_fields=fields,
         ema_max_decay=args.ema_decay,
         snr_gamma=args.snr_gamma or None,
         objective=args.objective,
-        text_encoder=args.text_encoder,
+        text_encoder=args.text_encoder and _resolved(args.text_encoder),
         caption_template=args.caption_template,
         **_loop_settings(args),
     )
