@@ -132,3 +132,14 @@ def test_metadata_of_another_format_is_refused(folder):
     (folder / "synthmed.json").write_text(json.dumps({"format": "something-else", "model": {}}))
     with pytest.raises(ValueError, match="synthmed-diffusion-v2"):
         load_model_config(folder)
+
+
+def test_wrapped_unet_is_saved_unwrapped_and_other_modules_are_refused(tmp_path):
+    config = _config()
+    unet = _trained_unet(config)
+    wrapper = torch.nn.Module()
+    wrapper.module = unet  # the shape of DDP / accelerate wrappers
+    saved = save_model_folder(tmp_path / "w", unet=wrapper, config=config)
+    torch.testing.assert_close(_outputs(load_model_folder(saved)[0]), _outputs(unet), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="UNet2DModel"):
+        save_model_folder(tmp_path / "x", unet=torch.nn.Linear(2, 2), config=config)

@@ -72,13 +72,18 @@ def build_scheduler(config: DiffusionModelConfig) -> DDPMScheduler:
     )
 
 
-def _as_unet(unet: torch.nn.Module, config: DiffusionModelConfig) -> UNet2DModel:
-    """`unet` itself when it is a UNet2DModel, else a fresh one holding its weights (e.g. a wrapped module)."""
-    if isinstance(unet, UNet2DModel):
-        return unet
-    copy = build_unet(config)
-    copy.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in unet.state_dict().items()})
-    return copy
+def _as_unet(unet: torch.nn.Module) -> UNet2DModel:
+    """The UNet2DModel inside `unet` (unwrapping torch.compile's `_orig_mod` and DDP's `module`)."""
+    inner: object = unet
+    for _ in range(4):
+        if isinstance(inner, UNet2DModel):
+            return inner
+        wrapped = getattr(inner, "_orig_mod", None)
+        inner = wrapped if wrapped is not None else getattr(inner, "module", None)
+    raise TypeError(
+        f"save_model_folder needs the diffusers UNet2DModel from build_unet, got {type(unet).__name__}: "
+        f"pass the unwrapped model (e.g. accelerator.unwrap_model(model))."
+    )
 
 
 def save_model_folder(
@@ -92,7 +97,7 @@ def save_model_folder(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pipeline = DDPMPipeline(unet=_as_unet(unet, config), scheduler=build_scheduler(config))
+    pipeline = DDPMPipeline(unet=_as_unet(unet), scheduler=build_scheduler(config))
     pipeline.save_pretrained(str(folder), safe_serialization=True)
     meta = {"format": FORMAT, "model": config.model_dump(), **(extra or {})}
     atomic_write_text(folder / CARD_NAME, model_card(config, meta))
