@@ -69,7 +69,7 @@ synthetic**: it shows no real patient, and it must be labelled as synthetic wher
 
 ## Use
 
-With synthmed: `synthmed sample THIS_FOLDER -n 100 --out synthetic/` (samplers, guidance, DICOM output,
+With synthmed: `synthmed sample THIS_FOLDER --n-per-class 100 --out synthetic/` (samplers, guidance, DICOM output,
 provenance manifest).
 
 With diffusers alone: the UNet needs `class_labels` at every call (0..{config.num_classes - 1}, or
