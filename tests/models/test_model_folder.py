@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -143,3 +144,17 @@ def test_wrapped_unet_is_saved_unwrapped_and_other_modules_are_refused(tmp_path)
     torch.testing.assert_close(_outputs(load_model_folder(saved)[0]), _outputs(unet), rtol=0, atol=0)
     with pytest.raises(TypeError, match="UNet2DModel"):
         save_model_folder(tmp_path / "x", unet=torch.nn.Linear(2, 2), config=config)
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "flow_prediction"])
+def test_model_card_diffusers_snippet_runs(tmp_path, prediction_type):
+    config = _config().model_copy(update={"prediction_type": prediction_type})
+    folder = save_model_folder(tmp_path / "model", unet=_trained_unet(config), config=config)
+    card = (folder / "README.md").read_text()
+    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("THIS_FOLDER", str(folder))
+    code = re.sub(r"set_timesteps\(\d+\)", "set_timesteps(2)", code)  # the card's step count, cut for speed
+    namespace: dict = {}
+    exec(code, namespace)  # the card's own code, as a diffusers user would run it
+    images = namespace["images"]
+    assert images.shape == (2, 1, 8, 8) and bool(((images >= 0) & (images <= 1)).all())
+    assert ("FlowMatchEulerDiscreteScheduler" in code) == (prediction_type == "flow_prediction")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from synthmed.models.config import DiffusionModelConfig
+from synthmed.models.sampling import FLOW_PREDICTION
 
 LICENSE_PLACEHOLDER = "other"  # set by whoever publishes the model: it follows the training data's licence
 
@@ -15,6 +16,31 @@ def _metrics_table(metrics: dict) -> str:
         )
     rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(metrics.items()))
     return f"| metric | value |\n|---|---|\n{rows}"
+
+
+def _objective(config: DiffusionModelConfig) -> str:
+    if config.prediction_type == FLOW_PREDICTION:
+        return (
+            "flow matching (rectified flow: x_t = (1 - t) x0 + t noise, the UNet predicts noise - x0 "
+            f"and sees t * {config.num_train_timesteps})"
+        )
+    return (
+        f"diffusion, {config.prediction_type}; noise schedule: {config.beta_schedule}, "
+        f"{config.num_train_timesteps} steps"
+    )
+
+
+def _diffusers_loop(config: DiffusionModelConfig) -> str:
+    """Python lines sampling the folder with diffusers alone (a DDPM loop, or flow Euler for flow models)."""
+    if config.prediction_type == FLOW_PREDICTION:
+        scheduler = (
+            "from diffusers import FlowMatchEulerDiscreteScheduler\n\n"
+            f"scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps={config.num_train_timesteps})"
+            "  # a flow model: not pipe.scheduler\nscheduler.set_timesteps(20)"
+        )
+    else:
+        scheduler = "scheduler = pipe.scheduler\nscheduler.set_timesteps(1000)"
+    return scheduler
 
 
 def model_card(config: DiffusionModelConfig, meta: dict) -> str:
@@ -59,7 +85,7 @@ synthetic**: it shows no real patient, and it must be labelled as synthetic wher
 
 - Training step of these weights: {meta.get("step", "unknown")}; weights: {meta.get("weights", "unknown")}
 - UNet levels (channels): {levels}; {config.layers_per_block} ResNet layer(s) per level
-- Prediction: {config.prediction_type}; noise schedule: {config.beta_schedule}, {config.num_train_timesteps} steps
+- Objective: {_objective(config)}
 - Classifier-free guidance: labels dropped with probability {config.class_dropout_prob} in training;
   class index {config.null_class} is the null (unconditional) class
 
@@ -81,8 +107,8 @@ import torch
 from diffusers import DiffusionPipeline
 
 pipe = DiffusionPipeline.from_pretrained("THIS_FOLDER")  # DDPMPipeline: pipe.unet, pipe.scheduler
-unet, scheduler = pipe.unet.eval(), pipe.scheduler
-scheduler.set_timesteps(1000)
+unet = pipe.unet.eval()
+{_diffusers_loop(config)}
 labels = torch.tensor([0, 1])  # one class index per image
 x = torch.randn(len(labels), {config.in_channels}, {config.image_size_px}, {config.image_size_px})
 with torch.no_grad():
