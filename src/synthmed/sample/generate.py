@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.preview import grid_image, save_png_atomic
 from synthmed.models.sampling import SAMPLERS, denoise, image_seeds, make_scheduler
-from synthmed.models.unet import CONFIG_NAME, is_model_folder, weights_sha256
+from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
 
@@ -72,7 +71,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     if checkpoint is not None:
         return checkpoint / "model"
     raise FileNotFoundError(
-        f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+        f"{path} holds no model: expected a model folder ({EXPECTED_FILES}), a run "
         f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model."
     )
 
@@ -214,7 +213,7 @@ def sample_images(config: SampleConfig) -> Path:
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps
-    model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
+    model_meta = load_model_metadata(model_dir)
     provenance = {
         "sampler": config.sampler,
         "steps": steps,
