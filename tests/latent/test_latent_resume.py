@@ -40,6 +40,13 @@ def ae_config(dataset32) -> AETrainConfig:
     )
 
 
+def _latent_config(ae_config: AETrainConfig, tmp_path: Path, **overrides) -> LatentTrainConfig:
+    """A tiny latent run config on a freshly trained 1-step autoencoder."""
+    train_autoencoder(ae_config.model_copy(update={"max_steps": 1}), out=tmp_path / "ae")
+    fields = dict(dataset=ae_config.dataset, autoencoder=str(tmp_path / "ae"), preset="tiny", grid_per_class=1)
+    return LatentTrainConfig(**{**fields, "grid_sampler_steps": 2, **LOOP, **overrides})
+
+
 def test_autoencoder_resume_equals_uninterrupted(ae_config, tmp_path):
     a, b = _stop_and_resume(train_autoencoder, ae_config, tmp_path)
     _same_checkpoints(a, b, "model.safetensors")
@@ -47,15 +54,7 @@ def test_autoencoder_resume_equals_uninterrupted(ae_config, tmp_path):
 
 
 def test_latent_resume_equals_uninterrupted_and_old_runs_are_named(ae_config, dataset32, tmp_path):
-    train_autoencoder(ae_config.model_copy(update={"max_steps": 1}), out=tmp_path / "ae")
-    config = LatentTrainConfig(
-        dataset=str(dataset32),
-        autoencoder=str(tmp_path / "ae"),
-        preset="tiny",
-        grid_per_class=1,
-        grid_sampler_steps=2,
-        **LOOP,
-    )
+    config = _latent_config(ae_config, tmp_path)
     a, b = _stop_and_resume(train_latent, config, tmp_path)
     _same_checkpoints(a, b, "model.safetensors")
     assert (b / "grids" / "step-000004.png").is_file()
@@ -73,17 +72,7 @@ def test_latent_flow_matching_trains_and_samples_with_the_flow_sampler(ae_config
     from synthmed.data.manifest import load_image_set
     from synthmed.latent.sample import sample_latent
 
-    train_autoencoder(ae_config.model_copy(update={"max_steps": 1}), out=tmp_path / "ae")
-    config = LatentTrainConfig(
-        dataset=str(dataset32),
-        autoencoder=str(tmp_path / "ae"),
-        preset="tiny",
-        metadata_fields=[],
-        objective="flow_matching",
-        grid_per_class=1,
-        grid_sampler_steps=2,
-        **{**LOOP, "max_steps": 2},
-    )
+    config = _latent_config(ae_config, tmp_path, metadata_fields=[], objective="flow_matching", max_steps=2)
     run = train_latent(config, out=tmp_path / "run")
     assert json.loads((run / "model" / "config.json").read_text())["model"]["prediction_type"] == "flow_prediction"
     sample_latent(run, out=tmp_path / "set", n_per_class=1, steps=2)
