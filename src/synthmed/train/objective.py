@@ -14,6 +14,15 @@ def drop_labels(labels: torch.Tensor, *, null_class: int, prob: float, generator
     return torch.where(drop, torch.full_like(labels, null_class), labels)
 
 
+def draw_noise(
+    shape: tuple[int, ...] | torch.Size, *, num_train_timesteps: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard normal noise of `shape` and one training timestep per row, drawn on the CPU in that order."""
+    noise = torch.randn(tuple(shape), generator=generator)
+    timesteps = torch.randint(0, num_train_timesteps, (shape[0],), generator=generator)
+    return noise, timesteps
+
+
 def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, gamma: float | None) -> torch.Tensor:
     """Per-sample loss weights of min-SNR-gamma (Hang et al. 2023), for the scheduler's prediction type.
 
@@ -35,17 +44,24 @@ def diffusion_loss(
     clean: torch.Tensor,
     labels: torch.Tensor,
     *,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     snr_gamma: float | None,
+    noise: torch.Tensor | None = None,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
 
-    All randomness (noise, timesteps) is drawn on the CPU from `generator`, so a resumed run that
-    restores the generator state continues the same random stream.
+    All randomness (noise, timesteps) is drawn on the CPU from `generator` (see `draw_noise`), so a
+    resumed run that restores the generator state continues the same random stream; or it is given
+    as `noise` and `timesteps` (CPU), e.g. this process's rows of a draw made for the global batch.
     """
-    batch = clean.shape[0]
-    noise = torch.randn(clean.shape, generator=generator).to(clean.device)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
+    if noise is None or timesteps is None:
+        if generator is None:
+            raise ValueError("diffusion_loss needs a generator, or both noise and timesteps.")
+        noise, timesteps = draw_noise(
+            clean.shape, num_train_timesteps=scheduler.config.num_train_timesteps, generator=generator
+        )
+    noise = noise.to(clean.device)
     weights = snr_weights(scheduler, timesteps, gamma=snr_gamma).to(clean.device)
     timesteps = timesteps.to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
