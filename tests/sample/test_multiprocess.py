@@ -16,7 +16,14 @@ from synthmed.sample.shard import ProcessShard, merge_shares, sharded_batches
 
 # 2 classes x 5 seeds in batches of 3: the last batch has 1 image, so process 1 has nothing to do in it.
 ARGS = ["--n-per-class", "5", "--batch-size", "3", "--steps", "3", "--sampler", "ddpm", "--guidance-scale", "2"]
-FRESH_PER_RUN = {"SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"}
+# Fresh in every run by design (also for 1 process); the group length follows the UIDs' lengths.
+FRESH_PER_RUN = {
+    "SOPInstanceUID",
+    "MediaStorageSOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FileMetaInformationGroupLength",
+}
 
 
 def _files(folder: Path) -> list[str]:
@@ -24,14 +31,13 @@ def _files(folder: Path) -> list[str]:
 
 
 def _dicom_fields(path: Path) -> dict:
-    """Every element but the UIDs and times that are fresh in each run (by design, also for 1 process)."""
+    """Every element (file meta included) but the UIDs and times that each run makes fresh."""
     dataset = pydicom.dcmread(path)
-    fields = {"meta": {e.keyword: e.value for e in dataset.file_meta if "UID" not in e.keyword or "Class" in e.keyword}}
-    for element in dataset:
-        if element.keyword in FRESH_PER_RUN or element.keyword.endswith(("Date", "Time")):
-            continue
-        fields[element.keyword or str(element.tag)] = element.value
-    return fields
+    return {
+        element.keyword or str(element.tag): element.value
+        for element in [*dataset.file_meta, *dataset]
+        if element.keyword not in FRESH_PER_RUN and not element.keyword.endswith(("Date", "Time"))
+    }
 
 
 def test_two_processes_write_the_same_set_as_one(tmp_path):
