@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,18 @@ import torch
 from safetensors.torch import load_file
 
 from launch_helpers import launch
-from synthmed.models.unet import build_unet
+from synthmed.models.config import preset_config
+from synthmed.models.unet import build_scheduler, build_unet
 from synthmed.train.config import TrainConfig
 from synthmed.train.loop import train
+from synthmed.train.objective import diffusion_loss, draw_noise
 
 PER_PROCESS_BATCH = 4
 STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, prepared_dataset_factory) -> dict[str, Path]:
+def runs(tmp_path_factory, prepared_dataset_factory) -> Iterator[dict[str, Path]]:
     """The same tiny training as 2 processes x 4 images (the CLI under accelerate launch) and as 1 process x 8."""
     root = tmp_path_factory.mktemp("multiprocess")
     data = prepared_dataset_factory(root / "data", per_class={"train": 10, "val": 2, "test": 2})
@@ -34,7 +37,10 @@ def runs(tmp_path_factory, prepared_dataset_factory) -> dict[str, Path]:
     config = TrainConfig.load(two / "config.json").model_copy(update={"batch_size": 2 * PER_PROCESS_BATCH})
     one = root / "one"
     train(config, run_dir=one)
-    return {"two": two, "one": one, "root": root}
+    yield {"two": two, "one": one, "root": root}
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)  # training set accelerate's process-wide state; later tests need it unset
 
 
 def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
@@ -91,3 +97,26 @@ def test_a_checkpoint_of_two_processes_resumes_on_one(runs):
     _assert_same_model(resumed, _weights(resumed, STEPS), _weights(runs["one"], STEPS), moved_from=at_step_2)
     events = [json.loads(line).get("event") for line in (resumed / "stats.jsonl").read_text().splitlines()]
     assert events.count("resume") == 1
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "flow_prediction"])
+def test_the_processes_losses_on_their_rows_of_one_draw_average_to_the_global_loss(prediction_type):
+    config = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2, prediction_type=prediction_type)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = build_unet(config)
+    scheduler = build_scheduler(config)
+    clean = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    noise, times = draw_noise(clean.shape, scheduler=scheduler, generator=torch.Generator().manual_seed(2))
+    one = diffusion_loss(unet, scheduler, clean, labels, generator=torch.Generator().manual_seed(2), snr_gamma=5.0)
+    shares = [
+        diffusion_loss(
+            unet, scheduler, clean[p::2], labels[p::2], noise=noise[p::2], timesteps=times[p::2], snr_gamma=5.0
+        )
+        for p in range(2)
+    ]
+    # One process drawing from the generator itself draws exactly the global draw (so its runs are unchanged),
+    # and two processes' losses on their rows average to it (DDP averages their gradients the same way).
+    torch.testing.assert_close((shares[0] + shares[1]) / 2, one, rtol=1e-5, atol=1e-7)
+    assert not torch.isclose(shares[0], shares[1])
