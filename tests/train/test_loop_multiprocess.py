@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from launch_helpers import launch
 from synthmed.models.config import preset_config
-from synthmed.models.unet import build_scheduler, build_unet
+from synthmed.models.unet import build_scheduler, build_unet, model_weights_path
 from synthmed.train.config import TrainConfig
 from synthmed.train.loop import train
 from synthmed.train.objective import diffusion_loss, draw_noise
@@ -81,8 +81,8 @@ def test_two_processes_train_as_one_at_the_same_global_batch(runs):
     two, one = runs["two"], runs["one"]
     for step in (2, STEPS):
         _assert_same_model(one, _weights(two, step), _weights(one, step), moved_from=None)
-    ema_two = load_file(str(two / "model" / "model.safetensors"))  # the published EMA weights
-    ema_one = load_file(str(one / "model" / "model.safetensors"))
+    ema_two = load_file(str(model_weights_path(two / "model")))  # the published EMA weights
+    ema_one = load_file(str(model_weights_path(one / "model")))
     _assert_same_model(one, ema_two, ema_one, moved_from=None)
     assert len(list((two / "grids").glob("*.png"))) == 1  # written once, by the main process
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -17,7 +16,13 @@ from synthmed.data.dataset import from_model_range
 from synthmed.data.manifest import MANIFEST_NAME
 from synthmed.files import portable_name, swap_folder
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
-from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
+from synthmed.models.unet import (
+    EXPECTED_FILES,
+    is_model_folder,
+    load_model_folder,
+    load_model_metadata,
+    weights_sha256,
+)
 from synthmed.sample.shard import current_shard, sharded_batches
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
@@ -67,7 +72,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     if checkpoint is not None:
         return checkpoint / "model"
     raise FileNotFoundError(
-        f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+        f"{path} holds no model: expected a model folder ({EXPECTED_FILES}), a run "
         f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model."
     )
 
@@ -127,7 +132,7 @@ def sample_images(config: SampleConfig) -> Path:
     chosen = _class_indices(config.classes, names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps
     bit_depth = 16 if config.format == "png16" else 8
-    model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
+    model_meta = load_model_metadata(model_dir)
     provenance = {
         "sampler": config.sampler,
         "steps": steps,
