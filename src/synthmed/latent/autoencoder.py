@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from synthmed.data.dataset import from_model_range, load_arrays, to_model_range
 from synthmed.files import atomic_write_json, fsync_path, publish_folder, read_json
 from synthmed.models.config import largest_group_count
-from synthmed.models.interface import TrainableModel, seeded
+from synthmed.models.interface import ALL_ROWS, TrainableModel, seeded
 from synthmed.models.preview import grid_image
 from synthmed.models.weights import load_safetensors, load_state_dict_into
 from synthmed.train.config import LoopConfig
@@ -221,12 +221,12 @@ class AutoencoderModel(TrainableModel):
             self.network = Reconstruction(build_autoencoder(config))
         self.config, self.kl_weight, self.reference = config, kl_weight, reference[:256]
 
-    def loss(self, batch, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(self, batch, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
         device = next(self.network.parameters()).device
-        images = batch.to(device)
         size = self.config.latent_size
-        noise = torch.randn((len(images), self.config.latent_channels, size, size), generator=generator)
-        recon, kl = self.network(images, noise.to(device))
+        noise = torch.randn((len(batch), self.config.latent_channels, size, size), generator=generator)
+        images = batch[rows].to(device)
+        recon, kl = self.network(images, noise[rows].to(device))
         l1 = F.l1_loss(recon.float(), images)
         kl = kl.float().mean() / images[0].numel()
         return {"loss": l1 + self.kl_weight * kl, "l1": l1, "kl": kl}

@@ -18,8 +18,8 @@ from synthmed.latent.model import (
     save_latent_model,
 )
 from synthmed.latent.text import embed_captions, load_text_encoder
-from synthmed.models.interface import Condition, DenoisingModel, seeded
-from synthmed.models.objective import diffusion_loss
+from synthmed.models.interface import ALL_ROWS, Condition, DenoisingModel, seeded
+from synthmed.models.objective import diffusion_loss, draw_noise
 from synthmed.models.sampling import is_flow_model
 
 METADATA_KEYS = ("age", "sex", "view")
@@ -75,15 +75,22 @@ class LatentDiffusion(DenoisingModel):
         model.vae.to(device)
         return model, text
 
-    def loss(self, batch, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(self, batch, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
         mean, std, condition = batch
-        device = next(self.network.parameters()).device
-        latents = ((mean + std * torch.randn(mean.shape, generator=generator)) * self.scaling_factor).to(device)
+        latents = (mean + std * torch.randn(mean.shape, generator=generator)) * self.scaling_factor
         drop = torch.rand(len(mean), generator=generator) < self.config.condition_dropout_prob
-        condition = {k: v.to(device) for k, v in self._dropped(condition, drop).items()}
+        noise, timesteps = draw_noise(latents.shape, scheduler=self.scheduler, generator=generator)
+        device = next(self.network.parameters()).device
+        condition = {k: v[rows].to(device) for k, v in self._dropped(condition, drop).items()}
         self.scheduler.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
         loss = diffusion_loss(
-            self.predict, self.scheduler, latents, condition, generator=generator, snr_gamma=self.snr_gamma
+            self.predict,
+            self.scheduler,
+            latents[rows].to(device),
+            condition,
+            noise=noise[rows],
+            timesteps=timesteps[rows],
+            snr_gamma=self.snr_gamma,
         )
         return {"loss": loss}
 

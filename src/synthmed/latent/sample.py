@@ -16,9 +16,9 @@ from synthmed.latent.conditioning import encode_metadata
 from synthmed.latent.diffusion import LatentDiffusion, default_latent_sampler
 from synthmed.latent.model import CONDITIONS_NAME, WEIGHTS_NAME
 from synthmed.latent.text import embed_captions
-from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, image_seeds, sampler_name
 from synthmed.sample.generate import SampleJob, write_image_set
+from synthmed.sample.shard import current_shard
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def sample_latent(
     run = Path(run).expanduser()
     if n_per_class < 1:
         raise ValueError(f"--n-per-class must be >= 1, got {n_per_class}")
-    torch_device = resolve_device(device)
+    torch_device = current_shard().device(device)
     model, text = LatentDiffusion.load(run, device=torch_device)
     class_names = model.class_names
     chosen = classes or class_names

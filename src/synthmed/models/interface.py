@@ -10,6 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from PIL import Image
 
+ALL_ROWS = slice(None)
+"""The rows of a batch a single process trains on (all of them)."""
+
 Condition = dict[str, torch.Tensor]
 """A batch of conditions: named tensors with the batch in dim 0 (class labels, metadata, caption embeddings)."""
 
@@ -19,13 +22,15 @@ class TrainableModel(Protocol):
     """What `synthmed.train.fit.fit` needs (EDM's preconditioning + loss pair, k-diffusion's Denoiser.loss).
 
     `network` is the torch module that trains (the loop may wrap it for DDP/autocast and puts the
-    raw one back before saving). `loss` draws all its randomness from `generator` (exact resume).
+    raw one back before saving). `loss` draws all its randomness from `generator` (exact resume) for
+    the whole global batch, in every process alike, and computes the loss on this process's `rows`
+    only: N processes then train exactly as one process at the same global batch.
     """
 
     network: torch.nn.Module
 
-    def loss(self, batch: Any, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """{"loss": scalar to minimise, other named scalars to log} for one batch from the training data."""
+    def loss(self, batch: Any, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
+        """{"loss": scalar to minimise, other named scalars to log} on `rows` of one global training batch."""
         ...
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.interface import Condition, DenoisingModel, seeded
-from synthmed.models.objective import diffusion_loss, drop_labels
+from synthmed.models.interface import ALL_ROWS, Condition, DenoisingModel, seeded
+from synthmed.models.objective import diffusion_loss, draw_noise, drop_labels
 from synthmed.models.sampling import default_sampler
 from synthmed.models.unet import build_scheduler, build_unet, load_model_folder, publish_model_folder
 
@@ -45,23 +45,24 @@ class PixelDiffusion(DenoisingModel):
         unet, config, scheduler = load_model_folder(folder, device=device)
         return cls(config, unet=unet, scheduler=scheduler)
 
-    def loss(self, batch, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        images, labels = batch
-        device = next(self.network.parameters()).device
-        clean = images.to(device)
+    def loss(self, batch, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
+        clean, labels = batch
         if self.hflip:
             flip = torch.rand(len(clean), generator=generator) < 0.5
-            clean = torch.where(flip.view(-1, 1, 1, 1).to(device), clean.flip(-1), clean)
+            clean = torch.where(flip.view(-1, 1, 1, 1), clean.flip(-1), clean)
         cond = drop_labels(
             labels, null_class=self.config.null_class, prob=self.config.class_dropout_prob, generator=generator
-        ).to(device)
+        )
+        noise, timesteps = draw_noise(clean.shape, scheduler=self.scheduler, generator=generator)
+        device = next(self.network.parameters()).device
         self.scheduler.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
         loss = diffusion_loss(
-            lambda x, t, c: self.network(x, t, class_labels=c).sample,
+            self.predict,
             self.scheduler,
-            clean,
-            cond,
-            generator=generator,
+            clean[rows].to(device),
+            {"class_labels": cond[rows].to(device)},
+            noise=noise[rows],
+            timesteps=timesteps[rows],
             snr_gamma=self.snr_gamma,
         )
         return {"loss": loss}

@@ -16,12 +16,12 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import from_model_range
 from synthmed.data.manifest import MANIFEST_NAME
 from synthmed.files import portable_name, swap_folder
-from synthmed.models.device import resolve_device
 from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.preview import grid_image, save_png_atomic
 from synthmed.models.sampling import SAMPLERS, denoise, image_seeds, make_scheduler
 from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
+from synthmed.sample.shard import current_shard, sharded_batches
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
 
@@ -154,30 +154,40 @@ def write_image_set(
 
     The set is written into `OUT.partial` and renamed to OUT at the end: a run that fails or is
     killed leaves no OUT, and running the same command again starts clean (deterministic seeds make
-    the images the same as an uninterrupted run's). Image k is the same whatever `batch_size`.
+    the images the same as an uninterrupted run's). Image k is the same whatever `batch_size`. Under
+    `accelerate launch` each process denoises its share of every batch and the main process writes
+    everything: the same files as one process (synthmed.sample.shard).
     """
     refuse_existing_output(out)
-    names = model.class_names
+    names, shard = model.class_names, current_shard()
+
+    def denoise_jobs(batch: list[SampleJob]) -> torch.Tensor:
+        return denoise(
+            model,
+            make_scheduler(sampler, model.scheduler),
+            condition={k: torch.cat([job.condition[k] for job in batch]) for k in batch[0].condition},
+            generators=[torch.Generator().manual_seed(job.seed) for job in batch],
+            steps=steps,
+            guidance_scale=guidance_scale,
+            stochastic=SAMPLERS[sampler].stochastic,
+            autocast_dtype=autocast,
+            device=device,
+            model_batch_size=model_batch_size,
+        )
+
+    batches = sharded_batches(jobs, batch_size, shard, denoise_jobs)  # (batch, images) on the main process
+    if not shard.is_main:
+        for _ in batches:  # denoise this process's share of every batch; the main process writes
+            pass
+        shard.wait()
+        return out
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
     writer = SyntheticSetWriter(partial, formats=formats, bit_depth=bit_depth, modality=modality)
     grids: dict[int, list[np.ndarray]] = {job.label: [] for job in jobs}
     try:
         with writer, tqdm(total=len(jobs), desc=f"sample {sampler}", unit="img") as bar:
-            for start in range(0, len(jobs), batch_size):
-                batch = jobs[start : start + batch_size]
-                images = denoise(
-                    model,
-                    make_scheduler(sampler, model.scheduler),
-                    condition={k: torch.cat([job.condition[k] for job in batch]) for k in batch[0].condition},
-                    generators=[torch.Generator().manual_seed(job.seed) for job in batch],
-                    steps=steps,
-                    guidance_scale=guidance_scale,
-                    stochastic=SAMPLERS[sampler].stochastic,
-                    autocast_dtype=autocast,
-                    device=device,
-                    model_batch_size=model_batch_size,
-                )
+            for batch, images in batches:
                 for job, pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
                     writer.add(
                         pixels,
@@ -201,6 +211,7 @@ def write_image_set(
         out.rmdir()  # empty (checked above)
     swap_folder(partial, out)
     logger.info("wrote %d images and manifest.csv to %s", len(jobs), out)
+    shard.wait()
     return out
 
 
@@ -209,7 +220,7 @@ def sample_images(config: SampleConfig) -> Path:
     out = Path(config.out_dir)
     refuse_existing_output(out)
     model_dir = resolve_model_dir(config.model_dir).resolve()
-    device = resolve_device(config.device)
+    device = current_shard().device(config.device)
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps

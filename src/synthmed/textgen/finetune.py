@@ -16,8 +16,8 @@ from synthmed.data.captions import make_captions
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.data.manifest import load_image_set
 from synthmed.files import publish_folder
-from synthmed.models.interface import TrainableModel, seeded
-from synthmed.models.objective import diffusion_loss
+from synthmed.models.interface import ALL_ROWS, TrainableModel, seeded
+from synthmed.models.objective import diffusion_loss, draw_noise
 from synthmed.textgen.finetune_run import (
     FinetuneConfig,
     FinetuneRunInfo,
@@ -101,22 +101,28 @@ class LoraDiffusion(TrainableModel):
             raise ValueError(f"no UNet parameter matches the LoRA targets {config.lora_targets}.")
         self.vae_scale = float(getattr(sd.vae.config, "scaling_factor", 0.18215))
 
-    def loss(self, batch, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(self, batch, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
         images, ids = batch
-        device = next(self.network.parameters()).device
         ids = ids.clone()
         ids[torch.rand(len(ids), generator=generator) < self.config.caption_dropout] = self.empty_ids
+        vae = self.sd.vae.config
+        side = images.shape[-1] // 2 ** (len(vae.block_out_channels) - 1)
+        shape = (len(images), vae.latent_channels, side, side)
+        eps = torch.randn(shape, generator=generator)
+        noise, timesteps = draw_noise(shape, scheduler=self.sd.noise_scheduler, generator=generator)
+        device = next(self.network.parameters()).device
         with torch.no_grad():
-            moments = self.sd.vae.to(device).encode(images.to(device)).latent_dist
-            latents = moments.mean + moments.std * torch.randn(moments.mean.shape, generator=generator).to(device)
-            text = self.sd.text_encoder.to(device)(ids.to(device))[0]
+            moments = self.sd.vae.to(device).encode(images[rows].to(device)).latent_dist
+            latents = moments.mean + moments.std * eps[rows].to(device)
+            text = self.sd.text_encoder.to(device)(ids[rows].to(device))[0]
         self.sd.noise_scheduler.alphas_cumprod = self.sd.noise_scheduler.alphas_cumprod.to(device)
         loss = diffusion_loss(
             lambda x, t, c: self.network(x, t, encoder_hidden_states=c).sample,
             self.sd.noise_scheduler,
             latents * self.vae_scale,
             text,
-            generator=generator,
+            noise=noise[rows],
+            timesteps=timesteps[rows],
             snr_gamma=self.config.snr_gamma,
         )
         return {"loss": loss}

@@ -20,6 +20,7 @@ RESUMABLE_FIELDS = frozenset(
     {
         "max_steps",
         "max_duration_min",
+        "batch_size",  # per process: the loop checks the global batch (batch_size x processes) on resume
         "log_every_steps",
         "sample_every_steps",
         "grid_per_class",
@@ -30,7 +31,8 @@ RESUMABLE_FIELDS = frozenset(
         "log_with",
     }
 )
-"""Fields a resumed run may change (budgets and cadences); every other field shapes the trajectory."""
+"""Fields a resumed run may change (budgets, cadences, the per-process batch of the same global batch);
+every other field shapes the trajectory."""
 
 
 ConfigT = TypeVar("ConfigT", bound="LoopConfig")

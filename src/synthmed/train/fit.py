@@ -95,7 +95,8 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
         params = model.trainable_parameters()
         optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
         ema = _make_ema(params, config)
-        generator = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
+        # One random stream, the same in every process: each draws for the global batch and keeps its rows.
+        generator = torch.Generator().manual_seed(config.seed * 1000)
         step, elapsed_before_s = 0, 0.0
 
         # Resume from the last complete checkpoint.
@@ -109,6 +110,7 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
             if ema is not None:
                 ema.load_state_dict(state["ema"])
             generator.set_state(state["rng"])
+            _check_global_batch(state, config, world=accelerator.num_processes, checkpoint=checkpoint)
             step, elapsed_before_s = int(state["step"]), float(state["elapsed_s"])
             logger.info("resumed from %s (step %d, %.0f s trained)", checkpoint, step, elapsed_before_s)
         elif resume:
@@ -139,9 +141,10 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
         )
         world = accelerator.num_processes
         while budget_progress(config, step=step, elapsed_s=elapsed_s()) < 1.0:
-            # Draw this step's batch (this process's slice of the global batch).
+            # Draw this step's global batch; every process draws its randomness alike and keeps its rows,
+            # so N processes train as 1 at the same global batch.
             index = _batch_index(data.labels, config, step=step, size=config.batch_size * world)
-            batch = data.fetch(index[accelerator.process_index :: world])
+            batch, mine = data.fetch(index), slice(accelerator.process_index, None, world)
 
             # Optimise one step.
             lr = config.lr * lr_factor(
@@ -150,7 +153,7 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accelerator.autocast():
-                losses = model.loss(batch, generator=generator)
+                losses = model.loss(batch, generator=generator, rows=mine)
             optimizer_step(accelerator, optimizer, params, losses["loss"], clip_norm=config.grad_clip_norm, ema=ema)
             step += 1
             bar.update(1)
@@ -218,6 +221,16 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
             reset_accelerate_state()  # leave the process free for another precision (tests, notebooks)
 
 
+def _check_global_batch(state: dict, config: LoopConfig, *, world: int, checkpoint: Path) -> None:
+    """A resumed run keeps its global batch (batch_size x processes); the process count may change."""
+    trained = int(state.get("global_batch", config.batch_size * world))  # older checkpoints did not record it
+    if trained != config.batch_size * world:
+        raise ValueError(
+            f"{checkpoint} was trained with a global batch of {trained} images per step; on {world} process(es) "
+            f"resume with --batch-size {trained / world:g} (per process), or train into a new --out folder."
+        )
+
+
 def _make_ema(params: list[torch.nn.Parameter], config: LoopConfig):
     if config.ema_max_decay <= 0:
         return None
@@ -258,7 +271,11 @@ def _checkpoint(accelerator, run_dir, step, model, ema, optimizer, generator, el
             model=model,
             ema=ema,
             optimizer=optimizer,
-            state={"rng": generator.get_state(), "elapsed_s": elapsed_s},
+            state={
+                "rng": generator.get_state(),
+                "elapsed_s": elapsed_s,
+                "global_batch": config.batch_size * accelerator.num_processes,
+            },
             keep=config.keep_checkpoints,
         )
         logger.info("checkpoint %s", path)

@@ -104,7 +104,10 @@ def make_accelerator(mixed_precision: str, *, log_with: str = "none", project_di
         raise ValueError(f"--log-with {log_with} needs the {log_with} package: pip install {log_with}, or drop it.")
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
         reset_accelerate_state()
+    from synthmed.models.device import launched_without_gpu
+
     return Accelerator(
+        cpu=launched_without_gpu(),
         mixed_precision=mixed_precision,
         log_with=None if log_with == "none" else log_with,
         project_dir=None if project_dir is None else str(project_dir),
