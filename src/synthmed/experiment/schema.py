@@ -20,6 +20,8 @@ RUNNER_OWNED = {
     "sample": {"model_dir", "out_dir"},
     "evaluate": {"real_dir", "synthetic_dir", "out_dir"},
 }
+# TSTRConfig fields that EvalConfig fills from its own keys (tstr_archs, ..., the dataset's size).
+TSTR_FROM_EVAL = {"archs", "seeds", "epochs", "image_size_px", "weights_dir", "max_train_images"}
 
 
 class DataSection(BaseModel):
@@ -129,6 +131,7 @@ def check_stage_options(config: ExperimentConfig) -> None:
     """Validate every stage's options with the stage's own config class (placeholders for runner-filled paths)."""
     from synthmed.data.prepare import PrepareConfig
     from synthmed.evaluate.run import EvalConfig
+    from synthmed.evaluate.tstr import TSTRConfig
     from synthmed.models.config import DiffusionModelConfig, preset_config
     from synthmed.sample.generate import SampleConfig
     from synthmed.study.blinding import StudySpec
@@ -142,6 +145,15 @@ def check_stage_options(config: ExperimentConfig) -> None:
     _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
     _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-")
     _validate("evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-")
+    tstr_overrides = dict(config.evaluate.options.get("tstr_overrides") or {})
+    taken = TSTR_FROM_EVAL & set(tstr_overrides)
+    if taken:
+        raise ValueError(
+            f"[evaluate] tstr_overrides: {', '.join(sorted(taken))} come from evaluate's own keys "
+            f"(tstr_archs, tstr_seeds, tstr_epochs, tstr_weights_dir, tstr_max_train_images; the size is the "
+            f"dataset's or evaluate.size_px); set those instead."
+        )
+    _validate("evaluate.tstr_overrides", TSTRConfig, tstr_overrides)
     for name, spec in config.study.items():
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"[study.{name}]: study names are letters, digits, - and _ (a folder is made per name).")
@@ -183,18 +195,31 @@ def _assign(raw: dict[str, Any], path: list[str], value: Any) -> None:
     table[path[-1]] = value
 
 
-def read_experiment(
-    path: str | Path, *, profile: str | None = None, overrides: list[str] = (), environ: dict | None = None
-) -> tuple[ExperimentConfig, Path]:
-    """The validated experiment with `profile`'s table merged over the base, then $SYNTHMED_DATA_ROOT and
-    `overrides` ('key.sub=value') applied; returns it with the resolved data root (absolute)."""
-    path = Path(path)
+def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = (path.resolve().parent / str(base)).resolve()
+    if base_path in seen:
+        raise ValueError(f"{path}: extends {base} makes a loop; remove one of the `extends` keys.")
+    return merge(load_toml(base_path, seen=(*seen, base_path)), raw)
+
+
+def read_experiment(
+    path: str | Path, *, profile: str | None = None, overrides: list[str] = (), environ: dict | None = None
+) -> tuple[ExperimentConfig, Path]:
+    """The validated experiment: the file (over the one it `extends`), `profile`'s table merged over it, then
+    $SYNTHMED_DATA_ROOT and `overrides` ('key.sub=value'); returns it with the data root made absolute
+    (a relative data_root is relative to the experiment file's folder)."""
+    path = Path(path)
+    raw = load_toml(path)
     profiles = raw.get("profile", {})
     if profile is not None and profile not in profiles:
         known = ", ".join(sorted(profiles)) or "none (add a [profile.NAME] table)"
