@@ -42,7 +42,7 @@ def test_data_root_comes_from_env_unless_set(tiny_experiment: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     ("old", "new", "named"),
     [
-        ('seed = 0', 'seed = 0\ncolour = "red"', "colour"),  # unknown top-level key
+        ("seed = 0", 'seed = 0\ncolour = "red"', "colour"),  # unknown top-level key
         ("max_steps = 2", "max_stepz = 2", "[train] max_stepz"),  # unknown stage key
         ("n_per_class = 3", "n_per_class = 0", "[sample] n_per_class"),  # bad value for the stage's config
         ("n_per_class = 3", 'out_dir = "x"', "[sample] out_dir"),  # the runner's own key

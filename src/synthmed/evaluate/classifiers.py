@@ -59,10 +59,14 @@ def _torchvision_net(arch: str) -> nn.Module:
 def _vgg19_bn_gap(num_classes: int) -> nn.Module:
     """VGG-19 for training from scratch: torchvision's vgg19_bn (16 convs each followed by batch norm,
     Kaiming-normal conv init) with the 7x7 pool and 4096-wide head replaced by global average pooling
-    and one linear layer. Plain VGG-19 from scratch stays at chance (bench/results/vgg_from_scratch.json)."""
+    and one linear layer (pools round up, so 16 px input works). Plain VGG-19 from scratch stays at
+    chance (bench/results/vgg_from_scratch.json)."""
     from torchvision import models
 
     net = models.vgg19_bn(weights=None)
+    for layer in cast(nn.Sequential, net.features):
+        if isinstance(layer, nn.MaxPool2d):
+            layer.ceil_mode = True  # small images (under 32 px) keep a 1x1 map instead of none
     net.avgpool = nn.AdaptiveAvgPool2d(1)
     net.classifier = nn.Sequential(nn.Flatten(), nn.Linear(512, num_classes))
     return net
@@ -138,7 +142,9 @@ def _load_state_dict(path: Path, arch: str, *, flag: str = "--tstr-weights-dir")
         raise FileNotFoundError(f"{path} not found. synthmed never downloads at run time; {fix}.")
     try:
         state = load_safetensors(path, fix=fix) if path.suffix == ".safetensors" else load_torch_file(path, fix=fix)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:  # torch's unpickler on some junk bytes
+    except (ValueError, OSError):
+        raise  # already one line naming the file and the fix
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler on junk bytes: KeyError, struct.error, ...
         raise ValueError(f"{path} is damaged or not a PyTorch weights file ({type(exc).__name__}); {fix}.") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

@@ -158,7 +158,7 @@ def fit_classifier(
         )
         built = built_arch(arch, has_weights=weights_path is not None, vgg_recipe=config.vgg_recipe)
         if built != arch:
-            log.info("%s without ImageNet weights trains as %s (plain VGG-19 stays at chance from scratch)", arch, built)
+            log.info("%s without ImageNet weights trains as %s (plain VGG-19 stays at chance)", arch, built)
         model = ImageClassifier(
             net, arch=built, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
         )

@@ -236,9 +236,7 @@ def _sample(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) 
     from synthmed.sample.generate import SampleConfig, sample_images
 
     shutil.rmtree(stage.output, ignore_errors=True)  # not recorded complete: a set from an interrupted run
-    sample_images(
-        SampleConfig(model_dir=str(run_dir / "train"), out_dir=str(stage.output), **stage.settings)  # type: ignore[arg-type]
-    )
+    sample_images(SampleConfig(model_dir=str(run_dir / "train"), out_dir=str(stage.output), **stage.settings))
 
 
 def _evaluate(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir: Path, **_: Any) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
-import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DATA_ROOT_ENV = "SYNTHMED_DATA_ROOT"
@@ -213,7 +214,11 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def read_experiment(
-    path: str | Path, *, profile: str | None = None, overrides: list[str] = (), environ: dict | None = None
+    path: str | Path,
+    *,
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[ExperimentConfig, Path]:
     """The validated experiment: the file (over the one it `extends`), `profile`'s table merged over it, then
     $SYNTHMED_DATA_ROOT and `overrides` ('key.sub=value'); returns it with the data root made absolute
@@ -231,9 +236,9 @@ def read_experiment(
             _checked(merge(raw, table), f"{path.name} with --profile {name}")
     if profile is not None:
         raw = merge(raw, profiles[profile])
-    environ = os.environ if environ is None else environ
-    if environ.get(DATA_ROOT_ENV):
-        raw["data_root"] = environ[DATA_ROOT_ENV]
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if env.get(DATA_ROOT_ENV):
+        raw["data_root"] = env[DATA_ROOT_ENV]
     for assignment in overrides:
         _assign(raw, *parse_set(assignment))
     config = _checked(raw, path.name + (f" with --profile {profile}" if profile else ""))
