@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -18,7 +17,13 @@ from synthmed.data.manifest import MANIFEST_NAME
 from synthmed.files import portable_name, swap_folder
 from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
-from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
+from synthmed.models.unet import (
+    EXPECTED_FILES,
+    is_model_folder,
+    load_model_folder,
+    load_model_metadata,
+    weights_sha256,
+)
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
 from synthmed.train.grids import grid_image, save_png_atomic
@@ -36,9 +41,12 @@ class SampleConfig(BaseModel):
     out_dir: str
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
-    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "dpmpp"
+    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"] = "dpmpp"
     steps: int | None = Field(
-        None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        None,
+        ge=1,
+        description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, "
+        "flow_heun 10)",
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0)
@@ -64,7 +72,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     if checkpoint is not None:
         return checkpoint / "model"
     raise FileNotFoundError(
-        f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+        f"{path} holds no model: expected a model folder ({EXPECTED_FILES}), a run "
         f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model."
     )
 
@@ -122,7 +130,7 @@ def sample_images(config: SampleConfig) -> Path:
     chosen = _class_indices(config.classes, names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps
     bit_depth = 16 if config.format == "png16" else 8
-    model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
+    model_meta = load_model_metadata(model_dir)
     provenance = {
         "sampler": config.sampler,
         "steps": steps,
