@@ -47,30 +47,28 @@ class DataSection(BaseModel):
         return self
 
 
-class TrainSection(BaseModel):
-    """The diffusion model and its budget: `preset`, `model` (DiffusionModelConfig overrides) and any
-    TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...)."""
+class _OpenSection(BaseModel):
+    """A table whose other keys are fields of a stage's own config (checked by `check_stage_options`)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainSection(_OpenSection):
+    """The diffusion model and its budget: `preset`, `model` (DiffusionModelConfig overrides) and any
+    TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...)."""
 
     preset: str | None = Field(None, description="tiny, 32, 64, 128 or 256 (default: the dataset's size)")
     model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields")
 
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
-
-class StageSection(BaseModel):
+class StageSection(_OpenSection):
     """A stage that can be switched off (`enabled = false`); every other key is a field of its config."""
 
-    model_config = ConfigDict(extra="allow")
-
     enabled: bool = True
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class ReportSection(BaseModel):
@@ -107,15 +105,21 @@ class ExperimentConfig(BaseModel):
         return self
 
 
-def _stage_error(section: str, exc: ValidationError) -> ValueError:
+def _error_parts(exc: ValidationError, section: str = "") -> list[str]:
+    """'[section] key: message' for each error (unknown keys say so and where the keys are listed)."""
     parts = []
     for error in exc.errors():
         key = ".".join(str(x) for x in error.get("loc", ()))
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
-            message = "unknown key (check its spelling against the stage's options in docs/experiments.md)"
-        parts.append(f"[{section}] {key}: {message}")
-    return ValueError("; ".join(parts) + " (fix it in the experiment file or with --set)")
+            message = "unknown key (check its spelling against the keys in docs/experiments.md)"
+        where = " ".join(x for x in (f"[{section}]" if section else "", key) if x)
+        parts.append(f"{where}: {message}" if where else message)
+    return parts
+
+
+def _stage_error(section: str, exc: ValidationError) -> ValueError:
+    return ValueError("; ".join(_error_parts(exc, section)) + " (fix it in the experiment file or with --set)")
 
 
 def _validate(section: str, cls: type[BaseModel], options: dict[str, Any], **filled: Any) -> BaseModel:
@@ -252,14 +256,7 @@ def _checked(raw: dict[str, Any], where: str) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        parts = []
-        for error in exc.errors():
-            key = ".".join(str(x) for x in error.get("loc", ()))
-            message = str(error.get("msg", "")).removeprefix("Value error, ")
-            if error.get("type") == "extra_forbidden":
-                message = "unknown key (see docs/experiments.md for the keys each table takes)"
-            parts.append(f"{key}: {message}" if key else message)
-        raise ValueError(f"{where}: " + "; ".join(parts)) from None
+        raise ValueError(f"{where}: " + "; ".join(_error_parts(exc))) from None
 
 
 def data_path(root: Path, value: str) -> Path:
