@@ -231,9 +231,6 @@ class AutoencoderModel(TrainableModel):
         kl = kl.float().mean() / images[0].numel()
         return {"loss": l1 + self.kl_weight * kl, "l1": l1, "kl": kl}
 
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.network.parameters())
-
     def save(self, folder: Path, *, step: int) -> Path:
         vae = self.network.vae
         was_training = vae.training

@@ -19,7 +19,7 @@ from synthmed.latent.model import (
 )
 from synthmed.latent.text import embed_captions, load_text_encoder
 from synthmed.models.interface import ALL_ROWS, Condition, DenoisingModel, seeded
-from synthmed.models.objective import diffusion_loss, draw_noise
+from synthmed.models.objective import draw_noise, loss_on_rows
 from synthmed.models.sampling import is_flow_model
 
 METADATA_KEYS = ("age", "sex", "view")
@@ -79,23 +79,10 @@ class LatentDiffusion(DenoisingModel):
         mean, std, condition = batch
         latents = (mean + std * torch.randn(mean.shape, generator=generator)) * self.scaling_factor
         drop = torch.rand(len(mean), generator=generator) < self.config.condition_dropout_prob
-        noise, timesteps = draw_noise(latents.shape, scheduler=self.scheduler, generator=generator)
-        device = next(self.network.parameters()).device
-        condition = {k: v[rows].to(device) for k, v in self._dropped(condition, drop).items()}
-        self.scheduler.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
-        loss = diffusion_loss(
-            self.predict,
-            self.scheduler,
-            latents[rows].to(device),
-            condition,
-            noise=noise[rows],
-            timesteps=timesteps[rows],
-            snr_gamma=self.snr_gamma,
+        draw = draw_noise(latents.shape, scheduler=self.scheduler, generator=generator)
+        return loss_on_rows(
+            self, latents, self._dropped(condition, drop), draw=draw, rows=rows, snr_gamma=self.snr_gamma
         )
-        return {"loss": loss}
-
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.network.parameters())
 
     def save(self, folder: Path, *, step: int) -> Path:
         return publish_folder(

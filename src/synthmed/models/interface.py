@@ -34,8 +34,8 @@ class TrainableModel(Protocol):
         ...
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """The parameters the optimizer, EMA and checkpoints hold (LoRA: the adapter layers only)."""
-        ...
+        """The parameters the optimizer, EMA and checkpoints hold: those that require grad (LoRA: the adapter)."""
+        return [p for p in self.network.parameters() if p.requires_grad]
 
     def save(self, folder: Path, *, step: int) -> Path:
         """Write a self-contained model folder (config beside weights) that this family's `load` reads."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from diffusers import DDPMScheduler
 
+from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.sampling import FLOW_PREDICTION
 
 
@@ -129,3 +130,21 @@ def flow_matching_loss(
     noisy = (1 - t_image) * clean + t_image * noise
     prediction = predict(noisy, t * num_train_timesteps, condition)
     return (prediction.float() - (noise - clean).float()).pow(2).mean()
+
+
+def loss_on_rows(
+    model: DenoisingModel, clean: torch.Tensor, condition: Condition, *, draw: tuple, rows: slice, snr_gamma
+) -> dict[str, torch.Tensor]:
+    """{"loss": `diffusion_loss` of `model`} on `rows` of a global batch whose `draw` = (noise, timesteps)."""
+    device, scheduler, (noise, timesteps) = next(model.network.parameters()).device, model.scheduler, draw
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+    loss = diffusion_loss(
+        model.predict,
+        scheduler,
+        clean[rows].to(device),
+        {k: v[rows].to(device) for k, v in condition.items()},
+        noise=noise[rows],
+        timesteps=timesteps[rows],
+        snr_gamma=snr_gamma,
+    )
+    return {"loss": loss}

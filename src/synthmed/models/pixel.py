@@ -9,7 +9,7 @@ from PIL import Image
 
 from synthmed.models.config import DiffusionModelConfig
 from synthmed.models.interface import ALL_ROWS, Condition, DenoisingModel, seeded
-from synthmed.models.objective import diffusion_loss, draw_noise, drop_labels
+from synthmed.models.objective import draw_noise, drop_labels, loss_on_rows
 from synthmed.models.sampling import default_sampler
 from synthmed.models.unet import build_scheduler, build_unet, load_model_folder, publish_model_folder
 
@@ -53,22 +53,8 @@ class PixelDiffusion(DenoisingModel):
         cond = drop_labels(
             labels, null_class=self.config.null_class, prob=self.config.class_dropout_prob, generator=generator
         )
-        noise, timesteps = draw_noise(clean.shape, scheduler=self.scheduler, generator=generator)
-        device = next(self.network.parameters()).device
-        self.scheduler.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
-        loss = diffusion_loss(
-            self.predict,
-            self.scheduler,
-            clean[rows].to(device),
-            {"class_labels": cond[rows].to(device)},
-            noise=noise[rows],
-            timesteps=timesteps[rows],
-            snr_gamma=self.snr_gamma,
-        )
-        return {"loss": loss}
-
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.network.parameters())
+        draw = draw_noise(clean.shape, scheduler=self.scheduler, generator=generator)
+        return loss_on_rows(self, clean, {"class_labels": cond}, draw=draw, rows=rows, snr_gamma=self.snr_gamma)
 
     def save(self, folder: Path, *, step: int) -> Path:
         return publish_model_folder(

@@ -127,9 +127,6 @@ class LoraDiffusion(TrainableModel):
         )
         return {"loss": loss}
 
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.network.parameters() if p.requires_grad]
-
     def save(self, folder: Path, *, step: int) -> Path:
         def write(tmp: Path) -> None:
             weights = adapted_weights_dir(tmp, self.config.mode)
