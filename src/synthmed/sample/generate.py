@@ -36,9 +36,12 @@ class SampleConfig(BaseModel):
     out_dir: str
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
-    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "dpmpp"
+    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"] = "dpmpp"
     steps: int | None = Field(
-        None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        None,
+        ge=1,
+        description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, "
+        "flow_heun 10)",
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0)

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import portable_name
+from synthmed.models.sampling import default_sampler
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
 from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
@@ -269,6 +270,7 @@ def _save_grid(run_dir, unet, ema, scheduler, config, step, device) -> None:
             config.model,
             per_class=config.grid_per_class,
             steps=config.grid_sampler_steps,
+            sampler=default_sampler(scheduler),
             seed=config.seed,
             device=device,
         )

@@ -1,9 +1,13 @@
-"""The diffusion training objective: noising, label dropout for CFG, and min-SNR-weighted MSE."""
+"""The training objectives: diffusion (min-SNR-weighted MSE) or flow matching, and label dropout for CFG."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from diffusers import DDPMScheduler
+
+from synthmed.models.sampling import FLOW_PREDICTION
 
 
 def drop_labels(labels: torch.Tensor, *, null_class: int, prob: float, generator: torch.Generator) -> torch.Tensor:
@@ -41,8 +45,13 @@ def diffusion_loss(
     """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
 
     All randomness (noise, timesteps) is drawn on the CPU from `generator`, so a resumed run that
-    restores the generator state continues the same random stream.
+    restores the generator state continues the same random stream. A `flow_prediction` scheduler
+    trains flow matching instead (`flow_matching_loss`; min-SNR weighting does not apply there).
     """
+    if scheduler.config.prediction_type == FLOW_PREDICTION:
+        return flow_matching_loss(
+            unet, clean, labels, generator=generator, num_train_timesteps=scheduler.config.num_train_timesteps
+        )
     batch = clean.shape[0]
     noise = torch.randn(clean.shape, generator=generator).to(clean.device)
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
@@ -56,3 +65,35 @@ def diffusion_loss(
     prediction = unet(noisy, timesteps, class_labels=labels).sample
     per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
     return (per_sample * weights).mean()
+
+
+def flow_times(
+    batch: int, *, generator: torch.Generator, sampling: Literal["logit_normal", "uniform"] = "logit_normal"
+) -> torch.Tensor:
+    """[batch] flow times t in (0, 1): logit-normal(0, 1) as in SD3 (Esser et al. 2024), or uniform."""
+    if sampling == "uniform":
+        return torch.rand(batch, generator=generator)
+    return torch.sigmoid(torch.randn(batch, generator=generator))
+
+
+def flow_matching_loss(
+    unet: torch.nn.Module,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    num_train_timesteps: int,
+    time_sampling: Literal["logit_normal", "uniform"] = "logit_normal",
+) -> torch.Tensor:
+    """Flow-matching MSE (rectified flow; Lipman et al. 2023, Liu et al. 2023) on x_t = (1 - t) x0 + t noise.
+
+    The UNet sees timestep t * num_train_timesteps (the convention of diffusers'
+    FlowMatchEulerDiscreteScheduler) and predicts the velocity noise - x0. Randomness comes from
+    `generator` (CPU) as in `diffusion_loss`.
+    """
+    noise = torch.randn(clean.shape, generator=generator).to(clean.device)
+    t = flow_times(clean.shape[0], generator=generator, sampling=time_sampling).to(clean.device)
+    t_image = t.view(-1, 1, 1, 1)
+    noisy = (1 - t_image) * clean + t_image * noise
+    prediction = unet(noisy, t * num_train_timesteps, class_labels=labels).sample
+    return (prediction.float() - (noise - clean).float()).pow(2).mean()
