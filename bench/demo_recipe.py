@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from presets_cpu import step_seconds  # noqa: E402
 from result_file import command_line, table, write_result  # noqa: E402
 
-from synthmed.demo import DemoConfig, demo_eval_config, run_demo  # noqa: E402
+from synthmed.demo import DemoConfig, demo_eval_config, demo_sample_config, run_demo  # noqa: E402
 
 CLASSES = ("normal", "consolidation", "pleural_effusion", "cardiomegaly")
 
@@ -38,21 +38,12 @@ def score(
 ) -> dict:
     """Sample at `guidance`, evaluate like the demo (usefulness skipped); the figures of one table row."""
     from synthmed.evaluate.run import evaluate
-    from synthmed.sample.generate import SampleConfig, sample_images
+    from synthmed.sample.generate import sample_images
 
     samples = folder / f"samples_g{guidance:g}"
     started = time.perf_counter()
     if not (samples / "manifest.csv").is_file():
-        sample_images(
-            SampleConfig(
-                model_dir=str(model_dir),
-                out_dir=str(samples),
-                n_per_class=config.samples_per_class,
-                sampler=config.sampler,
-                guidance_scale=guidance,
-                seed_start=config.seed,
-            )
-        )
+        sample_images(demo_sample_config(config, model_dir, samples, guidance_scale=guidance))
     sample_s = time.perf_counter() - started
     eval_dir = folder / (f"eval_g{guidance:g}" + "".join(f"-{part}" for part in skip))
     metrics_path = eval_dir / "metrics.json"
@@ -108,16 +99,11 @@ def main() -> None:
             skip = ("fidelity", "diversity", "memorisation") if args.condition_only else ()
             row = score(config, dataset_dir, model_dir, guidance, folder, skip)
             print(json.dumps(row), flush=True)
-            label = (
-                "old recipe (6-min wall clock, 1,189 steps when quiet)"
-                if (preset, steps, guidance)
-                == (
-                    "32",
-                    "1189",
-                    1.0,
-                )
-                else f"preset {preset}, {steps} steps"
-            )
+            label = f"preset {preset}, {steps}-step budget"
+            if done != int(steps):
+                label += f": checkpoint at step {done}"
+            elif (preset, steps, guidance) == ("32", "1189", 1.0):
+                label = "old recipe (6-min wall clock: 1,189 steps when quiet; no guidance)"
             rows.append(
                 [
                     label,
