@@ -1,6 +1,6 @@
 """The demo's recipe: condition recognition, verdicts and cost of the demo model at a fixed step count, per guidance.
 
-    nice -n 5 .venv/bin/python bench/demo_recipe.py --arm 32:1189 --guidance 1 2 3
+    nice -n 5 .venv/bin/python bench/demo_recipe.py --arm 32:1189 --guidance 1 2 3 4
 
 Each `--arm PRESET:STEPS` runs the demo (phantom, 200 radiographs per class, 32 px) with that model preset and
 step budget, one thread, no time cap: at a fixed step count the result does not depend on the machine's load,
@@ -46,6 +46,8 @@ def score(
         sample_images(demo_sample_config(config, model_dir, samples, guidance_scale=guidance))
     sample_s = time.perf_counter() - started
     eval_dir = folder / (f"eval_g{guidance:g}" + "".join(f"-{part}" for part in skip))
+    if skip and (folder / f"eval_g{guidance:g}" / "metrics.json").is_file():
+        eval_dir, skip = folder / f"eval_g{guidance:g}", ()  # a full evaluation of these samples exists: use it
     metrics_path = eval_dir / "metrics.json"
     if not metrics_path.is_file():
         evaluate(demo_eval_config(config, dataset_dir, samples, eval_dir, skip=("usefulness", *skip)))
@@ -68,7 +70,7 @@ def score(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arm", action="append", default=None, help="PRESET:STEPS (repeatable; default 32:1189)")
-    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
     parser.add_argument("--model-dir", type=Path, default=None, help="score this model folder instead of training")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     parser.add_argument(
@@ -145,6 +147,13 @@ def main() -> None:
         f"skipped). Per-step cost: batch 64, one thread, CPU time, median of {args.cost_rounds} alternating "
         f"rounds (load average {os.getloadavg()[0]:.1f} on 2 shared cores at the end)."
     )
+    if args.model_dir is not None:
+        text += (
+            f"\n\nThese rows score a checkpoint ({args.model_dir}), not the finished run: on the shared machine "
+            "(load average 10-16, one thread) the full run went at 5-16 s per step and could not finish in the "
+            "session. The full-budget rows come from the command without --model-dir. 'not run' = part skipped "
+            "with --condition-only."
+        )
     path = write_result(
         "demo_recipe",
         title="Demo recipe: condition recognition and verdicts at a fixed step budget",
