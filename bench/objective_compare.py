@@ -1,12 +1,14 @@
 """Flow matching vs v-prediction (cosine, min-SNR-5) at equal training time, scored by the fidelity panels.
 
-    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/pneumonia/data --tag pneumonia32
-    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/brain64/data --tag brain64 \
-        --model-overrides '{"block_out_channels": [32, 64, 64, 64], "attention_levels": [false, false, false, true]}'
-    .venv/bin/python bench/objective_compare.py report pneumonia32 brain64   # -> bench/results/objective_compare.json
+    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/pneumonia/data --tag pneumonia32 \
+        --cpu-min 2.5 --batch-size 32 --n-per-class 64
+    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/brain64/data --tag brain64 --preset 64 \
+        --cpu-min 3 --batch-size 32 --n-per-class 48 --steps 20 --model-overrides '{"block_out_channels":
+        [16, 32, 64, 64], "layers_per_block": 1, "attention_levels": [false, false, false, true]}'
+    .venv/bin/python bench/objective_compare.py report pneumonia32 brain64 --command "..." --summary "..."
 
 `run` trains both arms in one process from the same initial weights, data order and recipe (TrainConfig
-defaults: batch 64, AdamW 1e-3, warmup + cosine over the budget, EMA, class balance), differing only in the
+defaults: AdamW 1e-3, warmup + cosine over the budget, EMA, class balance), differing only in the
 objective. Equal time on a shared machine: the arms alternate in short chunks and each chunk is charged its
 process CPU seconds (one thread), so both get the same CPU budget whatever the other engineers' load does to
 wall clock. Then each arm samples the same seeds (20 steps of its own sampler: dpmpp / flow_euler), the

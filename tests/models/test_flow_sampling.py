@@ -10,7 +10,7 @@ import torch
 
 from synthmed.models.config import preset_config
 from synthmed.models.sampling import SAMPLERS, default_sampler, denoise, make_scheduler
-from synthmed.models.unet import CONFIG_NAME, build_scheduler, build_unet, load_model_folder, save_model_folder
+from synthmed.models.unet import METADATA_NAME, build_scheduler, build_unet, load_model_folder, save_model_folder
 
 FLOW_SAMPLERS = sorted(name for name, spec in SAMPLERS.items() if spec.flow)
 
@@ -109,10 +109,10 @@ def test_save_load_keeps_the_objective_and_old_folders_load_as_v_prediction(flow
     # A folder written before the objective existed: no prediction_type in either config file.
     old = tmp_path / "old"
     save_model_folder(old, unet=unet, config=config.model_copy(update={"prediction_type": "v_prediction"}))
-    payload = json.loads((old / CONFIG_NAME).read_text())
+    payload = json.loads((old / METADATA_NAME).read_text())
     del payload["model"]["prediction_type"]
-    (old / CONFIG_NAME).write_text(json.dumps(payload))
-    schedule_path = old / "scheduler_config.json"
+    (old / METADATA_NAME).write_text(json.dumps(payload))
+    schedule_path = old / "scheduler" / "scheduler_config.json"
     schedule_payload = json.loads(schedule_path.read_text())
     del schedule_payload["prediction_type"]
     schedule_path.write_text(json.dumps(schedule_payload))
