@@ -29,6 +29,7 @@ from presets_cpu import step_seconds  # noqa: E402
 from result_file import command_line, table, write_result  # noqa: E402
 
 from synthmed.demo import DemoConfig, demo_eval_config, demo_sample_config, run_demo  # noqa: E402
+from synthmed.models.unet import load_model_metadata  # noqa: E402
 
 CLASSES = ("normal", "consolidation", "pleural_effusion", "cardiomegaly")
 
@@ -94,7 +95,7 @@ def main() -> None:
             model_dir, dataset_dir, done = result.run_dir / "model", result.dataset_dir, result.training["steps_done"]
         else:
             model_dir, dataset_dir = args.model_dir, folder / "dataset"
-            done = json.loads((model_dir / "config.json").read_text())["step"]
+            done = load_model_metadata(model_dir)["step"]
             folder = folder / f"model_step{done}"
         step_s = cost[preset]["cpu_s"]
         for guidance in args.guidance:

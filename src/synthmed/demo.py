@@ -174,7 +174,9 @@ def demo_eval_config(config: DemoConfig, dataset_dir: Path, samples_dir: Path, o
 
 def training_summary(model_dir: Path, *, steps_planned: int, cap_minutes: float) -> dict:
     """What training did: steps done of those planned, and whether the wall-clock cap stopped it early."""
-    steps_done = int(read_json(Path(model_dir) / "config.json")["step"])
+    from synthmed.models.unet import load_model_metadata
+
+    steps_done = int(load_model_metadata(model_dir)["step"])
     cap_hit = steps_done < steps_planned
     if cap_hit:
         verdict = (
