@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
 from synthmed.files import read_json
-from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
+from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_choice, preset_config
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
@@ -122,17 +122,17 @@ def train_config_for_dataset(
 ) -> TrainConfig:
     """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
 
-    `preset`: 'tiny', '32', '64', '128', '256' (default: the preset for the dataset's image size).
+    `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device).
     `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields.
     """
     info = read_dataset_info(dataset)
-    preset = preset or preset_for_size(info.image_size_px)
+    preset = preset or default_preset(dataset)[0]
     wanted = PRESET_SIZES_PX.get(preset)
     if wanted is not None and wanted != info.image_size_px:
         raise ValueError(
             f"preset {preset!r} is for {wanted} px images but {dataset} holds "
             f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
-            f"--preset {preset_for_size(info.image_size_px)}."
+            f"--preset {default_preset(dataset)[0]}."
         )
     model = preset_config(
         preset,
@@ -143,6 +143,19 @@ def train_config_for_dataset(
         **(model_overrides or {}),
     )
     return TrainConfig(dataset=str(dataset), model=model, **overrides)
+
+
+def default_preset(
+    dataset: str | Path, *, max_steps: int | None = None, max_duration_min: float | None = None
+) -> tuple[str, str]:
+    """The preset for a prepared dataset on this machine (CPU-sized at 64/128 px without a GPU) and why."""
+    import torch
+
+    parts = [f"{max_steps} steps"] if max_steps is not None else []
+    parts += [f"{max_duration_min:g} min"] if max_duration_min is not None else []
+    budget = " and ".join(parts)
+    size = read_dataset_info(dataset).image_size_px
+    return preset_choice(size, gpu=torch.cuda.is_available(), budget=budget or "not given")
 
 
 def resolve_mixed_precision(choice: str) -> str:
