@@ -38,8 +38,8 @@ def step_seconds(arms: dict[str, tuple[int, str]], *, batch_size: int, rounds: i
     import torch
 
     from synthmed.models.config import preset_config
+    from synthmed.models.objective import diffusion_loss
     from synthmed.models.unet import build_scheduler, build_unet
-    from synthmed.train.objective import diffusion_loss
 
     torch.set_num_threads(threads)
     built = {}
@@ -54,7 +54,8 @@ def step_seconds(arms: dict[str, tuple[int, str]], *, batch_size: int, rounds: i
             clean = torch.rand(batch_size, 1, size, size, generator=generator) * 2 - 1
             labels = torch.randint(0, 4, (batch_size,), generator=generator)
             wall, cpu = time.perf_counter(), time.process_time()
-            loss = diffusion_loss(unet, scheduler, clean, labels, generator=generator, snr_gamma=5.0)
+            predict = lambda x, t, c, unet=unet: unet(x, t, class_labels=c).sample  # noqa: E731
+            loss = diffusion_loss(predict, scheduler, clean, labels, generator=generator, snr_gamma=5.0)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
             optimizer.step()
