@@ -99,6 +99,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
         max_duration_min=config.train_cap_minutes,
         max_steps=config.train_steps,
         seed=config.seed,
+        # float32 everywhere: 'auto' would pick bf16 on CPUs with AMX/AVX512-BF16 and give another model there.
+        mixed_precision="no",
     )
     model_dir = train(train_config, run_dir=run_dir, resume=(run_dir / "checkpoints").is_dir())
     timings["train_s"] = time.perf_counter() - start
