@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from synthmed.cli import main
+from synthmed.models.unet import is_model_folder
 
 
 @pytest.mark.slow
@@ -37,7 +38,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     manifest = pd.read_csv(out / "samples" / "manifest.csv")
     assert len(manifest) == 4 * 4 and (manifest["synthetic"] == 1).all()
     assert manifest["seed"].nunique() == 4  # seeds 0..3 in every class
-    assert (out / "run" / "model" / "model.safetensors").is_file()
+    assert is_model_folder(out / "run" / "model")
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert {"fidelity", "memorisation", "usefulness"} <= set(metrics)
     html = (out / "report.html").read_text()

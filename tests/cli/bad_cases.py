@@ -162,14 +162,14 @@ def _sample(model: Path, out: Path, *extra: str) -> list[str]:
 
 def sample_truncated_weights(tmp, base):
     model = _copy(base, "model", tmp)
-    corpus.truncate(model / "model.safetensors")
-    return _sample(model, tmp / "out"), ["model.safetensors"], tmp / "out"
+    corpus.truncate(model / "unet" / "diffusion_pytorch_model.safetensors")
+    return _sample(model, tmp / "out"), ["diffusion_pytorch_model.safetensors"], tmp / "out"
 
 
 def sample_wrong_weights(tmp, base):
     model = _copy(base, "model", tmp)
-    corpus.wrong_safetensors(model / "model.safetensors")
-    return _sample(model, tmp / "out"), ["model.safetensors"], tmp / "out"
+    corpus.wrong_safetensors(model / "unet" / "diffusion_pytorch_model.safetensors")
+    return _sample(model, tmp / "out"), ["diffusion_pytorch_model.safetensors"], tmp / "out"
 
 
 def sample_empty_folder(tmp, base):
@@ -178,8 +178,8 @@ def sample_empty_folder(tmp, base):
 
 def sample_corrupt_config(tmp, base):
     model = _copy(base, "model", tmp)
-    _file(model / "config.json", '{"format": ')
-    return _sample(model, tmp / "out"), ["config.json"], tmp / "out"
+    _file(model / "synthmed.json", '{"format": ')
+    return _sample(model, tmp / "out"), ["synthmed.json"], tmp / "out"
 
 
 def sample_existing_set(tmp, base):

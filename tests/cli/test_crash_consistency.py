@@ -145,7 +145,7 @@ def test_pixel_training_killed_and_resumed_gives_bit_identical_weights(dataset, 
     reference, killed = reference_and_killed(
         argv, tmp_path, started=lambda out: _checkpoints(out) >= 1, kills=3, seed=1, min_hits=2
     )
-    for name in ("model/model.safetensors", "checkpoints/step-000024/online.safetensors"):
+    for name in ("model/unet/diffusion_pytorch_model.safetensors", "checkpoints/step-000024/online.safetensors"):
         same_weights(reference / name, killed / name)
     events = [json.loads(line) for line in (killed / "stats.jsonl").read_text().splitlines()]
     assert sum(e.get("event") == "resume" for e in events) >= 1

@@ -76,7 +76,7 @@ def test_shared_outputs_name_no_operator_path_or_user(pipeline, output):
 
 def test_manifest_and_dicom_record_the_checkpoint_by_hash_and_relative_name(pipeline):
     manifest = pd.read_csv(pipeline["samples"] / "manifest.csv")
-    digest = sha256_file(pipeline["model"] / "model.safetensors")
+    digest = sha256_file(pipeline["model"] / "unet" / "diffusion_pytorch_model.safetensors")
     assert set(manifest["checkpoint"]) == {"run/model"}
     assert set(manifest["checkpoint_sha256"]) == {digest}
     ds = pydicom.dcmread(pipeline["samples"] / manifest["dicom_path"].iloc[0])

@@ -57,9 +57,15 @@ def test_model_folder_round_trip(tmp_path, channels):
         for p in unet.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     folder = publish_model_folder(tmp_path / "model", unet=unet, config=config, extra={"step": 3})
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "scheduler_config.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "model_index.json",
+        "scheduler",
+        "synthmed.json",
+        "unet",
+    ]
     loaded, loaded_config, scheduler = load_model_folder(folder)
-    assert loaded_config == config and json.loads((folder / "config.json").read_text())["step"] == 3
+    assert loaded_config == config and json.loads((folder / "synthmed.json").read_text())["step"] == 3
     assert scheduler.config.prediction_type == "epsilon"
     x = torch.randn(2, channels, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -71,7 +77,7 @@ def test_model_folder_round_trip(tmp_path, channels):
         )
     # Publishing again replaces the folder whole.
     publish_model_folder(tmp_path / "model", unet=unet, config=config, extra={"step": 4})
-    assert json.loads((folder / "config.json").read_text())["step"] == 4
+    assert json.loads((folder / "synthmed.json").read_text())["step"] == 4
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
@@ -82,6 +88,8 @@ def test_load_errors(tmp_path):
     save_model_folder(tmp_path / "m", unet=build_unet(config), config=config)
     other = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2, block_out_channels=[16, 16])
     save_model_folder(tmp_path / "n", unet=build_unet(other), config=other)
-    (tmp_path / "m" / "model.safetensors").replace(tmp_path / "n" / "model.safetensors")
+    (tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors").replace(
+        tmp_path / "n" / "unet" / "diffusion_pytorch_model.safetensors"
+    )
     with pytest.raises(ValueError, match="does not match"):
         load_model_folder(tmp_path / "n")

@@ -36,7 +36,7 @@ def _run(tiny, sampler, seeds, labels, *, guidance=2.0, steps=4):
     )
 
 
-@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sampler", sorted(name for name, spec in SAMPLERS.items() if not spec.flow))
 def test_image_k_is_identical_whatever_the_batch_size(tiny, sampler):
     seeds, labels = [11, 12, 13, 14, 15, 16], [0, 1, 0, 1, 1, 0]
     whole = _run(tiny, sampler, seeds, labels)

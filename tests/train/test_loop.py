@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from synthmed.data.manifest import write_manifest
-from synthmed.models.unet import build_unet, load_model_folder
+from synthmed.models.unet import build_unet, load_model_folder, model_weights_path
 from synthmed.sample.generate import SampleConfig, sample_images
 from synthmed.train.checkpoint import latest_checkpoint
 from synthmed.train.config import TrainConfig, train_config_for_dataset
@@ -58,7 +58,7 @@ def test_ema_weights_move_and_differ_from_online(tiny_dataset, tmp_path):
         init = build_unet(config.model).state_dict()
     train(config, run_dir=tmp_path / "run")
     checkpoint = latest_checkpoint(tmp_path / "run")
-    ema = load_file(str(checkpoint / "model" / "model.safetensors"))
+    ema = load_file(str(model_weights_path(checkpoint / "model")))
     online = load_file(str(checkpoint / "online.safetensors"))
     name = "conv_in.weight"
     assert not torch.equal(ema[name], init[name])  # EMA moved away from the initial weights
@@ -74,7 +74,7 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path):
     train(straight, run_dir=tmp_path / "b", resume=True)
     a, b = (latest_checkpoint(tmp_path / r) for r in ("a", "b"))
     assert a.name == b.name == "step-000004"
-    for name in ("online.safetensors", "model/model.safetensors"):
+    for name in ("online.safetensors", "model/unet/diffusion_pytorch_model.safetensors"):
         wa, wb = load_file(str(a / name)), load_file(str(b / name))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), name
 

@@ -18,12 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument(
         "--sampler",
-        choices=["ddpm", "ddim", "dpmpp", "unipc"],
+        choices=["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"],
         default="dpmpp",
-        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M)",
+        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M; flow_euler/flow_heun for --objective flow_matching models)",
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, flow_heun 10)",
     )
     parser.add_argument(
         "--guidance-scale",

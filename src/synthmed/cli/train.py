@@ -19,6 +19,10 @@ TRAIN_FLAGS = {
 }
 
 
+# --objective -> the prediction type stored with the model (None: diffusion keeps --prediction-type).
+OBJECTIVE_PREDICTION = {"diffusion": None, "flow_matching": "flow_prediction"}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` subcommand."""
     parser = subparsers.add_parser(
@@ -55,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="UNet target (default v_prediction)",
     )
+    parser.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVE_PREDICTION),
+        default=None,
+        help="diffusion (default; --prediction-type, min-SNR) or flow_matching (rectified flow, logit-normal "
+        "times; sample with --sampler flow_euler or flow_heun)",
+    )
     parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma (default 5; 0 = off)")
     parser.add_argument(
         "--class-balance-power",
@@ -79,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from synthmed.train.loop import CONFIG_NAME, train
 
     overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    prediction_type = _objective_prediction_type(args, overrides)
     if args.hflip:
         overrides["hflip"] = True
     if overrides.get("snr_gamma") == 0:
@@ -86,15 +98,15 @@ def run(args: argparse.Namespace) -> int:
     stored = Path(args.out) / CONFIG_NAME
     if args.resume and stored.is_file():
         base = TrainConfig.load(stored).model_dump()
-        if args.prediction_type and args.prediction_type != base["model"]["prediction_type"]:
+        if prediction_type and prediction_type != base["model"]["prediction_type"]:
             raise ValueError(
                 f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
-                f"with --prediction-type {args.prediction_type}."
+                f"with prediction type {prediction_type} (--prediction-type / --objective)."
             )
         _check_resume(args, base, overrides)
         config = TrainConfig.model_validate({**base, **overrides})
     else:
-        model_overrides = {"prediction_type": args.prediction_type} if args.prediction_type else {}
+        model_overrides = {"prediction_type": prediction_type} if prediction_type else {}
         if "max_steps" not in overrides and "max_duration_min" not in overrides:
             raise ValueError("give a budget: --max-steps N and/or --max-duration-min M.")
         config = train_config_for_dataset(
@@ -103,8 +115,27 @@ def run(args: argparse.Namespace) -> int:
     model_dir = train(config, run_dir=args.out, resume=args.resume)
     print(f"model:   {model_dir}")
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")
-    print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16")
+    flow = " --sampler flow_euler" if config.model.prediction_type == OBJECTIVE_PREDICTION["flow_matching"] else ""
+    print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16{flow}")
     return 0
+
+
+def _objective_prediction_type(args: argparse.Namespace, overrides: dict) -> str | None:
+    """The prediction type asked for by --objective / --prediction-type (None: keep the default or stored one).
+
+    Flow matching has no min-SNR weighting: its snr_gamma is stored as None (an explicit --snr-gamma is refused).
+    """
+    if args.objective != "flow_matching":
+        return args.prediction_type
+    if args.prediction_type:
+        raise ValueError(
+            f"--objective flow_matching trains the flow velocity; drop --prediction-type {args.prediction_type} "
+            f"(it is for --objective diffusion)."
+        )
+    if overrides.get("snr_gamma"):
+        raise ValueError("--snr-gamma is min-SNR weighting of diffusion; drop it with --objective flow_matching.")
+    overrides["snr_gamma"] = None
+    return OBJECTIVE_PREDICTION["flow_matching"]
 
 
 # Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change).

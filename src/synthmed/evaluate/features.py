@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthmed.sample.shard import ProcessShard, current_shard
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SYNTHMED_CACHE"
@@ -156,15 +158,25 @@ def _as_tensor(pixels_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def run_batched(
-    fn: Callable[[torch.Tensor], torch.Tensor], pixels_uint8: np.ndarray | torch.Tensor, *, batch_size: int
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    pixels_uint8: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int,
+    shard: ProcessShard | None = None,
 ) -> np.ndarray:
-    """Apply `fn` (uint8 batch -> features) over `pixels_uint8` in batches, without gradients."""
+    """Apply `fn` (uint8 batch -> features) over `pixels_uint8` in batches, without gradients.
+
+    Under `accelerate launch` / torchrun (`shard` None: this process's), process p runs batches p, p + N, ...
+    and every process gets all rows in order: the same batches as one process, so the same features.
+    """
     pixels = _as_tensor(pixels_uint8)
+    shard = shard or current_shard()
     chunks = []
     with torch.inference_mode():
-        for start in range(0, len(pixels), batch_size):
+        for start in shard.share(range(0, len(pixels), batch_size)):
             rows = min(batch_size, len(pixels) - start)
-            chunks.append(fn(pixels[start : start + batch_size]).float().reshape(rows, -1))
+            chunks.append(fn(pixels[start : start + batch_size]).float().reshape(rows, -1).cpu())
+    chunks = cast(list, shard.gather(chunks, to_all=True))
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)

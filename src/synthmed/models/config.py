@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PredictionType = Literal["epsilon", "v_prediction"]
+PredictionType = Literal["epsilon", "v_prediction", "flow_prediction"]
+"""What the UNet predicts: noise, velocity (diffusion), or the flow velocity noise - x0 (flow matching)."""
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 
@@ -41,7 +42,10 @@ class DiffusionModelConfig(BaseModel):
         0, ge=0, description="GroupNorm groups; 0 = largest of 32, 16, 8, ... dividing every channel count"
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    prediction_type: PredictionType = "v_prediction"
+    prediction_type: PredictionType = Field(
+        "v_prediction",
+        description="objective: epsilon/v_prediction = diffusion; flow_prediction = flow matching (rectified flow)",
+    )
     num_train_timesteps: int = Field(1000, ge=2)
     beta_schedule: BetaSchedule = "squaredcos_cap_v2"
     class_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, description="label dropout for CFG in training")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -12,3 +14,9 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device} asked for but no CUDA GPU is visible; use --device cpu.")
     return torch.device(device)
+
+
+def launched_without_gpu() -> bool:
+    """True in one of several processes (WORLD_SIZE > 1, set by `accelerate launch` / torchrun) on a machine without
+    a CUDA GPU: accelerate joins such processes (over gloo) only when told cpu=True, else each runs alone."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()

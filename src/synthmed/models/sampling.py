@@ -1,4 +1,4 @@
-"""Inference schedulers (DDPM, DDIM, DPM-Solver++, UniPC) and the classifier-free-guidance denoising loop.
+"""Inference schedulers (DDPM, DDIM, DPM-Solver++, UniPC, flow Euler/Heun) and the CFG denoising loop.
 
 One seed per image: image k's initial noise and every per-step noise (DDPM) come from its own
 `torch.Generator`, and the UNet is always called on exactly `model_batch_size` rows (padded), because
@@ -13,7 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, SchedulerMixin, UniPCMultistepScheduler
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FlowMatchHeunDiscreteScheduler,
+    SchedulerMixin,
+    UniPCMultistepScheduler,
+)
+
+FLOW_PREDICTION = "flow_prediction"
+"""The prediction type of flow-matching models (diffusers' name for the velocity noise - x0)."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,29 @@ class SamplerSpec:
     build: Callable[[dict], SchedulerMixin]
     default_steps: int
     stochastic: bool  # draws fresh noise at each step (needs the per-image generators)
+    flow: bool = False  # for flow-matching models (prediction_type flow_prediction) only
+
+
+class _UnscaledInput:
+    """The two hooks `denoise` calls that diffusers' flow schedulers lack: x_1 is unit noise, fed unscaled."""
+
+    init_noise_sigma = 1.0
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: torch.Tensor | None = None) -> torch.Tensor:
+        return sample
+
+
+class FlowEulerScheduler(_UnscaledInput, FlowMatchEulerDiscreteScheduler):
+    """diffusers' FlowMatchEulerDiscreteScheduler (Euler steps along the learned flow) for `denoise`."""
+
+
+class FlowHeunScheduler(_UnscaledInput, FlowMatchHeunDiscreteScheduler):
+    """diffusers' FlowMatchHeunDiscreteScheduler (Heun's 2nd order, two UNet calls per step) for `denoise`."""
+
+
+def _flow(scheduler_class: type[SchedulerMixin]) -> Callable[[dict], SchedulerMixin]:
+    """Build a flow scheduler on the training schedule's timestep scale (the only setting the two share)."""
+    return lambda cfg: scheduler_class(num_train_timesteps=cfg["num_train_timesteps"])
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -36,14 +70,34 @@ SAMPLERS: dict[str, SamplerSpec] = {
         False,
     ),
     "unipc": SamplerSpec(lambda cfg: UniPCMultistepScheduler.from_config(cfg, timestep_spacing="trailing"), 20, False),
+    "flow_euler": SamplerSpec(_flow(FlowEulerScheduler), 20, False, True),
+    "flow_heun": SamplerSpec(_flow(FlowHeunScheduler), 10, False, True),
 }
-"""Sampler name -> spec. DPM-Solver++ (Lu et al. 2022), UniPC (Zhao et al. 2023), DDIM (Song et al. 2021)."""
+"""Sampler name -> spec. DPM-Solver++ (Lu et al. 2022), UniPC (Zhao et al. 2023), DDIM (Song et al. 2021);
+flow_euler / flow_heun integrate a flow-matching model's ODE from t = 1 (noise) to 0 (Esser et al. 2024)."""
+
+
+def is_flow_model(train_scheduler: SchedulerMixin) -> bool:
+    """True when the training schedule belongs to a flow-matching model (prediction_type flow_prediction)."""
+    return train_scheduler.config.get("prediction_type") == FLOW_PREDICTION
+
+
+def default_sampler(train_scheduler: SchedulerMixin) -> str:
+    """The sampler to use when none is asked for: flow_euler for flow matching, dpmpp for diffusion."""
+    return "flow_euler" if is_flow_model(train_scheduler) else "dpmpp"
 
 
 def make_scheduler(sampler: str, train_scheduler: SchedulerMixin) -> SchedulerMixin:
     """A fresh inference scheduler of kind `sampler` sharing the training noise schedule."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
+    flow_model = is_flow_model(train_scheduler)
+    if SAMPLERS[sampler].flow != flow_model:
+        fitting = sorted(name for name, spec in SAMPLERS.items() if spec.flow == flow_model)
+        kind = "flow matching" if flow_model else f"diffusion ({train_scheduler.config.get('prediction_type')})"
+        raise ValueError(
+            f"sampler {sampler!r} does not fit this model: it was trained with {kind}; choose one of {fitting}."
+        )
     return SAMPLERS[sampler].build(dict(train_scheduler.config))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,9 +15,15 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import from_model_range
 from synthmed.data.manifest import MANIFEST_NAME
 from synthmed.files import portable_name, swap_folder
-from synthmed.models.device import resolve_device
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
-from synthmed.models.unet import CONFIG_NAME, is_model_folder, load_model_folder, weights_sha256
+from synthmed.models.unet import (
+    EXPECTED_FILES,
+    is_model_folder,
+    load_model_folder,
+    load_model_metadata,
+    weights_sha256,
+)
+from synthmed.sample.shard import current_shard, sharded_batches
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
 from synthmed.train.grids import grid_image, save_png_atomic
@@ -36,9 +41,12 @@ class SampleConfig(BaseModel):
     out_dir: str
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
-    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "dpmpp"
+    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"] = "dpmpp"
     steps: int | None = Field(
-        None, ge=1, description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20)"
+        None,
+        ge=1,
+        description="None = the sampler's default (ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, "
+        "flow_heun 10)",
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0)
@@ -64,7 +72,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     if checkpoint is not None:
         return checkpoint / "model"
     raise FileNotFoundError(
-        f"{path} holds no model: expected {path}/{CONFIG_NAME} + model.safetensors, a run "
+        f"{path} holds no model: expected a model folder ({EXPECTED_FILES}), a run "
         f"folder with model/ (from `synthmed train`) or checkpoints/step-*/model."
     )
 
@@ -110,19 +118,21 @@ def sample_images(config: SampleConfig) -> Path:
 
     The set is written into `OUT.partial` and renamed to OUT at the end: a run that fails or is
     killed leaves no OUT, and running the same command again starts clean (deterministic seeds make
-    the images the same as an uninterrupted run's).
+    the images the same as an uninterrupted run's). Under `accelerate launch` each process denoises its
+    share of every batch and the main process writes everything: the same files as one process.
     """
     out = Path(config.out_dir)
     refuse_existing_output(out)
+    shard = current_shard()
     # Load model.
     model_dir = resolve_model_dir(config.model_dir).resolve()
-    device = resolve_device(config.device)
+    device = shard.device(config.device)
     unet, model_config, train_scheduler = load_model_folder(model_dir, device=device)
     names = model_config.class_names or [str(i) for i in range(model_config.num_classes)]
     chosen = _class_indices(config.classes, names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps
     bit_depth = 16 if config.format == "png16" else 8
-    model_meta = json.loads((model_dir / CONFIG_NAME).read_text())
+    model_meta = load_model_metadata(model_dir)
     provenance = {
         "sampler": config.sampler,
         "steps": steps,
@@ -145,34 +155,42 @@ def sample_images(config: SampleConfig) -> Path:
         model_dir,
     )
 
+    def denoise_jobs(batch: list[tuple[int, int]]) -> torch.Tensor:
+        return denoise(
+            unet,
+            make_scheduler(config.sampler, train_scheduler),
+            labels=torch.tensor([label for label, _ in batch]),
+            null_class=model_config.null_class,
+            generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
+            image_shape=shape,
+            steps=steps,
+            guidance_scale=config.guidance_scale,
+            stochastic=SAMPLERS[config.sampler].stochastic,
+            autocast_dtype=autocast,
+            device=device,
+            model_batch_size=config.model_batch_size,
+        )
+
+    jobs = [
+        (label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start + config.n_per_class)
+    ]
+    batches = sharded_batches(jobs, config.batch_size, shard, denoise_jobs)  # (batch, images) on the main process
+    if not shard.is_main:
+        for _ in batches:  # denoise this process's share of every batch; the main process writes
+            pass
+        shard.wait()
+        return out
+
     # Denoise batch by batch, one generator per image, writing as we go into the partial folder.
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
     writer = SyntheticSetWriter(
         partial, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth, modality=config.modality
     )
-    jobs = [
-        (label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start + config.n_per_class)
-    ]
     grids: dict[int, list[np.ndarray]] = {label: [] for label in chosen}
     try:
         with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
-            for start in range(0, len(jobs), config.batch_size):
-                batch = jobs[start : start + config.batch_size]
-                images = denoise(
-                    unet,
-                    make_scheduler(config.sampler, train_scheduler),
-                    labels=torch.tensor([label for label, _ in batch]),
-                    null_class=model_config.null_class,
-                    generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
-                    image_shape=shape,
-                    steps=steps,
-                    guidance_scale=config.guidance_scale,
-                    stochastic=SAMPLERS[config.sampler].stochastic,
-                    autocast_dtype=autocast,
-                    device=device,
-                    model_batch_size=config.model_batch_size,
-                )
+            for batch, images in batches:
                 for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
                     writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
                     if len(grids[label]) < config.grid_per_class:
@@ -190,4 +208,5 @@ def sample_images(config: SampleConfig) -> Path:
         out.rmdir()  # empty (checked above)
     swap_folder(partial, out)
     logger.info("wrote %d images and manifest.csv to %s", len(jobs), out)
+    shard.wait()
     return out

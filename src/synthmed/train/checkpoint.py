@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from synthmed.files import atomic_write_text, fsync_path, swap_folder
 from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.unet import save_model_folder
+from synthmed.models.unet import is_model_folder, save_model_folder
 from synthmed.models.weights import load_safetensors, load_torch_file
 from synthmed.train.steps import ema_weights
 
@@ -113,6 +113,4 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
 
 
 def _is_complete(path: Path) -> bool:
-    return all(
-        (path / name).is_file() for name in (STATE_NAME, ONLINE_NAME, "model/model.safetensors", "model/config.json")
-    )
+    return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME)) and is_model_folder(path / "model")

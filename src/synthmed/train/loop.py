@@ -16,12 +16,14 @@ from tqdm.auto import tqdm
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import portable_name
+from synthmed.models.device import launched_without_gpu
+from synthmed.models.sampling import default_sampler
 from synthmed.models.unet import build_scheduler, build_unet, publish_model_folder
 from synthmed.train.batches import balanced_batch_indices, batch_indices
 from synthmed.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial_checkpoints, save_checkpoint
 from synthmed.train.config import TrainConfig, resolve_mixed_precision
 from synthmed.train.grids import class_grid, save_png_atomic
-from synthmed.train.objective import diffusion_loss, drop_labels
+from synthmed.train.objective import diffusion_loss, draw_noise, drop_labels
 from synthmed.train.steps import ema_weights, optimizer_step
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,9 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     pixels, labels, info = load_arrays(config.dataset, config.split)  # uint8, held in memory
     _check_data(config, pixels, labels, info.classes)
     run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(config.mixed_precision), cpu=launched_without_gpu()
+    )
     main_process = accelerator.is_main_process
     log_handler = _attach_log_file(run_dir / LOG_NAME) if main_process else None
     if main_process:
@@ -102,7 +106,8 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             power=config.ema_power,
             foreach=True,
         )
-        generator = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
+        # One random stream, the same in every process: each draws for the global batch and keeps its rows.
+        generator = torch.Generator().manual_seed(config.seed * 1000)
         step, elapsed_before_s = 0, 0.0
 
         # Resume from the last complete checkpoint.
@@ -140,24 +145,26 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
         )
         world = accelerator.num_processes
         while budget_progress(config, step=step, elapsed_s=elapsed_s()) < 1.0:
-            # Draw this step's batch (this process's slice of the global batch).
+            # Draw this step's global batch and its randomness (flips, label dropout, noise, timesteps) alike in
+            # every process, then keep this process's rows: N processes train as 1 at the same global batch.
             if config.class_balance_power > 0:
                 index = balanced_batch_indices(
                     labels, config.batch_size * world, seed=config.seed, step=step, power=config.class_balance_power
                 )
             else:
                 index = batch_indices(len(labels), config.batch_size * world, seed=config.seed, step=step)
-            index = index[accelerator.process_index :: world]
-            clean = to_model_range(images[index]).to(accelerator.device)
+            mine = slice(accelerator.process_index, None, world)
+            clean = to_model_range(images[index[mine]]).to(accelerator.device)
             if config.hflip:
-                flip = torch.rand(len(index), generator=generator) < 0.5
+                flip = (torch.rand(len(index), generator=generator) < 0.5)[mine]
                 clean = torch.where(flip.view(-1, 1, 1, 1).to(clean.device), clean.flip(-1), clean)
             cond = drop_labels(
                 label_tensor[index],
                 null_class=config.model.null_class,
                 prob=config.model.class_dropout_prob,
                 generator=generator,
-            ).to(accelerator.device)
+            )[mine].to(accelerator.device)
+            noise, timesteps = draw_noise((len(index), *clean.shape[1:]), scheduler=scheduler, generator=generator)
 
             # Optimise one step.
             lr = config.lr * lr_factor(
@@ -165,7 +172,9 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = diffusion_loss(unet, scheduler, clean, cond, generator=generator, snr_gamma=config.snr_gamma)
+            loss = diffusion_loss(
+                unet, scheduler, clean, cond, noise=noise[mine], timesteps=timesteps[mine], snr_gamma=config.snr_gamma
+            )
             optimizer_step(accelerator, optimizer, params, loss, clip_norm=config.grad_clip_norm, ema=ema)
             step += 1
             bar.update(1)
@@ -269,6 +278,7 @@ def _save_grid(run_dir, unet, ema, scheduler, config, step, device) -> None:
             config.model,
             per_class=config.grid_per_class,
             steps=config.grid_sampler_steps,
+            sampler=default_sampler(scheduler),
             seed=config.seed,
             device=device,
         )

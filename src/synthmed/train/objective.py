@@ -1,9 +1,13 @@
-"""The diffusion training objective: noising, label dropout for CFG, and min-SNR-weighted MSE."""
+"""The training objectives: diffusion (min-SNR-weighted MSE) or flow matching, and label dropout for CFG."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from diffusers import DDPMScheduler
+
+from synthmed.models.sampling import FLOW_PREDICTION
 
 
 def drop_labels(labels: torch.Tensor, *, null_class: int, prob: float, generator: torch.Generator) -> torch.Tensor:
@@ -12,6 +16,16 @@ def drop_labels(labels: torch.Tensor, *, null_class: int, prob: float, generator
         return labels
     drop = torch.rand(labels.shape, generator=generator) < prob
     return torch.where(drop, torch.full_like(labels, null_class), labels)
+
+
+def draw_noise(
+    shape: tuple[int, ...] | torch.Size, *, scheduler: DDPMScheduler, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise of `shape`, then one time per row (a training timestep, or a flow time for a flow model), on the CPU."""
+    noise = torch.randn(tuple(shape), generator=generator)
+    if scheduler.config.prediction_type == FLOW_PREDICTION:
+        return noise, flow_times(shape[0], generator=generator)
+    return noise, torch.randint(0, scheduler.config.num_train_timesteps, (shape[0],), generator=generator)
 
 
 def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, gamma: float | None) -> torch.Tensor:
@@ -35,17 +49,28 @@ def diffusion_loss(
     clean: torch.Tensor,
     labels: torch.Tensor,
     *,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     snr_gamma: float | None,
+    noise: torch.Tensor | None = None,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
 
-    All randomness (noise, timesteps) is drawn on the CPU from `generator`, so a resumed run that
-    restores the generator state continues the same random stream.
+    All randomness (noise, timesteps) is drawn on the CPU from `generator` (`draw_noise`), so a resumed
+    run that restores the generator state continues the same random stream; or it is given as `noise`
+    and `timesteps` (CPU), e.g. this process's rows of a draw made for the global batch. A
+    `flow_prediction` scheduler trains flow matching instead (`flow_matching_loss`, `timesteps` = flow
+    times in (0, 1); min-SNR weighting does not apply there).
     """
-    batch = clean.shape[0]
-    noise = torch.randn(clean.shape, generator=generator).to(clean.device)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
+    if noise is None or timesteps is None:
+        if generator is None:
+            raise ValueError("diffusion_loss needs a generator, or both noise and timesteps.")
+        noise, timesteps = draw_noise(clean.shape, scheduler=scheduler, generator=generator)
+    if scheduler.config.prediction_type == FLOW_PREDICTION:
+        return flow_matching_loss(
+            unet, clean, labels, noise=noise, t=timesteps, num_train_timesteps=scheduler.config.num_train_timesteps
+        )
+    noise = noise.to(clean.device)
     weights = snr_weights(scheduler, timesteps, gamma=snr_gamma).to(clean.device)
     timesteps = timesteps.to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
@@ -56,3 +81,41 @@ def diffusion_loss(
     prediction = unet(noisy, timesteps, class_labels=labels).sample
     per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
     return (per_sample * weights).mean()
+
+
+def flow_times(
+    batch: int, *, generator: torch.Generator, sampling: Literal["logit_normal", "uniform"] = "logit_normal"
+) -> torch.Tensor:
+    """[batch] flow times t in (0, 1): logit-normal(0, 1) as in SD3 (Esser et al. 2024), or uniform."""
+    if sampling == "uniform":
+        return torch.rand(batch, generator=generator)
+    return torch.sigmoid(torch.randn(batch, generator=generator))
+
+
+def flow_matching_loss(
+    unet: torch.nn.Module,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    num_train_timesteps: int,
+    time_sampling: Literal["logit_normal", "uniform"] = "logit_normal",
+    noise: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Flow-matching MSE (rectified flow; Lipman et al. 2023, Liu et al. 2023) on x_t = (1 - t) x0 + t noise.
+
+    The UNet sees timestep t * num_train_timesteps (the convention of diffusers'
+    FlowMatchEulerDiscreteScheduler) and predicts the velocity noise - x0. Randomness comes from
+    `generator` (CPU) as in `diffusion_loss`, or is given as `noise` and `t`.
+    """
+    if noise is None or t is None:
+        if generator is None:
+            raise ValueError("flow_matching_loss needs a generator, or both noise and t.")
+        noise = torch.randn(clean.shape, generator=generator)
+        t = flow_times(clean.shape[0], generator=generator, sampling=time_sampling)
+    noise, t = noise.to(clean.device), t.to(clean.device)
+    t_image = t.view(-1, 1, 1, 1)
+    noisy = (1 - t_image) * clean + t_image * noise
+    prediction = unet(noisy, t * num_train_timesteps, class_labels=labels).sample
+    return (prediction.float() - (noise - clean).float()).pow(2).mean()
