@@ -1,12 +1,14 @@
 """Flow matching vs v-prediction (cosine, min-SNR-5) at equal training time, scored by the fidelity panels.
 
-    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/pneumonia/data --tag pneumonia32
-    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/brain64/data --tag brain64 \
-        --model-overrides '{"block_out_channels": [32, 64, 64, 64], "attention_levels": [false, false, false, true]}'
-    .venv/bin/python bench/objective_compare.py report pneumonia32 brain64   # -> bench/results/objective_compare.json
+    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/pneumonia/data --tag pneumonia32 \
+        --cpu-min 2.5 --batch-size 32 --n-per-class 64
+    nice -n 5 .venv/bin/python bench/objective_compare.py run --data bench/out/brain64/data --tag brain64 --preset 64 \
+        --cpu-min 3 --batch-size 32 --n-per-class 48 --steps 20 --model-overrides '{"block_out_channels":
+        [16, 32, 64, 64], "layers_per_block": 1, "attention_levels": [false, false, false, true]}'
+    .venv/bin/python bench/objective_compare.py report pneumonia32 brain64 --command "..." --summary "..."
 
 `run` trains both arms in one process from the same initial weights, data order and recipe (TrainConfig
-defaults: batch 64, AdamW 1e-3, warmup + cosine over the budget, EMA, class balance), differing only in the
+defaults: AdamW 1e-3, warmup + cosine over the budget, EMA, class balance), differing only in the
 objective. Equal time on a shared machine: the arms alternate in short chunks and each chunk is charged its
 process CPU seconds (one thread), so both get the same CPU budget whatever the other engineers' load does to
 wall clock. Then each arm samples the same seeds (20 steps of its own sampler: dpmpp / flow_euler), the
@@ -43,12 +45,11 @@ from synthmed.evaluate.panel_distance import (  # noqa: E402
     _Reference,
     compute_panel_distances,
 )
+from synthmed.models.pixel import PixelDiffusion  # noqa: E402
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler  # noqa: E402
-from synthmed.models.unet import build_scheduler, build_unet  # noqa: E402
 from synthmed.train.batches import balanced_batch_indices  # noqa: E402
 from synthmed.train.config import TrainConfig, train_config_for_dataset  # noqa: E402
 from synthmed.train.loop import budget_progress, lr_factor  # noqa: E402
-from synthmed.train.objective import diffusion_loss, drop_labels  # noqa: E402
 from synthmed.train.steps import ema_weights, optimizer_step  # noqa: E402
 
 OUT = Path("bench/out/objective_compare")
@@ -64,10 +65,8 @@ class Arm:
         from diffusers.training_utils import EMAModel
 
         self.config = config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.unet = build_unet(config.model).train()
-        self.scheduler = build_scheduler(config.model)
+        self.model = PixelDiffusion.create(config.model, seed=config.seed, snr_gamma=config.snr_gamma)
+        self.unet, self.scheduler = self.model.network, self.model.scheduler
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, betas=config.adam_betas)
         self.ema = EMAModel(
             self.unet.parameters(),
@@ -89,23 +88,11 @@ class Arm:
             index = balanced_batch_indices(
                 labels, cfg.batch_size, seed=cfg.seed, step=self.step, power=cfg.class_balance_power
             )
-            cond = drop_labels(
-                label_tensor[index],
-                null_class=cfg.model.null_class,
-                prob=cfg.model.class_dropout_prob,
-                generator=self.generator,
-            )
             progress = budget_progress(cfg, step=self.step, elapsed_s=self.cpu_s + time.process_time() - cpu0)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, step=self.step, progress=progress)
-            loss = diffusion_loss(
-                self.unet,
-                self.scheduler,
-                to_model_range(images[index]),
-                cond,
-                generator=self.generator,
-                snr_gamma=cfg.snr_gamma,
-            )
+            batch = (to_model_range(images[index]), label_tensor[index])
+            loss = self.model.loss(batch, generator=self.generator)["loss"]  # label dropout + the objective
             optimizer_step(
                 self.accelerator, self.optimizer, self.params, loss, clip_norm=cfg.grad_clip_norm, ema=self.ema
             )
@@ -117,20 +104,17 @@ class Arm:
 
     def sample(self, sampler: str, steps: int, n_per_class: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """n_per_class images of every class with the EMA weights; image k of each class has seed k (uint8)."""
-        cfg, out, labels = self.config.model, [], []
-        shape = (cfg.in_channels, cfg.image_size_px, cfg.image_size_px)
+        out, labels = [], []
         self.unet.eval()
         with ema_weights(self.ema, self.unet.parameters()):
             for label in range(num_classes):
                 for start in range(0, n_per_class, 32):
                     seeds = range(start, min(n_per_class, start + 32))
                     images = denoise(
-                        self.unet,
+                        self.model,
                         make_scheduler(sampler, self.scheduler),
-                        labels=torch.full((len(seeds),), label),
-                        null_class=cfg.null_class,
+                        condition=self.model.class_condition(torch.full((len(seeds),), label)),
                         generators=[torch.Generator().manual_seed(s) for s in seeds],
-                        image_shape=shape,
                         steps=steps,
                         stochastic=SAMPLERS[sampler].stochastic,
                     )

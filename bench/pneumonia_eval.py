@@ -23,7 +23,7 @@ import numpy as np
 from synthmed.data.arrays import load_image_arrays
 from synthmed.evaluate.encoder import load_or_train_domain_extractor
 from synthmed.evaluate.fidelity import frechet_distance
-from synthmed.train.grids import grid_image, save_png_atomic
+from synthmed.models.preview import grid_image, save_png_atomic
 
 
 def main() -> None:

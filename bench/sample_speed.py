@@ -19,6 +19,7 @@ import torch
 from result_file import command_line, table, write_result
 
 from synthmed.models.config import preset_config
+from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 from synthmed.models.unet import build_scheduler, build_unet, load_model_folder
 from synthmed.sample.generate import resolve_model_dir
@@ -46,19 +47,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     unet, config, scheduler, what = _model(args)
-    shape = (config.in_channels, config.image_size_px, config.image_size_px)
+    model = PixelDiffusion(config, unet=unet, scheduler=scheduler)
     load_before = os.getloadavg()[0]
     rows, speed = [], {}
     for name, spec in SAMPLERS.items():
         n = args.ddpm_images if name == "ddpm" else args.images
         start = time.perf_counter()
         denoise(
-            unet,
+            model,
             make_scheduler(name, scheduler),
-            labels=torch.arange(n) % config.num_classes,
-            null_class=config.null_class,
+            condition=model.class_condition(torch.arange(n) % config.num_classes),
             generators=[torch.Generator().manual_seed(k) for k in range(n)],
-            image_shape=shape,
             steps=spec.default_steps,
             guidance_scale=args.guidance_scale,
             stochastic=spec.stochastic,

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from synthmed.cli import main
 from synthmed.evaluate.classifiers import (
+    VGG_SCRATCH,
     ImageClassifier,
     augment_batch,
     build_classifier,
+    built_arch,
+    check_weights_dir,
     imagenet_weights_filename,
     predict_proba,
 )
@@ -113,7 +117,9 @@ def test_old_style_densenet_checkpoint_keys_are_renamed(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(("arch", "channels", "width"), [("small_cnn", 3, 8), ("densenet121", 1, 32)])
+@pytest.mark.parametrize(
+    ("arch", "channels", "width"), [("small_cnn", 3, 8), ("densenet121", 1, 32), (VGG_SCRATCH, 1, 32)]
+)
 def test_saved_classifier_reloads_to_the_same_outputs(tmp_path: Path, arch: str, channels: int, width: int) -> None:
     from synthmed.evaluate.tstr_outputs import load_classifier, save_classifier
 
@@ -148,3 +154,62 @@ def test_saved_classifier_reloads_to_the_same_outputs(tmp_path: Path, arch: str,
     pixels = np.random.default_rng(0).integers(0, 256, (3, channels, 32, 32), dtype=np.uint8)
     np.testing.assert_allclose(predict_proba(reloaded, pixels), predict_proba(model, pixels), rtol=1e-5, atol=1e-6)
     assert reloaded.classes == ["a", "b", "c"] and not reloaded.training
+
+
+def test_vgg19_from_scratch_is_built_with_batch_norm_and_a_pooled_head() -> None:
+    assert built_arch("vgg19", has_weights=False) == VGG_SCRATCH
+    assert built_arch("vgg19", has_weights=True) == "vgg19"
+    assert built_arch("vgg19", has_weights=False, vgg_recipe=False) == "vgg19"
+    recipe = build_classifier("vgg19", num_classes=4, in_channels=1)
+    plain = build_classifier("vgg19", num_classes=4, in_channels=1, vgg_recipe=False)
+    norms = [m for m in recipe.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    convs = [m for m in recipe.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(norms) == len(convs) == 16 and convs[0].in_channels == 1
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert sum(p.numel() for p in recipe.parameters()) < sum(p.numel() for p in plain.parameters()) / 5
+    # Kaiming-normal conv init (fan_out, ReLU): weight std close to sqrt(2 / fan_out).
+    conv = convs[5]
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert abs(float(conv.weight.std()) / (2 / fan_out) ** 0.5 - 1) < 0.05
+    with torch.no_grad():
+        assert recipe.eval()(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+
+
+def test_empty_weights_folder_names_the_flag_the_files_and_where_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as excinfo:
+        check_weights_dir(tmp_path, ["vgg19", "resnet50", "small_cnn"])
+    message = str(excinfo.value)
+    assert message.startswith("--tstr-weights-dir ")
+    assert "vgg19-dcbb9e9d.pth" in message and "resnet50-0676ba61.pth" in message
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in message
+    with pytest.raises(FileNotFoundError, match=r"^\[evaluate\] tstr_weights_dir .* lacks densenet121"):
+        check_weights_dir(tmp_path, ["densenet121"], flag="[evaluate] tstr_weights_dir")
+    check_weights_dir(tmp_path, ["small_cnn"])  # nothing to load: fine
+
+
+def test_junk_or_other_weights_under_the_right_name_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / imagenet_weights_filename("vgg19")
+    junk.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="damaged or not a PyTorch weights file.*--tstr-weights-dir"):
+        check_weights_dir(tmp_path, ["vgg19"])
+    torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, junk)  # loads, but is not VGG-19
+    with pytest.raises(ValueError, match="does not hold torchvision vgg19 ImageNet weights"):
+        check_weights_dir(tmp_path, ["vgg19"])
+
+
+def test_correct_weights_folder_passes_the_check(tmp_path: Path) -> None:
+    from torchvision.models import densenet121
+
+    torch.save(densenet121(weights=None).state_dict(), tmp_path / imagenet_weights_filename("densenet121"))
+    check_weights_dir(tmp_path, ["densenet121", "small_cnn"])
+
+
+def test_evaluate_cli_refuses_an_empty_weights_folder_in_one_line(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    argv = ["evaluate", "--real", str(tmp_path / "r"), "--synthetic", str(tmp_path / "s"), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--tstr-archs", "vgg19", "--tstr-weights-dir", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--tstr-weights-dir" in err and "vgg19-dcbb9e9d.pth" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -183,6 +183,25 @@ def test_missing_weights_dir_file_names_the_expected_file(splits: dict, tmp_path
         train_reference_classifier(splits["train"], None, config=config)
 
 
+def test_vgg19_without_weights_trains_the_recipe_and_says_so(splits: dict, tmp_path: Path) -> None:
+    config = TSTRConfig(**{**FAST, "seeds": (0,), "epochs": 1}, archs=("vgg19",), conditions=("real",), min_steps=2)
+    model = train_reference_classifier(splits["train"], None, config=config)
+    assert model.arch == "vgg19_bn_gap"
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    section = run_tstr(
+        real_train=splits["train"],
+        real_val=None,
+        real_test=splits["test"],
+        synthetic=splits["train"],
+        config=config.model_copy(update={"bootstrap_samples": 10}),
+        out_dir=tmp_path / "usefulness",
+    )
+    assert "vgg19_bn" in section["rests_on"]["classifiers"][0]["weights"]
+    assert "from scratch as vgg19_bn" in section["verdict"]
+    saved = json.loads((tmp_path / section["classifiers"][0]["config"]).read_text())
+    assert saved["arch"] == "vgg19_bn_gap" and "vgg19_bn" in saved["initial_weights"]
+
+
 def test_last_epoch_selection_never_looks_at_real_labels(splits: dict) -> None:
     config = TSTRConfig(**{**FAST, "epochs": 2, "min_steps": 0}, model_selection="last_epoch")
     without_val = train_reference_classifier(splits["train"], None, config=config)

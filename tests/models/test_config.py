@@ -8,11 +8,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from synthmed.models.config import PRESETS, DiffusionModelConfig, preset_config, preset_for_size
+from synthmed.models.config import PRESETS, DiffusionModelConfig, preset_choice, preset_config, preset_for_size
 from synthmed.models.unet import build_unet, load_model_folder, publish_model_folder, save_model_folder
 
 
-@pytest.mark.parametrize("preset, size", [("tiny", 16), ("32", 32), ("64", 64), ("128", 128), ("256", 256)])
+@pytest.mark.parametrize(
+    "preset, size",
+    [("tiny", 16), ("32", 32), ("64", 64), ("64-cpu", 64), ("128", 128), ("128-cpu", 128), ("256", 256)],
+)
 def test_presets_validate(preset, size):
     config = preset_config(preset, image_size_px=size, in_channels=1, num_classes=3)
     assert config.null_class == 3 and len(config.attention_levels) == len(config.block_out_channels)
@@ -30,6 +33,27 @@ def test_preset_for_size():
         "256",
         "256",
     ]
+
+
+def test_cpu_presets_are_smaller_and_chosen_without_a_gpu():
+    for size in (64, 128):
+        big = build_unet(preset_config(str(size), image_size_px=size, in_channels=1, num_classes=2))
+        small = build_unet(preset_config(f"{size}-cpu", image_size_px=size, in_channels=1, num_classes=2))
+        assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in big.parameters()) / 4
+    assert [preset_for_size(s, gpu=False) for s in (28, 64, 100, 256)] == ["32", "64-cpu", "128-cpu", "256"]
+    assert [preset_for_size(s, gpu=True) for s in (28, 64, 100, 256)] == ["32", "64", "128", "256"]
+    preset, why = preset_choice(64, gpu=False, budget="300 steps")
+    assert preset == "64-cpu" and "no GPU" in why and "300 steps" in why and "--preset 64" in why
+    preset, why = preset_choice(64, gpu=True, budget="10 min")
+    assert preset == "64" and "a GPU" in why and "10 min" in why
+
+
+def test_cpu_preset_trains_a_step_at_64_px():
+    config = preset_config("64-cpu", image_size_px=64, in_channels=3, num_classes=2)
+    unet = build_unet(config)
+    out = unet(torch.randn(2, 3, 64, 64), torch.tensor([3, 500]), class_labels=torch.tensor([0, 2])).sample
+    out.pow(2).mean().backward()
+    assert out.shape == (2, 3, 64, 64) and all(p.grad is not None for p in unet.parameters() if p.requires_grad)
 
 
 def test_bad_configs_say_how_to_fix():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from synthmed.models.config import preset_config
+from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.sampling import SAMPLERS, default_sampler, denoise, make_scheduler
 from synthmed.models.unet import METADATA_NAME, build_scheduler, build_unet, load_model_folder, save_model_folder
 
@@ -31,13 +32,12 @@ def flow_model():
 
 def _run(model, sampler, seeds, labels, *, guidance=2.0, steps=3, unet=None):
     net, config, scheduler = model
+    pixel = PixelDiffusion(config, unet=unet or net, scheduler=scheduler)
     return denoise(
-        unet or net,
+        pixel,
         make_scheduler(sampler, scheduler),
-        labels=torch.tensor(labels),
-        null_class=config.null_class,
+        condition=pixel.class_condition(torch.tensor(labels)),
         generators=[torch.Generator().manual_seed(s) for s in seeds],
-        image_shape=(1, 8, 8),
         steps=steps,
         guidance_scale=guidance,
         stochastic=SAMPLERS[sampler].stochastic,

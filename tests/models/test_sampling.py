@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from synthmed.models.config import preset_config
-from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
+from synthmed.models.pixel import PixelDiffusion
+from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler, sampler_name
 from synthmed.models.unet import build_scheduler, build_unet
 
 
@@ -17,18 +18,15 @@ def tiny():
     with torch.no_grad():  # non-trivial weights so outputs depend on the input
         for p in unet.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    return unet, config, build_scheduler(config)
+    return PixelDiffusion(config, unet=unet)
 
 
 def _run(tiny, sampler, seeds, labels, *, guidance=2.0, steps=4):
-    unet, config, scheduler = tiny
     return denoise(
-        unet,
-        make_scheduler(sampler, scheduler),
-        labels=torch.tensor(labels),
-        null_class=2,
+        tiny,
+        make_scheduler(sampler, tiny.scheduler),
+        condition=tiny.class_condition(torch.tensor(labels)),
         generators=[torch.Generator().manual_seed(s) for s in seeds],
-        image_shape=(1, 8, 8),
         steps=steps,
         guidance_scale=guidance,
         stochastic=SAMPLERS[sampler].stochastic,
@@ -56,6 +54,7 @@ def test_guidance_and_labels_change_the_image(tiny):
     assert torch.equal(base, _run(tiny, "dpmpp", [1], [0], guidance=1.0))
 
 
-def test_unknown_sampler():
+def test_sampler_names_and_the_dpmpp_alias():
+    assert sampler_name("dpm++") == "dpmpp" and sampler_name("unipc") == "unipc"
     with pytest.raises(ValueError, match="choose one of"):
         make_scheduler("euler", build_scheduler(preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2)))

@@ -6,7 +6,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from synthmed.models.config import preset_config
-from synthmed.models.unet import build_unet
+from synthmed.models.pixel import PixelDiffusion
 from synthmed.train.checkpoint import (
     complete_checkpoints,
     latest_checkpoint,
@@ -18,17 +18,16 @@ from synthmed.train.checkpoint import (
 
 def _save(run, step, keep=2):
     config = preset_config("tiny", image_size_px=8, in_channels=1, num_classes=2)
-    unet = build_unet(config)
-    optimizer = torch.optim.AdamW(unet.parameters())
-    ema = EMAModel(unet.parameters())
+    model = PixelDiffusion(config)
+    optimizer = torch.optim.AdamW(model.trainable_parameters())
+    ema = EMAModel(model.trainable_parameters())
     return save_checkpoint(
         run,
         step=step,
-        unet=unet,
+        model=model,
         ema=ema,
         optimizer=optimizer,
         state={"rng": torch.Generator().manual_seed(1).get_state(), "elapsed_s": 1.5},
-        model_config=config,
         keep=keep,
     )
 

@@ -48,6 +48,7 @@ def test_train_then_sample_end_to_end(tiny_dataset, tmp_path):
     )
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 4 and set(manifest["label"]) == {"left", "right"}
+    assert manifest["seed"].tolist() == [0, 1, 0, 1]  # image k of every class uses seed seed_start + k
     assert (out / "grids" / "left.png").is_file()
 
 
@@ -77,6 +78,9 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path):
     for name in ("online.safetensors", "model/unet/diffusion_pytorch_model.safetensors"):
         wa, wb = load_file(str(a / name)), load_file(str(b / name))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    # The global batch (per-process batch x processes) is part of the trajectory; the process count is not.
+    with pytest.raises(ValueError, match="global batch of 8 images.*--batch-size 8"):
+        train(straight.model_copy(update={"max_steps": 6, "batch_size": 4}), run_dir=tmp_path / "b", resume=True)
 
 
 def test_lr_schedule_and_budget():

@@ -14,10 +14,10 @@ from safetensors.torch import load_file
 
 from launch_helpers import launch
 from synthmed.models.config import preset_config
+from synthmed.models.objective import diffusion_loss, draw_noise
 from synthmed.models.unet import build_scheduler, build_unet, model_weights_path
 from synthmed.train.config import TrainConfig
 from synthmed.train.loop import train
-from synthmed.train.objective import diffusion_loss, draw_noise
 
 PER_PROCESS_BATCH = 4
 STEPS = 4
@@ -109,10 +109,11 @@ def test_the_processes_losses_on_their_rows_of_one_draw_average_to_the_global_lo
     clean = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     noise, times = draw_noise(clean.shape, scheduler=scheduler, generator=torch.Generator().manual_seed(2))
-    one = diffusion_loss(unet, scheduler, clean, labels, generator=torch.Generator().manual_seed(2), snr_gamma=5.0)
+    predict = lambda x, t, c: unet(x, t, class_labels=c).sample  # noqa: E731
+    one = diffusion_loss(predict, scheduler, clean, labels, generator=torch.Generator().manual_seed(2), snr_gamma=5.0)
     shares = [
         diffusion_loss(
-            unet, scheduler, clean[p::2], labels[p::2], noise=noise[p::2], timesteps=times[p::2], snr_gamma=5.0
+            predict, scheduler, clean[p::2], labels[p::2], noise=noise[p::2], timesteps=times[p::2], snr_gamma=5.0
         )
         for p in range(2)
     ]

@@ -8,11 +8,11 @@ import torch
 
 from synthmed.cli import main
 from synthmed.models.config import preset_config
+from synthmed.models.objective import diffusion_loss, flow_matching_loss, flow_times
 from synthmed.models.unet import build_scheduler, build_unet, load_model_folder
 from synthmed.sample.generate import SampleConfig, sample_images
 from synthmed.train.config import TrainConfig, train_config_for_dataset
 from synthmed.train.loop import train
-from synthmed.train.objective import diffusion_loss, flow_matching_loss, flow_times
 
 
 @pytest.fixture(autouse=True)
@@ -39,21 +39,36 @@ def test_flow_times_lie_in_the_open_unit_interval():
     assert abs(float(logit_normal.median()) - 0.5) < 0.05
 
 
+def _predict(unet):
+    """The (x, t, condition) prediction the objectives take, for a class-conditional UNet."""
+    return lambda x, t, labels: unet(x, t, class_labels=labels).sample
+
+
 def test_diffusion_loss_of_a_flow_model_is_the_flow_matching_loss():
     config = _flow_config()
     unet = build_unet(config)
     clean = torch.rand((4, 1, 8, 8), generator=torch.Generator().manual_seed(1)) * 2 - 1
     labels = torch.tensor([0, 1, 2, 0])
     via_dispatch = diffusion_loss(
-        unet, build_scheduler(config), clean, labels, generator=torch.Generator().manual_seed(3), snr_gamma=5.0
+        _predict(unet),
+        build_scheduler(config),
+        clean,
+        labels,
+        generator=torch.Generator().manual_seed(3),
+        snr_gamma=5.0,
     )
     direct = flow_matching_loss(
-        unet, clean, labels, generator=torch.Generator().manual_seed(3), num_train_timesteps=1000
+        _predict(unet), clean, labels, generator=torch.Generator().manual_seed(3), num_train_timesteps=1000
     )
     assert torch.equal(via_dispatch, direct)
     v_config = config.model_copy(update={"prediction_type": "v_prediction"})
     v_loss = diffusion_loss(
-        unet, build_scheduler(v_config), clean, labels, generator=torch.Generator().manual_seed(3), snr_gamma=5.0
+        _predict(unet),
+        build_scheduler(v_config),
+        clean,
+        labels,
+        generator=torch.Generator().manual_seed(3),
+        snr_gamma=5.0,
     )
     assert not torch.equal(v_loss, direct)
 
@@ -70,7 +85,7 @@ def test_flow_matching_loss_decreases_on_a_tiny_dataset():
         with torch.no_grad():
             return float(
                 flow_matching_loss(
-                    unet, clean, labels, generator=torch.Generator().manual_seed(99), num_train_timesteps=1000
+                    _predict(unet), clean, labels, generator=torch.Generator().manual_seed(99), num_train_timesteps=1000
                 )
             )
 
@@ -78,7 +93,7 @@ def test_flow_matching_loss_decreases_on_a_tiny_dataset():
     optimizer = torch.optim.AdamW(unet.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(1)
     for _ in range(40):
-        loss = flow_matching_loss(unet, clean, labels, generator=generator, num_train_timesteps=1000)
+        loss = flow_matching_loss(_predict(unet), clean, labels, generator=generator, num_train_timesteps=1000)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

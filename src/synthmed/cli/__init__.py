@@ -24,12 +24,13 @@ from synthmed.cli import (
     prepare,
     prompt,
     report,
+    run,
     sample,
     study,
     train,
 )
 
-SUBCOMMAND_MODULES = (prepare, train, sample, evaluate, report, study, prompt, finetune, latent, demo, env)
+SUBCOMMAND_MODULES = (prepare, train, sample, evaluate, report, study, prompt, finetune, latent, demo, run, env)
 
 EXIT_USER_ERROR = 2
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from synthmed.cli.train import add_tracker_flag
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,11 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=int, default=None, help="training size in px (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (LoRA) or 1e-5 (full UNet)")
-    parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--max-steps", type=int, default=1000, help="step budget")
+    parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     parser.add_argument("--ema-decay", type=float, default=0.999, help="0 disables EMA")
     parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--seed", type=int, default=0)
+    add_tracker_flag(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.set_defaults(func=run)
 
@@ -41,19 +46,23 @@ def run(args: argparse.Namespace) -> int:
 
     full = args.full_unet
     config = FinetuneConfig(
+        dataset=str(Path(args.dataset).resolve()),
+        checkpoint=str(Path(args.checkpoint).resolve()),
         mode="full" if full else "lora",
         lora_rank=args.lora_rank,
         caption_template=args.caption_template,
         resolution_px=args.resolution,
         batch_size=args.batch_size,
-        learning_rate=args.learning_rate or (1e-5 if full else 1e-4),
+        lr=args.learning_rate or (1e-5 if full else 1e-4),
         max_steps=args.max_steps,
+        max_duration_min=args.max_duration_min,
         checkpoint_every_steps=args.checkpoint_every,
-        ema_decay=args.ema_decay,
+        ema_max_decay=args.ema_decay,
+        log_with=args.log_with or "none",
         mixed_precision=args.mixed_precision,
         seed=args.seed,
     )
-    out = finetune(args.dataset, checkpoint=args.checkpoint, out=args.out, config=config, resume=args.resume)
+    out = finetune(config, out=args.out, resume=args.resume)
     print(
         f"fine-tuned weights in {out}; use them with: synthmed prompt PROMPT --provider local-sd "
         f"--checkpoint {args.checkpoint} --lora {out}"

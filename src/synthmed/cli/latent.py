@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from synthmed.cli.sample import SAMPLER_CHOICES
+from synthmed.cli.train import add_tracker_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `latent train-autoencoder`, `latent train` and `latent sample`."""
@@ -53,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="captions where the manifest has no `caption` column (text conditioning only)",
     )
     tr.add_argument("--ema-decay", type=float, default=0.999)
+    tr.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0 = plain MSE)")
+    tr.add_argument(
+        "--objective", choices=["diffusion", "flow_matching"], default="diffusion", help="as for `synthmed train`"
+    )
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
 
@@ -61,10 +68,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sa.add_argument("--out", required=True, help="output folder (images + manifest.csv)")
     sa.add_argument("--n-per-class", type=int, required=True)
     sa.add_argument("--classes", default=None, help="comma-separated class names (default: all)")
-    sa.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp", "unipc"], default="ddim")
+    sa.add_argument(
+        "--sampler",
+        choices=SAMPLER_CHOICES,
+        default=None,
+        help="default ddim (flow_euler for flow-matching runs); dpm++ is an alias of dpmpp",
+    )
     sa.add_argument("--steps", type=int, default=None, help="default: the sampler's")
     sa.add_argument("--guidance-scale", type=float, default=2.0)
-    sa.add_argument("--seed", type=int, default=0, help="image k uses seed + k")
+    sa.add_argument("--seed", type=int, default=0, help="image k of each class uses seed + k")
     sa.add_argument("--batch-size", type=int, default=16)
     sa.add_argument("--age-years", type=float, default=None, help="fix the age (default: drawn from training data)")
     sa.add_argument("--sex", default=None, help="fix the sex value (default: drawn from training data)")
@@ -81,12 +93,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _training_flags(parser: argparse.ArgumentParser, *, batch_size: int, max_steps: int, checkpoint_every: int) -> None:
     parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--max-steps", type=int, default=max_steps)
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="peak AdamW lr (warmup, cosine decay)")
+    parser.add_argument("--max-steps", type=int, default=max_steps, help="step budget")
+    parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
     parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
     parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--seed", type=int, default=0)
+    add_tracker_flag(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+
+
+def _loop_settings(args: argparse.Namespace) -> dict:
+    return {
+        "batch_size": args.batch_size,
+        "lr": args.learning_rate,
+        "max_steps": args.max_steps,
+        "max_duration_min": args.max_duration_min,
+        "checkpoint_every_steps": args.checkpoint_every,
+        "mixed_precision": args.mixed_precision,
+        "seed": args.seed,
+        "log_with": args.log_with or "none",
+    }
+
+
+def _resolved(path: str) -> str:
+    """An absolute path (stored in the run config, so --resume from another folder compares equal)."""
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve())
 
 
 def run_train_autoencoder(args: argparse.Namespace) -> int:
@@ -101,15 +135,9 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
         **AE_PRESETS[args.preset],
     )
     train = AETrainConfig(
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        kl_weight=args.kl_weight,
-        max_steps=args.max_steps,
-        checkpoint_every_steps=args.checkpoint_every,
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
+        dataset=_resolved(args.dataset), autoencoder=config, kl_weight=args.kl_weight, **_loop_settings(args)
     )
-    train_autoencoder(args.dataset, out=args.out, config=config, train=train, resume=args.resume)
+    train_autoencoder(train, out=args.out, resume=args.resume)
     print(f"autoencoder in {args.out} ({config.latent_channels}x{config.latent_size}x{config.latent_size} latents)")
     return 0
 
@@ -118,20 +146,19 @@ def run_train(args: argparse.Namespace) -> int:
     from synthmed.latent.train import LatentTrainConfig, train_latent
 
     fields = [f.strip() for f in args.metadata.split(",") if f.strip()]
-    train = LatentTrainConfig(
+    config = LatentTrainConfig(
+        dataset=_resolved(args.dataset),
+        autoencoder=_resolved(args.autoencoder),
         preset=args.preset,
         metadata_fields=fields,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_steps=args.max_steps,
-        checkpoint_every_steps=args.checkpoint_every,
-        ema_decay=args.ema_decay,
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
-        text_encoder=args.text_encoder,
+        ema_max_decay=args.ema_decay,
+        snr_gamma=args.snr_gamma or None,
+        objective=args.objective,
+        text_encoder=args.text_encoder and _resolved(args.text_encoder),
         caption_template=args.caption_template,
+        **_loop_settings(args),
     )
-    train_latent(args.dataset, autoencoder=args.autoencoder, out=args.out, train=train, resume=args.resume)
+    train_latent(config, out=args.out, resume=args.resume)
     print(
         f"latent diffusion run in {args.out}; sample it with: synthmed latent sample {args.out} --out DIR "
         f"--n-per-class N"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+SCHEDULER_CHOICES = ("default", "ddpm", "ddim", "dpmpp", "unipc", "euler", "pndm", "dpm++")  # textgen.local_sd
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `prompt` subcommand."""
@@ -46,7 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     local.add_argument("--steps", type=int, default=30, help="denoising steps")
     local.add_argument("--guidance-scale", type=float, default=7.5)
     local.add_argument("--negative-prompt", default=None)
-    local.add_argument("--scheduler", choices=["default", "ddim", "dpm++", "euler", "pndm"], default="default")
+    local.add_argument(
+        "--scheduler",
+        choices=list(SCHEDULER_CHOICES),
+        default="default",
+        help="the synthmed sampler names (dpm++ is an alias of dpmpp), or euler / pndm; default = the checkpoint's",
+    )
     local.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     local.add_argument("--batch-size", type=int, default=1)
     local.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# synthmed.models.sampling.SAMPLERS + the dpm++ alias (kept literal: parsing the CLI must not import torch)
+SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun", "dpm++"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sample` subcommand."""
@@ -18,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument(
         "--sampler",
-        choices=["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"],
+        choices=SAMPLER_CHOICES,
         default="dpmpp",
-        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M; flow_euler/flow_heun for --objective flow_matching models)",
+        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M, dpm++ is an alias; flow_euler/flow_heun for "
+        "--objective flow_matching models)",
     )
     parser.add_argument(
         "--steps",
@@ -50,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the flags into a SampleConfig and sample."""
+    from synthmed.models.sampling import sampler_name
     from synthmed.sample.generate import SampleConfig, sample_images
 
     config = SampleConfig(
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         n_per_class=args.n_per_class,
         classes=args.classes,
-        sampler=args.sampler,
+        sampler=sampler_name(args.sampler),
         steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed_start=args.seed_start,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+from synthmed.models.config import PRESETS
 
 # CLI flag -> TrainConfig field (flags left unset keep the stored config on --resume, else the defaults).
 TRAIN_FLAGS = {
@@ -16,7 +19,18 @@ TRAIN_FLAGS = {
     "seed": int,
     "snr_gamma": float,
     "class_balance_power": float,
+    "log_with": str,
 }
+
+
+def add_tracker_flag(parser: argparse.ArgumentParser) -> None:
+    """`--log-with`: also send training metrics to an accelerate tracker (stats.jsonl is always written)."""
+    parser.add_argument(
+        "--log-with",
+        choices=["none", "tensorboard", "mlflow", "wandb"],
+        default=None,
+        help="also log metrics to this tracker (needs its package; files under RUN/); default none",
+    )
 
 
 # --objective -> the prediction type stored with the model (None: diffusion keeps --prediction-type).
@@ -35,9 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run folder (config.json, stats.jsonl, checkpoints/, model/)")
     parser.add_argument(
         "--preset",
-        choices=["tiny", "32", "64", "128", "256"],
+        choices=sorted(PRESETS),
         default=None,
-        help="UNet size preset (default: the one for the dataset's image size)",
+        help="UNet size preset (default: the one for the dataset's image size and the device: "
+        "64-cpu / 128-cpu without a GPU)",
     )
     parser.add_argument("--max-steps", type=int, default=None, help="step budget")
     parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
@@ -79,6 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="random horizontal flips (off by default: laterality matters in chest X-rays)",
     )
+    add_tracker_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -86,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the TrainConfig (stored one on --resume) with the given flags applied, then train."""
     from pathlib import Path
 
-    from synthmed.train.config import TrainConfig, train_config_for_dataset
+    from synthmed.train.config import TrainConfig, default_preset, train_config_for_dataset
     from synthmed.train.loop import CONFIG_NAME, train
 
     overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
@@ -107,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.model_validate({**base, **overrides})
     else:
         model_overrides = {"prediction_type": prediction_type} if prediction_type else {}
-        if "max_steps" not in overrides and "max_duration_min" not in overrides:
+        budget = {k: overrides.get(k) for k in ("max_steps", "max_duration_min")}
+        if budget == {"max_steps": None, "max_duration_min": None}:
             raise ValueError("give a budget: --max-steps N and/or --max-duration-min M.")
-        config = train_config_for_dataset(
-            args.dataset, preset=args.preset, model_overrides=model_overrides, **overrides
-        )
+        preset, why = (args.preset, "given with --preset") if args.preset else default_preset(args.dataset, **budget)
+        logging.getLogger("synthmed.train").info("model preset %s: %s", preset, why)
+        config = train_config_for_dataset(args.dataset, preset=preset, model_overrides=model_overrides, **overrides)
     model_dir = train(config, run_dir=args.out, resume=args.resume)
     print(f"model:   {model_dir}")
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")

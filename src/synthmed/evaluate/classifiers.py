@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 
 Arch = Literal["small_cnn", "resnet50", "densenet121", "vgg19"]
 ARCHS: tuple[str, ...] = ("small_cnn", "resnet50", "densenet121", "vgg19")
+VGG_SCRATCH = "vgg19_bn_gap"
+"""The network `vgg19` is built as when no ImageNet weights are given (see `build_classifier`)."""
+BUILT_ARCHS: tuple[str, ...] = (*ARCHS, VGG_SCRATCH)
+VGG_SCRATCH_DESCRIPTION = (
+    "from scratch as vgg19_bn (torchvision's VGG-19 with batch norm, Kaiming-normal init) with a "
+    "global-average-pool linear head, LR warm-up"
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,6 +56,28 @@ def _torchvision_net(arch: str) -> nn.Module:
     return {"resnet50": models.resnet50, "densenet121": models.densenet121, "vgg19": models.vgg19}[arch](weights=None)
 
 
+def _vgg19_bn_gap(num_classes: int) -> nn.Module:
+    """VGG-19 for training from scratch: torchvision's vgg19_bn (16 convs each followed by batch norm,
+    Kaiming-normal conv init) with the 7x7 pool and 4096-wide head replaced by global average pooling
+    and one linear layer (pools round up, so 16 px input works). Plain VGG-19 from scratch stays at
+    chance (bench/results/vgg_from_scratch.json)."""
+    from torchvision import models
+
+    net = models.vgg19_bn(weights=None)
+    for layer in cast(nn.Sequential, net.features):
+        if isinstance(layer, nn.MaxPool2d):
+            layer.ceil_mode = True  # small images (under 32 px) keep a 1x1 map instead of none
+    net.avgpool = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Sequential(nn.Flatten(), nn.Linear(512, num_classes))
+    return net
+
+
+def built_arch(arch: str, *, has_weights: bool, vgg_recipe: bool = True) -> str:
+    """The network `build_classifier` builds for `arch`: vgg19 without ImageNet weights becomes VGG_SCRATCH
+    (unless `vgg_recipe` is False, which keeps plain VGG-19 for comparison)."""
+    return VGG_SCRATCH if arch == "vgg19" and not has_weights and vgg_recipe else arch
+
+
 def _weights_url(arch: str) -> str:
     from torchvision import models
 
@@ -64,36 +93,63 @@ def imagenet_weights_filename(arch: str) -> str:
     return _weights_url(arch).rsplit("/", 1)[-1]
 
 
-def check_weights_dir(weights_dir: str | Path, archs: Iterable[str]) -> None:
-    """Refuse (before any work) a `--tstr-weights-dir` that lacks, or holds damaged, ImageNet weights of `archs`."""
+def check_weights_dir(weights_dir: str | Path, archs: Iterable[str], *, flag: str = "--tstr-weights-dir") -> None:
+    """Refuse (before any work) a weights folder that lacks, or holds damaged or wrong, ImageNet weights of `archs`.
+
+    `flag` names the setting in the message (the CLI flag, or the TOML key of `synthmed run`).
+    """
     folder = Path(weights_dir)
     wanted = [a for a in archs if a != "small_cnn"]
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"--tstr-weights-dir {folder} is not a folder; it should hold "
+            f"{flag} {folder} is not a folder; it should hold "
             f"{_expected_files(wanted) or 'torchvision ImageNet .pth files'}."
         )
+    missing = [a for a in wanted if not (folder / imagenet_weights_filename(a)).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{flag} {folder} lacks {', '.join(imagenet_weights_filename(a) for a in missing)}. synthmed never "
+            f"downloads at run time: fetch {_expected_files(missing)} on a machine with internet and copy them "
+            f"there under exactly those names, or drop {flag} to train from scratch."
+        )
     for arch in wanted:
-        _load_state_dict(folder / imagenet_weights_filename(arch), arch)
+        path = folder / imagenet_weights_filename(arch)
+        state = _load_state_dict(path, arch, flag=flag)
+        with torch.device("meta"):  # shapes only: no memory, no init
+            expected = {k: tuple(v.shape) for k, v in _torchvision_net(arch).state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if got != expected:
+            wrong = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+            raise ValueError(
+                f"{path} does not hold torchvision {arch} ImageNet weights ({len(wrong)} tensors differ, e.g. "
+                f"{wrong[0]}); {flag} needs {_expected_files([arch])} under that exact name."
+            )
 
 
 def _expected_files(archs: Iterable[str]) -> str:
     return ", ".join(f"{imagenet_weights_filename(a)} ({_weights_url(a)})" for a in archs)
 
 
-def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
+def _load_state_dict(path: Path, arch: str, *, flag: str = "--tstr-weights-dir") -> dict[str, torch.Tensor]:
     from synthmed.models.weights import load_safetensors, load_torch_file
 
     fix = (
-        f"--tstr-weights-dir needs torchvision's ImageNet weights for {arch} under the exact name "
-        f"{path.name}: fetch {_weights_url(arch)} on a machine with internet and copy it to {path.parent} "
-        f"(or drop --tstr-weights-dir to train from scratch)"
+        f"{flag} needs torchvision's ImageNet weights for {arch} under the exact name "
+        f"{imagenet_weights_filename(arch)}: fetch {_weights_url(arch)} on a machine with internet and copy it to "
+        f"{path.parent} (or drop {flag} to train from scratch)"
     )
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found. synthmed never downloads at run time; {fix}.")
-    state = load_safetensors(path, fix=fix) if path.suffix == ".safetensors" else load_torch_file(path, fix=fix)
+    try:
+        state = load_safetensors(path, fix=fix) if path.suffix == ".safetensors" else load_torch_file(path, fix=fix)
+    except (ValueError, OSError):
+        raise  # already one line naming the file and the fix
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler on junk bytes: KeyError, struct.error, ...
+        raise ValueError(f"{path} is damaged or not a PyTorch weights file ({type(exc).__name__}); {fix}.") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of weights; {fix}.")
     if arch == "densenet121":  # old torchvision checkpoints name 'norm.1' what the model calls 'norm1'
         pattern = re.compile(
             r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
@@ -104,7 +160,7 @@ def _load_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
 
 
 def _first_conv_path(arch: str) -> tuple[str, ...]:
-    return {"resnet50": ("conv1",), "densenet121": ("features", "conv0"), "vgg19": ("features", "0")}[arch]
+    return {"resnet50": ("conv1",), "densenet121": ("features", "conv0")}.get(arch, ("features", "0"))
 
 
 def _adapt_first_conv(net: nn.Module, arch: str, in_channels: int) -> None:
@@ -159,6 +215,7 @@ TARGET_LAYERS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "resnet50": lambda net: _last_of(net, "layer4"),
     "densenet121": lambda net: _last_of(net, "features"),
     "vgg19": lambda net: _last_of(net, "features"),
+    VGG_SCRATCH: lambda net: _last_of(net, "features"),
 }
 """The layer Grad-CAM reads for each architecture (the last spatial feature map)."""
 
@@ -198,14 +255,21 @@ class ImageClassifier(nn.Module):
 
 
 def build_classifier(
-    arch: str, *, num_classes: int, in_channels: int, weights_path: str | Path | None = None, small_cnn_width: int = 32
+    arch: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    weights_path: str | Path | None = None,
+    small_cnn_width: int = 32,
+    vgg_recipe: bool = True,
 ) -> nn.Module:
     """A classifier backbone for `num_classes` classes and 1 (grey) or 3 input channels.
 
     torchvision archs load ImageNet weights only from the local `weights_path` when given (never
-    downloaded); grey input sums the first conv's RGB kernels. `small_cnn` trains from scratch.
+    downloaded); grey input sums the first conv's RGB kernels. `small_cnn` trains from scratch; so does
+    vgg19 without weights, built as VGG_SCRATCH (`built_arch`; `vgg_recipe=False` keeps plain VGG-19).
     """
-    if arch not in ARCHS:
+    if arch not in BUILT_ARCHS:
         raise ValueError(f"Unknown classifier arch {arch!r}; choose one of {ARCHS}.")
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels}.")
@@ -215,6 +279,13 @@ def build_classifier(
         if weights_path is not None:
             raise ValueError("small_cnn has no ImageNet weights; leave weights_path unset for it.")
         return SmallCNN(num_classes=num_classes, in_channels=in_channels, width=small_cnn_width)
+    arch = built_arch(arch, has_weights=weights_path is not None, vgg_recipe=vgg_recipe)
+    if arch == VGG_SCRATCH:
+        if weights_path is not None:
+            raise ValueError(f"{VGG_SCRATCH} trains from scratch; ImageNet weights are for arch vgg19.")
+        net = _vgg19_bn_gap(num_classes)
+        _adapt_first_conv(net, arch, in_channels)
+        return net
     net = _torchvision_net(arch)
     if weights_path is not None:
         state = _load_state_dict(Path(weights_path), arch)

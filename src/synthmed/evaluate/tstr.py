@@ -20,12 +20,13 @@ from synthmed.evaluate.classifiers import (
     ImageClassifier,
     augment_batch,
     build_classifier,
+    built_arch,
     imagenet_weights_filename,
     predict_proba,
 )
 from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_metrics, condition_results, ratios
 from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
-from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict
+from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict, weights_description
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ class TSTRConfig(BaseModel):
     balance_classes: bool = Field(default=True, description="class-weighted loss for imbalanced sets")
     bf16_autocast: bool = Field(default=False, description="faster for the torchvision archs, slower for small_cnn")
     small_cnn_width: int = Field(default=32, gt=0)
+    vgg_recipe: bool = Field(
+        default=True,
+        description="vgg19 without ImageNet weights trains as vgg19_bn with a global-average-pool head "
+        "(classifiers.VGG_SCRATCH); False keeps plain VGG-19, which stays at chance from scratch",
+    )
     bootstrap_samples: int = Field(default=500, ge=10)
     save_classifiers: Literal["all", "first_seed", "none"] = Field(
         default="first_seed",
@@ -142,22 +148,19 @@ def fit_classifier(
             keep = torch.randperm(len(y), generator=generator)[: config.max_train_images]
             x, y = x[keep], y[keep]
         weights_path = _weights_path(arch, config)
-        if arch == "vgg19" and weights_path is None:
-            log.warning(
-                "vgg19 from scratch (no ImageNet weights): it has no batch norm and can stay at chance for "
-                "many epochs (PneumoniaMNIST 32 px, 5 epochs: balanced accuracy 0.50); give "
-                "--tstr-weights-dir with %s for a meaningful VGG-19 result.",
-                imagenet_weights_filename(arch),
-            )
         net = build_classifier(
             arch,
             num_classes=num_classes,
             in_channels=in_channels,
             weights_path=weights_path,
             small_cnn_width=config.small_cnn_width,
+            vgg_recipe=config.vgg_recipe,
         )
+        built = built_arch(arch, has_weights=weights_path is not None, vgg_recipe=config.vgg_recipe)
+        if built != arch:
+            log.info("%s without ImageNet weights trains as %s (plain VGG-19 stays at chance)", arch, built)
         model = ImageClassifier(
-            net, arch=arch, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
+            net, arch=built, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
         )
         counts = torch.bincount(y, minlength=num_classes).float()
         class_weight = torch.where(counts > 0, len(y) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
@@ -284,6 +287,7 @@ def run_tstr(
             weights_dir=config.weights_dir,
             image_size_px=config.image_size_px,
             seeds=config.seeds,
+            vgg_recipe=config.vgg_recipe,
             n_train=n_train,
             n_test=len(real_test),
         ),
@@ -324,7 +328,6 @@ def _save(
     n_train: int,
     score: float,
 ) -> dict:
-    weights = _weights_path(arch, config)
     paths = save_classifier(
         model,
         out_dir / "classifiers" / arch,
@@ -332,7 +335,7 @@ def _save(
         seed=seed,
         small_cnn_width=config.small_cnn_width,
         extra={
-            "initial_weights": weights.name if weights else "from scratch",
+            "initial_weights": weights_description(arch, config.weights_dir, vgg_recipe=config.vgg_recipe),
             "n_train_images": n_train,
             "real_test_balanced_accuracy": score,
             "tstr_config": config.model_dump(mode="json"),

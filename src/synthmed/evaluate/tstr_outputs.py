@@ -259,6 +259,7 @@ def load_classifier(weights_path: Path) -> ImageClassifier:
             num_classes=len(config["classes"]),
             in_channels=config["in_channels"],
             small_cnn_width=config.get("small_cnn_width") or 32,
+            vgg_recipe=False,  # "arch" is the network as built (classifiers.VGG_SCRATCH when the recipe was used)
         )
     model = ImageClassifier(
         net,

@@ -4,37 +4,53 @@ from __future__ import annotations
 
 import numpy as np
 
+from synthmed.evaluate.classifiers import VGG_SCRATCH_DESCRIPTION
 
-def weights_description(arch: str, weights_dir) -> str:
-    """'ImageNet weights' or 'from scratch' for one arch under a TSTRConfig's weights_dir."""
+
+def weights_description(arch: str, weights_dir, *, vgg_recipe: bool = True) -> str:
+    """'ImageNet weights', 'from scratch', or how vgg19 was built from scratch, for one arch of a TSTRConfig."""
+    if arch == "vgg19" and weights_dir is None and vgg_recipe:
+        return VGG_SCRATCH_DESCRIPTION
     if arch == "small_cnn" or weights_dir is None:
         return "from scratch"
     return "ImageNet weights"
 
 
-def classifier_description(arch: str, *, weights_dir, image_size_px: int, seeds) -> str:
+def classifier_description(arch: str, *, weights_dir, image_size_px: int, seeds, vgg_recipe: bool = True) -> str:
     """'resnet50 (ImageNet weights, 64 px, seeds 0, 1)'."""
     seeds = list(seeds)
     seed_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
-    return f"{arch} ({weights_description(arch, weights_dir)}, {image_size_px} px, {seed_text})"
+    weights = weights_description(arch, weights_dir, vgg_recipe=vgg_recipe)
+    return f"{arch} ({weights}, {image_size_px} px, {seed_text})"
 
 
 def rests_on(
-    *, archs, weights_dir, image_size_px: int, seeds, n_train: dict[str, int], n_test: int, test_name: str = "real test"
+    *,
+    archs,
+    weights_dir,
+    image_size_px: int,
+    seeds,
+    n_train: dict[str, int],
+    n_test: int,
+    test_name: str = "real test",
+    vgg_recipe: bool = True,
 ) -> dict:
     """What a classifier-based verdict rests on: structured fields plus one sentence ("text"); archs sorted."""
     archs = sorted(archs)
     classifiers = [
         {
             "arch": arch,
-            "weights": weights_description(arch, weights_dir),
+            "weights": weights_description(arch, weights_dir, vgg_recipe=vgg_recipe),
             "image_size_px": image_size_px,
             "seeds": list(seeds),
         }
         for arch in archs
     ]
     described = "; ".join(
-        classifier_description(a, weights_dir=weights_dir, image_size_px=image_size_px, seeds=seeds) for a in archs
+        classifier_description(
+            a, weights_dir=weights_dir, image_size_px=image_size_px, seeds=seeds, vgg_recipe=vgg_recipe
+        )
+        for a in archs
     )
     trained = ", ".join(f"{n:,} {name}" for name, n in n_train.items())
     text = f"{described}; trained on {trained} images; tested on {n_test:,} {test_name} images."

@@ -2,7 +2,9 @@
 
     AE_DIR/config.json        {"format": "synthmed-autoencoder-v1", "autoencoder": AutoencoderConfig}
     AE_DIR/model.safetensors  the weights
-    AE_DIR/stats.jsonl, AE_DIR/checkpoints/step-XXXXXX/train_state.pt   (training only)
+
+`train_autoencoder` writes the shared run folder (synthmed.train.run_files) with AE_DIR = RUN/model;
+`load_autoencoder` takes RUN or AE_DIR (older synthmed wrote AE_DIR itself as the run folder).
 
 `load_autoencoder` also reads a plain diffusers AutoencoderKL folder (config.json +
 diffusion_pytorch_model.safetensors, e.g. a Stable Diffusion `vae/` subfolder).
@@ -11,30 +13,24 @@ diffusion_pytorch_model.safetensors, e.g. a Stable Diffusion `vae/` subfolder).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from synthmed.data.dataset import load_arrays, to_model_range
-from synthmed.files import atomic_write_json, read_json
+from synthmed.data.dataset import from_model_range, load_arrays, to_model_range
+from synthmed.files import atomic_write_json, fsync_path, publish_folder, read_json
 from synthmed.models.config import largest_group_count
-from synthmed.models.weights import load_safetensors, load_state_dict_into, load_torch_file
-from synthmed.train.run_files import (
-    TRAIN_STATE_NAME,
-    append_stats,
-    atomic_torch_save,
-    latest_checkpoint,
-    make_accelerator,
-    prune_checkpoints,
-    releases_accelerator,
-    step_dir,
-)
+from synthmed.models.interface import ALL_ROWS, TrainableModel, seeded
+from synthmed.models.preview import grid_image
+from synthmed.models.weights import load_safetensors, load_state_dict_into
+from synthmed.train.config import LoopConfig
+from synthmed.train.fit import TrainingData, fit
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +78,22 @@ class AutoencoderConfig(BaseModel):
         return self.image_size_px // self.downsample_factor
 
 
-class AETrainConfig(BaseModel):
-    """How to train the autoencoder."""
+class AETrainConfig(LoopConfig):
+    """An autoencoder run (RUN/config.json): the loop's settings plus data, architecture and KL weight."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    dataset: str = Field(description="prepared dataset folder")
+    autoencoder: AutoencoderConfig
     split: str = "train"
-    batch_size: int = Field(8, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
     kl_weight: float = Field(1e-6, ge=0)
-    max_steps: int = Field(5000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    lr_warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    ema_max_decay: float = Field(0.0, ge=0, lt=1, description="0 = no EMA (the autoencoder's default)")
+    max_steps: int | None = Field(5000, ge=1)
     checkpoint_every_steps: int = Field(500, ge=1)
     log_every_steps: int = Field(25, ge=1)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    seed: int = 0
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "no"
 
 
 def build_autoencoder(config: AutoencoderConfig):
@@ -118,13 +116,12 @@ def build_autoencoder(config: AutoencoderConfig):
 
 
 def save_autoencoder(folder: str | Path, *, vae, config: AutoencoderConfig) -> Path:
-    """Write model.safetensors then config.json (the config last, so a folder with one is complete)."""
+    """Write model.safetensors (fsynced) then config.json; callers publish `folder` atomically (publish_folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in vae.state_dict().items()}
-    tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_NAME)
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    fsync_path(folder / WEIGHTS_NAME)
     atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "autoencoder": config.model_dump()})
     return folder
 
@@ -134,6 +131,8 @@ def load_autoencoder(folder: str | Path, *, image_size_px: int | None = None):
     from diffusers import AutoencoderKL
 
     folder = Path(folder).expanduser()
+    if (folder / "model" / CONFIG_NAME).is_file():  # a training run folder
+        folder = folder / "model"
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(
@@ -197,82 +196,66 @@ def latent_scaling_factor(vae, images: torch.Tensor, *, batch_size: int = 16, ma
     return float(1.0 / torch.cat(means).float().std().clamp_min(1e-6))
 
 
-@releases_accelerator
-def train_autoencoder(
-    dataset: str | Path, *, out: str | Path, config: AutoencoderConfig, train: AETrainConfig, resume: bool = False
-) -> Path:
-    """Train an AutoencoderKL on `dataset` with L1 reconstruction + `kl_weight` * KL; returns AE_DIR."""
+class Reconstruction(torch.nn.Module):
+    """encode -> sample the posterior with given noise -> decode, as one forward (DDP and autocast see it)."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, images: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        posterior = self.vae.encode(images).latent_dist
+        recon = self.vae.decode(posterior.mean + posterior.std * noise.to(posterior.mean.dtype)).sample
+        return recon, posterior.kl()
+
+
+class AutoencoderModel(TrainableModel):
+    """The autoencoder as a `TrainableModel`: L1 reconstruction + `kl_weight` * KL (Rombach et al. 2022).
+
+    Training batches are images in [-1, 1]; the saved folder's scaling_factor is measured on
+    `reference` (up to 256 training images) so latents have unit variance.
+    """
+
+    def __init__(self, config: AutoencoderConfig, *, seed: int, kl_weight: float, reference: torch.Tensor):
+        with seeded(seed):
+            self.network = Reconstruction(build_autoencoder(config))
+        self.config, self.kl_weight, self.reference = config, kl_weight, reference[:256]
+
+    def loss(self, batch, *, generator: torch.Generator, rows: slice = ALL_ROWS) -> dict[str, torch.Tensor]:
+        device = next(self.network.parameters()).device
+        size = self.config.latent_size
+        noise = torch.randn((len(batch), self.config.latent_channels, size, size), generator=generator)
+        images = batch[rows].to(device)
+        recon, kl = self.network(images, noise[rows].to(device))
+        l1 = F.l1_loss(recon.float(), images)
+        kl = kl.float().mean() / images[0].numel()
+        return {"loss": l1 + self.kl_weight * kl, "l1": l1, "kl": kl}
+
+    def save(self, folder: Path, *, step: int) -> Path:
+        vae = self.network.vae
+        was_training = vae.training
+        vae.eval()
+        device = next(vae.parameters()).device
+        scaled = self.config.model_copy(
+            update={"scaling_factor": latent_scaling_factor(vae, self.reference.to(device))}
+        )
+        vae.train(was_training)
+        return publish_folder(folder, lambda tmp: save_autoencoder(tmp, vae=vae, config=scaled))
+
+    @torch.no_grad()
+    def grid(self, *, seed: int) -> Image.Image | None:
+        """Top row: up to 8 training images; bottom row: their reconstructions (posterior means)."""
+        vae, images = self.network.vae, self.reference[:8]
+        recon = vae.decode(vae.encode(images.to(next(vae.parameters()).device)).latent_dist.mean).sample.cpu()
+        return grid_image([from_model_range(images).numpy(), from_model_range(recon.float().clamp(-1, 1)).numpy()])
+
+
+def train_autoencoder(config: AETrainConfig, *, out: str | Path, resume: bool = False) -> Path:
+    """Train an AutoencoderKL on `config.dataset` with the one loop; returns RUN (its model/ is the AE folder)."""
     out = Path(out).expanduser()
-    if (out / CONFIG_NAME).is_file() and not resume:
-        raise FileExistsError(
-            f"{out} already holds an autoencoder; pass --resume to continue training it or choose a new --out."
-        )
-    accelerator = make_accelerator(train.mixed_precision)
-    images, _ = dataset_images(dataset, split=train.split, channels=config.channels, size_px=config.image_size_px)
-    vae = build_autoencoder(config)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=train.learning_rate)
-    generator = torch.Generator().manual_seed(train.seed)
-    start_step = 0
-    if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = load_torch_file(ckpt / TRAIN_STATE_NAME, fix=f"delete the damaged checkpoint {ckpt} and resume again")
-        vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        start_step = int(state["step"])
-        log.info("resumed autoencoder training from %s (step %d)", ckpt, start_step)
-    vae, optimizer = accelerator.prepare(vae, optimizer)
-    device = accelerator.device
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "train_config.json", {"train": train.model_dump(), "dataset": str(Path(dataset).resolve())})
-
-    def save(step: int) -> None:
-        model = accelerator.unwrap_model(model_ref)
-        atomic_torch_save(
-            {
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-            },
-            step_dir(out, step) / TRAIN_STATE_NAME,
-        )
-        prune_checkpoints(out, keep=2)
-        model.eval()
-        scaled = config.model_copy(update={"scaling_factor": latent_scaling_factor(model, images.to(device))})
-        model.train()
-        save_autoencoder(out, vae=model, config=scaled)
-
-    model_ref = vae
-    vae.train()
-    started = time.perf_counter()
-    progress = tqdm(
-        range(start_step, train.max_steps), initial=start_step, total=train.max_steps, desc="autoencoder", unit="step"
-    )
-    for step in progress:
-        batch = images[torch.randint(len(images), (train.batch_size,), generator=generator)].to(device)
-        with accelerator.autocast():
-            posterior = vae.encode(batch).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-            recon = vae.decode(z).sample
-        l1 = F.l1_loss(recon.float(), batch)
-        kl = posterior.kl().mean() / batch[0].numel()
-        loss = l1 + train.kl_weight * kl
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        if done % train.log_every_steps == 0 or done == train.max_steps:
-            append_stats(
-                out,
-                {
-                    "step": done,
-                    "loss": loss.item(),
-                    "l1": l1.item(),
-                    "kl": kl.item(),
-                    "elapsed_s": time.perf_counter() - started,
-                },
-            )
-            progress.set_postfix(l1=f"{l1.item():.4f}")
-        if done % train.checkpoint_every_steps == 0 or done == train.max_steps:
-            save(done)
+    ae = config.autoencoder
+    images, labels = dataset_images(config.dataset, split=config.split, channels=ae.channels, size_px=ae.image_size_px)
+    model = AutoencoderModel(ae, seed=config.seed, kl_weight=config.kl_weight, reference=images)
+    data = TrainingData(labels=labels.numpy().astype(np.int64), fetch=lambda index: images[index])
+    fit(model, data, config, run_dir=out, resume=resume)
     return out

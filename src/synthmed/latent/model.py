@@ -58,7 +58,9 @@ class LatentModelConfig(BaseModel):
     attention_head_dim: int = Field(32, ge=1)
     norm_num_groups: int = Field(0, ge=0)
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
-    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    prediction_type: Literal["epsilon", "v_prediction", "flow_prediction"] = Field(
+        "v_prediction", description="flow_prediction = flow matching (the objective of synthmed.models.objective)"
+    )
     num_train_timesteps: int = Field(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     condition_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
@@ -151,7 +153,7 @@ def build_scheduler(config: LatentModelConfig):
     )
 
 
-def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None) -> Path:
+def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None, extra: dict | None = None) -> Path:
     """Write weights, scheduler and conditions first, config.json last, into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,7 +162,7 @@ def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=N
     build_scheduler(model.config).save_config(str(folder))
     if conditions is not None:
         conditions.to_csv(folder / CONDITIONS_NAME, index=False)
-    atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": model.config.model_dump()})
+    atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "model": model.config.model_dump(), **(extra or {})})
     return folder
 
 

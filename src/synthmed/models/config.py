@@ -108,6 +108,22 @@ PRESETS: dict[str, dict] = {
         attention_levels=[False, False, False, True, True],
         attention_head_dim=64,
     ),
+    # CPU-sized models for 64 and 128 px: one block per level, narrow channels, attention only at 8 px
+    # (bench/results/presets_cpu.json: several times the images/s of '64'/'128' on one CPU thread).
+    "64-cpu": dict(
+        block_out_channels=[16, 32, 64, 128],
+        layers_per_block=1,
+        attention_levels=[False, False, False, True],
+        attention_head_dim=32,
+        norm_num_groups=8,
+    ),
+    "128-cpu": dict(
+        block_out_channels=[16, 32, 64, 64, 128],
+        layers_per_block=1,
+        attention_levels=[False, False, False, False, True],
+        attention_head_dim=32,
+        norm_num_groups=8,
+    ),
     # The reference-scale model (256 px chest X-rays), for a GPU.
     "256": dict(
         block_out_channels=[64, 128, 256, 256, 512, 512],
@@ -118,7 +134,7 @@ PRESETS: dict[str, dict] = {
 }
 """Architecture presets by name; `tiny` is for tests (8-16 channels)."""
 
-PRESET_SIZES_PX = {"tiny": None, "32": 32, "64": 64, "128": 128, "256": 256}
+PRESET_SIZES_PX = {"tiny": None, "32": 32, "64": 64, "64-cpu": 64, "128": 128, "128-cpu": 128, "256": 256}
 
 
 def preset_config(
@@ -150,9 +166,25 @@ def preset_config(
     return DiffusionModelConfig(**fields)
 
 
-def preset_for_size(image_size_px: int) -> str:
-    """The preset made for `image_size_px` (the nearest preset size at or above it, '256' beyond)."""
+def preset_for_size(image_size_px: int, *, gpu: bool = True) -> str:
+    """The preset made for `image_size_px` (the nearest preset size at or above it, '256' beyond).
+
+    `gpu=False` picks the CPU-sized preset where there is one (64 and 128 px): the GPU-sized ones train at a
+    few images/s on a CPU (bench/results/presets_cpu.json).
+    """
     for name in ("32", "64", "128", "256"):
         if image_size_px <= int(name):
-            return name
+            return name if gpu or f"{name}-cpu" not in PRESETS else f"{name}-cpu"
     return "256"
+
+
+def preset_choice(image_size_px: int, *, gpu: bool, budget: str) -> tuple[str, str]:
+    """The default preset for this image size on this device, and one sentence saying why (for the training log)."""
+    preset = preset_for_size(image_size_px, gpu=gpu)
+    device = "a GPU" if gpu else "no GPU (CPU training)"
+    why = f"{image_size_px} px images, {device}, budget {budget}"
+    if preset.endswith("-cpu"):
+        why += f"; the CPU-sized preset (pass --preset {preset.removesuffix('-cpu')} for the larger GPU model)"
+    elif not gpu and preset == "256":
+        why += "; no CPU-sized preset at this size: expect a few images/s (prepare at --size 128 or 64 for CPU)"
+    return preset, why

@@ -1,14 +1,16 @@
-"""Inference schedulers (DDPM, DDIM, DPM-Solver++, UniPC, flow Euler/Heun) and the CFG denoising loop.
+"""The one sampler: schedulers (DDPM, DDIM, DPM-Solver++, UniPC, flow Euler/Heun) and the guided denoising loop.
 
-One seed per image: image k's initial noise and every per-step noise (DDPM) come from its own
-`torch.Generator`, and the UNet is always called on exactly `model_batch_size` rows (padded), because
-CPU/GPU matrix kernels round differently for different row counts. Together these make image k
-bit-identical whatever batch it is sampled in.
+Every family (pixel, latent) samples through `denoise` with a `DenoisingModel`. One seed per image:
+image k's initial noise and every per-step noise (DDPM) come from its own `torch.Generator`, and the
+network is always called on exactly `model_batch_size` rows (padded), because CPU/GPU matrix kernels
+round differently for different row counts. Together these make image k bit-identical whatever batch
+it is sampled in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ from diffusers import (
     SchedulerMixin,
     UniPCMultistepScheduler,
 )
+
+from synthmed.models.interface import Condition, DenoisingModel
 
 FLOW_PREDICTION = "flow_prediction"
 """The prediction type of flow-matching models (diffusers' name for the velocity noise - x0)."""
@@ -74,7 +78,19 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "flow_heun": SamplerSpec(_flow(FlowHeunScheduler), 10, False, True),
 }
 """Sampler name -> spec. DPM-Solver++ (Lu et al. 2022), UniPC (Zhao et al. 2023), DDIM (Song et al. 2021);
-flow_euler / flow_heun integrate a flow-matching model's ODE from t = 1 (noise) to 0 (Esser et al. 2024)."""
+flow_euler / flow_heun integrate a flow-matching model's ODE from t = 1 (noise) to 0 (Esser et al. 2024).
+These names are used everywhere (CLI flags, manifests, local Stable Diffusion); a new sampler is one entry."""
+
+SAMPLER_ALIASES = {"dpm++": "dpmpp"}
+"""Accepted spellings of sampler names (documented alias: `dpm++` is `dpmpp`)."""
+
+
+def sampler_name(name: str) -> str:
+    """The canonical sampler name of `name` (aliases resolved); unknown names raise with the choices."""
+    canonical = SAMPLER_ALIASES.get(name, name)
+    if canonical not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}.")
+    return canonical
 
 
 def is_flow_model(train_scheduler: SchedulerMixin) -> bool:
@@ -89,8 +105,7 @@ def default_sampler(train_scheduler: SchedulerMixin) -> str:
 
 def make_scheduler(sampler: str, train_scheduler: SchedulerMixin) -> SchedulerMixin:
     """A fresh inference scheduler of kind `sampler` sharing the training noise schedule."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
+    sampler = sampler_name(sampler)
     flow_model = is_flow_model(train_scheduler)
     if SAMPLERS[sampler].flow != flow_model:
         fitting = sorted(name for name, spec in SAMPLERS.items() if spec.flow == flow_model)
@@ -101,20 +116,28 @@ def make_scheduler(sampler: str, train_scheduler: SchedulerMixin) -> SchedulerMi
     return SAMPLERS[sampler].build(dict(train_scheduler.config))
 
 
-def initial_noise(generators: list[torch.Generator], shape: tuple[int, int, int]) -> torch.Tensor:
-    """[B, C, H, W] standard normal noise, row k drawn from generators[k] (CPU, float32)."""
+def image_seeds(n_per_class: int, seed_start: int = 0) -> list[int]:
+    """The one seed rule of every family: image k of each class uses seed `seed_start + k`."""
+    return list(range(seed_start, seed_start + n_per_class))
+
+
+def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    """[B, *shape] standard normal noise, row k drawn from generators[k] (CPU, float32)."""
     return torch.cat([torch.randn((1, *shape), generator=g) for g in generators])
+
+
+def concat_conditions(first: Condition, second: Condition) -> Condition:
+    """Two condition batches stacked row-wise (the conditional and null passes of guidance in one call)."""
+    return {k: torch.cat([first[k], second[k]]) for k in first}
 
 
 @torch.no_grad()
 def denoise(
-    unet: torch.nn.Module,
+    model: DenoisingModel,
     scheduler: SchedulerMixin,
     *,
-    labels: torch.Tensor,
-    null_class: int,
+    condition: Condition,
     generators: list[torch.Generator],
-    image_shape: tuple[int, int, int],
     steps: int,
     guidance_scale: float = 1.0,
     stochastic: bool = False,
@@ -122,49 +145,57 @@ def denoise(
     device: torch.device | str = "cpu",
     model_batch_size: int = 16,
 ) -> torch.Tensor:
-    """Run the reverse process for one batch; returns images in model range [-1, 1] (float32, CPU).
+    """Run the reverse process for one batch and decode it; returns images in [-1, 1] (float32, CPU).
 
     Classifier-free guidance (Ho & Salimans 2022): `out = uncond + w * (cond - uncond)`, with the
-    conditional and null-class passes batched together; `w = 1` skips the null pass.
+    conditional and null passes batched together; `w = 1` skips the null pass.
     """
     device = torch.device(device)
-    labels = labels.to(device)
     scheduler.set_timesteps(steps)
-    x = (initial_noise(generators, image_shape) * scheduler.init_noise_sigma).to(device)
+    x = (initial_noise(generators, model.sample_shape) * scheduler.init_noise_sigma).to(device)
     step_kwargs = {"generator": generators} if stochastic else {}
     guided = guidance_scale != 1.0
-    class_in = torch.cat([labels, torch.full_like(labels, null_class)]) if guided else labels
+    both = concat_conditions(condition, model.null_condition(condition)) if guided else condition
+    both = {k: v.to(device) for k, v in both.items()}
     autocast = (
         torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
     )
     for t in scheduler.timesteps:
         model_in = scheduler.scale_model_input(x, t)
         with autocast:
-            out = fixed_batch_forward(
-                unet,
+            out = in_fixed_batches(
+                functools.partial(_predict_at, model, t),
                 torch.cat([model_in, model_in]) if guided else model_in,
-                t,
-                class_in,
+                both,
                 model_batch_size=model_batch_size,
             )
         if guided:
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
         x = scheduler.step(out.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(device)
-    return x.float().cpu().clamp(-1, 1)
+    decoded = in_fixed_batches(lambda xc, _: model.decode(xc), x.float(), {}, model_batch_size=model_batch_size)
+    return decoded.cpu().clamp(-1, 1)
 
 
-def fixed_batch_forward(
-    unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, *, model_batch_size: int
+def _predict_at(model: DenoisingModel, t: torch.Tensor, x: torch.Tensor, condition: Condition) -> torch.Tensor:
+    return model.predict(x, t, condition)
+
+
+def in_fixed_batches(
+    fn: Callable[[torch.Tensor, Condition], torch.Tensor],
+    x: torch.Tensor,
+    condition: Condition,
+    *,
+    model_batch_size: int,
 ) -> torch.Tensor:
-    """`unet(x, t, labels)` evaluated in chunks of exactly `model_batch_size` rows (last one padded)."""
+    """`fn(x, condition)` evaluated in chunks of exactly `model_batch_size` rows (last one padded), float32."""
     rows = x.shape[0]
     pad = -rows % model_batch_size
     if pad:
         x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
-        labels = torch.cat([labels, labels[-1:].expand(pad)])
-    outs = [
-        unet(xc, t, class_labels=lc).sample.float()
-        for xc, lc in zip(x.split(model_batch_size), labels.split(model_batch_size))
+        condition = {k: torch.cat([v, v[-1:].expand(pad, *v.shape[1:])]) for k, v in condition.items()}
+    chunks = [
+        fn(xc, {k: v[i : i + model_batch_size] for k, v in condition.items()}).float()
+        for i, xc in zip(range(0, len(x), model_batch_size), x.split(model_batch_size))
     ]
-    return torch.cat(outs)[:rows]
+    return torch.cat(chunks)[:rows]

@@ -1,9 +1,10 @@
-"""Sample N images per class from a trained model folder into PNG/DICOM files with a provenance manifest."""
+"""Sample N images per class from a trained model into PNG/DICOM files with a provenance manifest (every family)."""
 
 from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -15,20 +16,18 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import from_model_range
 from synthmed.data.manifest import MANIFEST_NAME
 from synthmed.files import portable_name, swap_folder
-from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
-from synthmed.models.unet import (
-    EXPECTED_FILES,
-    is_model_folder,
-    load_model_folder,
-    load_model_metadata,
-    weights_sha256,
-)
+from synthmed.models.interface import Condition, DenoisingModel
+from synthmed.models.pixel import PixelDiffusion
+from synthmed.models.preview import grid_image, save_png_atomic
+from synthmed.models.sampling import SAMPLERS, denoise, image_seeds, make_scheduler
+from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
 from synthmed.sample.shard import current_shard, sharded_batches
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
-from synthmed.train.grids import grid_image, save_png_atomic
 
 logger = logging.getLogger(__name__)
+
+SamplerName = Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"]  # = SAMPLERS' keys
 
 
 class SampleConfig(BaseModel):
@@ -41,7 +40,7 @@ class SampleConfig(BaseModel):
     out_dir: str
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
-    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun"] = "dpmpp"
+    sampler: SamplerName = "dpmpp"
     steps: int | None = Field(
         None,
         ge=1,
@@ -113,88 +112,92 @@ def refuse_existing_output(out: Path) -> None:
         raise FileExistsError(f"{out} is not an empty folder; choose a new --out folder (or delete that one first).")
 
 
-def sample_images(config: SampleConfig) -> Path:
-    """Generate `n_per_class` images for each chosen class; returns the output folder (with manifest.csv).
+@dataclass
+class SampleJob:
+    """One image to draw: its class, its seed (the one seed rule: image k of a class uses seed_start + k),
+    its condition row (a batch of one) and any provenance of its own (drawn metadata, caption)."""
+
+    label: int
+    seed: int
+    condition: Condition
+    provenance: dict = field(default_factory=dict)
+
+
+def class_jobs(model: DenoisingModel, labels: list[int], *, n_per_class: int, seed_start: int) -> list[SampleJob]:
+    """`n_per_class` jobs per class, class by class, with the seeds of `image_seeds`."""
+    return [
+        SampleJob(label, seed, model.class_condition(torch.tensor([label])))
+        for label in labels
+        for seed in image_seeds(n_per_class, seed_start)
+    ]
+
+
+def write_image_set(
+    model: DenoisingModel,
+    jobs: list[SampleJob],
+    *,
+    out: Path,
+    sampler: str,
+    steps: int,
+    guidance_scale: float,
+    batch_size: int,
+    provenance: dict,
+    formats: tuple[str, ...] = ("png",),
+    bit_depth: int = 8,
+    modality: str = "OT",
+    model_batch_size: int = 16,
+    autocast: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    grid_per_class: int = 0,
+) -> Path:
+    """Denoise `jobs` batch by batch (one generator per image) into an image set at `out`.
 
     The set is written into `OUT.partial` and renamed to OUT at the end: a run that fails or is
     killed leaves no OUT, and running the same command again starts clean (deterministic seeds make
-    the images the same as an uninterrupted run's). Under `accelerate launch` each process denoises its
-    share of every batch and the main process writes everything: the same files as one process.
+    the images the same as an uninterrupted run's). Image k is the same whatever `batch_size`. Under
+    `accelerate launch` each process denoises its share of every batch and the main process writes
+    everything: the same files as one process (synthmed.sample.shard).
     """
-    out = Path(config.out_dir)
     refuse_existing_output(out)
-    shard = current_shard()
-    # Load model.
-    model_dir = resolve_model_dir(config.model_dir).resolve()
-    device = shard.device(config.device)
-    unet, model_config, train_scheduler = load_model_folder(model_dir, device=device)
-    names = model_config.class_names or [str(i) for i in range(model_config.num_classes)]
-    chosen = _class_indices(config.classes, names)
-    steps = config.steps or SAMPLERS[config.sampler].default_steps
-    bit_depth = 16 if config.format == "png16" else 8
-    model_meta = load_model_metadata(model_dir)
-    provenance = {
-        "sampler": config.sampler,
-        "steps": steps,
-        "guidance_scale": config.guidance_scale,
-        "checkpoint": portable_name(model_dir),
-        "checkpoint_sha256": weights_sha256(model_dir),
-        "provider": "synthmed",
-        "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
-        "prompt": "",
-    }
-    autocast = torch.bfloat16 if config.mixed_precision == "bf16" else None
-    shape = (model_config.in_channels, model_config.image_size_px, model_config.image_size_px)
-    logger.info(
-        "sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s",
-        config.n_per_class,
-        len(chosen),
-        config.sampler,
-        steps,
-        config.guidance_scale,
-        model_dir,
-    )
+    names, shard = model.class_names, current_shard()
 
-    def denoise_jobs(batch: list[tuple[int, int]]) -> torch.Tensor:
+    def denoise_jobs(batch: list[SampleJob]) -> torch.Tensor:
         return denoise(
-            unet,
-            make_scheduler(config.sampler, train_scheduler),
-            labels=torch.tensor([label for label, _ in batch]),
-            null_class=model_config.null_class,
-            generators=[torch.Generator().manual_seed(seed) for _, seed in batch],
-            image_shape=shape,
+            model,
+            make_scheduler(sampler, model.scheduler),
+            condition={k: torch.cat([job.condition[k] for job in batch]) for k in batch[0].condition},
+            generators=[torch.Generator().manual_seed(job.seed) for job in batch],
             steps=steps,
-            guidance_scale=config.guidance_scale,
-            stochastic=SAMPLERS[config.sampler].stochastic,
+            guidance_scale=guidance_scale,
+            stochastic=SAMPLERS[sampler].stochastic,
             autocast_dtype=autocast,
             device=device,
-            model_batch_size=config.model_batch_size,
+            model_batch_size=model_batch_size,
         )
 
-    jobs = [
-        (label, seed) for label in chosen for seed in range(config.seed_start, config.seed_start + config.n_per_class)
-    ]
-    batches = sharded_batches(jobs, config.batch_size, shard, denoise_jobs)  # (batch, images) on the main process
+    batches = sharded_batches(jobs, batch_size, shard, denoise_jobs)  # (batch, images) on the main process
     if not shard.is_main:
         for _ in batches:  # denoise this process's share of every batch; the main process writes
             pass
         shard.wait()
         return out
-
-    # Denoise batch by batch, one generator per image, writing as we go into the partial folder.
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
-    writer = SyntheticSetWriter(
-        partial, formats=FORMAT_CHOICES[config.format], bit_depth=bit_depth, modality=config.modality
-    )
-    grids: dict[int, list[np.ndarray]] = {label: [] for label in chosen}
+    writer = SyntheticSetWriter(partial, formats=formats, bit_depth=bit_depth, modality=modality)
+    grids: dict[int, list[np.ndarray]] = {job.label: [] for job in jobs}
     try:
-        with writer, tqdm(total=len(jobs), desc=f"sample {config.sampler}", unit="img") as bar:
+        with writer, tqdm(total=len(jobs), desc=f"sample {sampler}", unit="img") as bar:
             for batch, images in batches:
-                for (label, seed), pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
-                    writer.add(pixels, label=names[label], label_idx=label, seed=seed, provenance=provenance)
-                    if len(grids[label]) < config.grid_per_class:
-                        grids[label].append(from_model_range(image).numpy())
+                for job, pixels, image in zip(batch, _to_pixels(images, bit_depth), images):
+                    writer.add(
+                        pixels,
+                        label=names[job.label],
+                        label_idx=job.label,
+                        seed=job.seed,
+                        provenance={**provenance, **job.provenance},
+                    )
+                    if len(grids[job.label]) < grid_per_class:
+                        grids[job.label].append(from_model_range(image).numpy())
                 bar.update(len(batch))
         # Save one grid per class.
         for label, tiles in grids.items():
@@ -210,3 +213,51 @@ def sample_images(config: SampleConfig) -> Path:
     logger.info("wrote %d images and manifest.csv to %s", len(jobs), out)
     shard.wait()
     return out
+
+
+def sample_images(config: SampleConfig) -> Path:
+    """Generate `n_per_class` images for each chosen class of a pixel model; returns the output folder."""
+    out = Path(config.out_dir)
+    refuse_existing_output(out)
+    model_dir = resolve_model_dir(config.model_dir).resolve()
+    device = current_shard().device(config.device)
+    model = PixelDiffusion.load(model_dir, device=device)
+    chosen = _class_indices(config.classes, model.class_names)
+    steps = config.steps or SAMPLERS[config.sampler].default_steps
+    model_meta = load_model_metadata(model_dir)
+    provenance = {
+        "sampler": config.sampler,
+        "steps": steps,
+        "guidance_scale": config.guidance_scale,
+        "checkpoint": portable_name(model_dir),
+        "checkpoint_sha256": weights_sha256(model_dir),
+        "provider": "synthmed",
+        "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
+        "prompt": "",
+    }
+    logger.info(
+        "sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s",
+        config.n_per_class,
+        len(chosen),
+        config.sampler,
+        steps,
+        config.guidance_scale,
+        model_dir,
+    )
+    return write_image_set(
+        model,
+        class_jobs(model, chosen, n_per_class=config.n_per_class, seed_start=config.seed_start),
+        out=out,
+        sampler=config.sampler,
+        steps=steps,
+        guidance_scale=config.guidance_scale,
+        batch_size=config.batch_size,
+        provenance=provenance,
+        formats=FORMAT_CHOICES[config.format],
+        bit_depth=16 if config.format == "png16" else 8,
+        modality=config.modality,
+        model_batch_size=config.model_batch_size,
+        autocast=torch.bfloat16 if config.mixed_precision == "bf16" else None,
+        device=device,
+        grid_per_class=config.grid_per_class,
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthmed.files import portable_name
+from synthmed.models.sampling import SAMPLER_ALIASES, SAMPLERS, image_seeds, make_scheduler
 from synthmed.textgen.providers import GeneratedImage, SizePx, size_as_pair
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,9 @@ SD_REQUIRED_PARTS = (
 )
 """What a diffusers-format Stable Diffusion folder must hold (weights sit beside each config.json)."""
 
-SCHEDULER_NAMES = ("default", "ddim", "dpm++", "euler", "pndm")
+SCHEDULER_NAMES = ("default", *SAMPLERS, "euler", "pndm", *SAMPLER_ALIASES)
+"""The synthmed sampler names (shared with `synthmed sample`; `dpm++` is the alias of `dpmpp`) plus two
+Stable Diffusion extras; `default` keeps the checkpoint's own scheduler."""
 Dtype = Literal["float32", "bfloat16"]
 
 
@@ -43,15 +46,12 @@ def check_sd_folder(checkpoint: str | Path) -> Path:
     return folder
 
 
-def _scheduler_classes() -> dict[str, Any]:
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+def _make_scheduler(name: str, current):
+    """The scheduler `name` on the checkpoint's noise schedule: a synthmed sampler, or euler / pndm."""
+    from diffusers import EulerDiscreteScheduler, PNDMScheduler
 
-    return {
-        "ddim": DDIMScheduler,
-        "dpm++": DPMSolverMultistepScheduler,
-        "euler": EulerDiscreteScheduler,
-        "pndm": PNDMScheduler,
-    }
+    extras = {"euler": EulerDiscreteScheduler, "pndm": PNDMScheduler}
+    return extras[name].from_config(current.config) if name in extras else make_scheduler(name, current)
 
 
 def load_sd_pipeline(
@@ -87,7 +87,7 @@ def load_sd_pipeline(
     if finetune_run is not None:
         apply_finetune_run(pipe, finetune_run)
     if scheduler != "default":
-        pipe.scheduler = _scheduler_classes()[scheduler].from_config(pipe.scheduler.config)
+        pipe.scheduler = _make_scheduler(scheduler, pipe.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -124,7 +124,9 @@ class LocalSDProvider:
         self.guidance_scale = guidance_scale
         self.negative_prompt = negative_prompt
         self.dtype = dtype
-        self.scheduler_name = type(self.pipe.scheduler).__name__
+        self.scheduler_name = (
+            type(self.pipe.scheduler).__name__ if scheduler == "default" else SAMPLER_ALIASES.get(scheduler, scheduler)
+        )
         self.max_images_per_call = batch_size
         self.device = device
 
@@ -169,7 +171,7 @@ class LocalSDProvider:
             parameters["finetune_run"] = portable_name(self.finetune_run, parts=1)
         images: list[GeneratedImage] = []
         for start in range(0, n, self.max_images_per_call):
-            seeds = list(range(seed + start, seed + min(n, start + self.max_images_per_call)))
+            seeds = image_seeds(n, seed)[start : start + self.max_images_per_call]  # the rule of every family
             generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same images on any device
             with torch.inference_mode():
                 result = self.pipe(

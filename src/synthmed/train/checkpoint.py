@@ -1,7 +1,7 @@
 """Crash-safe training checkpoints: written into a temp folder, fsynced, renamed, then `latest` updated.
 
-    RUN/checkpoints/step-000500/model/        EMA weights + config (a model folder: enough to sample)
-    RUN/checkpoints/step-000500/online.safetensors   the raw (non-EMA) weights being optimised
+    RUN/checkpoints/step-000500/model/        EMA weights + config (the family's model folder: enough to sample)
+    RUN/checkpoints/step-000500/online.safetensors   the raw (non-EMA) trainable weights being optimised
     RUN/checkpoints/step-000500/train_state.pt       optimizer, EMA state, step, elapsed time, RNG state
     RUN/checkpoints/latest                    text: the name of the newest complete checkpoint
 
@@ -21,8 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from synthmed.files import atomic_write_text, fsync_path, swap_folder
-from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.unet import is_model_folder, save_model_folder
+from synthmed.models.interface import TrainableModel, trainable_state
 from synthmed.models.weights import load_safetensors, load_torch_file
 from synthmed.train.steps import ema_weights
 
@@ -38,11 +37,10 @@ def save_checkpoint(
     run_dir: Path,
     *,
     step: int,
-    unet: torch.nn.Module,
+    model: TrainableModel,
     ema,
     optimizer: torch.optim.Optimizer,
     state: dict,
-    model_config: DiffusionModelConfig,
     keep: int,
 ) -> Path:
     """Write checkpoint `step-XXXXXX` atomically, point `latest` at it, and keep the newest `keep`."""
@@ -51,13 +49,12 @@ def save_checkpoint(
     final = root / f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
     # Write the inference folder from the EMA weights (swap them in, save, swap back).
-    with ema_weights(ema, unet.parameters()):
-        save_model_folder(tmp / "model", unet=unet, config=model_config, extra={"step": step, "weights": "ema"})
+    with ema_weights(ema, model.trainable_parameters()):
+        model.save(tmp / "model", step=step)
     fsync_path(tmp / "model")
     # Write the raw weights and the resumable state.
-    online = {k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}
-    save_file(online, str(tmp / ONLINE_NAME))
-    payload = {"step": step, "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), **state}
+    save_file(trainable_state(model.network), str(tmp / ONLINE_NAME))
+    payload = {"step": step, "optimizer": optimizer.state_dict(), "ema": ema.state_dict() if ema else None, **state}
     with open(tmp / STATE_NAME, "wb") as handle:
         torch.save(payload, handle)
         handle.flush()
@@ -113,4 +110,4 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
 
 
 def _is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_NAME, ONLINE_NAME)) and is_model_folder(path / "model")
+    return (path / STATE_NAME).is_file() and (path / ONLINE_NAME).is_file() and (path / "model").is_dir()

@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
 from synthmed.files import read_json
-from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_config, preset_for_size
+from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_choice, preset_config
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
 
-class TrainConfig(BaseModel):
-    """Every setting of one training run. Defaults are the best quality per CPU-minute we measured
-    (bench/results/generate.md): v-prediction + cosine schedule + min-SNR-5 weighting, lr 1e-3 with a
-    short warmup and cosine decay over the budget, bf16 autocast where the hardware has it, short-run EMA."""
+Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]
+
+RESUMABLE_FIELDS = frozenset(
+    {
+        "max_steps",
+        "max_duration_min",
+        "batch_size",  # per process: the loop checks the global batch (batch_size x processes) on resume
+        "log_every_steps",
+        "sample_every_steps",
+        "grid_per_class",
+        "grid_sampler_steps",
+        "checkpoint_every_steps",
+        "checkpoint_every_min",
+        "keep_checkpoints",
+        "log_with",
+    }
+)
+"""Fields a resumed run may change (budgets, cadences, the per-process batch of the same global batch);
+every other field shapes the trajectory."""
+
+
+ConfigT = TypeVar("ConfigT", bound="LoopConfig")
+
+
+class LoopConfig(BaseModel):
+    """Settings of the one training loop (`synthmed.train.fit.fit`) that every family uses.
+
+    Defaults are the best quality per CPU-minute we measured for the pixel UNet
+    (bench/results/generate.md): lr 1e-3 with a short warmup and cosine decay over the budget,
+    bf16 autocast where the hardware has it, short-run EMA, every class equally often.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(description="prepared dataset folder (synthmed prepare)")
-    split: str = "train"
-    model: DiffusionModelConfig
     # Budget: stop at whichever comes first (both count across --resume sessions).
     max_steps: int | None = Field(None, ge=1)
     max_duration_min: float | None = Field(None, gt=0)
@@ -36,9 +60,6 @@ class TrainConfig(BaseModel):
     adam_betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = Field(0.0, ge=0)
     grad_clip_norm: float = Field(1.0, gt=0)
-    snr_gamma: float | None = Field(
-        5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); None = plain MSE"
-    )
     class_balance_power: float = Field(
         1.0,
         ge=0,
@@ -47,26 +68,24 @@ class TrainConfig(BaseModel):
         "minority class gets as many updates as the majority; BENCHMARKS.md c4); "
         "0 = draw images as the data is",
     )
-    hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
     mixed_precision: MixedPrecision = Field(
         "auto", description="auto = bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else no"
     )
-    # EMA (diffusers EMAModel warmup: decay = 1 - (1 + step / inv_gamma) ** -power, capped).
-    ema_max_decay: float = Field(0.999, gt=0, lt=1)
+    # EMA (diffusers EMAModel warmup: decay = 1 - (1 + step / inv_gamma) ** -power, capped); 0 = no EMA.
+    ema_max_decay: float = Field(0.999, ge=0, lt=1)
     ema_power: float = Field(0.75, gt=0, le=1)
     ema_inv_gamma: float = Field(1.0, gt=0)
     # Bookkeeping.
     seed: int = 0
     log_every_steps: int = Field(10, ge=1)
-    sample_every_steps: int = Field(0, ge=0, description="sample grid period; 0 = only at the end")
-    grid_per_class: int = Field(8, ge=1)
-    grid_sampler_steps: int = Field(20, ge=1)
+    log_with: Tracker = Field("none", description="also send metrics to this accelerate tracker (if installed)")
+    sample_every_steps: int = Field(0, ge=0, description="preview grid period; 0 = only at the end")
     checkpoint_every_steps: int = Field(500, ge=1)
     checkpoint_every_min: float | None = Field(5.0, gt=0, description="also checkpoint on wall clock")
     keep_checkpoints: int = Field(2, ge=1)
 
     @model_validator(mode="after")
-    def _check_budget(self) -> TrainConfig:
+    def _check_budget(self) -> LoopConfig:
         if self.max_steps is None and self.max_duration_min is None:
             raise ValueError("give a budget: max_steps (--max-steps) and/or max_duration_min (--max-duration-min).")
         return self
@@ -78,9 +97,24 @@ class TrainConfig(BaseModel):
         return atomic_write_json(path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainConfig:
+    def load(cls: type[ConfigT], path: str | Path) -> ConfigT:
         """Read and validate a saved config."""
         return cls.model_validate(read_json(path, fix="restore it, or start a new run in another --out folder"))
+
+
+class TrainConfig(LoopConfig):
+    """Every setting of one pixel training run (saved as RUN/config.json): the loop's plus data and model.
+    Pixel defaults add v-prediction + cosine schedule + min-SNR-5 weighting."""
+
+    dataset: str = Field(description="prepared dataset folder (synthmed prepare)")
+    split: str = "train"
+    model: DiffusionModelConfig
+    snr_gamma: float | None = Field(
+        5.0, gt=0, description="min-SNR-gamma loss weighting (Hang et al. 2023); None = plain MSE"
+    )
+    hflip: bool = Field(False, description="random horizontal flips (off: laterality matters in chest X-rays)")
+    grid_per_class: int = Field(8, ge=1)
+    grid_sampler_steps: int = Field(20, ge=1)
 
 
 def train_config_for_dataset(
@@ -88,17 +122,17 @@ def train_config_for_dataset(
 ) -> TrainConfig:
     """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
 
-    `preset`: 'tiny', '32', '64', '128', '256' (default: the preset for the dataset's image size).
+    `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device).
     `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields.
     """
     info = read_dataset_info(dataset)
-    preset = preset or preset_for_size(info.image_size_px)
+    preset = preset or default_preset(dataset)[0]
     wanted = PRESET_SIZES_PX.get(preset)
     if wanted is not None and wanted != info.image_size_px:
         raise ValueError(
             f"preset {preset!r} is for {wanted} px images but {dataset} holds "
             f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
-            f"--preset {preset_for_size(info.image_size_px)}."
+            f"--preset {default_preset(dataset)[0]}."
         )
     model = preset_config(
         preset,
@@ -109,6 +143,19 @@ def train_config_for_dataset(
         **(model_overrides or {}),
     )
     return TrainConfig(dataset=str(dataset), model=model, **overrides)
+
+
+def default_preset(
+    dataset: str | Path, *, max_steps: int | None = None, max_duration_min: float | None = None
+) -> tuple[str, str]:
+    """The preset for a prepared dataset on this machine (CPU-sized at 64/128 px without a GPU) and why."""
+    import torch
+
+    parts = [f"{max_steps} steps"] if max_steps is not None else []
+    parts += [f"{max_duration_min:g} min"] if max_duration_min is not None else []
+    budget = " and ".join(parts)
+    size = read_dataset_info(dataset).image_size_px
+    return preset_choice(size, gpu=torch.cuda.is_available(), budget=budget or "not given")
 
 
 def resolve_mixed_precision(choice: str) -> str:

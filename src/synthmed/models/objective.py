@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from diffusers import DDPMScheduler
 
+from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.sampling import FLOW_PREDICTION
 
 
@@ -43,18 +45,22 @@ def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, gamma: flo
     return clipped / snr.clamp_min(1e-8)
 
 
+Predict = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+"""`predict(noisy, t, condition)`: the network output for a batch (any family's `DenoisingModel.predict`)."""
+
+
 def diffusion_loss(
-    unet: torch.nn.Module,
+    predict: Predict,
     scheduler: DDPMScheduler,
     clean: torch.Tensor,
-    labels: torch.Tensor,
+    condition: Any,
     *,
     generator: torch.Generator | None = None,
     snr_gamma: float | None,
     noise: torch.Tensor | None = None,
     timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean weighted MSE between the UNet output and its target (noise or velocity) at random timesteps.
+    """Mean weighted MSE between `predict(noisy, t, condition)` and its target (noise or velocity).
 
     All randomness (noise, timesteps) is drawn on the CPU from `generator` (`draw_noise`), so a resumed
     run that restores the generator state continues the same random stream; or it is given as `noise`
@@ -68,7 +74,12 @@ def diffusion_loss(
         noise, timesteps = draw_noise(clean.shape, scheduler=scheduler, generator=generator)
     if scheduler.config.prediction_type == FLOW_PREDICTION:
         return flow_matching_loss(
-            unet, clean, labels, noise=noise, t=timesteps, num_train_timesteps=scheduler.config.num_train_timesteps
+            predict,
+            clean,
+            condition,
+            noise=noise,
+            t=timesteps,
+            num_train_timesteps=scheduler.config.num_train_timesteps,
         )
     noise = noise.to(clean.device)
     weights = snr_weights(scheduler, timesteps, gamma=snr_gamma).to(clean.device)
@@ -78,7 +89,7 @@ def diffusion_loss(
         target = scheduler.get_velocity(clean, noise, timesteps)
     else:
         target = noise
-    prediction = unet(noisy, timesteps, class_labels=labels).sample
+    prediction = predict(noisy, timesteps, condition)
     per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
     return (per_sample * weights).mean()
 
@@ -93,9 +104,9 @@ def flow_times(
 
 
 def flow_matching_loss(
-    unet: torch.nn.Module,
+    predict: Predict,
     clean: torch.Tensor,
-    labels: torch.Tensor,
+    condition: Any,
     *,
     generator: torch.Generator | None = None,
     num_train_timesteps: int,
@@ -105,7 +116,7 @@ def flow_matching_loss(
 ) -> torch.Tensor:
     """Flow-matching MSE (rectified flow; Lipman et al. 2023, Liu et al. 2023) on x_t = (1 - t) x0 + t noise.
 
-    The UNet sees timestep t * num_train_timesteps (the convention of diffusers'
+    `predict` sees timestep t * num_train_timesteps (the convention of diffusers'
     FlowMatchEulerDiscreteScheduler) and predicts the velocity noise - x0. Randomness comes from
     `generator` (CPU) as in `diffusion_loss`, or is given as `noise` and `t`.
     """
@@ -117,5 +128,23 @@ def flow_matching_loss(
     noise, t = noise.to(clean.device), t.to(clean.device)
     t_image = t.view(-1, 1, 1, 1)
     noisy = (1 - t_image) * clean + t_image * noise
-    prediction = unet(noisy, t * num_train_timesteps, class_labels=labels).sample
+    prediction = predict(noisy, t * num_train_timesteps, condition)
     return (prediction.float() - (noise - clean).float()).pow(2).mean()
+
+
+def loss_on_rows(
+    model: DenoisingModel, clean: torch.Tensor, condition: Condition, *, draw: tuple, rows: slice, snr_gamma
+) -> dict[str, torch.Tensor]:
+    """{"loss": `diffusion_loss` of `model`} on `rows` of a global batch whose `draw` = (noise, timesteps)."""
+    device, scheduler, (noise, timesteps) = next(model.network.parameters()).device, model.scheduler, draw
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+    loss = diffusion_loss(
+        model.predict,
+        scheduler,
+        clean[rows].to(device),
+        {k: v[rows].to(device) for k, v in condition.items()},
+        noise=noise[rows],
+        timesteps=timesteps[rows],
+        snr_gamma=snr_gamma,
+    )
+    return {"loss": loss}

@@ -1,4 +1,4 @@
-"""Sample grids (one row per class) written during training and after sampling."""
+"""Preview grids (one row per class) written during training and after sampling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from synthmed.data.dataset import from_model_range
 from synthmed.files import atomic_write_bytes
-from synthmed.models.config import DiffusionModelConfig
+from synthmed.models.interface import DenoisingModel
 from synthmed.models.sampling import SAMPLERS, denoise, make_scheduler
 
 
@@ -35,36 +35,30 @@ def save_png_atomic(image: Image.Image, path: str | Path) -> Path:
 
 
 def class_grid(
-    unet: torch.nn.Module,
-    scheduler,
-    config: DiffusionModelConfig,
+    model: DenoisingModel,
     *,
     per_class: int,
     steps: int,
     guidance_scale: float = 1.0,
     sampler: str = "dpmpp",
     seed: int = 0,
-    device: torch.device | str = "cpu",
 ) -> Image.Image:
     """Sample `per_class` images of every class (seeds seed..seed+per_class-1) and tile one row per class."""
     rows = []
-    was_training = unet.training
-    unet.eval()
-    shape = (config.in_channels, config.image_size_px, config.image_size_px)
-    for label in range(config.num_classes):
-        generators = [torch.Generator().manual_seed(seed + k) for k in range(per_class)]
+    was_training = model.network.training
+    model.network.eval()
+    device = next(model.network.parameters()).device
+    for label in range(len(model.class_names)):
         images = denoise(
-            unet,
-            make_scheduler(sampler, scheduler),
-            labels=torch.full((per_class,), label),
-            null_class=config.null_class,
-            generators=generators,
-            image_shape=shape,
+            model,
+            make_scheduler(sampler, model.scheduler),
+            condition=model.class_condition(torch.full((per_class,), label)),
+            generators=[torch.Generator().manual_seed(seed + k) for k in range(per_class)],
             steps=steps,
             guidance_scale=guidance_scale,
             stochastic=SAMPLERS[sampler].stochastic,
             device=device,
         )
         rows.append(from_model_range(images).numpy())
-    unet.train(was_training)
+    model.network.train(was_training)
     return grid_image(rows)

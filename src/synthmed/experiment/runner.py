@@ -1,0 +1,285 @@
+"""Run an experiment's stages in order into one run folder, skipping finished stages and resuming interrupted ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from synthmed.experiment.schema import ExperimentConfig, data_path
+from synthmed.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "train", "sample", "evaluate", "report", "study")
+STATE_NAME = "stages.json"
+VERSIONED = ("synthmed", "torch", "torchvision", "diffusers", "accelerate", "numpy", "pydantic")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One planned stage: its settings (fingerprinted with those of the stages before it) and its output."""
+
+    name: str
+    settings: dict[str, Any]
+    output: Path
+    fingerprint: str
+
+
+@dataclass
+class RunResult:
+    """What `run_experiment` did, stage by stage ('ran', 'skipped' or 'off')."""
+
+    run_dir: Path
+    actions: dict[str, str] = field(default_factory=dict)
+
+
+def software_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages the stages run on."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _fingerprint(settings: dict[str, Any], parent: str) -> str:
+    text = json.dumps(settings, sort_keys=True, default=str) + parent
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> list[Stage]:
+    """The stages this experiment runs, in order, with where each writes."""
+    run_dir = Path(run_dir)
+    stages: list[Stage] = []
+
+    def add(name: str, settings: dict[str, Any], output: Path) -> None:
+        parent = stages[-1].fingerprint if stages else ""
+        stages.append(Stage(name, settings, output, _fingerprint(settings, parent)))
+
+    data = config.data
+    if data.source is not None:
+        source = data.source if data.source == "phantom" else str(data_path(data_root, data.source))
+        prepare = {"source": source, "options": data.prepare, "seed": config.seed}
+        if data.source == "phantom":
+            prepare["phantom_n_per_class"] = data.phantom_n_per_class
+        add("prepare", prepare, run_dir / "dataset")
+        dataset = run_dir / "dataset"
+    else:
+        dataset = data_path(data_root, str(data.prepared))
+        add("prepare", {"prepared": str(dataset)}, dataset)
+    train = {"preset": config.train.preset, "model": config.train.model, "seed": config.seed, **config.train.options}
+    add("train", train, run_dir / "train")
+    if config.sample.enabled:
+        add("sample", {"seed_start": config.seed, **config.sample.options}, run_dir / "samples")
+        if config.evaluate.enabled:
+            add("evaluate", {"seed": config.seed, **config.evaluate.options}, run_dir / "eval")
+            if config.report.enabled:
+                add("report", config.report.model_dump(), run_dir / "report.html")
+        for name, spec in config.study.items():
+            add("study", {"name": name, "seed": config.seed, **spec}, run_dir / "study" / name)
+    return stages
+
+
+class _State:
+    """RUN/stages.json: the fingerprint and finish time of every completed stage (rewritten atomically)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / STATE_NAME
+        self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @staticmethod
+    def key(stage: Stage) -> str:
+        return f"study/{stage.settings['name']}" if stage.name == "study" else stage.name
+
+    def complete(self, stage: Stage) -> bool:
+        entry = self.done.get(self.key(stage))
+        if entry is None or not stage.output.exists():
+            return False
+        if entry["fingerprint"] != stage.fingerprint:
+            raise ValueError(
+                f"the {self.key(stage)} stage in {self.path.parent} ran with other settings (or after other "
+                f"earlier stages); use a new --out folder, or delete {stage.output} and the stages after it."
+            )
+        return True
+
+    def record(self, stage: Stage, seconds: float) -> None:
+        self.done[self.key(stage)] = {
+            "fingerprint": stage.fingerprint,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1),
+        }
+        atomic_write_json(self.path, self.done)
+
+
+def describe(config: ExperimentConfig, *, data_root: Path, run_dir: Path, profile: str | None) -> dict[str, Any]:
+    """The resolved experiment as written to RUN/experiment.json (and printed by --dry-run)."""
+    resolved = config.model_dump(mode="json", exclude={"profile"})
+    state = _State(Path(run_dir))
+    stages = []
+    for stage in plan(config, data_root=data_root, run_dir=run_dir):
+        try:
+            status = "complete (skipped)" if state.complete(stage) else "to run"
+        except ValueError as exc:
+            status = f"blocked: {exc}"
+        stages.append({"stage": _State.key(stage), "output": str(stage.output), "status": status})
+    return {
+        "experiment": resolved,
+        "profile": profile,
+        "profiles_defined": sorted(config.profile),
+        "data_root": str(data_root),
+        "run_dir": str(run_dir),
+        "stages": stages,
+    }
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    data_root: Path,
+    run_dir: Path,
+    profile: str | None = None,
+    on_output: Callable[[str], None] = print,
+) -> RunResult:
+    """Run every stage not yet complete; an interrupted stage resumes (train) or re-runs (the others)."""
+    import time
+
+    run_dir = Path(run_dir)
+    stages = plan(config, data_root=data_root, run_dir=run_dir)
+    state = _State(run_dir)
+    for stage in stages:  # refuse a run folder made with other settings before any work
+        state.complete(stage)
+    if "evaluate" in {s.name for s in stages}:
+        _check_eval_inputs(config.evaluate.options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        run_dir / "experiment.json", describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
+    )
+    atomic_write_json(run_dir / "versions.json", software_versions())
+    result = RunResult(run_dir)
+    dataset = stages[0].output
+    for stage in stages:
+        key = _State.key(stage)
+        if state.complete(stage):
+            result.actions[key] = "skipped"
+            on_output(f"{key}: complete, skipped ({stage.output})")
+            continue
+        on_output(f"{key}: running -> {stage.output}")
+        started = time.perf_counter()
+        RUNNERS[stage.name](config, stage, dataset=dataset, run_dir=run_dir, on_output=on_output)
+        state.record(stage, time.perf_counter() - started)
+        result.actions[key] = "ran"
+    return result
+
+
+def _check_eval_inputs(options: dict[str, Any]) -> None:
+    if options.get("tstr_weights_dir"):
+        from synthmed.evaluate.classifiers import check_weights_dir
+
+        archs = options.get("tstr_archs", ("small_cnn",))
+        check_weights_dir(options["tstr_weights_dir"], archs, flag="[evaluate] tstr_weights_dir")
+
+
+# The stages: each calls the stage's public Python function (as synthmed.demo does).
+
+
+def _prepare(config: ExperimentConfig, stage: Stage, **_: Any) -> None:
+    from synthmed.data.prepare import PrepareConfig, prepare_dataset
+
+    if "prepared" in stage.settings:
+        if not (stage.output / "dataset.json").is_file():
+            raise FileNotFoundError(
+                f"data.prepared {stage.output} is not a prepared dataset (no dataset.json); prepare it with "
+                f"`synthmed prepare`, or give data.source instead."
+            )
+        return
+    options = PrepareConfig(**stage.settings["options"], overwrite=True)  # an interrupted prepare starts over
+    if stage.settings["source"] == "phantom":
+        from synthmed.data.phantom import prepare_phantom
+
+        prepare_phantom(
+            stage.output,
+            n_per_class=stage.settings["phantom_n_per_class"],
+            size_px=options.size_px,
+            seed=config.seed,
+            config=options,
+        )
+    else:
+        prepare_dataset(stage.settings["source"], out_dir=stage.output, config=options)
+
+
+def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **_: Any) -> None:
+    from synthmed.train.config import train_config_for_dataset
+    from synthmed.train.loop import train
+
+    train_config = train_config_for_dataset(
+        dataset,
+        preset=config.train.preset,
+        model_overrides=config.train.model,
+        **{"seed": config.seed, **config.train.options},
+    )
+    train(train_config, run_dir=stage.output, resume=(stage.output / "checkpoints").is_dir())
+
+
+def _sample(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:
+    from synthmed.sample.generate import SampleConfig, sample_images
+
+    shutil.rmtree(stage.output, ignore_errors=True)  # not recorded complete: a set from an interrupted run
+    sample_images(SampleConfig(model_dir=str(run_dir / "train"), out_dir=str(stage.output), **stage.settings))
+
+
+def _evaluate(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir: Path, **_: Any) -> None:
+    from synthmed.evaluate.run import EvalConfig, evaluate
+
+    evaluate(EvalConfig(real_dir=dataset, synthetic_dir=run_dir / "samples", out_dir=stage.output, **stage.settings))
+
+
+def _report(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:
+    from synthmed.report.build import build_report
+
+    title = config.report.title or f"synthmed experiment {config.name}"
+    build_report(run_dir / "eval", out_path=stage.output, title=title)
+
+
+def _study(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir: Path, on_output, **_: Any) -> None:
+    import os
+
+    from synthmed.study.blinding import StudySpec, build_study
+
+    settings = {k: v for k, v in stage.settings.items() if k != "name"}
+    shutil.rmtree(stage.output, ignore_errors=True)  # not recorded complete: a half-built study folder
+    created = build_study(
+        StudySpec(**settings),
+        real_dir=dataset,
+        synthetic_dir=run_dir / "samples",
+        study_dir=stage.output,
+        admin_password=os.environ.get("SYNTHMED_STUDY_ADMIN_PASSWORD"),
+    )
+    on_output(
+        f"study {stage.settings['name']}: {created.n_real} real + {created.n_synthetic} synthetic cases, "
+        f"{created.image_size_px} px; admin user {created.admin_username} password {created.admin_password}"
+    )
+    for name, token in created.invitations.items():
+        on_output(f"  invite {name}: /invite/{token}")
+    on_output(f"  shown once (the database keeps only hashes); serve: synthmed study serve {stage.output}")
+
+
+RUNNERS: dict[str, Callable[..., None]] = {
+    "prepare": _prepare,
+    "train": _train,
+    "sample": _sample,
+    "evaluate": _evaluate,
+    "report": _report,
+    "study": _study,
+}

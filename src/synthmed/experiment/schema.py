@@ -1,0 +1,265 @@
+"""The experiment file (EXPERIMENT.toml): read, merge a profile and --set overrides, validate against the stages."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DATA_ROOT_ENV = "SYNTHMED_DATA_ROOT"
+"""Environment variable that overrides the file's `data_root` (a `--set data_root=...` overrides both)."""
+
+# Keys of each stage's own config that the runner fills in itself (not settable in the file).
+RUNNER_OWNED = {
+    "prepare": {"overwrite"},
+    "train": {"dataset", "model"},
+    "sample": {"model_dir", "out_dir"},
+    "evaluate": {"real_dir", "synthetic_dir", "out_dir"},
+}
+# TSTRConfig fields that EvalConfig fills from its own keys (tstr_archs, ..., the dataset's size).
+TSTR_FROM_EVAL = {"archs", "seeds", "epochs", "image_size_px", "weights_dir", "max_train_images"}
+
+
+class DataSection(BaseModel):
+    """Which images: a raw `source` to prepare (with `prepare` options) or an already `prepared` dataset.
+
+    Relative paths are relative to `data_root`; `source = "phantom"` renders the built-in chest phantom.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(None, description="raw folder / DICOM / NIfTI / .npz to prepare, or 'phantom'")
+    prepared: str | None = Field(None, description="a dataset already prepared by `synthmed prepare`")
+    prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig fields (synthmed prepare)")
+    phantom_n_per_class: int = Field(200, ge=2, description="phantom images per condition (source = 'phantom')")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.source is None) == (self.prepared is None):
+            raise ValueError("give exactly one of data.source (a raw folder to prepare) or data.prepared.")
+        if self.prepared is not None and self.prepare:
+            raise ValueError("data.prepare options apply to data.source only; remove them or use data.source.")
+        return self
+
+
+class _OpenSection(BaseModel):
+    """A table whose other keys are fields of a stage's own config (checked by `check_stage_options`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainSection(_OpenSection):
+    """The diffusion model and its budget: `preset`, `model` (DiffusionModelConfig overrides) and any
+    TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...)."""
+
+    preset: str | None = Field(None, description="tiny, 32, 64, 128 or 256 (default: the dataset's size)")
+    model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields")
+
+
+class StageSection(_OpenSection):
+    """A stage that can be switched off (`enabled = false`); every other key is a field of its config."""
+
+    enabled: bool = True
+
+
+class ReportSection(BaseModel):
+    """The HTML report of the evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    title: str | None = None
+
+
+class ExperimentConfig(BaseModel):
+    """One study arm: data -> train -> sample -> evaluate -> report [-> reader-study setup]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the default run folder")
+    description: str = ""
+    data_root: str = Field(".", description=f"base of relative data paths; ${DATA_ROOT_ENV} overrides it")
+    seed: int = 0
+    data: DataSection
+    train: TrainSection
+    sample: StageSection = Field(default_factory=StageSection)
+    evaluate: StageSection = Field(default_factory=StageSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    study: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="reader studies to set up, by name: StudySpec fields (synthmed study create)"
+    )
+    profile: dict[str, dict[str, Any]] = Field(default_factory=dict, description="[profile.NAME] override tables")
+
+    @model_validator(mode="after")
+    def _stages_accept_their_options(self) -> ExperimentConfig:
+        check_stage_options(self)
+        return self
+
+
+def _error_parts(exc: ValidationError, section: str = "") -> list[str]:
+    """'[section] key: message' for each error (unknown keys say so and where the keys are listed)."""
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(x) for x in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown key (check its spelling against the keys in docs/experiments.md)"
+        where = " ".join(x for x in (f"[{section}]" if section else "", key) if x)
+        parts.append(f"{where}: {message}" if where else message)
+    return parts
+
+
+def _stage_error(section: str, exc: ValidationError) -> ValueError:
+    return ValueError("; ".join(_error_parts(exc, section)) + " (fix it in the experiment file or with --set)")
+
+
+def _validate(section: str, cls: type[BaseModel], options: dict[str, Any], **filled: Any) -> BaseModel:
+    owned = RUNNER_OWNED.get(section, set()) & set(options)
+    if owned:
+        raise ValueError(f"[{section}] {', '.join(sorted(owned))}: set by `synthmed run` itself; remove it.")
+    try:
+        return cls(**filled, **options)
+    except ValidationError as exc:
+        raise _stage_error(section, exc) from None
+
+
+def check_stage_options(config: ExperimentConfig) -> None:
+    """Validate every stage's options with the stage's own config class (placeholders for runner-filled paths)."""
+    from synthmed.data.prepare import PrepareConfig
+    from synthmed.evaluate.run import EvalConfig
+    from synthmed.evaluate.tstr import TSTRConfig
+    from synthmed.models.config import DiffusionModelConfig, preset_config
+    from synthmed.sample.generate import SampleConfig
+    from synthmed.study.blinding import StudySpec
+    from synthmed.train.config import TrainConfig
+
+    _validate("data.prepare", PrepareConfig, config.data.prepare)
+    unknown = set(config.train.model) - set(DiffusionModelConfig.model_fields)
+    if unknown:
+        raise ValueError(f"[train.model] {', '.join(sorted(unknown))}: unknown key (a DiffusionModelConfig field).")
+    model = preset_config("tiny", image_size_px=32, in_channels=1, num_classes=2)
+    _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
+    _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-")
+    _validate("evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-")
+    tstr_overrides = dict(config.evaluate.options.get("tstr_overrides") or {})
+    taken = TSTR_FROM_EVAL & set(tstr_overrides)
+    if taken:
+        raise ValueError(
+            f"[evaluate] tstr_overrides: {', '.join(sorted(taken))} come from evaluate's own keys "
+            f"(tstr_archs, tstr_seeds, tstr_epochs, tstr_weights_dir, tstr_max_train_images; the size is the "
+            f"dataset's or evaluate.size_px); set those instead."
+        )
+    _validate("evaluate.tstr_overrides", TSTRConfig, tstr_overrides)
+    for name, spec in config.study.items():
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"[study.{name}]: study names are letters, digits, - and _ (a folder is made per name).")
+        _validate(f"study.{name}", StudySpec, spec)
+
+
+# Reading, profiles and overrides.
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override` merged in, table by table (override wins; neither is modified)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_set(assignment: str) -> tuple[list[str], Any]:
+    """'train.max_steps=10' -> (['train', 'max_steps'], 10); values are TOML values, else plain strings."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.max_steps=100")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return [part.strip() for part in key.split(".")], value
+
+
+def _assign(raw: dict[str, Any], path: list[str], value: Any) -> None:
+    table = raw
+    for part in path[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"--set {'.'.join(path)}: {part} is not a table in the experiment file.")
+    table[path[-1]] = value
+
+
+def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = (path.resolve().parent / str(base)).resolve()
+    if base_path in seen:
+        raise ValueError(f"{path}: extends {base} makes a loop; remove one of the `extends` keys.")
+    return merge(load_toml(base_path, seen=(*seen, base_path)), raw)
+
+
+def read_experiment(
+    path: str | Path,
+    *,
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ExperimentConfig, Path]:
+    """The validated experiment: the file (over the one it `extends`), `profile`'s table merged over it, then
+    $SYNTHMED_DATA_ROOT and `overrides` ('key.sub=value'); returns it with the data root made absolute
+    (a relative data_root is relative to the experiment file's folder)."""
+    path = Path(path)
+    raw = load_toml(path)
+    profiles = raw.get("profile", {})
+    if profile is not None and profile not in profiles:
+        known = ", ".join(sorted(profiles)) or "none (add a [profile.NAME] table)"
+        raise ValueError(f"--profile {profile!r}: {path.name} defines no such profile; it has: {known}.")
+    for name, table in profiles.items():  # a typo in a profile not chosen today is still an error today
+        if not isinstance(table, dict):
+            raise ValueError(f"[profile.{name}] must be a table of overrides.")
+        if name != profile:
+            _checked(merge(raw, table), f"{path.name} with --profile {name}")
+    if profile is not None:
+        raw = merge(raw, profiles[profile])
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if env.get(DATA_ROOT_ENV):
+        raw["data_root"] = env[DATA_ROOT_ENV]
+    for assignment in overrides:
+        _assign(raw, *parse_set(assignment))
+    config = _checked(raw, path.name + (f" with --profile {profile}" if profile else ""))
+    root = Path(config.data_root).expanduser()
+    root = root if root.is_absolute() else path.resolve().parent / root
+    return config, root.resolve()
+
+
+def _checked(raw: dict[str, Any], where: str) -> ExperimentConfig:
+    """`raw` validated; errors become one ValueError naming each key (pydantic's location, or the stage's)."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: " + "; ".join(_error_parts(exc))) from None
+
+
+def data_path(root: Path, value: str) -> Path:
+    """`value` as a path: absolute or ~ paths as given, others under the data root."""
+    given = Path(value).expanduser()
+    return given if given.is_absolute() else root / given

@@ -1,0 +1,76 @@
+"""`synthmed run` end to end on a tiny phantom experiment: every stage, then skipping, resuming and refusing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthmed.cli import main
+from synthmed.experiment.runner import run_experiment
+from synthmed.experiment.schema import read_experiment
+
+
+def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_experiment), "--profile", "cpu", "--out", str(out)]) == 0
+    assert json.loads((out / "dataset" / "dataset.json").read_text())["image_size_px"] == 16
+    assert list((out / "train" / "model").rglob("*.safetensors"))  # the trained model folder
+    manifest = pd.read_csv(out / "samples" / "manifest.csv")
+    assert len(manifest) == 3 * 4  # 3 per phantom class
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["usefulness"]["results"]["small_cnn"]["synthetic"]
+    assert (out / "report.html").stat().st_size > 0
+    recorded = json.loads((out / "experiment.json").read_text())
+    assert recorded["profile"] == "cpu" and recorded["experiment"]["train"]["max_steps"] == 3
+    versions = json.loads((out / "versions.json").read_text())
+    assert {"python", "torch", "diffusers", "synthmed", "platform"} <= set(versions)
+    steps = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
+    assert max(s.get("step", 0) for s in steps) == 3
+
+    before = {p: p.stat().st_mtime_ns for p in (out / "samples" / "manifest.csv", out / "eval" / "metrics.json")}
+    config, root = read_experiment(tiny_experiment, profile="cpu", environ={})
+    result = run_experiment(config, data_root=root, run_dir=out, profile="cpu", on_output=lambda _: None)
+    assert set(result.actions.values()) == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+    # Changed settings for a finished stage are refused before any work, naming the stage.
+    config, root = read_experiment(tiny_experiment, profile="cpu", overrides=["sample.n_per_class=4"], environ={})
+    with pytest.raises(ValueError, match="sample stage .* ran with other settings"):
+        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+
+
+def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
+    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    # As if killed after the step-2 checkpoint of a 4-step run: training never recorded as complete.
+    state = json.loads((out / "stages.json").read_text())
+    del state["train"]
+    (out / "stages.json").write_text(json.dumps(state))
+    (out / "samples.partial").mkdir()  # a sampling run killed midway leaves this behind
+    config, root = read_experiment(
+        tiny_experiment, overrides=["train.max_steps=4", "evaluate.enabled=false"], environ={}
+    )
+    result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert result.actions == {"prepare": "skipped", "train": "ran", "sample": "ran"}
+    events = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
+    resumed = [e for e in events if e.get("event") == "resume"]
+    assert resumed and resumed[0]["step"] == 2
+    assert max(e.get("step", 0) for e in events) == 4
+    assert len(pd.read_csv(out / "samples" / "manifest.csv")) == 12
+
+
+def test_weights_folder_errors_name_the_experiment_key(tiny_experiment: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    config, root = read_experiment(
+        tiny_experiment,
+        overrides=[f"evaluate.tstr_weights_dir='{empty}'", "evaluate.tstr_archs=['resnet50']"],
+        environ={},
+    )
+    with pytest.raises(FileNotFoundError, match=r"\[evaluate\] tstr_weights_dir .* lacks resnet50-0676ba61.pth"):
+        run_experiment(config, data_root=root, run_dir=tmp_path / "run", on_output=lambda _: None)
+    assert not (tmp_path / "run").exists()

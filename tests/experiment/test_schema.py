@@ -1,0 +1,120 @@
+"""The experiment file: validation names the bad key, profiles and overrides merge, dry run writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthmed.cli import main
+from synthmed.experiment.schema import merge, parse_set, read_experiment
+
+
+def _edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_base_profile_and_overrides_merge_in_order(tiny_experiment: Path) -> None:
+    config, root = read_experiment(tiny_experiment, environ={})
+    assert config.train.options["max_steps"] == 2 and config.train.preset == "tiny"
+    assert root == (tiny_experiment.parent / "data").resolve()
+    config, _ = read_experiment(tiny_experiment, profile="cpu", environ={})
+    assert config.train.options["max_steps"] == 3 and config.train.options["batch_size"] == 8
+    config, _ = read_experiment(
+        tiny_experiment, profile="cpu", overrides=["train.max_steps=7", "sample.sampler=ddim"], environ={}
+    )
+    assert config.train.options["max_steps"] == 7 and config.sample.options["sampler"] == "ddim"
+
+
+def test_data_root_comes_from_env_unless_set(tiny_experiment: Path, tmp_path: Path) -> None:
+    _, root = read_experiment(tiny_experiment, environ={"SYNTHMED_DATA_ROOT": str(tmp_path / "env")})
+    assert root == tmp_path / "env"
+    _, root = read_experiment(
+        tiny_experiment, overrides=[f"data_root={tmp_path / 'flag'}"], environ={"SYNTHMED_DATA_ROOT": "x"}
+    )
+    assert root == tmp_path / "flag"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("seed = 0", 'seed = 0\ncolour = "red"', "colour"),  # unknown top-level key
+        ("max_steps = 2", "max_stepz = 2", "[train] max_stepz"),  # unknown stage key
+        ("n_per_class = 3", "n_per_class = 0", "[sample] n_per_class"),  # bad value for the stage's config
+        ("n_per_class = 3", 'out_dir = "x"', "[sample] out_dir"),  # the runner's own key
+        ("size_px = 16", "size_pix = 16", "[data.prepare] size_pix"),
+        ('preset = "tiny"', 'preset = "tiny"\nmodel = { widths = [8] }', "[train.model] widths"),
+        ('source = "phantom"', 'source = "phantom"\nprepared = "x"', "exactly one of"),
+        ("min_steps = 2", "image_size_px = 8, min_steps = 2", "[evaluate] tstr_overrides: image_size_px"),
+        ("min_steps = 2", "min_stepz = 2", "[evaluate.tstr_overrides] min_stepz"),
+    ],
+)
+def test_bad_keys_and_values_are_named(tiny_experiment: Path, old: str, new: str, named: str) -> None:
+    _edit(tiny_experiment, old, new)
+    with pytest.raises(ValueError, match="tiny.toml") as excinfo:
+        read_experiment(tiny_experiment, environ={})
+    assert named in str(excinfo.value)
+
+
+def test_bad_profile_names_the_profiles_defined(tiny_experiment: Path) -> None:
+    with pytest.raises(ValueError, match="defines no such profile; it has: cpu, gpu"):
+        read_experiment(tiny_experiment, profile="tpu", environ={})
+
+
+def test_a_typo_in_a_profile_not_chosen_is_still_an_error(tiny_experiment: Path) -> None:
+    _edit(tiny_experiment, "[profile.gpu.train]\nbatch_size", "[profile.gpu.train]\nbatch_sise")
+    with pytest.raises(ValueError, match=r"with --profile gpu: .*\[train\] batch_sise"):
+        read_experiment(tiny_experiment, profile="cpu", environ={})
+
+
+def test_extends_merges_the_base_file_under_this_one(tiny_experiment: Path) -> None:
+    child = tiny_experiment.parent / "child.toml"
+    child.write_text('extends = "tiny.toml"\nname = "child"\n[sample]\nn_per_class = 5\n')
+    config, _ = read_experiment(child, environ={})
+    assert config.name == "child" and config.sample.options == {"n_per_class": 5, "steps": 2, "grid_per_class": 2}
+    tiny_experiment.write_text('extends = "child.toml"\n' + tiny_experiment.read_text())
+    with pytest.raises(ValueError, match="loop"):
+        read_experiment(child, environ={})
+
+
+def test_set_values_are_toml_values_or_strings() -> None:
+    assert parse_set("train.max_steps=10") == (["train", "max_steps"], 10)
+    assert parse_set("evaluate.tstr_archs=['vgg19']") == (["evaluate", "tstr_archs"], ["vgg19"])
+    assert parse_set("data_root=/data/x") == (["data_root"], "/data/x")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_set("train.max_steps")
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tiny_experiment: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_experiment), "--profile", "cpu", "--dry-run", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["profile"] == "cpu" and printed["experiment"]["train"]["max_steps"] == 3
+    assert [s["stage"] for s in printed["stages"]] == ["prepare", "train", "sample", "evaluate", "report"]
+    assert all(s["status"] == "to run" for s in printed["stages"])
+    assert not out.exists()
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tiny_experiment: Path, capsys) -> None:
+    _edit(tiny_experiment, "max_steps = 2", "max_stepz = 2")
+    assert main(["run", str(tiny_experiment), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[train] max_stepz: unknown key" in err
+    assert main(["run", str(tiny_experiment.parent / "missing.toml")]) == 2
+
+
+def test_shipped_experiments_validate_for_both_profiles() -> None:
+    folder = Path(__file__).resolve().parents[2] / "experiments"
+    files = sorted(folder.glob("*.toml"))
+    assert {f.stem for f in files} >= {"cxr256_pixel", "cxr_reader_study", "brain_mri_vgg19", "all_densenet121"}
+    for path in files:
+        for profile in ("cpu", "gpu"):
+            config, _ = read_experiment(path, profile=profile, environ={})
+            assert config.data.source is not None
+            if profile == "cpu":
+                assert config.data.prepare["size_px"] == 64, path.name
