@@ -9,9 +9,12 @@ zooms, shifts, gamma, blur, noise, JPEG quality all drawn uniformly, and combine
 (val and test) are split in two: one half calibrates the copy threshold as `synthmed evaluate` does,
 the other half measures the false-positive rate. Held-out images that are near-duplicates of a training
 image (synthmed's shared definition, mirrored copies included) are leakage: they are left out of both
-halves and counted. Two detectors: synthmed's copy search (flips x rotations x zooms, then shifts) and
-the previous detector, a vectorised correlation search over flips and shifts only (the strongest simple
-alternative). Writes bench/results/copy_detection.json.
+halves and counted; calibration images far closer to a training image than the rest (suspected leaks,
+synthmed.evaluate.memorisation.suspected_leaks) are left out of the calibration as `synthmed evaluate`
+does, while the false-positive half keeps all of its images. Two detectors: synthmed's copy search
+(flips x rotations x zooms, then shifts, fitting grey-level curves and slight blur) and the previous
+detector, a vectorised correlation search over flips and shifts only (the strongest simple alternative).
+Writes bench/results/copy_detection.json.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from synthmed.data.arrays import load_image_arrays  # noqa: E402
 from synthmed.data.manifest import read_dataset_info  # noqa: E402
 from synthmed.data.quality import NEAR_DUPLICATE_CORRELATION, near_duplicates_of  # noqa: E402
 from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies  # noqa: E402
-from synthmed.evaluate.memorisation import MemorisationConfig, calibrate_threshold  # noqa: E402
+from synthmed.evaluate.memorisation import MemorisationConfig, calibrate_threshold, suspected_leaks  # noqa: E402
 from synthmed.evaluate.planted import COPY_FAMILIES, random_copy_transforms  # noqa: E402
 
 
@@ -86,7 +89,9 @@ def run_dataset(
         if not baseline and "previous" in name:
             continue
         started = time.perf_counter()
-        threshold = calibrate_threshold(search_fn(calibration)["similarity"], quantile=quantile, margin=margin)
+        calibration_similarity = search_fn(calibration)["similarity"]
+        suspect = suspected_leaks(calibration_similarity)  # left out of the calibration, as `synthmed evaluate` does
+        threshold = calibrate_threshold(calibration_similarity[~suspect], quantile=quantile, margin=margin)
         fpr = float(np.mean(search_fn(fpr_set)["similarity"] >= threshold))
         recalls = {
             family: float(np.mean(search_fn(copies)["similarity"] >= threshold)) for family, copies in planted.items()
@@ -100,6 +105,7 @@ def run_dataset(
                 name,
                 len(train),
                 int(leaked.sum()),
+                int(suspect.sum()),
                 len(fpr_set),
                 round(threshold, 4),
                 f"{fpr:.1%}",
@@ -144,6 +150,7 @@ def main() -> None:
         "detector",
         "train images",
         "held-out leaked (excluded)",
+        "calibration suspected leaks (excluded)",
         "held-out tested",
         "threshold",
         "false positives",

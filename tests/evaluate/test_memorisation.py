@@ -8,8 +8,11 @@ import pytest
 from _evaluate_helpers import image_folder_dataset, plant_copies, smooth_images
 
 from synthmed.data.arrays import load_image_arrays
+from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies
 from synthmed.evaluate.memorisation import MemorisationConfig, calibrate_threshold, find_copies, nearest_by_features
-from synthmed.evaluate.planted import COPY_FAMILIES, random_copy_transforms
+from synthmed.evaluate.planted import COPY_FAMILIES, add_noise, random_copy_transforms
+from synthmed.evaluate.planted import blur as planted_blur
+from synthmed.evaluate.planted import gamma as planted_gamma
 
 
 def _find(train, heldout, synthetic, seed=0):
@@ -124,3 +127,20 @@ def test_threshold_calibration_and_config_validation():
             config=MemorisationConfig(),
             rng=np.random.default_rng(0),
         )
+
+
+def test_gamma_and_blur_fits_lift_a_degraded_copy_but_not_an_unrelated_image():
+    images = smooth_images(120, size_px=32, seed=8, shared=0.6)
+    train, other = images[:100], images[100:]
+    rng = np.random.default_rng(8)
+    degraded = planted_blur(planted_gamma(train[:6], 0.7), 1.4)
+    degraded = np.concatenate([degraded, add_noise(planted_gamma(train[6:12], 1.4), 6, rng)])
+    plain, fitted = (CopySearchConfig(intensity_fit=fit, blur_fit_px=1.0 if fit else 0.0) for fit in (False, True))
+    found = {c: search_copies(degraded, build_copy_index(train, config=c), config=c) for c in (plain, fitted)}
+    np.testing.assert_array_equal(found[fitted]["train_index"], np.arange(12))
+    assert (found[fitted]["similarity"] > found[plain]["similarity"]).all()
+    assert (1 - found[fitted]["similarity"]).mean() < 0.6 * (1 - found[plain]["similarity"]).mean()
+    unrelated = {
+        c: search_copies(other, build_copy_index(train, config=c), config=c)["similarity"] for c in (plain, fitted)
+    }
+    assert unrelated[fitted].max() < found[fitted]["similarity"].min()

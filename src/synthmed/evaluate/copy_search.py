@@ -1,30 +1,30 @@
 """Nearest training image of each query image over flips, rotations, zooms and shifts: the copy search.
 
 People flip, rotate, crop, shift, re-expose, blur, add noise to and re-encode images; a generator that
-memorised a training image can reproduce it in any of those ways. The search has two stages, both
-batched tensor products (no Python loop over images):
+memorised a training image can reproduce it in any of those ways. The stages are batched tensor products:
 
 1. Candidates: every training image is warped over a grid of flips, rotations and zooms at a small
-   size (`coarse_size_px`, band-passed so that the layout all images of a modality share drops out),
-   so that a copy matches one of the variants; the `screen_candidates` training images with the best
-   normalised correlation (max over variants and small shifts) are kept per query.
+   size (`coarse_size_px`, band-passed so that the layout all images of a modality share drops out);
+   the `screen_candidates` training images with the best normalised correlation (max over variants and
+   small shifts) are kept per query.
 2. Screen and verification at `fine_size_px` on band-passed images (difference of Gaussians, applied
    after the warp so that a zoomed candidate keeps the query's band): each screened candidate at its
    coarse variant is correlated with the query at every shift up to `max_shift_frac` of the image (one
-   grouped convolution) and the best `candidates` are re-warped over a finer local grid of angles and
-   zooms. Correlation peaks are interpolated between shifts, so that a copy shifted by a fraction of a
-   pixel is not outscored by another image that happens to sit on the grid.
+   grouped convolution); the best `candidates` are re-warped over a finer local grid of angles and
+   zooms. Peaks are interpolated between shifts (a copy shifted by a fraction of a pixel is not
+   outscored by another image that happens to sit on the grid).
 3. Refinement: the best `refine_candidates` matches' angle, zoom and shift are made continuous by a few
-   gradient steps on the correlation (all at once); the similarity is the best correlation found, and
-   the transform is returned.
+   gradient steps (all at once); the similarity is the best found, and the transform is returned.
 
-Intensity changes (gamma, contrast, brightness) barely move a normalised correlation, and blur,
-noise and JPEG are damped by the blur applied to both sides.
+The similarity is the norm of the query's projection on the space each warped candidate spans with its
+square (`intensity_fit`: a gamma curve, contrast and brightness are near-quadratic in grey level) and
+with itself blurred (`blur_fit_px`: a slight blur), all band-passed: an exact copy re-exposed or
+blurred scores near 1; noise and JPEG are damped by the blur applied to both sides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,8 @@ class CopySearchConfig:
     refine_candidates: int = 2
     refine_lr: float = 0.1
     refine_zoom_lr: float = 0.004
+    intensity_fit: bool = True
+    blur_fit_px: float = 1.0
     chunk_rows: int = 64
 
     def __post_init__(self) -> None:
@@ -178,14 +180,44 @@ def _warp_variants(index: CopyIndex, cand: torch.Tensor, var: torch.Tensor) -> t
     return warp(index.fine[cand.reshape(-1)], angle_deg=table[pick, 1], zoom=table[pick, 2], flip=table[pick, 0].bool())
 
 
-def _shift_corr(queries: torch.Tensor, norms: torch.Tensor, moved: torch.Tensor, shift: int) -> torch.Tensor:
+def _banded(warped: torch.Tensor, config: CopySearchConfig, *, blur_px: float | None = None) -> list[torch.Tensor]:
+    """Band-passed warped images, then (with `intensity_fit`) their squares and (with `blur_fit_px`) the images
+    blurred further: the directions a query may take from an exact copy (for `_shift_corr` and `_refine`)."""
+    out = [_band(warped, config, blur_px=blur_px)]
+    if config.intensity_fit:
+        out.append(_band(warped.square(), config, blur_px=blur_px))
+    if config.blur_fit_px > 0:
+        out.append(_band(blur(warped, config.blur_fit_px), config, blur_px=blur_px))
+    return out
+
+
+def _shift_corr(queries: torch.Tensor, norms: torch.Tensor, bands: list[torch.Tensor], shift: int) -> torch.Tensor:
     """Correlation of each query `[B, 1, S, S]` with its `M` warped images (`[B * M, 1, S, S]`, query-major) at every
-    shift up to `shift` px: `[B, M, positions]` (one grouped convolution)."""
+    shift up to `shift` px: `[B, M, positions]` (one grouped convolution).
+
+    With more `bands` (see `_banded`) the query is projected on the space they span: a gamma curve, contrast and
+    brightness (a quadratic in grey level) or a slight blur then cost next to nothing.
+    """
     b, size = len(queries), queries.shape[-1]
     win = size - 2 * shift
-    kernels = _normalise(moved[:, 0, shift:-shift, shift:-shift].reshape(len(moved), -1)).view(-1, 1, win, win)
+    bases = _bases([x[:, 0, shift:-shift, shift:-shift] for x in bands])
+    kernels = torch.stack(bases, dim=1).view(-1, 1, win, win)
     dots = F.conv2d(queries.reshape(1, b, size, size), kernels, groups=b)[0]
-    return dots.reshape(b, len(moved) // b, -1) / norms[:, None, :]
+    dots = dots.reshape(b, len(bands[0]) // b, len(bases), -1)
+    return dots.square().sum(dim=2).clamp(min=1e-12).sqrt() / norms[:, None, :]
+
+
+def _bases(crops: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Orthonormal zero-mean bases `[M, D]` of the span of each image's crops `[M, H, W]` (Gram-Schmidt, in order)."""
+    out: list[torch.Tensor] = []
+    for crop in crops:
+        x = crop.reshape(len(crop), -1)
+        x = x - x.mean(dim=-1, keepdim=True)
+        for basis in out:
+            x = x - (x * basis).sum(dim=-1, keepdim=True) * basis
+        norm = x.norm(dim=-1, keepdim=True)
+        out.append(torch.where(norm > 1e-6, x / norm.clamp(min=1e-6), torch.zeros_like(x)))
+    return out
 
 
 def _peaks(corr: torch.Tensor, side: int) -> tuple[torch.Tensor, ...]:
@@ -283,7 +315,8 @@ def search_copies(
                 # Screen: each coarse candidate at its coarse variant only, over shifts; the best k go on.
                 # (blurred with `screen_blur_px`; above the fine blur, a candidate between pixels ranks more fairly).
                 loose = fine_loose[start : start + b]
-                warped = _band(_warp_variants(index, cand, var), config, blur_px=config.screen_blur_px)
+                screen_config = replace(config, blur_fit_px=0.0)  # the blur fit only matters among close matches
+                warped = _banded(_warp_variants(index, cand, var), screen_config, blur_px=config.screen_blur_px)
                 screen = _shift_corr(loose, _window_norms(loose, win), warped, shift)
                 keep = _peaks(screen, 2 * shift + 1)[0].topk(k, dim=1).indices
                 cand, var = cand.gather(1, keep), var.gather(1, keep)
@@ -292,11 +325,11 @@ def search_copies(
             zooms = torch.tensor([v[2] for v in index.variants])[var].reshape(-1)
             # Fine: every candidate re-warped over the local grid, correlated with its query at every shift.
             base = index.fine[cand.reshape(-1)]  # [B*k, 1, S, S]
-            moved = _band(
+            bands = _banded(
                 torch.cat([warp(base, angle_deg=angles + da, zoom=zooms * dz, flip=flips) for da, dz in local]), config
             )
-            moved = moved.view(len(local), b, k, *moved.shape[1:]).transpose(0, 1).reshape(-1, *moved.shape[1:])
-            corr = _shift_corr(queries, norms, moved, shift)  # [B, local * k, positions]
+            bands = [x.view(len(local), b, k, *x.shape[1:]).transpose(0, 1).reshape(-1, *x.shape[1:]) for x in bands]
+            corr = _shift_corr(queries, norms, bands, shift)  # [B, local * k, positions]
             # The best `refine_candidates` candidates (each at its best local variant and shift) go on to refinement.
             peak, dy, dx = (t.view(b, len(local), k) for t in _peaks(corr, 2 * shift + 1))
             r = min(config.refine_candidates, k)
@@ -347,9 +380,13 @@ def _refine(
         found["shift_dx"].clone().float(),
     )
     for _ in range(config.refine_steps + 1):
-        moved = _band(warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift), config)
-        crop = _normalise(moved[:, 0, margin:-margin, margin:-margin].reshape(len(moved), -1))
-        corr = (crop * query).sum(dim=1)
+        bands = _banded(warp(candidate, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift), config)
+        bases = _bases([x[:, 0, margin:-margin, margin:-margin] for x in bands])
+        corr = (
+            sum(((basis * query).sum(dim=1).square() for basis in bases), torch.zeros(len(query)))
+            .clamp(min=1e-12)
+            .sqrt()
+        )
         with torch.no_grad():
             better = corr.detach().float() > best
             best = torch.where(better, corr.detach().float(), best)

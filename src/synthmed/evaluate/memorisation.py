@@ -1,8 +1,9 @@
 """Memorisation: each synthetic image's nearest training image, and a copy threshold calibrated on held-out real images.
 
 Pixel similarity comes from the copy search (synthmed.evaluate.copy_search): the best normalised
-correlation over flips, rotations, zooms and shifts of the training images, so that a copy that was
-flipped, rotated, cropped, shifted, re-exposed, blurred, noised or re-encoded still matches. Feature
+correlation over flips, rotations, zooms and shifts of the training images, with grey-level curves and
+slight blur fitted, so that a copy that was flipped, rotated, cropped, shifted, re-exposed, blurred,
+noised or re-encoded still matches. Feature
 similarity is the cosine of extractor features. Both are batched tensor products.
 
 The copy threshold of each similarity is set where ordinary held-out real images stop: the
