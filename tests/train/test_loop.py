@@ -114,9 +114,13 @@ def test_bad_input(tmp_path, tiny_dataset, prepared_dataset_factory):
     write_manifest(frame[frame["split"] != "train"], empty)
     with pytest.raises(ValueError, match="no images"):
         train(_config(empty, max_steps=1), run_dir=tmp_path / "r2")
-    # Wrong preset for the image size.
-    with pytest.raises(ValueError, match="--size 64"):
-        train_config_for_dataset(tiny_dataset, preset="64", max_steps=1)
+    # A preset made for smaller images than the data's is refused, naming one that fits; larger ones fit.
+    big = prepared_dataset_factory(tmp_path / "big", size_px=64, per_class={"train": 2, "val": 1, "test": 1})
+    with pytest.raises(ValueError, match="--size 32") as refused:
+        train_config_for_dataset(big, preset="32", max_steps=1)
+    suggested = str(refused.value).split("--preset ")[1].split()[0]
+    assert train_config_for_dataset(big, preset=suggested, max_steps=1).model.image_size_px == 64
+    assert train_config_for_dataset(tiny_dataset, max_steps=1).model.image_size_px == 16  # 16 px: default preset fits
     # An existing run is never overwritten without --resume.
     train(_config(tiny_dataset, max_steps=1), run_dir=tmp_path / "r3")
     with pytest.raises(FileExistsError, match="--resume"):

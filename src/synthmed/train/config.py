@@ -128,11 +128,11 @@ def train_config_for_dataset(
     info = read_dataset_info(dataset)
     preset = preset or default_preset(dataset)[0]
     wanted = PRESET_SIZES_PX.get(preset)
-    if wanted is not None and wanted != info.image_size_px:
+    if wanted is not None and wanted < info.image_size_px:  # a preset made for larger images also fits (16 px on '32')
         raise ValueError(
-            f"preset {preset!r} is for {wanted} px images but {dataset} holds "
+            f"preset {preset!r} is for images up to {wanted} px but {dataset} holds "
             f"{info.image_size_px} px ones; re-run `synthmed prepare ... --size {wanted}` or pick "
-            f"--preset {default_preset(dataset)[0]}."
+            f"--preset {default_preset(dataset)[0]} (or leave --preset out)."
         )
     model = preset_config(
         preset,
