@@ -63,6 +63,7 @@ def run_dataset(
     *,
     per_family: int,
     max_train: int,
+    max_heldout: int,
     quantile: float,
     margin: float,
     seed: int,
@@ -78,7 +79,7 @@ def run_dataset(
     held = np.concatenate([load_image_arrays(folder, split=s, **kwargs).pixels for s in ("val", "test")])
     best, _ = near_duplicates_of(held, train)
     leaked = best >= NEAR_DUPLICATE_CORRELATION
-    clean = held[~leaked][rng.permutation(int((~leaked).sum()))]
+    clean = held[~leaked][rng.permutation(int((~leaked).sum()))][:max_heldout]
     calibration, fpr_set = clean[: len(clean) // 2], clean[len(clean) // 2 :]
     planted = {
         family: random_copy_transforms(train[rng.choice(len(train), per_family, replace=False)], rng, family=family)
@@ -124,6 +125,9 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--per-family", type=int, default=40)
     parser.add_argument("--max-train", type=int, default=5000)
+    parser.add_argument(
+        "--max-heldout", type=int, default=100_000, help="clean held-out images used (calibration + FP)"
+    )
     parser.add_argument("--quantile", type=float, default=MemorisationConfig().calibration_quantile)
     parser.add_argument("--margin", type=float, default=MemorisationConfig().margin)
     parser.add_argument("--seed", type=int, default=0)
@@ -137,6 +141,7 @@ def main() -> None:
         run_dataset,
         per_family=args.per_family,
         max_train=args.max_train,
+        max_heldout=args.max_heldout,
         quantile=args.quantile,
         margin=args.margin,
         seed=args.seed,
@@ -165,7 +170,10 @@ def main() -> None:
         f"planted copies per family, transforms drawn at random (seed {args.seed}). Time: index build plus all "
         f"searches, one thread."
     )
-    command = "OMP_NUM_THREADS=1 .venv/bin/python bench/copy_detection.py " + " ".join(map(str, args.datasets))
+    command = (
+        f"OMP_NUM_THREADS=1 .venv/bin/python bench/copy_detection.py {' '.join(map(str, args.datasets))} "
+        f"--per-family {args.per_family} --max-heldout {args.max_heldout} --jobs {args.jobs}"
+    )
     path = write_result(
         args.name,
         title="Evaluate: copy detection against transformed copies",

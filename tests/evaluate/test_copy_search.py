@@ -1,0 +1,51 @@
+"""Copy search: copies shifted near the search's reach, of near-symmetric images and under random combined
+transforms (drawn off the search grid), are found unflipped and at the right image; unrelated images stay below."""
+
+from __future__ import annotations
+
+import numpy as np
+from _evaluate_helpers import smooth_images
+
+from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies
+from synthmed.evaluate.planted import affine, random_copy_transforms
+
+
+def _near_symmetric(count: int, *, seed: int) -> np.ndarray:
+    """Images that are nearly their own mirror (as brain MRI slices are): the mirror must not pass for the image."""
+    images = smooth_images(count, size_px=32, seed=seed, shared=0.5).astype(np.float32)
+    mirrored = 0.85 * (images + images[..., ::-1]) / 2 + 0.15 * images
+    return np.clip(np.rint(mirrored), 0, 255).astype(np.uint8)
+
+
+def test_large_random_shifts_of_near_symmetric_images_are_found_unflipped():
+    train = _near_symmetric(150, seed=11)
+    rng = np.random.default_rng(11)
+    n = 12
+    source = rng.choice(len(train), n, replace=False)
+    # Shifts up to 4 px at 32 px (8 px at 64), continuous, with a small continuous rotation: off the search grid.
+    shift = rng.uniform(2.5, 4.0, (n, 2)) * rng.choice([-1, 1], (n, 2))
+    copies = affine(
+        train[source], angle_deg=rng.uniform(-3, 3, n), scale=np.ones(n), shift_px=shift, flip=np.zeros(n, bool)
+    )
+    config = CopySearchConfig()
+    found = search_copies(copies, build_copy_index(train, config=config), config=config)
+    np.testing.assert_array_equal(found["train_index"], source)
+    assert not found["flipped"].any(), "a near-symmetric image's mirror took the place of the image itself"
+    assert found["similarity"].min() > 0.98
+    np.testing.assert_allclose(found["shift_dx"], shift[:, 1] * config.fine_size_px / 32, atol=0.5)
+    unrelated = search_copies(_near_symmetric(12, seed=12), build_copy_index(train, config=config), config=config)
+    assert unrelated["similarity"].max() < found["similarity"].min()
+
+
+def test_random_combined_transforms_are_found_and_held_out_images_stay_below():
+    images = smooth_images(220, size_px=32, seed=13, shared=0.6)
+    train, heldout = images[:180], images[180:]
+    rng = np.random.default_rng(13)
+    source = rng.choice(len(train), 12, replace=False)
+    copies = random_copy_transforms(train[source], rng, family="combined")
+    config = CopySearchConfig()
+    index = build_copy_index(train, config=config)
+    found = search_copies(copies, index, config=config)
+    clean = search_copies(heldout, index, config=config)
+    assert (found["train_index"] == source).mean() >= 11 / 12
+    assert np.quantile(found["similarity"], 0.1) > clean["similarity"].max()
