@@ -25,6 +25,7 @@ from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metad
 from synthmed.latent.diffusion import LatentDiffusion
 from synthmed.latent.model import UNET_PRESETS, LatentModelConfig
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
+from synthmed.models.device import launched_without_gpu
 from synthmed.train.config import RESUMABLE_FIELDS, LoopConfig
 from synthmed.train.fit import TrainingData, fit
 from synthmed.train.run_files import check_run_folder
@@ -81,7 +82,8 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
     if config.preset not in UNET_PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {sorted(UNET_PRESETS)}.")
     resumed = resume and (out / "autoencoder").is_dir()
-    device = PartialState().device
+    state = PartialState(cpu=launched_without_gpu())  # joins `accelerate launch` processes (gloo without a GPU)
+    device = state.device
 
     # Load the autoencoder and encode the data once.
     info = read_dataset_info(config.dataset)
@@ -139,12 +141,13 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         "".join(f" + {f}" for f in spec.fields),
     )
 
-    # Keep what sampling needs beside the model, then train.
+    # Keep what sampling needs beside the model (written once, by the main process), then train.
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "autoencoder").is_dir():
+    if state.is_main_process and not (out / "autoencoder").is_dir():
         publish_folder(out / "autoencoder", lambda tmp: save_autoencoder(tmp, vae=vae, config=ae_config))
-    if text_model is not None and not (out / "text").is_dir():
+    if state.is_main_process and text_model is not None and not (out / "text").is_dir():
         publish_folder(out / "text", lambda tmp: save_text_encoder(tmp, tokenizer=tokenizer, encoder=text_model))
+    state.wait_for_everyone()
     data = TrainingData(
         labels=labels.numpy().astype(np.int64),
         fetch=lambda index: (latent_mean[index], latent_std[index], {k: v[index] for k, v in rows.items()}),

@@ -22,8 +22,8 @@ from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
 from synthmed.files import atomic_write_json, atomic_write_text, fsync_path, publish_folder, read_json, sha256_file
 from synthmed.models.card import model_card
-from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.weights import load_safetensors, load_state_dict_into
+from synthmed.models.config import DiffusionModelConfig, UNetConfig
+from synthmed.models.weights import load_weights
 
 FORMAT = "synthmed-diffusion-v2"
 METADATA_NAME = "synthmed.json"
@@ -42,16 +42,21 @@ EXPECTED_FILES = (
 )
 
 
+def unet_block_types(attention_levels: list[bool], *, attention: str = "Attn") -> dict[str, tuple[str, ...]]:
+    """diffusers' down/up block names for one level each: `{attention}DownBlock2D` where a level attends."""
+    return {
+        "down_block_types": tuple(f"{attention}DownBlock2D" if a else "DownBlock2D" for a in attention_levels),
+        "up_block_types": tuple(f"{attention}UpBlock2D" if a else "UpBlock2D" for a in reversed(attention_levels)),
+    }
+
+
 def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
     """A class-conditional UNet2DModel with `num_classes + 1` class embeddings (last = null class)."""
-    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
-    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
     return UNet2DModel(
         sample_size=config.image_size_px,
         in_channels=config.in_channels,
         out_channels=config.in_channels,
-        down_block_types=down,
-        up_block_types=up,
+        **unet_block_types(config.attention_levels),
         block_out_channels=tuple(config.block_out_channels),
         layers_per_block=config.layers_per_block,
         attention_head_dim=config.attention_head_dim,
@@ -61,13 +66,13 @@ def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
     )
 
 
-def build_scheduler(config: DiffusionModelConfig) -> DDPMScheduler:
-    """The training noise schedule (DDPM forward process) matching the config."""
+def build_scheduler(config: UNetConfig, *, clip_sample: bool = True) -> DDPMScheduler:
+    """The training noise schedule (DDPM forward process) matching the config; latents pass clip_sample=False."""
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule=config.beta_schedule,
         prediction_type=config.prediction_type,
-        clip_sample=True,
+        clip_sample=clip_sample,
         clip_sample_range=1.0,
     )
 
@@ -174,7 +179,7 @@ def load_model_folder(
     weights = model_weights_path(folder)
     unet = build_unet(config)
     fix = "the folder was edited or mixed from two models, or the file is damaged: re-create it with `synthmed train`"
-    load_state_dict_into(unet, load_safetensors(weights, fix=fix), path=weights, fix=fix)
+    load_weights(unet, weights, fix=fix)
     scheduler_dir = folder if weights.name == WEIGHTS_NAME else folder / SCHEDULER_DIR
     scheduler = (
         DDPMScheduler.from_config(DDPMScheduler.load_config(str(scheduler_dir)))
