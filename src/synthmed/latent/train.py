@@ -26,7 +26,7 @@ from synthmed.latent.diffusion import LatentDiffusion
 from synthmed.latent.model import UNET_PRESETS, LatentModelConfig
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
 from synthmed.models.device import launched_without_gpu
-from synthmed.train.config import RESUMABLE_FIELDS, LoopConfig
+from synthmed.train.config import OBJECTIVE_SETTINGS, RESUMABLE_FIELDS, LoopConfig, Objective
 from synthmed.train.fit import TrainingData, fit
 from synthmed.train.run_files import check_run_folder
 
@@ -47,7 +47,7 @@ class LatentTrainConfig(LoopConfig):
         None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
     )
     caption_template: str = "{modality}, {label}"
-    objective: Literal["diffusion", "flow_matching"] = "diffusion"
+    objective: Objective = Field("diffusion", description="diffusion (v-prediction) or flow_matching")
     snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
     grid_per_class: int = Field(4, ge=1)
     grid_sampler_steps: int = Field(20, ge=1)
@@ -115,7 +115,7 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         class_names=list(info.classes),
         metadata=spec,
         cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
-        prediction_type="flow_prediction" if config.objective == "flow_matching" else "v_prediction",
+        prediction_type=OBJECTIVE_SETTINGS[config.objective]["prediction_type"],
         **UNET_PRESETS[config.preset],
     )
     for field in spec.fields:
