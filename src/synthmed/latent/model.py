@@ -17,7 +17,7 @@ from synthmed.files import atomic_write_json, read_json
 from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
 from synthmed.models.config import UNetConfig
 from synthmed.models.unet import build_scheduler as build_unet_scheduler
-from synthmed.models.unet import unet_block_types
+from synthmed.models.unet import unet_arguments
 from synthmed.models.weights import load_weights, save_weights
 
 FORMAT = "synthmed-latent-v1"
@@ -71,24 +71,16 @@ class LatentDenoiser(torch.nn.Module):
         from diffusers import UNet2DConditionModel, UNet2DModel
 
         self.config = config
-        common = dict(
-            sample_size=config.latent_size,
-            in_channels=config.latent_channels,
-            out_channels=config.latent_channels,
-            block_out_channels=tuple(config.block_out_channels),
-            layers_per_block=config.layers_per_block,
-            attention_head_dim=config.attention_head_dim,
-            norm_num_groups=config.norm_num_groups,
-            class_embed_type="identity",
+        text = config.cross_attention_dim is not None
+        arguments = unet_arguments(
+            config, size=config.latent_size, channels=config.latent_channels, attention="CrossAttn" if text else "Attn"
         )
-        if config.cross_attention_dim is None:
-            self.unet = UNet2DModel(**unet_block_types(config.attention_levels), **common)
-        else:
+        if text:
             self.unet = UNet2DConditionModel(
-                **unet_block_types(config.attention_levels, attention="CrossAttn"),
-                cross_attention_dim=config.cross_attention_dim,
-                **common,
+                **arguments, cross_attention_dim=config.cross_attention_dim, class_embed_type="identity"
             )
+        else:
+            self.unet = UNet2DModel(**arguments, class_embed_type="identity")
         self.condition = ConditionEmbedding(
             num_classes=config.num_classes, dim=config.block_out_channels[0] * 4, spec=config.metadata
         )

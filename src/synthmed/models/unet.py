@@ -42,25 +42,27 @@ EXPECTED_FILES = (
 )
 
 
-def unet_block_types(attention_levels: list[bool], *, attention: str = "Attn") -> dict[str, tuple[str, ...]]:
-    """diffusers' down/up block names for one level each: `{attention}DownBlock2D` where a level attends."""
-    return {
-        "down_block_types": tuple(f"{attention}DownBlock2D" if a else "DownBlock2D" for a in attention_levels),
-        "up_block_types": tuple(f"{attention}UpBlock2D" if a else "UpBlock2D" for a in reversed(attention_levels)),
-    }
+def unet_arguments(config: UNetConfig, *, size: int, channels: int, attention: str = "Attn") -> dict:
+    """The diffusers UNet arguments every family shares: shape, widths, norms and one block per level
+    (`{attention}DownBlock2D` / `{attention}UpBlock2D` where the level attends)."""
+    levels = config.attention_levels
+    return dict(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        down_block_types=tuple(f"{attention}DownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple(f"{attention}UpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+        block_out_channels=tuple(config.block_out_channels),
+        layers_per_block=config.layers_per_block,
+        attention_head_dim=config.attention_head_dim,
+        norm_num_groups=config.norm_num_groups,
+    )
 
 
 def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
     """A class-conditional UNet2DModel with `num_classes + 1` class embeddings (last = null class)."""
     return UNet2DModel(
-        sample_size=config.image_size_px,
-        in_channels=config.in_channels,
-        out_channels=config.in_channels,
-        **unet_block_types(config.attention_levels),
-        block_out_channels=tuple(config.block_out_channels),
-        layers_per_block=config.layers_per_block,
-        attention_head_dim=config.attention_head_dim,
-        norm_num_groups=config.norm_num_groups,
+        **unet_arguments(config, size=config.image_size_px, channels=config.in_channels),
         dropout=config.dropout,
         num_class_embeds=config.num_classes + 1,
     )
