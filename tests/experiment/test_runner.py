@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from diffusers import DDPMScheduler
 
 from synthmed.cli import main
-from synthmed.experiment.runner import run_experiment
+from synthmed.experiment.runner import FLOW_DEFAULT_SAMPLER, run_experiment
 from synthmed.experiment.schema import read_experiment
+from synthmed.models.sampling import default_sampler
 
 
 def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: Path, tmp_path: Path) -> None:
@@ -90,6 +92,7 @@ def test_flow_matching_experiment_trains_flow_and_samples_with_a_flow_sampler(
     recorded = json.loads((out / "experiment.json").read_text())
     assert "snr_gamma" not in recorded["experiment"]["train"] and "snr_gamma = 5.0 is ignored" in recorded["notes"][0]
     assert any("snr_gamma = 5.0 is ignored" in line for line in printed)
+    assert default_sampler(DDPMScheduler(prediction_type="flow_prediction")) == FLOW_DEFAULT_SAMPLER  # one rule
 
 
 def test_a_run_whose_first_stage_fails_leaves_no_run_folder(tiny_experiment: Path, tmp_path: Path) -> None:

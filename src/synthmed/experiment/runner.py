@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -237,7 +238,8 @@ def _remove_contents(run_dir: Path, *, keep_folder: bool) -> None:
         else:
             child.unlink(missing_ok=True)
     if not keep_folder:
-        run_dir.rmdir()
+        with contextlib.suppress(OSError):  # never hide the error that stopped the run
+            run_dir.rmdir()
 
 
 # The stages: each calls the stage's public Python function (as synthmed.demo does).
