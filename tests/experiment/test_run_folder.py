@@ -32,7 +32,7 @@ def test_a_non_empty_folder_that_is_no_run_folder_is_refused_before_anything_is_
     ]
 
 
-def test_a_foreign_dataset_folder_in_a_run_folder_names_no_overwrite_flag(tiny_experiment: Path, tmp_path: Path) -> None:
+def test_a_foreign_dataset_folder_in_a_run_folder_is_kept(tiny_experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     (out / "dataset").mkdir(parents=True)
     (out / "dataset" / "notes.txt").write_text("mine")
