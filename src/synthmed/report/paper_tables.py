@@ -263,7 +263,15 @@ def write_paper_tables(
     rows = comparison_rows(usefulness, experiment=experiment, figures=figures)
     out_dir = Path(out_dir)
     title = f"{experiment}: classifiers tested on real images, beside the published figure"
-    notes = [*(notes or []), *(f"Paper figure: {f.paper}, {f.domain}; {f.tested_on}." for f in figures)]
+    matched = {(r["arch"], r["train_set"], r["metric"]) for r in rows}
+    notes = [
+        *(notes or []),
+        *(
+            f"Paper figure: {f.paper}, {f.domain}; {f.arch} trained on {f.train_set} images, {f.tested_on}"
+            + ("." if (f.arch, f.train_set, f.metric) in matched else f" (not compared: this run trains no {f.arch}).")
+            for f in figures
+        ),
+    ]
     if rests_on := (usefulness.get("rests_on") or {}).get("text"):
         notes.append(f"Rests on: {rests_on}")
     paths = {"csv": out_dir / f"{STEM}.csv", "markdown": out_dir / f"{STEM}.md", "latex": out_dir / f"{STEM}.tex"}
