@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
+from experiment.conftest import TINY  # the experiment tests' tiny phantom run (tests/ is on sys.path)
 from synthmed.experiment.runner import run_experiment
 from synthmed.experiment.schema import read_experiment
 from synthmed.report.paper_tables import (
@@ -23,41 +24,15 @@ from synthmed.report.paper_tables import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Named like the brain MRI arm (so the packaged Nafi et al. figure applies) but on the phantom, at 32 px
-# (VGG-19's five poolings need 32), 2 diffusion steps and 2 classifier seeds.
-TINY_ARM = """
-name = "brain_mri_vgg19"
-data_root = "data"
-seed = 0
-
-[data]
-source = "phantom"
-phantom_n_per_class = 6
-
-[data.prepare]
-size_px = 32
-
-[train]
-preset = "tiny"
-max_steps = 2
-batch_size = 8
-
-[sample]
-n_per_class = 3
-steps = 2
-grid_per_class = 2
-
-[evaluate]
-skip = ["fidelity", "memorisation", "condition_fidelity", "explanations"]
-tstr_archs = ["vgg19"]
-tstr_seeds = [0, 1]
-tstr_epochs = 1
-bootstrap_samples = 10
-tstr_overrides = { min_steps = 2, batch_size = 8, save_classifiers = "none" }
-
-[profile.cpu.train]
-max_steps = 3
-"""
+# The experiment tests' tiny phantom run, named like the brain MRI arm (so the packaged Nafi et al. figure
+# applies), at 32 px (VGG-19's five poolings need 32), with VGG-19 and 2 classifier seeds.
+ARM_SETTINGS = [
+    'name="brain_mri_vgg19"',
+    "data.prepare.size_px=32",
+    'evaluate.tstr_archs=["vgg19"]',
+    "evaluate.tstr_seeds=[0, 1]",
+    'evaluate.tstr_overrides={ min_steps = 2, batch_size = 8, save_classifiers = "none" }',
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +41,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("paper_arm")
     path = root / "experiments" / "arm.toml"
     path.parent.mkdir()
-    path.write_text(TINY_ARM)
-    config, data_root = read_experiment(path, profile="cpu", environ={})
+    path.write_text(TINY)
+    config, data_root = read_experiment(path, profile="cpu", overrides=ARM_SETTINGS, environ={})
     run_experiment(config, data_root=data_root, run_dir=root / "run", profile="cpu", on_output=lambda _: None)
     return root / "run"
 
