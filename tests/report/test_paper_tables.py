@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy.stats import t as student_t
 from experiment.conftest import TINY  # the experiment tests' tiny phantom run (tests/ is on sys.path)
 from synthmed.experiment.runner import run_experiment
 from synthmed.experiment.schema import read_experiment
+from synthmed.report import build_report
 from synthmed.report.paper_tables import (
     PaperFigure,
     load_paper_figures,
@@ -83,6 +85,11 @@ def test_the_run_writes_csv_markdown_and_latex_from_the_evaluate_results(run_dir
     assert "±" not in tex and tex.count(r"\\") == 1 + 3  # header + one row per training set
     html = (run_dir / "report.html").read_text()
     assert "Beside the paper" in html and "Nafi et al. 2024" in html
+
+    # `synthmed report RUN` (the run folder, not RUN/eval) writes them again.
+    shutil.rmtree(tables)
+    build_report(run_dir, out_path=run_dir / "report.html")
+    assert read_rows(tables / "paper_comparison.csv") == rows
 
 
 @pytest.mark.slow

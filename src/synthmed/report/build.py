@@ -253,7 +253,7 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
     metrics = _read_json(metrics_path)
     run_status = metrics.pop("status", None)  # the orchestrator's {"failed_parts": [...]}
     failed = run_status.get("failed_parts") if isinstance(run_status, dict) else None
-    tables = paper_tables.write_run_tables(eval_dir.parent, metrics.get("usefulness"))  # in a `synthmed run`
+    tables = paper_tables.write_run_tables(eval_dir, metrics.get("usefulness"))  # in a `synthmed run`
     if tables is not None:
         metrics["beside_the_paper"] = paper_tables.report_section(tables)
     if (eval_dir / STUDY_NAME).is_file() and "study" not in metrics:

@@ -301,13 +301,12 @@ def run_notes(run_dir: Path) -> list[str]:
     return ["Run settings: " + "; ".join(p for p in parts if p) + "."]
 
 
-def write_run_tables(run_dir: Path, usefulness: Any) -> dict[str, str] | None:
-    """RUN/tables/paper_comparison.* for an experiment run (RUN/experiment.json names it); None outside a run
-    or when the usefulness section holds no results."""
-    run_dir = Path(run_dir)
-    if not isinstance(usefulness, dict) or not isinstance(usefulness.get("results"), dict):
-        return None
-    if not (run_dir / "experiment.json").is_file():
+def write_run_tables(eval_dir: Path, usefulness: Any) -> dict[str, str] | None:
+    """RUN/tables/paper_comparison.* when `eval_dir` is RUN/eval or RUN itself (RUN/experiment.json names the
+    experiment); None outside an experiment run or when the usefulness section holds no results."""
+    eval_dir = Path(eval_dir)
+    run_dir = next((d for d in (eval_dir, eval_dir.parent) if (d / "experiment.json").is_file()), None)
+    if run_dir is None or not isinstance(usefulness, dict) or not isinstance(usefulness.get("results"), dict):
         return None
     name = str(read_json(run_dir / "experiment.json").get("experiment", {}).get("name") or run_dir.name)
     return write_paper_tables(usefulness, run_dir / TABLES_DIR, experiment=name, notes=run_notes(run_dir))
@@ -328,7 +327,10 @@ def report_section(paths: dict[str, str]) -> dict[str, Any]:
             if _number(r["mean"]) is not None
         )
     else:
-        verdict = "No published figure is recorded for this experiment (synthmed/report/paper_figures.toml)."
+        verdict = (
+            "No classifier of this run matches a published figure recorded for its experiment "
+            "(synthmed/report/paper_figures.toml); the notes of tables/paper_comparison.md say why."
+        )
     return {
         "verdict": verdict,
         "status": "info",
