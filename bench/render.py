@@ -23,6 +23,7 @@ ORDER = (
     "sampler_quality",
     "pneumonia_train",
     "latent_throughput",
+    "gpu_256",
     "data_speed",
     "data_phantom_grid",
     "data_prepare_all",

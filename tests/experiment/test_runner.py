@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from diffusers import DDPMScheduler
 
 from synthmed.cli import main
-from synthmed.experiment.runner import run_experiment
+from synthmed.experiment.runner import FLOW_DEFAULT_SAMPLER, run_experiment
 from synthmed.experiment.schema import read_experiment
+from synthmed.models.sampling import default_sampler
 
 
 def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: Path, tmp_path: Path) -> None:
@@ -74,3 +76,47 @@ def test_weights_folder_errors_name_the_experiment_key(tiny_experiment: Path, tm
     with pytest.raises(FileNotFoundError, match=r"\[evaluate\] tstr_weights_dir .* lacks resnet50-0676ba61.pth"):
         run_experiment(config, data_root=root, run_dir=tmp_path / "run", on_output=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_flow_matching_experiment_trains_flow_and_samples_with_a_flow_sampler(
+    tiny_experiment: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    overrides = ["train.objective=flow_matching", "train.snr_gamma=5.0", "evaluate.enabled=false"]
+    config, root = read_experiment(tiny_experiment, overrides=overrides, environ={})
+    printed: list[str] = []
+    run_experiment(config, data_root=root, run_dir=out, on_output=printed.append)
+    trained = json.loads((out / "train" / "config.json").read_text())
+    assert trained["model"]["prediction_type"] == "flow_prediction" and trained["snr_gamma"] is None
+    assert set(pd.read_csv(out / "samples" / "manifest.csv")["sampler"]) == {"flow_euler"}
+    recorded = json.loads((out / "experiment.json").read_text())
+    assert "snr_gamma" not in recorded["experiment"]["train"] and "snr_gamma = 5.0 is ignored" in recorded["notes"][0]
+    assert any("snr_gamma = 5.0 is ignored" in line for line in printed)
+    assert default_sampler(DDPMScheduler(prediction_type="flow_prediction")) == FLOW_DEFAULT_SAMPLER  # one rule
+
+
+def test_a_run_whose_first_stage_fails_leaves_no_run_folder(tiny_experiment: Path, tmp_path: Path) -> None:
+    (tiny_experiment.parent / "data" / "empty").mkdir(parents=True)  # exists, but holds no images
+    config, root = read_experiment(tiny_experiment, overrides=["data.source=empty"], environ={})
+    out = tmp_path / "run"
+    with pytest.raises((ValueError, OSError)):
+        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert not out.exists()
+    out.mkdir()  # a folder the user made stays, empty
+    with pytest.raises((ValueError, OSError)):
+        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_training_that_fails_at_once_on_a_prepared_dataset_leaves_no_run_folder(
+    tiny_experiment: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    for image in (tiny_dataset / "images").iterdir():  # dataset.json says it is there; its images are not
+        image.unlink()
+    text = tiny_experiment.read_text().replace('source = "phantom"', f'prepared = "{tiny_dataset}"')
+    tiny_experiment.write_text(text.replace("phantom_n_per_class = 6", "").replace("[data.prepare]\nsize_px = 16", ""))
+    config, root = read_experiment(tiny_experiment, environ={})
+    out = tmp_path / "run"
+    with pytest.raises(OSError):
+        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert not out.exists()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from synthmed.cli import main
-from synthmed.experiment.schema import merge, parse_set, read_experiment
+from synthmed.experiment.overrides import parse_set
+from synthmed.experiment.schema import merge, read_experiment
 
 
 def _edit(path: Path, old: str, new: str) -> Path:
@@ -118,3 +119,78 @@ def test_shipped_experiments_validate_for_both_profiles() -> None:
             assert config.data.source is not None
             if profile == "cpu":
                 assert config.data.prepare["size_px"] == 64, path.name
+
+
+def test_set_values_take_the_type_of_the_field_they_set(tiny_experiment: Path) -> None:
+    config, _ = read_experiment(
+        tiny_experiment,
+        overrides=["train.preset=32", "data.prepare.channels=1", "train.max_steps=7", "profile.gpu.train.preset=64"],
+        environ={},
+    )
+    assert config.train.preset == "32" and config.data.prepare["channels"] == "1"
+    assert config.train.options["max_steps"] == 7  # an int field keeps the TOML int
+    assert config.profile["gpu"]["train"]["preset"] == "64"
+    with pytest.raises(ValueError, match=r"\[train\] max_steps"):  # a string where an int belongs still fails
+        read_experiment(tiny_experiment, overrides=["train.max_steps=many"], environ={})
+
+
+def test_extends_stays_inside_the_including_files_folder(tiny_experiment: Path, tmp_path: Path) -> None:
+    folder = tiny_experiment.parent
+    (folder / "bases").mkdir()
+    (folder / "bases" / "base.toml").write_text(tiny_experiment.read_text())
+    (tmp_path / "outside.toml").write_text(tiny_experiment.read_text())
+    child = folder / "child.toml"
+    child.write_text('extends = "bases/base.toml"\nname = "child"\n')
+    assert read_experiment(child, environ={})[0].name == "child"  # a file below the folder is fine
+    child.write_text('extends = "../outside.toml"\nname = "child"\n')
+    with pytest.raises(ValueError, match=r"extends '\.\./outside\.toml' points outside .*absolute path"):
+        read_experiment(child, environ={})
+    child.write_text(f'extends = "{tmp_path / "outside.toml"}"\nname = "child"\n')  # absolute: deliberate
+    assert read_experiment(child, environ={})[0].name == "child"
+
+
+def test_flow_matching_objective_drops_snr_gamma_and_says_so(tiny_experiment: Path) -> None:
+    flow = ["train.objective=flow_matching", "train.snr_gamma=5.0"]
+    config, _ = read_experiment(tiny_experiment, overrides=flow, environ={})
+    assert config.train.flow and "snr_gamma" not in config.train.options
+    assert "snr_gamma" not in config.model_dump()["train"]
+    assert config.train.notes() == [
+        "[train] snr_gamma = 5.0 is ignored: objective flow_matching has no min-SNR weighting"
+    ]
+    assert config.train.model_overrides()["prediction_type"] == "flow_prediction"
+    config, _ = read_experiment(tiny_experiment, overrides=["train.snr_gamma=5.0"], environ={})
+    assert config.train.options["snr_gamma"] == 5.0 and not config.train.notes()  # diffusion keeps it
+    with pytest.raises(ValueError, match="remove train.model.prediction_type"):
+        read_experiment(tiny_experiment, overrides=[*flow, "train.model.prediction_type=epsilon"], environ={})
+    with pytest.raises(ValueError, match="unknown key"):
+        read_experiment(tiny_experiment, overrides=["train.objective_x=flow_matching"], environ={})
+
+
+@pytest.mark.parametrize(
+    ("objective", "sampler", "fitting"),
+    [("flow_matching", "dpmpp", "['flow_euler', 'flow_heun']"), ("diffusion", "flow_heun", "['ddim', 'ddpm',")],
+)
+def test_dry_run_refuses_a_sampler_that_does_not_fit_the_objective(
+    tiny_experiment: Path, tmp_path: Path, capsys, objective: str, sampler: str, fitting: str
+) -> None:
+    out = tmp_path / "run"
+    sets = ["--set", f"train.objective={objective}", "--set", f"sample.sampler={sampler}"]
+    assert main(["run", str(tiny_experiment), "--dry-run", "--out", str(out), *sets]) == 2
+    err = capsys.readouterr().err
+    assert f"[sample] sampler '{sampler}' does not fit [train] objective '{objective}'" in err and fitting in err
+    assert not out.exists()
+
+
+def test_dry_run_checks_the_data_folder_exists(tiny_experiment: Path, tmp_path: Path, capsys) -> None:
+    _edit(tiny_experiment, 'source = "phantom"', 'source = "raw_xrays"')
+    args = ["run", str(tiny_experiment), "--dry-run", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    missing = tiny_experiment.parent / "data" / "raw_xrays"
+    assert f"data.source 'raw_xrays': {missing} does not exist" in err
+    assert "--set data_root=" in err and "SYNTHMED_DATA_ROOT" in err
+    missing.mkdir(parents=True)
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--set", f"data_root={tmp_path / 'elsewhere'}"]) == 2
+    assert str(tmp_path / "elsewhere" / "raw_xrays") in capsys.readouterr().err

@@ -121,6 +121,9 @@ def test_bad_input(tmp_path, tiny_dataset, prepared_dataset_factory):
     suggested = str(refused.value).split("--preset ")[1].split()[0]
     assert train_config_for_dataset(big, preset=suggested, max_steps=1).model.image_size_px == 64
     assert train_config_for_dataset(tiny_dataset, max_steps=1).model.image_size_px == 16  # 16 px: default preset fits
+    # The large presets bring a learning rate they train at (1e-3 diverged for '256'); a given lr wins.
+    assert train_config_for_dataset(big, preset="256", max_steps=1).lr < train_config_for_dataset(big, max_steps=1).lr
+    assert train_config_for_dataset(big, preset="256", max_steps=1, lr=3e-4).lr == 3e-4
     # An existing run is never overwritten without --resume.
     train(_config(tiny_dataset, max_steps=1), run_dir=tmp_path / "r3")
     with pytest.raises(FileExistsError, match="--resume"):

@@ -54,12 +54,32 @@ THIRD_PARTY_FIXES = {
 }
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's '(default: X)' after an option's help, unless the help already says its default or X is None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+def _one_default_note(parser: argparse.ArgumentParser) -> None:
+    """Give every parser that adds defaults to its help (ArgumentDefaultsHelpFormatter) DefaultsHelpFormatter."""
+    if parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter:
+        parser.formatter_class = DefaultsHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _one_default_note(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all subcommands)."""
     parser = argparse.ArgumentParser(
         prog="synthmed",
         description="Synthetic medical images with diffusion models, and the evidence of whether they are any good.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"synthmed {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -67,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMAND_MODULES:
         module.register(subparsers)
+    _one_default_note(parser)
     return parser
 
 

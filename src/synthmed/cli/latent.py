@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
-from synthmed.cli.sample import SAMPLER_CHOICES
+from synthmed.cli.sample import add_common_flags, class_list
 from synthmed.cli.train import add_tracker_flag
 
 
@@ -64,30 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.set_defaults(func=run_train)
 
     sa = commands.add_parser("sample", help="sample a latent run into a synthetic image set", formatter_class=fmt)
-    sa.add_argument("run", help="run folder from `latent train`")
-    sa.add_argument("--out", required=True, help="output folder (images + manifest.csv)")
-    sa.add_argument("--n-per-class", type=int, required=True)
-    sa.add_argument("--classes", default=None, help="comma-separated class names (default: all)")
-    sa.add_argument(
-        "--sampler",
-        choices=SAMPLER_CHOICES,
-        default=None,
-        help="default ddim (flow_euler for flow-matching runs); dpm++ is an alias of dpmpp",
-    )
-    sa.add_argument("--steps", type=int, default=None, help="default: the sampler's")
-    sa.add_argument("--guidance-scale", type=float, default=2.0)
-    sa.add_argument("--seed", type=int, default=0, help="image k of each class uses seed + k")
-    sa.add_argument("--batch-size", type=int, default=16)
-    sa.add_argument("--age-years", type=float, default=None, help="fix the age (default: drawn from training data)")
-    sa.add_argument("--sex", default=None, help="fix the sex value (default: drawn from training data)")
-    sa.add_argument("--view", default=None, help="fix the view value (default: drawn from training data)")
+    add_common_flags(sa, run_help="run folder from `latent train`")
+    sa.add_argument("--batch-size", type=int, default=16, help="images per denoising batch")
+    sa.add_argument("--seed", type=int, default=None, help="deprecated alias of --seed-start")
+    sa.add_argument("--age-years", type=float, default=None, help="fix the age; default drawn from training data")
+    sa.add_argument("--sex", default=None, help="fix the sex value; default drawn from training data")
+    sa.add_argument("--view", default=None, help="fix the view value; default drawn from training data")
     sa.add_argument(
         "--prompt",
         default=None,
-        help="text-conditioned runs: caption for every image (default: training captions of each class)",
+        help="text-conditioned runs: caption for every image; default training captions of each class",
     )
-    sa.add_argument("--format", choices=["png", "dicom", "png+dicom"], default="png")
-    sa.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     sa.set_defaults(func=run_sample)
 
 
@@ -167,26 +155,39 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    """`latent sample`: --seed is the deprecated spelling of --seed-start."""
+    if args.seed is not None:
+        if args.seed_start not in (0, args.seed):
+            raise ValueError(f"--seed {args.seed} and --seed-start {args.seed_start} disagree; give --seed-start only.")
+        logging.getLogger("synthmed.cli").warning("--seed is deprecated: use --seed-start (the same in every family).")
+        args.seed_start = args.seed
+    return sample_latent_run(args)
+
+
+def sample_latent_run(args: argparse.Namespace) -> int:
+    """Sample the latent run `args.model` with the flags `synthmed sample` and `latent sample` share."""
     from synthmed.latent.sample import sample_latent
     from synthmed.sample.writer import FORMAT_CHOICES
 
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     sample_latent(
-        args.run,
+        args.model,
         out=args.out,
         n_per_class=args.n_per_class,
         sampler=args.sampler,
         steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        seed=args.seed,
+        guidance_scale=2.0 if args.guidance_scale is None else args.guidance_scale,
+        seed_start=args.seed_start,
         batch_size=args.batch_size,
-        classes=classes,
-        age_years=args.age_years,
-        sex=args.sex,
-        view=args.view,
-        prompt=args.prompt,
+        classes=class_list(args.classes),
+        age_years=getattr(args, "age_years", None),
+        sex=getattr(args, "sex", None),
+        view=getattr(args, "view", None),
+        prompt=getattr(args, "prompt", None),
         formats=FORMAT_CHOICES[args.format],
+        bit_depth=16 if args.format == "png16" else 8,
+        modality=args.modality,
+        mixed_precision=args.mixed_precision,
         device=args.device,
     )
-    print(f"wrote {args.n_per_class} images per class to {args.out}")
+    print(f"wrote {args.n_per_class} images per class to {args.out} (latent run {args.model})")
     return 0

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME or runs/NAME-PROFILE)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="run folder; default runs/NAME, or runs/NAME-PROFILE with --profile"
+    )
     parser.add_argument(
         "--profile", default=None, help="apply the file's [profile.NAME] table over the base, e.g. cpu or gpu"
     )
@@ -31,19 +33,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override one setting (TOML value), e.g. --set data_root=/data --set train.max_steps=100; "
         "$SYNTHMED_DATA_ROOT also overrides data_root",
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved settings and the stage plan only")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the settings, the data folder and the sampler, then print the resolved settings and the stage "
+        "plan; runs nothing",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from synthmed.experiment.runner import describe, run_experiment
+    from synthmed.experiment.runner import check_inputs, describe, run_experiment
     from synthmed.experiment.schema import read_experiment
 
     config, data_root = read_experiment(args.experiment, profile=args.profile, overrides=args.overrides)
     run_dir = args.out or Path("runs") / (config.name + (f"-{args.profile}" if args.profile else ""))
     if args.dry_run:
+        check_inputs(config, data_root=data_root, run_dir=run_dir)
         print(json.dumps(describe(config, data_root=data_root, run_dir=run_dir, profile=args.profile), indent=2))
         return 0
     result = run_experiment(config, data_root=data_root, run_dir=run_dir, profile=args.profile)

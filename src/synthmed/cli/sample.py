@@ -3,9 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 # synthmed.models.sampling.SAMPLERS + the dpm++ alias (kept literal: parsing the CLI must not import torch)
 SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun", "dpm++"]
+FORMAT_CHOICES = ["png", "png16", "dicom", "png+dicom"]  # = synthmed.sample.writer.FORMAT_CHOICES' keys
+
+
+def class_list(values: list[str] | None) -> list[str] | None:
+    """`--classes` as given: space-separated (`a b`), comma-separated (`a,b`) or both; None = all classes."""
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()] or None
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, run_help: str) -> None:
+    """The flags `synthmed sample` and `synthmed latent sample` share (same names, same meaning)."""
+    parser.add_argument("model", metavar="RUN", help=run_help)
+    parser.add_argument("--out", required=True, help="output folder (images/<class>/, manifest.csv)")
+    parser.add_argument("--n-per-class", type=int, required=True, help="images per class")
+    parser.add_argument(
+        "--classes", nargs="+", default=None, help="class names (or indices), space- or comma-separated; default all"
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLER_CHOICES,
+        default=None,
+        help="diffusers scheduler; default dpmpp for pixel models, ddim for latent runs, flow_euler for "
+        "flow-matching models (flow_euler / flow_heun fit those only); dpm++ is an alias of dpmpp",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps; default the sampler's: ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, "
+        "flow_heun 10",
+    )
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="classifier-free guidance w: uncond + w (cond - uncond); default 1 (none) for pixel models, 2 for "
+        "latent runs",
+    )
+    parser.add_argument("--seed-start", type=int, default=0, help="image k of each class uses seed seed-start + k")
+    parser.add_argument(
+        "--format",
+        choices=FORMAT_CHOICES,
+        default="png",
+        help="8-bit PNG, 16-bit PNG (grey), DICOM (SyntheticData=YES), or PNG + DICOM",
+    )
+    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="UNet autocast")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    parser.add_argument("--modality", default="OT", help="DICOM Modality tag, e.g. CR, DX, CT, MR")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,58 +64,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sample",
         help="sample images per class from a trained model (one seed per image)",
-        description="Image k of each class uses seed seed_start + k and is identical whatever --batch-size.",
+        description="Image k of each class uses seed seed_start + k and is identical whatever --batch-size. "
+        "A latent run folder (from `synthmed latent train`) is sampled as `synthmed latent sample` would.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help="run folder (RUN), model folder (RUN/model) or checkpoint folder")
-    parser.add_argument("--out", required=True, help="output folder (images/<class>/, manifest.csv, grids/)")
-    parser.add_argument("--n-per-class", type=int, required=True, help="images per class")
-    parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
-    parser.add_argument(
-        "--sampler",
-        choices=SAMPLER_CHOICES,
-        default="dpmpp",
-        help="diffusers scheduler (dpmpp = DPM-Solver++ 2M, dpm++ is an alias; flow_euler/flow_heun for "
-        "--objective flow_matching models)",
+    add_common_flags(
+        parser,
+        run_help="run folder (RUN, pixel or latent), model folder (RUN/model) or checkpoint folder",
     )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="denoising steps (default: ddpm 1000, ddim 50, dpmpp 20, unipc 20, flow_euler 20, flow_heun 10)",
-    )
-    parser.add_argument(
-        "--guidance-scale",
-        type=float,
-        default=1.0,
-        help="classifier-free guidance w: uncond + w (cond - uncond); 1 = none",
-    )
-    parser.add_argument("--seed-start", type=int, default=0, help="seed of image 0 of each class")
     parser.add_argument("--batch-size", type=int, default=32, help="images per denoising batch")
-    parser.add_argument(
-        "--format",
-        choices=["png", "png16", "dicom", "png+dicom"],
-        default="png",
-        help="8-bit PNG, 16-bit PNG (grey), DICOM (SyntheticData=YES), or PNG + DICOM",
-    )
-    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="UNet autocast")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--modality", default="OT", help="DICOM Modality tag (e.g. CR, DX, CT, MR; default OT)")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Validate the flags into a SampleConfig and sample."""
-    from synthmed.models.sampling import sampler_name
-    from synthmed.sample.generate import SampleConfig, sample_images
+def latent_run_folder(path: str | Path) -> Path | None:
+    """The run folder when `path` is a latent run (or its model/ folder), else None."""
+    from synthmed.latent.model import CONFIG_NAME, FORMAT
 
+    path = Path(path).expanduser()
+    for run, config in ((path, path / "model" / CONFIG_NAME), (path.parent, path / CONFIG_NAME)):
+        try:
+            if json.loads(config.read_text()).get("format") == FORMAT:
+                return run
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the flags into a SampleConfig and sample (a latent run goes to `latent sample`)."""
+    latent_run = latent_run_folder(args.model)
+    if latent_run is not None:
+        from synthmed.cli.latent import sample_latent_run
+
+        args.model = str(latent_run)
+        return sample_latent_run(args)
+
+    from synthmed.models.sampling import default_sampler, sampler_name
+    from synthmed.models.unet import build_scheduler, load_model_config
+    from synthmed.sample.generate import SampleConfig, resolve_model_dir, sample_images
+
+    if args.sampler is None:
+        args.sampler = default_sampler(build_scheduler(load_model_config(resolve_model_dir(args.model))))
     config = SampleConfig(
         model_dir=args.model,
         out_dir=args.out,
         n_per_class=args.n_per_class,
-        classes=args.classes,
+        classes=class_list(args.classes),
         sampler=sampler_name(args.sampler),
         steps=args.steps,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=1.0 if args.guidance_scale is None else args.guidance_scale,
         seed_start=args.seed_start,
         batch_size=args.batch_size,
         format=args.format,

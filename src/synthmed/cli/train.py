@@ -57,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="step budget")
     parser.add_argument("--max-duration-min", type=float, default=None, help="wall-clock budget in minutes")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default 64)")
-    parser.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default 1e-3)")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="peak AdamW learning rate (default 1e-3; 1e-4 for presets 128 and 256)"
+    )
     parser.add_argument(
         "--mixed-precision",
         choices=["auto", "no", "bf16", "fp16"],

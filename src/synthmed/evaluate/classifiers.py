@@ -322,9 +322,9 @@ def predict_proba(model: nn.Module, pixels: np.ndarray, *, batch_size: int = 128
     """Class probabilities [N, K] for uint8 images [N, C, H, W] (model in eval mode, restored after)."""
     was_training = model.training
     model.eval()
-    outputs = []
+    outputs, device = [], next(model.parameters()).device
     for start in range(0, len(pixels), batch_size):
         batch = to_model_range(torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size])))
-        outputs.append(torch.softmax(model(batch).float(), dim=1))
+        outputs.append(torch.softmax(model(batch.to(device)).float(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(outputs).numpy()

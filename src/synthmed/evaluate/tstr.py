@@ -28,6 +28,7 @@ from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_me
 from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
 from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict, weights_description
 from synthmed.files import atomic_write_json
+from synthmed.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class TSTRConfig(BaseModel):
     max_train_images: int | None = Field(default=None, gt=1, description="seeded random cap per training set")
     balance_classes: bool = Field(default=True, description="class-weighted loss for imbalanced sets")
     bf16_autocast: bool = Field(default=False, description="faster for the torchvision archs, slower for small_cnn")
+    device: str = Field(default="auto", description="where classifiers train: auto (CUDA if visible), cpu, cuda:N")
     small_cnn_width: int = Field(default=32, gt=0)
     vgg_recipe: bool = Field(
         default=True,
@@ -162,8 +164,11 @@ def fit_classifier(
         model = ImageClassifier(
             net, arch=built, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
         )
+        device = resolve_device(config.device)
+        model.to(device)
         counts = torch.bincount(y, minlength=num_classes).float()
         class_weight = torch.where(counts > 0, len(y) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+        class_weight = class_weight.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps_per_epoch = max(1, len(y) // config.batch_size + (len(y) % config.batch_size > 1))
         epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))
@@ -182,10 +187,10 @@ def fit_classifier(
                 xb = augment_batch(
                     x[index], shift_px=config.augment_shift_px, hflip=config.augment_hflip, generator=generator
                 )
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast):
-                    logits = model(xb)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast):
+                    logits = model(xb.to(device))
                 weight = class_weight if config.balance_classes else None
-                loss = F.cross_entropy(logits.float(), y[index], weight=weight)
+                loss = F.cross_entropy(logits.float(), y[index].to(device), weight=weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -209,7 +214,7 @@ def fit_classifier(
                     break
         if best_state is not None:
             model.load_state_dict(best_state)
-    return model.eval()
+    return model.cpu().eval()  # explanations and scoring run on CPU
 
 
 def train_reference_classifier(

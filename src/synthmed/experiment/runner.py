@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 STAGES = ("prepare", "train", "sample", "evaluate", "report", "study")
 STATE_NAME = "stages.json"
 VERSIONED = ("synthmed", "torch", "torchvision", "diffusers", "accelerate", "numpy", "pydantic")
+FLOW_DEFAULT_SAMPLER = "flow_euler"
+"""The sampler of flow-matching runs when [sample] names none (synthmed.models.sampling.default_sampler's)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,12 @@ def plan(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> list[St
         dataset = data_path(data_root, str(data.prepared))
         add("prepare", {"prepared": str(dataset)}, dataset)
     train = {"preset": config.train.preset, "model": config.train.model, "seed": config.seed, **config.train.options}
+    if config.train.flow:  # named only when not the default, so older run folders keep their fingerprints
+        train["objective"] = config.train.objective
     add("train", train, run_dir / "train")
     if config.sample.enabled:
-        add("sample", {"seed_start": config.seed, **config.sample.options}, run_dir / "samples")
+        sampler = {"sampler": FLOW_DEFAULT_SAMPLER} if config.train.flow else {}  # else SampleConfig's dpmpp
+        add("sample", {"seed_start": config.seed, **sampler, **config.sample.options}, run_dir / "samples")
         if config.evaluate.enabled:
             add("evaluate", {"seed": config.seed, **config.evaluate.options}, run_dir / "eval")
             if config.report.enabled:
@@ -136,6 +142,7 @@ def describe(config: ExperimentConfig, *, data_root: Path, run_dir: Path, profil
         stages.append({"stage": _State.key(stage), "output": str(stage.output), "status": status})
     return {
         "experiment": resolved,
+        "notes": config.train.notes(),
         "profile": profile,
         "profiles_defined": sorted(config.profile),
         "data_root": str(data_root),
@@ -160,35 +167,79 @@ def run_experiment(
     state = _State(run_dir)
     for stage in stages:  # refuse a run folder made with other settings before any work
         state.complete(stage)
-    if "evaluate" in {s.name for s in stages}:
-        _check_eval_inputs(config.evaluate.options)
+    check_inputs(config, data_root=data_root, run_dir=run_dir)
+    existed = run_dir.exists()
+    fresh = not existed or not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        run_dir / "experiment.json", describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
-    )
-    atomic_write_json(run_dir / "versions.json", software_versions())
+    for note in config.train.notes():
+        on_output(f"note: {note}")
     result = RunResult(run_dir)
-    dataset = stages[0].output
-    for stage in stages:
-        key = _State.key(stage)
-        if state.complete(stage):
-            result.actions[key] = "skipped"
-            on_output(f"{key}: complete, skipped ({stage.output})")
-            continue
-        on_output(f"{key}: running -> {stage.output}")
-        started = time.perf_counter()
-        RUNNERS[stage.name](config, stage, dataset=dataset, run_dir=run_dir, on_output=on_output)
-        state.record(stage, time.perf_counter() - started)
-        result.actions[key] = "ran"
+    try:
+        atomic_write_json(
+            run_dir / "experiment.json", describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
+        )
+        atomic_write_json(run_dir / "versions.json", software_versions())
+        for stage in stages:
+            key = _State.key(stage)
+            if state.complete(stage):
+                result.actions[key] = "skipped"
+                on_output(f"{key}: complete, skipped ({stage.output})")
+                continue
+            on_output(f"{key}: running -> {stage.output}")
+            started = time.perf_counter()
+            RUNNERS[stage.name](config, stage, dataset=stages[0].output, run_dir=run_dir, on_output=on_output)
+            state.record(stage, time.perf_counter() - started)
+            result.actions[key] = "ran"
+    except BaseException:
+        if fresh and _nothing_to_keep(stages, state, run_dir):
+            _remove_contents(run_dir, keep_folder=existed)
+        raise
     return result
 
 
-def _check_eval_inputs(options: dict[str, Any]) -> None:
-    if options.get("tstr_weights_dir"):
+def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> None:
+    """Refuse, before any work (and in --dry-run), inputs that are missing: the data source or prepared
+    dataset (unless the run's prepare stage is complete) and an evaluation weights folder."""
+    prepare = plan(config, data_root=data_root, run_dir=run_dir)[0]
+    try:
+        prepared_here = _State(Path(run_dir)).complete(prepare)
+    except ValueError:  # other settings: reported by the run (or the dry run's stage status)
+        prepared_here = False
+    if config.data.source != "phantom" and not prepared_here:
+        key, value = (
+            ("data.source", config.data.source) if config.data.source else ("data.prepared", config.data.prepared)
+        )
+        path = data_path(data_root, str(value))
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{key} {value!r}: {path} does not exist (data_root is {data_root}). Point data_root at the folder "
+                f"that holds it: --set data_root=/path/to/data or SYNTHMED_DATA_ROOT=/path/to/data (or give "
+                f"{key} as an absolute path)."
+            )
+    options = config.evaluate.options
+    if config.sample.enabled and config.evaluate.enabled and options.get("tstr_weights_dir"):
         from synthmed.evaluate.classifiers import check_weights_dir
 
         archs = options.get("tstr_archs", ("small_cnn",))
         check_weights_dir(options["tstr_weights_dir"], archs, flag="[evaluate] tstr_weights_dir")
+
+
+def _nothing_to_keep(stages: list[Stage], state: _State, run_dir: Path) -> bool:
+    """True when no stage finished with output in the run folder and no training checkpoint exists yet."""
+    finished_here = [s for s in stages if _State.key(s) in state.done and s.output.is_relative_to(run_dir)]
+    return not finished_here and not any((run_dir / "train" / "checkpoints").glob("step-*"))
+
+
+def _remove_contents(run_dir: Path, *, keep_folder: bool) -> None:
+    """Empty a run folder this run filled (a failed first stage leaves no half-made run behind)."""
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    if not keep_folder:
+        with contextlib.suppress(OSError):  # never hide the error that stopped the run
+            run_dir.rmdir()
 
 
 # The stages: each calls the stage's public Python function (as synthmed.demo does).
@@ -226,8 +277,8 @@ def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **_: Any) -
     train_config = train_config_for_dataset(
         dataset,
         preset=config.train.preset,
-        model_overrides=config.train.model,
-        **{"seed": config.seed, **config.train.options},
+        model_overrides=config.train.model_overrides(),
+        **{"seed": config.seed, **config.train.options, **({"snr_gamma": None} if config.train.flow else {})},
     )
     train(train_config, run_dir=stage.output, resume=(stage.output / "checkpoints").is_dir())
 

@@ -6,10 +6,12 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from synthmed.experiment.overrides import apply_overrides
 
 DATA_ROOT_ENV = "SYNTHMED_DATA_ROOT"
 """Environment variable that overrides the file's `data_root` (a `--set data_root=...` overrides both)."""
@@ -57,12 +59,55 @@ class _OpenSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+FLOW_PREDICTION = "flow_prediction"
+"""The model's prediction type under objective flow_matching (synthmed.models.sampling.FLOW_PREDICTION)."""
+
+
 class TrainSection(_OpenSection):
-    """The diffusion model and its budget: `preset`, `model` (DiffusionModelConfig overrides) and any
-    TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...)."""
+    """The diffusion model and its budget: `preset`, `objective`, `model` (DiffusionModelConfig overrides) and
+    any TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...).
+
+    Flow matching has no min-SNR weighting: its `snr_gamma` is dropped from the resolved settings (and
+    reported in `ExperimentConfig.notes`), as `synthmed train --objective flow_matching` stores none.
+    """
 
     preset: str | None = Field(None, description="tiny, 32, 64, 128 or 256 (default: the dataset's size)")
+    objective: Literal["diffusion", "flow_matching"] = Field(
+        "diffusion", description="diffusion (v-prediction, min-SNR) or flow_matching (rectified flow)"
+    )
     model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields")
+    _ignored: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _objective_fits_model(self) -> TrainSection:
+        given = self.model.get("prediction_type")
+        if self.flow:
+            if given not in (None, FLOW_PREDICTION):
+                raise ValueError(
+                    f"objective flow_matching trains the flow velocity; remove train.model.prediction_type = "
+                    f"{given!r} (it is for objective diffusion)."
+                )
+            if self.model_extra and "snr_gamma" in self.model_extra:
+                self._ignored["snr_gamma"] = self.model_extra.pop("snr_gamma")
+        elif given == FLOW_PREDICTION:
+            raise ValueError("train.model.prediction_type 'flow_prediction' is flow matching: set objective instead.")
+        return self
+
+    @property
+    def flow(self) -> bool:
+        """True for objective flow_matching."""
+        return self.objective == "flow_matching"
+
+    def model_overrides(self) -> dict[str, Any]:
+        """DiffusionModelConfig overrides: `model`, with the flow prediction type under flow matching."""
+        return {**self.model, "prediction_type": FLOW_PREDICTION} if self.flow else dict(self.model)
+
+    def notes(self) -> list[str]:
+        """Settings given in the file that this objective ignores."""
+        return [
+            f"[train] {key} = {value} is ignored: objective flow_matching has no min-SNR weighting"
+            for key, value in self._ignored.items()
+        ]
 
 
 class StageSection(_OpenSection):
@@ -149,6 +194,7 @@ def check_stage_options(config: ExperimentConfig) -> None:
     model = preset_config("tiny", image_size_px=32, in_channels=1, num_classes=2)
     _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
     _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-")
+    _check_sampler_fits(config)
     _validate("evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-")
     tstr_overrides = dict(config.evaluate.options.get("tstr_overrides") or {})
     taken = TSTR_FROM_EVAL & set(tstr_overrides)
@@ -165,6 +211,20 @@ def check_stage_options(config: ExperimentConfig) -> None:
         _validate(f"study.{name}", StudySpec, spec)
 
 
+def _check_sampler_fits(config: ExperimentConfig) -> None:
+    """An explicit [sample] sampler must suit the training objective (flow samplers for flow matching only)."""
+    from synthmed.models.sampling import SAMPLERS, sampler_name
+
+    given = config.sample.options.get("sampler")
+    if given is None or SAMPLERS[sampler_name(given)].flow == config.train.flow:
+        return
+    fitting = sorted(name for name, spec in SAMPLERS.items() if spec.flow == config.train.flow)
+    raise ValueError(
+        f"[sample] sampler {given!r} does not fit [train] objective {config.train.objective!r}: choose one of "
+        f"{fitting}, or leave sampler out for the objective's default."
+    )
+
+
 # Reading, profiles and overrides.
 
 
@@ -179,27 +239,6 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def parse_set(assignment: str) -> tuple[list[str], Any]:
-    """'train.max_steps=10' -> (['train', 'max_steps'], 10); values are TOML values, else plain strings."""
-    key, sep, text = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.max_steps=100")
-    try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text.strip()
-    return [part.strip() for part in key.split(".")], value
-
-
-def _assign(raw: dict[str, Any], path: list[str], value: Any) -> None:
-    table = raw
-    for part in path[:-1]:
-        table = table.setdefault(part, {})
-        if not isinstance(table, dict):
-            raise ValueError(f"--set {'.'.join(path)}: {part} is not a table in the experiment file.")
-    table[path[-1]] = value
-
-
 def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
     if not path.is_file():
@@ -211,10 +250,25 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = raw.pop("extends", None)
     if base is None:
         return raw
-    base_path = (path.resolve().parent / str(base)).resolve()
+    base_path = _extended_path(path, str(base))
     if base_path in seen:
         raise ValueError(f"{path}: extends {base} makes a loop; remove one of the `extends` keys.")
     return merge(load_toml(base_path, seen=(*seen, base_path)), raw)
+
+
+def _extended_path(path: Path, base: str) -> Path:
+    """The file `path` extends: an absolute (or ~) path as given, a relative one inside `path`'s folder."""
+    given = Path(base).expanduser()
+    if given.is_absolute():
+        return given.resolve()
+    folder = path.resolve().parent
+    resolved = (folder / given).resolve()
+    if not resolved.is_relative_to(folder):
+        raise ValueError(
+            f"{path}: extends {base!r} points outside {folder}; a relative `extends` names a file in that folder "
+            f"(or below it). Copy the base file there, or give its absolute path to extend it deliberately."
+        )
+    return resolved
 
 
 def read_experiment(
@@ -243,8 +297,7 @@ def read_experiment(
     env: Mapping[str, str] = os.environ if environ is None else environ
     if env.get(DATA_ROOT_ENV):
         raw["data_root"] = env[DATA_ROOT_ENV]
-    for assignment in overrides:
-        _assign(raw, *parse_set(assignment))
+    apply_overrides(raw, overrides, schema=ExperimentConfig)
     config = _checked(raw, path.name + (f" with --profile {profile}" if profile else ""))
     root = Path(config.data_root).expanduser()
     root = root if root.is_absolute() else path.resolve().parent / root

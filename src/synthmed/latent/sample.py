@@ -47,7 +47,7 @@ def sample_latent(
     sampler: str | None = None,
     steps: int | None = None,
     guidance_scale: float = 2.0,
-    seed: int = 0,
+    seed_start: int = 0,
     batch_size: int = 16,
     classes: list[str] | None = None,
     age_years: float | None = None,
@@ -55,13 +55,17 @@ def sample_latent(
     view: str | None = None,
     prompt: str | None = None,
     formats: tuple[str, ...] = ("png",),
+    bit_depth: int = 8,
+    modality: str = "OT",
+    mixed_precision: str = "no",
     device: str = "auto",
 ) -> Path:
     """Write `n_per_class` decoded images per class to `out` (images + manifest.csv); image k of each
-    class uses seed `seed + k` (the rule of every family), and is the same whatever `batch_size`.
+    class uses seed `seed_start + k` (the rule of every family), and is the same whatever `batch_size`.
 
     Text-conditioned runs use `prompt` for every image, or else a training caption of the image's
-    class (drawn with its seed, like the metadata).
+    class (drawn with its seed, like the metadata). `bit_depth` 16 writes 16-bit PNGs (grey images
+    only), `modality` is the DICOM Modality tag, `mixed_precision` "bf16" autocasts the UNet.
     """
     run = Path(run).expanduser()
     if n_per_class < 1:
@@ -69,7 +73,10 @@ def sample_latent(
     torch_device = current_shard().device(device)
     model, text = LatentDiffusion.load(run, device=torch_device)
     class_names = model.class_names
-    chosen = classes or class_names
+    chosen = [
+        class_names[int(c)] if c not in class_names and c.isdigit() and int(c) < len(class_names) else c
+        for c in classes or class_names
+    ]
     unknown = [c for c in chosen if c not in class_names]
     if unknown:
         raise ValueError(f"classes {unknown} are not in this model; it knows {class_names}.")
@@ -84,6 +91,8 @@ def sample_latent(
     sampler = sampler_name(sampler) if sampler else default_latent_sampler(model.scheduler)
     steps = steps or SAMPLERS[sampler].default_steps
     _, ae_config = load_autoencoder(run / "autoencoder")
+    if bit_depth == 16 and ae_config.channels != 1:
+        raise ValueError(f"{run} makes RGB images; 16-bit PNG (--format png16) is for grey images: use png or dicom.")
     provenance = {
         "sampler": sampler,
         "steps": steps,
@@ -95,7 +104,7 @@ def sample_latent(
     }
     # One job per image: its metadata (and caption) drawn with its own seed.
     fixed = {"age_years": age_years, "sex": sex, "view": view, "caption": prompt}
-    seeds = image_seeds(n_per_class, seed)
+    seeds = image_seeds(n_per_class, seed_start)
     rows = pd.concat(
         [choose_conditions(conditions, label=name, seeds=seeds, fixed=fixed) for name in chosen], ignore_index=True
     )
@@ -125,6 +134,9 @@ def sample_latent(
         batch_size=batch_size,
         provenance=provenance,
         formats=formats,
+        bit_depth=bit_depth,
+        modality=modality,
+        autocast=torch.bfloat16 if mixed_precision == "bf16" else None,
         device=torch_device,
     )
     log.info("wrote %d latent-diffusion images to %s", len(jobs), out)

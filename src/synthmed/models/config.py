@@ -136,6 +136,11 @@ PRESETS: dict[str, dict] = {
 
 PRESET_SIZES_PX = {"tiny": None, "32": 32, "64": 64, "64-cpu": 64, "128": 128, "128-cpu": 128, "256": 256}
 
+PRESET_LR = {"128": 1e-4, "256": 1e-4}
+"""Peak learning rate of the large GPU presets when none is given (the loop's default, 1e-3, is tuned for the
+small CPU presets). The 114M-parameter '256' UNet diverged at 1e-3 (loss 0.015 -> 0.25 by step 110, NaN by
+step 454, bf16, batch 32, H200: bench/results/gpu_256.json); 1e-4 is diffusers' DDPM training example's rate."""
+
 
 def preset_config(
     preset: str,

@@ -172,7 +172,8 @@ def denoise(
         if guided:
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
-        x = scheduler.step(out.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(device)
+        # On the model's device (CPU generators are fine: diffusers draws on CPU and moves the noise).
+        x = scheduler.step(out.float(), t, x, **step_kwargs).prev_sample
     decoded = in_fixed_batches(lambda xc, _: model.decode(xc), x.float(), {}, model_batch_size=model_batch_size)
     return decoded.cpu().clamp(-1, 1)
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
 from synthmed.files import read_json
-from synthmed.models.config import PRESET_SIZES_PX, DiffusionModelConfig, preset_choice, preset_config
+from synthmed.models.config import PRESET_LR, PRESET_SIZES_PX, DiffusionModelConfig, preset_choice, preset_config
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
@@ -122,7 +122,8 @@ def train_config_for_dataset(
 ) -> TrainConfig:
     """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
 
-    `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device).
+    `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device); the
+    large presets bring their own learning rate (PRESET_LR) unless `lr` is given.
     `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields.
     """
     info = read_dataset_info(dataset)
@@ -142,6 +143,8 @@ def train_config_for_dataset(
         class_names=list(info.classes),
         **(model_overrides or {}),
     )
+    if preset in PRESET_LR and overrides.get("lr") is None:
+        overrides = {**overrides, "lr": PRESET_LR[preset]}  # large presets diverge at the loop's default
     return TrainConfig(dataset=str(dataset), model=model, **overrides)
 
 
