@@ -1,6 +1,6 @@
 """Paper arms: each experiment run's classifiers, tested on real images, beside the paper's published figure.
 
-    .venv/bin/python bench/paper_arms.py bench/out/runs/brain_mri_vgg19-cpu [RUN ...]
+    .venv/bin/python bench/paper_arms.py bench/out/runs/brain_mri_vgg19-cpu [RUN ...] [--notes-file FILE.md]
 
 Collects what the runs themselves wrote into bench/results/paper_arms.json; no figure is retyped:
 RUN/tables/paper_comparison.csv (written by the run's report stage from eval/metrics.json), the TSTR/TRTR
@@ -51,7 +51,11 @@ def overrides(run: Path, described: dict) -> list[str]:
     planned = _flatten(config.model_dump(mode="json", exclude={"profile"}))
     ran = _flatten(described["experiment"])
     changed = sorted(k for k in planned.keys() | ran.keys() if k != "data_root" and planned.get(k) != ran.get(k))
-    return [f"`{k}`: {json.dumps(planned.get(k))} in `{files[0].name}` -> {json.dumps(ran.get(k))}" for k in changed]
+    return [
+        f"`{k}`: {json.dumps(planned.get(k))} in `{files[0].name}` -> "
+        + (json.dumps(ran[k]) if k in ran else "not in the run's experiment.json (recorded by an older synthmed)")
+        for k in changed
+    ]
 
 
 def budget(run: Path, described: dict, usefulness: dict) -> list[str]:
@@ -176,14 +180,14 @@ def arm_sections(run: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders written by `synthmed run`")
-    parser.add_argument("--notes", default="", help="a paragraph shown under the title (markdown)")
+    parser.add_argument("--notes-file", type=Path, help="markdown: how the runs were made, shown under the title")
     args = parser.parse_args()
     sections = [s for run in args.runs for s in arm_sections(run)]
     path = write_result(
         "paper_arms",
         title="Paper arms: classifiers trained on synthetic images, tested on real ones, beside the papers",
         command=command_line(),
-        notes=args.notes,
+        notes=args.notes_file.read_text() if args.notes_file else "",
         sections=sections,
     )
     print(f"wrote {path}")

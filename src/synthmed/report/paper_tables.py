@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -178,7 +179,8 @@ def wide_table(rows: list[dict[str, Any]]) -> dict[str, list]:
     for key in dict.fromkeys((str(r["arch"]), str(r["train_set"])) for r in rows):
         cells = {str(r["metric"]): r for r in rows if (str(r["arch"]), str(r["train_set"])) == key}
         first = next(iter(cells.values()))
-        line = [first["arch"], first["weights"], first["train_set_label"], int(first["n_train"])]
+        weights = re.sub(r" \([^()]*\)", "", str(first["weights"] or ""))  # the notes give the full description
+        line = [first["arch"], weights, first["train_set_label"], int(first["n_train"])]
         line += [format_cell(cells[m]) if m in cells else "—" for m in metrics]
         for metric in paper_metrics:
             row = cells.get(metric)
