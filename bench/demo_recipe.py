@@ -1,17 +1,20 @@
 """The demo's recipe: condition recognition, verdicts and cost of the demo model at a fixed step count, per guidance.
 
     nice -n 5 .venv/bin/python bench/demo_recipe.py --arm 32:1189 --guidance 1 2 3 4
+    nice -n 5 .venv/bin/python bench/demo_recipe.py --arm 32:1189:diffusion --arm 32:1189:flow_matching --guidance 4
 
-Each `--arm PRESET:STEPS` runs the demo (phantom, 200 radiographs per class, 32 px) with that model preset and
-step budget, one thread, no time cap: at a fixed step count the result does not depend on the machine's load,
-only the wall time does. From the trained model it samples 32 images per class per guidance scale
-(DPM-Solver++ 20 steps, seeds 0..31) and runs the demo's evaluation without usefulness (TSTR): condition
-fidelity per class (a classifier trained on the real phantom names each synthetic image's condition), and the
-fidelity, diversity, memorisation and explanation verdicts. The old recipe (a 6-minute wall-clock budget, which
-reached 1,189 steps on a quiet 2-core machine, and no guidance) is the baseline row: arm 32:1189, guidance 1.
-Seconds per training step (one thread) come from a separate measurement that alternates the arms' presets in one
-process (bench/presets_cpu.py's step_seconds), so the ratio between arms is fair under load.
-`--model-dir` scores an existing model folder (e.g. a checkpoint's model/) instead of training an arm.
+Each `--arm PRESET:STEPS[:OBJECTIVE]` runs the demo (phantom, 200 radiographs per class, 32 px) with that model
+preset, step budget and training objective (diffusion = v-prediction + cosine + min-SNR-5, or flow_matching;
+default: the training default), one thread, no time cap: at a fixed step count the result does not depend on the
+machine's load, only the wall time does. From the trained model it samples 32 images per class per guidance scale
+(20 steps of the objective's sampler, DPM-Solver++ or flow Euler; seeds 0..31) and runs the demo's evaluation
+without usefulness (TSTR): condition fidelity per class (a classifier trained on the real phantom names each
+synthetic image's condition), and the fidelity, diversity, memorisation and explanation verdicts. The old recipe (a
+6-minute wall-clock budget, which reached 1,189 steps on a quiet 2-core machine, and no guidance) is the baseline
+row: arm 32:1189, guidance 1. Seconds per training step (one thread) come from a separate measurement that
+alternates the arms' presets in one process (bench/presets_cpu.py's step_seconds), so the ratio between arms is fair
+under load. `--model-dir` (once per arm, in order) scores an existing model folder (e.g. a checkpoint's model/)
+instead of training the arm; `--heading` and `--summary` title the section and lead it with the run's conclusion.
 Writes bench/results/demo_recipe.json.
 """
 
@@ -28,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from presets_cpu import step_seconds  # noqa: E402
 from result_file import command_line, earlier_sections, table, write_result  # noqa: E402
 
-from synthmed.demo import DemoConfig, demo_eval_config, demo_sample_config, run_demo  # noqa: E402
-from synthmed.models.unet import load_model_metadata  # noqa: E402
+from synthmed.demo import DemoConfig, demo_eval_config, demo_sample_config  # noqa: E402
+from synthmed.models.unet import load_model_config, load_model_metadata  # noqa: E402
+from synthmed.train.config import OBJECTIVE_SETTINGS  # noqa: E402
 
 CLASSES = ("normal", "consolidation", "pleural_effusion", "cardiomegaly")
 
@@ -68,6 +72,36 @@ def score(
     }
 
 
+def train_arm(config: DemoConfig, objective: str | None) -> tuple[Path, Path]:
+    """The demo's training (its phantom, step budget, seed, float32) with `objective`; (model folder, dataset).
+
+    Resumes an interrupted arm; a finished one is reused.
+    """
+    from synthmed.data.phantom import prepare_phantom
+    from synthmed.train.config import train_config_for_dataset
+    from synthmed.train.loop import train
+
+    dataset_dir, run_dir = config.out_dir / "dataset", config.out_dir / "run"
+    if not (dataset_dir / "dataset.json").is_file():
+        prepare_phantom(dataset_dir, n_per_class=config.n_per_class, size_px=config.size_px, seed=config.seed)
+    train_config = train_config_for_dataset(
+        dataset_dir,
+        preset=config.preset,
+        objective=objective,  # type: ignore[arg-type]
+        max_duration_min=config.train_cap_minutes,
+        max_steps=config.train_steps,
+        seed=config.seed,
+        mixed_precision="no",
+    )
+    return train(train_config, run_dir=run_dir, resume=(run_dir / "checkpoints").is_dir()), dataset_dir
+
+
+def objective_of(model_dir: Path) -> str:
+    """'flow_matching' or 'diffusion', from a model folder's config."""
+    prediction = load_model_config(model_dir).prediction_type
+    return "flow_matching" if prediction == OBJECTIVE_SETTINGS["flow_matching"]["prediction_type"] else "diffusion"
+
+
 def train_wall_min(run_dir: Path) -> float | None:
     """Wall-clock minutes the run's training took (all sessions), from its stats.jsonl; None without one."""
     stats = run_dir / "stats.jsonl"
@@ -80,9 +114,18 @@ def train_wall_min(run_dir: Path) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arm", action="append", default=None, help="PRESET:STEPS (repeatable; default 32:1189)")
+    parser.add_argument(
+        "--arm",
+        action="append",
+        default=None,
+        help="PRESET:STEPS[:OBJECTIVE] (repeatable; default 32:1189; OBJECTIVE diffusion or flow_matching)",
+    )
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
-    parser.add_argument("--model-dir", type=Path, default=None, help="score this model folder instead of training")
+    parser.add_argument(
+        "--model-dir", type=Path, action="append", default=None, help="score this model folder (one per arm)"
+    )
+    parser.add_argument("--heading", default="Demo model per recipe and guidance scale")
+    parser.add_argument("--summary", default="", help="conclusion paragraph that leads the section")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     parser.add_argument(
         "--condition-only", action="store_true", help="skip fidelity, diversity, memorisation (a quick sweep)"
@@ -92,32 +135,40 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    arms = [tuple(a.split(":")) for a in (args.arm or ["32:1189"])]
+    arms = [(*a.split(":")[:2], (a.split(":")[2:] or [None])[0]) for a in (args.arm or ["32:1189"])]
+    unknown = [o for _, _, o in arms if o is not None and o not in OBJECTIVE_SETTINGS]
+    if unknown:
+        parser.error(f"unknown objective {unknown[0]!r} in --arm; use one of {sorted(OBJECTIVE_SETTINGS)}")
+    if args.model_dir is not None and len(args.model_dir) != len(arms):
+        parser.error(f"give one --model-dir per --arm ({len(arms)} arms, {len(args.model_dir)} folders)")
     rows = []
-    cost = step_seconds({p: (32, p) for p, _ in arms}, batch_size=64, rounds=args.cost_rounds, threads=1)
-    for preset, steps in arms:
-        folder = args.out / f"arm_p{preset}_{steps}"
+    cost = step_seconds({p: (32, p) for p, _, _ in arms}, batch_size=64, rounds=args.cost_rounds, threads=1)
+    for number, (preset, steps, objective) in enumerate(arms):
+        folder = args.out / (f"arm_p{preset}_{steps}" + (f"_{objective}" if objective else ""))
         config = DemoConfig(
             out_dir=folder, preset=preset, train_steps=int(steps), train_cap_minutes=10_000, evaluate=False
         )
         if args.model_dir is None:
-            result = run_demo(config)
-            model_dir, dataset_dir, done = result.run_dir / "model", result.dataset_dir, result.training["steps_done"]
-            wall_min = train_wall_min(result.run_dir)
+            model_dir, dataset_dir = train_arm(config, objective)
+            done = load_model_metadata(model_dir)["step"]
+            wall_min = train_wall_min(folder / "run")
         else:
-            model_dir, dataset_dir = args.model_dir, folder / "dataset"
+            model_dir, dataset_dir = args.model_dir[number], folder / "dataset"
             done = load_model_metadata(model_dir)["step"]
             folder = folder / f"model_step{done}"
             wall_min = None
+        objective = objective_of(model_dir)
+        if objective == "flow_matching":
+            config = config.model_copy(update={"sampler": "flow_euler"})
         step_s = cost[preset]["cpu_s"]
         for guidance in args.guidance:
             skip = ("fidelity", "diversity", "memorisation") if args.condition_only else ()
             row = score(config, dataset_dir, model_dir, guidance, folder, skip)
             print(json.dumps(row), flush=True)
-            label = f"preset {preset}, {steps}-step budget"
+            label = f"preset {preset}, {steps}-step budget, {objective}"
             if done != int(steps):
                 label += f": checkpoint at step {done}"
-            elif (preset, steps, guidance) == ("32", "1189", 1.0):
+            elif (preset, steps, guidance, objective) == ("32", "1189", 1.0, "diffusion"):
                 label = "old recipe (6-min wall clock: 1,189 steps when quiet; no guidance)"
             rows.append(
                 [
@@ -156,7 +207,8 @@ def main() -> None:
     ]
     text = (
         "Phantom chest radiographs, 32 px, 200 per class (train split as prepared by the demo), seed 0; 32 synthetic "
-        "images per class per row (n = 128), DPM-Solver++ 20 steps. 'recognised' = share of a class's synthetic "
+        "images per class per row (n = 128), 20 sampler steps (DPM-Solver++ for diffusion, flow Euler for flow "
+        "matching). 'recognised' = share of a class's synthetic "
         "images that the real-trained small CNN (the demo's condition-fidelity classifier, one seed) names as that "
         "class. Verdicts are the demo evaluation's (explanations from 2 images, LIME 100 samples; usefulness "
         f"skipped). Per-step cost: batch 64, one thread, CPU time, median of {args.cost_rounds} alternating "
@@ -166,16 +218,21 @@ def main() -> None:
     )
     if args.model_dir is not None:
         text += (
-            f"\n\nThese rows score a checkpoint ({args.model_dir}), not the finished run: on the shared machine "
-            "(load average 10-16, one thread) the full run went at 5-16 s per step and could not finish in the "
-            "session. The full-budget rows come from the command without --model-dir. 'not run' = part skipped "
-            "with --condition-only."
+            f"\n\nThese rows score checkpoints ({', '.join(map(str, args.model_dir))}), not finished runs (the "
+            "shared machine was too loaded to finish the budget in the session); the full-budget rows come from "
+            "the command without --model-dir. 'not run' = part skipped with --condition-only."
         )
     path = write_result(
         "demo_recipe",
         title="Demo recipe: condition recognition and verdicts at a fixed step budget",
         command=command_line(),
-        sections=[{"heading": "Demo model per recipe and guidance scale", "text": text, "table": table(columns, rows)}]
+        sections=[
+            {
+                "heading": args.heading,
+                "text": f"{args.summary}\n\n{text}" if args.summary else text,
+                "table": table(columns, rows),
+            }
+        ]
         + earlier_sections("demo_recipe"),
     )
     print(f"wrote {path}")

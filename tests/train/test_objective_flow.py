@@ -119,6 +119,16 @@ def test_train_a_flow_model_then_sample_it(tiny_dataset, tmp_path):
         sample_images(SampleConfig(model_dir=str(model_dir), out_dir=str(tmp_path / "d"), n_per_class=1))
 
 
+def test_the_objective_sets_prediction_type_and_min_snr_and_explicit_settings_win(tiny_dataset):
+    build = lambda **kw: train_config_for_dataset(tiny_dataset, preset="tiny", max_steps=1, **kw)  # noqa: E731
+    default, diffusion, flow = build(), build(objective="diffusion"), build(objective="flow_matching")
+    assert (default.model.prediction_type, default.snr_gamma) == ("v_prediction", 5.0)
+    assert diffusion.model_dump() == default.model_dump()
+    assert (flow.model.prediction_type, flow.snr_gamma) == ("flow_prediction", None)
+    chosen = build(objective="diffusion", snr_gamma=2.0, model_overrides={"prediction_type": "epsilon"})
+    assert (chosen.model.prediction_type, chosen.snr_gamma) == ("epsilon", 2.0)
+
+
 def _train_argv(dataset, out, *extra):
     tiny = "--preset tiny --batch-size 2 --mixed-precision no --max-steps 1".split()
     return ["train", str(dataset), "--out", str(out), *tiny, *extra]

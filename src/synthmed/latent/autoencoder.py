@@ -21,14 +21,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import save_file
 
 from synthmed.data.dataset import from_model_range, load_arrays, to_model_range
-from synthmed.files import atomic_write_json, fsync_path, publish_folder, read_json
+from synthmed.files import atomic_write_json, publish_folder, read_json
 from synthmed.models.config import largest_group_count
 from synthmed.models.interface import ALL_ROWS, TrainableModel, seeded
 from synthmed.models.preview import grid_image
-from synthmed.models.weights import load_safetensors, load_state_dict_into
+from synthmed.models.weights import load_weights, save_weights
 from synthmed.train.config import LoopConfig
 from synthmed.train.fit import TrainingData, fit
 
@@ -119,9 +118,7 @@ def save_autoencoder(folder: str | Path, *, vae, config: AutoencoderConfig) -> P
     """Write model.safetensors (fsynced) then config.json; callers publish `folder` atomically (publish_folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in vae.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
-    fsync_path(folder / WEIGHTS_NAME)
+    save_weights(folder / WEIGHTS_NAME, vae, file_format=FORMAT)
     atomic_write_json(folder / CONFIG_NAME, {"format": FORMAT, "autoencoder": config.model_dump()})
     return folder
 
@@ -148,7 +145,7 @@ def load_autoencoder(folder: str | Path, *, image_size_px: int | None = None):
             raise FileNotFoundError(f"{weights} not found: the autoencoder folder {folder} is incomplete.")
         vae = build_autoencoder(config)
         fix = "the file is damaged or from another autoencoder: re-create it with `synthmed latent train-autoencoder`"
-        load_state_dict_into(vae, load_safetensors(weights, fix=fix), path=weights, fix=fix)
+        load_weights(vae, weights, fix=fix)
         return vae.eval(), config
     try:
         vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)

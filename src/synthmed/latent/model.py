@@ -9,16 +9,16 @@ RUN/model/conditions.csv         label + metadata of the training images (sample
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import save_file
+from pydantic import Field
 
 from synthmed.files import atomic_write_json, read_json
 from synthmed.latent.conditioning import ConditionEmbedding, MetadataSpec
-from synthmed.models.config import largest_group_count
-from synthmed.models.weights import load_safetensors, load_state_dict_into
+from synthmed.models.config import UNetConfig
+from synthmed.models.unet import build_scheduler as build_unet_scheduler
+from synthmed.models.unet import unet_arguments
+from synthmed.models.weights import load_weights, save_weights
 
 FORMAT = "synthmed-latent-v1"
 CONFIG_NAME = "config.json"
@@ -43,41 +43,20 @@ UNET_PRESETS: dict[str, dict] = {
 }
 
 
-class LatentModelConfig(BaseModel):
+class LatentModelConfig(UNetConfig):
     """Everything needed to rebuild the latent denoiser and its noise schedule."""
-
-    model_config = ConfigDict(extra="forbid")
 
     latent_channels: int = Field(ge=1)
     latent_size: int = Field(gt=0)
     num_classes: int = Field(ge=1)
     class_names: list[str] = Field(default_factory=list)
-    block_out_channels: list[int] = Field(min_length=1)
     layers_per_block: int = Field(2, ge=1)
-    attention_levels: list[bool]
-    attention_head_dim: int = Field(32, ge=1)
-    norm_num_groups: int = Field(0, ge=0)
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
-    prediction_type: Literal["epsilon", "v_prediction", "flow_prediction"] = Field(
-        "v_prediction", description="flow_prediction = flow matching (the objective of synthmed.models.objective)"
-    )
-    num_train_timesteps: int = Field(1000, ge=2)
-    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     condition_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
     cross_attention_dim: int | None = Field(None, ge=1, description="text-embedding width; None = no text")
 
-    @model_validator(mode="after")
-    def _check(self) -> LatentModelConfig:
-        if len(self.attention_levels) != len(self.block_out_channels):
-            raise ValueError("attention_levels needs one True/False per block_out_channels entry.")
-        if self.latent_size % (2 ** (len(self.block_out_channels) - 1)):
-            raise ValueError(
-                f"latent_size={self.latent_size} must be divisible by 2**{len(self.block_out_channels) - 1}; "
-                f"use fewer UNet levels or a larger image size."
-            )
-        if self.norm_num_groups == 0:
-            self.norm_num_groups = largest_group_count(self.block_out_channels)
-        return self
+    def _side(self) -> tuple[str, int, str]:
+        return "latent_size", self.latent_size, "use fewer UNet levels or a larger image size"
 
 
 class LatentDenoiser(torch.nn.Module):
@@ -92,30 +71,16 @@ class LatentDenoiser(torch.nn.Module):
         from diffusers import UNet2DConditionModel, UNet2DModel
 
         self.config = config
-        common = dict(
-            sample_size=config.latent_size,
-            in_channels=config.latent_channels,
-            out_channels=config.latent_channels,
-            block_out_channels=tuple(config.block_out_channels),
-            layers_per_block=config.layers_per_block,
-            attention_head_dim=config.attention_head_dim,
-            norm_num_groups=config.norm_num_groups,
-            class_embed_type="identity",
+        text = config.cross_attention_dim is not None
+        arguments = unet_arguments(
+            config, size=config.latent_size, channels=config.latent_channels, attention="CrossAttn" if text else "Attn"
         )
-        levels = config.attention_levels
-        if config.cross_attention_dim is None:
-            self.unet = UNet2DModel(
-                down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
-                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-                **common,
+        if text:
+            self.unet = UNet2DConditionModel(
+                **arguments, cross_attention_dim=config.cross_attention_dim, class_embed_type="identity"
             )
         else:
-            self.unet = UNet2DConditionModel(
-                down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels),
-                up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-                cross_attention_dim=config.cross_attention_dim,
-                **common,
-            )
+            self.unet = UNet2DModel(**arguments, class_embed_type="identity")
         self.condition = ConditionEmbedding(
             num_classes=config.num_classes, dim=config.block_out_channels[0] * 4, spec=config.metadata
         )
@@ -143,22 +108,14 @@ class LatentDenoiser(torch.nn.Module):
 
 def build_scheduler(config: LatentModelConfig):
     """The training noise schedule (latents are unbounded: no sample clipping)."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=config.num_train_timesteps,
-        beta_schedule=config.beta_schedule,
-        prediction_type=config.prediction_type,
-        clip_sample=False,
-    )
+    return build_unet_scheduler(config, clip_sample=False)
 
 
 def save_latent_model(folder: str | Path, *, model: LatentDenoiser, conditions=None, extra: dict | None = None) -> Path:
     """Write weights, scheduler and conditions first, config.json last, into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    save_weights(folder / WEIGHTS_NAME, model, file_format=FORMAT)
     build_scheduler(model.config).save_config(str(folder))
     if conditions is not None:
         conditions.to_csv(folder / CONDITIONS_NAME, index=False)
@@ -182,6 +139,6 @@ def load_latent_model(folder: str | Path) -> tuple[LatentDenoiser, object]:
     model = LatentDenoiser(LatentModelConfig.model_validate(payload["model"]))
     fix = "the file is damaged or from another run: re-create the run with `synthmed latent train`"
     weights = folder / WEIGHTS_NAME
-    load_state_dict_into(model, load_safetensors(weights, fix=fix), path=weights, fix=fix)
+    load_weights(model, weights, fix=fix)
     scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(str(folder)))
     return model.eval(), scheduler

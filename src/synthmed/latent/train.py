@@ -25,7 +25,8 @@ from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metad
 from synthmed.latent.diffusion import LatentDiffusion
 from synthmed.latent.model import UNET_PRESETS, LatentModelConfig
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
-from synthmed.train.config import RESUMABLE_FIELDS, LoopConfig
+from synthmed.models.device import launched_without_gpu
+from synthmed.train.config import OBJECTIVE_SETTINGS, RESUMABLE_FIELDS, LoopConfig, Objective
 from synthmed.train.fit import TrainingData, fit
 from synthmed.train.run_files import check_run_folder
 
@@ -46,7 +47,7 @@ class LatentTrainConfig(LoopConfig):
         None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
     )
     caption_template: str = "{modality}, {label}"
-    objective: Literal["diffusion", "flow_matching"] = "diffusion"
+    objective: Objective = Field("diffusion", description="diffusion (v-prediction) or flow_matching")
     snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
     grid_per_class: int = Field(4, ge=1)
     grid_sampler_steps: int = Field(20, ge=1)
@@ -81,7 +82,8 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
     if config.preset not in UNET_PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {sorted(UNET_PRESETS)}.")
     resumed = resume and (out / "autoencoder").is_dir()
-    device = PartialState().device
+    state = PartialState(cpu=launched_without_gpu())  # joins `accelerate launch` processes (gloo without a GPU)
+    device = state.device
 
     # Load the autoencoder and encode the data once.
     info = read_dataset_info(config.dataset)
@@ -113,7 +115,7 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         class_names=list(info.classes),
         metadata=spec,
         cross_attention_dim=None if text_table is None else int(text_table.shape[-1]),
-        prediction_type="flow_prediction" if config.objective == "flow_matching" else "v_prediction",
+        prediction_type=OBJECTIVE_SETTINGS[config.objective]["prediction_type"],
         **UNET_PRESETS[config.preset],
     )
     for field in spec.fields:
@@ -139,12 +141,13 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         "".join(f" + {f}" for f in spec.fields),
     )
 
-    # Keep what sampling needs beside the model, then train.
+    # Keep what sampling needs beside the model (written once, by the main process), then train.
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "autoencoder").is_dir():
+    if state.is_main_process and not (out / "autoencoder").is_dir():
         publish_folder(out / "autoencoder", lambda tmp: save_autoencoder(tmp, vae=vae, config=ae_config))
-    if text_model is not None and not (out / "text").is_dir():
+    if state.is_main_process and text_model is not None and not (out / "text").is_dir():
         publish_folder(out / "text", lambda tmp: save_text_encoder(tmp, tokenizer=tokenizer, encoder=text_model))
+    state.wait_for_everyone()
     data = TrainingData(
         labels=labels.numpy().astype(np.int64),
         fetch=lambda index: (latent_mean[index], latent_std[index], {k: v[index] for k, v in rows.items()}),

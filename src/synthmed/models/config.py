@@ -1,4 +1,4 @@
-"""Typed, validated configuration of a class-conditional pixel diffusion model, with size presets."""
+"""Typed, validated configuration of the denoising UNets (shared fields; the pixel model), with size presets."""
 
 from __future__ import annotations
 
@@ -19,19 +19,11 @@ def largest_group_count(channels: list[int] | tuple[int, ...], *, most: int = 32
     return groups
 
 
-class DiffusionModelConfig(BaseModel):
-    """Everything needed to rebuild the UNet and its noise schedule (saved as `model/config.json`).
-
-    Class conditioning: `num_classes` real classes get embeddings 0..num_classes-1 and index
-    `num_classes` is the null class used for classifier-free guidance (label dropout in training).
-    """
+class UNetConfig(BaseModel):
+    """The UNet and noise-schedule fields every denoiser family shares (pixel and latent), validated alike."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image_size_px: int = Field(gt=0, description="square image side")
-    in_channels: Literal[1, 3] = Field(1, description="1 for grey modalities (native), 3 for RGB")
-    num_classes: int = Field(ge=1)
-    class_names: list[str] = Field(default_factory=list, description="names of classes 0..num_classes-1")
     block_out_channels: list[int] = Field(min_length=1)
     layers_per_block: int = Field(1, ge=1)
     attention_levels: list[bool] = Field(
@@ -41,30 +33,28 @@ class DiffusionModelConfig(BaseModel):
     norm_num_groups: int = Field(
         0, ge=0, description="GroupNorm groups; 0 = largest of 32, 16, 8, ... dividing every channel count"
     )
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
     prediction_type: PredictionType = Field(
         "v_prediction",
         description="objective: epsilon/v_prediction = diffusion; flow_prediction = flow matching (rectified flow)",
     )
     num_train_timesteps: int = Field(1000, ge=2)
     beta_schedule: BetaSchedule = "squaredcos_cap_v2"
-    class_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, description="label dropout for CFG in training")
+
+    def _side(self) -> tuple[str, int, str]:
+        """(field name, value, how to fix) of the square side the UNet halves once per extra level."""
+        raise NotImplementedError
 
     @model_validator(mode="after")
-    def _check(self) -> DiffusionModelConfig:
+    def _check_unet(self) -> UNetConfig:
         levels = len(self.block_out_channels)
         if len(self.attention_levels) != levels:
             raise ValueError(
                 f"attention_levels has {len(self.attention_levels)} entries but block_out_channels "
                 f"has {levels}: give one True/False per level."
             )
-        if self.image_size_px % (2 ** (levels - 1)):
-            raise ValueError(
-                f"image_size_px={self.image_size_px} must be divisible by 2**{levels - 1} "
-                f"(one halving per extra level); pick a size that is, e.g. 32/64/128/256."
-            )
-        if self.class_names and len(self.class_names) != self.num_classes:
-            raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}.")
+        name, side, fix = self._side()
+        if side % (2 ** (levels - 1)):
+            raise ValueError(f"{name}={side} must be divisible by 2**{levels - 1} (one halving per level); {fix}.")
         if self.norm_num_groups == 0:
             self.norm_num_groups = largest_group_count(self.block_out_channels)
         elif any(c % self.norm_num_groups for c in self.block_out_channels):
@@ -72,6 +62,30 @@ class DiffusionModelConfig(BaseModel):
                 f"norm_num_groups={self.norm_num_groups} must divide every block_out_channels "
                 f"entry {self.block_out_channels}."
             )
+        return self
+
+
+class DiffusionModelConfig(UNetConfig):
+    """Everything needed to rebuild the pixel UNet and its noise schedule (saved in the model folder).
+
+    Class conditioning: `num_classes` real classes get embeddings 0..num_classes-1 and index
+    `num_classes` is the null class used for classifier-free guidance (label dropout in training).
+    """
+
+    image_size_px: int = Field(gt=0, description="square image side")
+    in_channels: Literal[1, 3] = Field(1, description="1 for grey modalities (native), 3 for RGB")
+    num_classes: int = Field(ge=1)
+    class_names: list[str] = Field(default_factory=list, description="names of classes 0..num_classes-1")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    class_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, description="label dropout for CFG in training")
+
+    def _side(self) -> tuple[str, int, str]:
+        return "image_size_px", self.image_size_px, "pick a size that is, e.g. 32/64/128/256"
+
+    @model_validator(mode="after")
+    def _check(self) -> DiffusionModelConfig:
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}.")
         return self
 
     @property

@@ -22,8 +22,8 @@ from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
 from synthmed.files import atomic_write_json, atomic_write_text, fsync_path, publish_folder, read_json, sha256_file
 from synthmed.models.card import model_card
-from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.weights import load_safetensors, load_state_dict_into
+from synthmed.models.config import DiffusionModelConfig, UNetConfig
+from synthmed.models.weights import load_weights
 
 FORMAT = "synthmed-diffusion-v2"
 METADATA_NAME = "synthmed.json"
@@ -42,32 +42,39 @@ EXPECTED_FILES = (
 )
 
 
-def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
-    """A class-conditional UNet2DModel with `num_classes + 1` class embeddings (last = null class)."""
-    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
-    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
-    return UNet2DModel(
-        sample_size=config.image_size_px,
-        in_channels=config.in_channels,
-        out_channels=config.in_channels,
-        down_block_types=down,
-        up_block_types=up,
+def unet_arguments(config: UNetConfig, *, size: int, channels: int, attention: str = "Attn") -> dict:
+    """The diffusers UNet arguments every family shares: shape, widths, norms and one block per level
+    (`{attention}DownBlock2D` / `{attention}UpBlock2D` where the level attends)."""
+    levels = config.attention_levels
+    return dict(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        down_block_types=tuple(f"{attention}DownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple(f"{attention}UpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
         block_out_channels=tuple(config.block_out_channels),
         layers_per_block=config.layers_per_block,
         attention_head_dim=config.attention_head_dim,
         norm_num_groups=config.norm_num_groups,
+    )
+
+
+def build_unet(config: DiffusionModelConfig) -> UNet2DModel:
+    """A class-conditional UNet2DModel with `num_classes + 1` class embeddings (last = null class)."""
+    return UNet2DModel(
+        **unet_arguments(config, size=config.image_size_px, channels=config.in_channels),
         dropout=config.dropout,
         num_class_embeds=config.num_classes + 1,
     )
 
 
-def build_scheduler(config: DiffusionModelConfig) -> DDPMScheduler:
-    """The training noise schedule (DDPM forward process) matching the config."""
+def build_scheduler(config: UNetConfig, *, clip_sample: bool = True) -> DDPMScheduler:
+    """The training noise schedule (DDPM forward process) matching the config; latents pass clip_sample=False."""
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule=config.beta_schedule,
         prediction_type=config.prediction_type,
-        clip_sample=True,
+        clip_sample=clip_sample,
         clip_sample_range=1.0,
     )
 
@@ -174,7 +181,7 @@ def load_model_folder(
     weights = model_weights_path(folder)
     unet = build_unet(config)
     fix = "the folder was edited or mixed from two models, or the file is damaged: re-create it with `synthmed train`"
-    load_state_dict_into(unet, load_safetensors(weights, fix=fix), path=weights, fix=fix)
+    load_weights(unet, weights, fix=fix)
     scheduler_dir = folder if weights.name == WEIGHTS_NAME else folder / SCHEDULER_DIR
     scheduler = (
         DDPMScheduler.from_config(DDPMScheduler.load_config(str(scheduler_dir)))

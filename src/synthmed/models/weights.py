@@ -1,4 +1,4 @@
-"""Read weight files (safetensors, torch .pth/.pt) with errors that name the file and say how to fix it."""
+"""Write model weights (safetensors) and read weight files (safetensors, .pth/.pt) with errors that say how to fix."""
 
 from __future__ import annotations
 
@@ -48,3 +48,21 @@ def load_state_dict_into(module: torch.nn.Module, state: dict, *, path: str | Pa
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:300]
         raise ValueError(f"{path} does not match the model it is loaded into ({detail}); {fix}.") from exc
+
+
+def load_weights(module: torch.nn.Module, path: str | Path, *, fix: str = REWRITE) -> None:
+    """Load the .safetensors file `path` into `module` (strict); missing, damaged or foreign files raise with `fix`."""
+    load_state_dict_into(module, load_safetensors(path, fix=fix), path=path, fix=fix)
+
+
+def save_weights(path: str | Path, module: torch.nn.Module, *, file_format: str) -> Path:
+    """Write `module`'s state as float32 CPU safetensors tagged {"format": file_format}, fsynced."""
+    from safetensors.torch import save_file
+
+    from synthmed.files import fsync_path
+
+    path = Path(path)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path), metadata={"format": file_format})
+    fsync_path(path)
+    return path

@@ -13,6 +13,13 @@ from synthmed.models.config import PRESET_LR, PRESET_SIZES_PX, DiffusionModelCon
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
+Objective = Literal["diffusion", "flow_matching"]
+OBJECTIVE_SETTINGS: dict[str, dict] = {
+    "diffusion": {"prediction_type": "v_prediction", "snr_gamma": 5.0},
+    "flow_matching": {"prediction_type": "flow_prediction", "snr_gamma": None},
+}
+"""Objective -> the model's prediction type and the loss's min-SNR gamma (flow matching has no SNR weighting)."""
+
 
 Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]
 
@@ -118,14 +125,24 @@ class TrainConfig(LoopConfig):
 
 
 def train_config_for_dataset(
-    dataset: str | Path, *, preset: str | None = None, model_overrides: dict | None = None, **overrides
+    dataset: str | Path,
+    *,
+    preset: str | None = None,
+    objective: Objective | None = None,
+    model_overrides: dict | None = None,
+    **overrides,
 ) -> TrainConfig:
     """A TrainConfig for a prepared dataset: model channels, size and classes read from its dataset.json.
 
     `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device); the
     large presets bring their own learning rate (PRESET_LR) unless `lr` is given.
-    `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields.
+    `objective`: sets the prediction type and min-SNR gamma (OBJECTIVE_SETTINGS; None = the field defaults).
+    `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields (both win over `objective`).
     """
+    if objective is not None:
+        settings = OBJECTIVE_SETTINGS[objective]
+        model_overrides = {"prediction_type": settings["prediction_type"], **(model_overrides or {})}
+        overrides = {"snr_gamma": settings["snr_gamma"], **overrides}
     info = read_dataset_info(dataset)
     preset = preset or default_preset(dataset)[0]
     wanted = PRESET_SIZES_PX.get(preset)

@@ -85,6 +85,7 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
         resolve_mixed_precision(config.mixed_precision), log_with=config.log_with, project_dir=run_dir
     )
     run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes into it
     main_process = accelerator.is_main_process
     log_handler = attach_log_file(run_dir / LOG_NAME) if main_process else None
     if main_process:
