@@ -24,7 +24,8 @@ def machine() -> str:
     return f"{platform.machine()} {cpu}, {cores} usable cores, Python {sys.version.split()[0]}"
 
 
-EARLIER = "figures from an earlier run (session 2, not regenerated in this session)"
+EARLIER = "figures from an earlier run (not regenerated in this session)"
+EARLIER_PREFIX = "figures from an earlier run"  # older files name the session in brackets
 """Heading of a section that carries figures measured before the current code (kept, labelled, not re-run)."""
 
 
@@ -38,7 +39,8 @@ def earlier_sections(name: str, results_dir: Path | None = None) -> list[dict]:
     path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
     if not path.is_file():
         return []
-    return [s for s in json.loads(path.read_text()).get("sections", []) if s.get("heading", "").startswith(EARLIER)]
+    sections = json.loads(path.read_text()).get("sections", [])
+    return [s for s in sections if s.get("heading", "").startswith(EARLIER_PREFIX)]
 
 
 def table(columns: list[str], rows: list[list]) -> dict:

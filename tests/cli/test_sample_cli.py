@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cli import corpus
 from synthmed.cli import main
 from synthmed.cli.sample import class_list
@@ -12,7 +14,10 @@ from synthmed.data.manifest import load_image_set
 
 def test_classes_may_be_space_or_comma_separated() -> None:
     assert class_list(["a", "b"]) == class_list(["a,b"]) == class_list(["a,", "b"]) == ["a", "b"]
-    assert class_list(None) is None and class_list([","]) is None
+    assert class_list(None) is None
+    for empty in ([","], [""], [" , "]):  # given but naming nothing: an error, not "all classes"
+        with pytest.raises(ValueError, match="names no class"):
+            class_list(empty)
 
 
 def test_a_flow_matching_model_samples_with_a_flow_sampler_by_default(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: 
     assert {"python", "torch", "diffusers", "synthmed", "platform"} <= set(versions)
     steps = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
     assert max(s.get("step", 0) for s in steps) == 3
+    more = tmp_path / "more"  # `synthmed sample RUN` samples the run's train/ model
+    assert main(["sample", str(out), "--out", str(more), "--n-per-class", "1", "--steps", "2"]) == 0
+    assert len(pd.read_csv(more / "manifest.csv")) == 4
 
     before = {p: p.stat().st_mtime_ns for p in (out / "samples" / "manifest.csv", out / "eval" / "metrics.json")}
     config, root = read_experiment(tiny_experiment, profile="cpu", environ={})

@@ -12,10 +12,13 @@ FORMAT_CHOICES = ["png", "png16", "dicom", "png+dicom"]  # = synthmed.sample.wri
 
 
 def class_list(values: list[str] | None) -> list[str] | None:
-    """`--classes` as given: space-separated (`a b`), comma-separated (`a,b`) or both; None = all classes."""
-    if not values:
+    """`--classes` as given: space-separated (`a b`), comma-separated (`a,b`) or both; None (no flag) = all classes."""
+    if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()] or None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--classes {' '.join(values)!r} names no class; name at least one, or leave --classes out.")
+    return names
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, run_help: str) -> None:
@@ -90,8 +93,25 @@ def latent_run_folder(path: str | Path) -> Path | None:
     return None
 
 
+def experiment_model_folder(path: str | Path) -> Path | None:
+    """RUN/train when `path` is a `synthmed run` experiment folder (its models are trained there), else None."""
+    from synthmed.experiment.folder import is_run_folder
+
+    path = Path(path).expanduser()
+    return path / "train" if path.is_dir() and is_run_folder(path) else None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Validate the flags into a SampleConfig and sample (a latent run goes to `latent sample`)."""
+    """Validate the flags into a SampleConfig and sample (a latent run goes to `latent sample`; an experiment
+    run folder is sampled from its train/ folder)."""
+    trained = experiment_model_folder(args.model)
+    if trained is not None:
+        if not trained.is_dir():
+            raise FileNotFoundError(
+                f"{args.model} is a `synthmed run` folder whose train stage has not run yet (no {trained}); "
+                f"finish the run (`synthmed run EXPERIMENT.toml --out {args.model}`) first."
+            )
+        args.model = str(trained)
     latent_run = latent_run_folder(args.model)
     if latent_run is not None:
         from synthmed.cli.latent import sample_latent_run

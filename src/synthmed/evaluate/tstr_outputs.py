@@ -170,7 +170,8 @@ TEX_ESCAPES = {
 }
 
 
-def _tex(text: str) -> str:
+def tex_escape(text: str) -> str:
+    """`text` with LaTeX's special characters escaped (for table cells and captions)."""
     return "".join(TEX_ESCAPES.get(char, char) for char in str(text))
 
 
@@ -192,18 +193,18 @@ def latex_table(section: dict, classes: list[str]) -> str:
         r"\small",
         r"\begin{tabular}{ll" + "c" * len(columns) + "}",
         r"\toprule",
-        "Classifier & Training set & " + " & ".join(_tex(c) for c in columns) + r" \\",
+        "Classifier & Training set & " + " & ".join(tex_escape(c) for c in columns) + r" \\",
         r"\midrule",
     ]
     for arch, by_cond in section["results"].items():
         for cond, entry in by_cond.items():
             cells = [_cell(entry[m]) for m in TABLE_METRICS]
             cells += [_cell(entry["per_class"][c]["f1"]) for c in classes]
-            lines.append(f"{_tex(arch)} & {_tex(CONDITION_LABELS[cond])} & " + " & ".join(cells) + r" \\")
+            lines.append(f"{tex_escape(arch)} & {tex_escape(CONDITION_LABELS[cond])} & " + " & ".join(cells) + r" \\")
     seeds = section["rests_on"]["classifiers"][0]["seeds"]
     caption = (
         f"Classifiers tested on {section['test_images']} real test images. Cells: mean over {len(seeds)} "
-        f"seed(s) [95\\% bootstrap interval over test images]. " + _tex(section["rests_on"]["text"])
+        f"seed(s) [95\\% bootstrap interval over test images]. " + tex_escape(section["rests_on"]["text"])
     )
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + caption + "}", r"\label{tab:tstr}", r"\end{table}"]
     return "\n".join(lines) + "\n"

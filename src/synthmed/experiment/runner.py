@@ -16,13 +16,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from synthmed.experiment.folder import LOCK_NAME, STATE_NAME, check_run_folder, locked
 from synthmed.experiment.schema import ExperimentConfig, data_path
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 STAGES = ("prepare", "train", "sample", "evaluate", "report", "study")
-STATE_NAME = "stages.json"
 VERSIONED = ("synthmed", "torch", "torchvision", "diffusers", "accelerate", "numpy", "pydantic")
 FLOW_DEFAULT_SAMPLER = "flow_euler"
 """The sampler of flow-matching runs when [sample] names none (synthmed.models.sampling.default_sampler's)."""
@@ -164,42 +164,45 @@ def run_experiment(
 
     run_dir = Path(run_dir)
     stages = plan(config, data_root=data_root, run_dir=run_dir)
-    state = _State(run_dir)
-    for stage in stages:  # refuse a run folder made with other settings before any work
-        state.complete(stage)
-    check_inputs(config, data_root=data_root, run_dir=run_dir)
+    check_inputs(config, data_root=data_root, run_dir=run_dir)  # also refuses a foreign non-empty folder
     existed = run_dir.exists()
-    fresh = not existed or not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    for note in config.train.notes():
-        on_output(f"note: {note}")
-    result = RunResult(run_dir)
-    try:
-        atomic_write_json(
-            run_dir / "experiment.json", describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
-        )
-        atomic_write_json(run_dir / "versions.json", software_versions())
-        for stage in stages:
-            key = _State.key(stage)
-            if state.complete(stage):
-                result.actions[key] = "skipped"
-                on_output(f"{key}: complete, skipped ({stage.output})")
-                continue
-            on_output(f"{key}: running -> {stage.output}")
-            started = time.perf_counter()
-            RUNNERS[stage.name](config, stage, dataset=stages[0].output, run_dir=run_dir, on_output=on_output)
-            state.record(stage, time.perf_counter() - started)
-            result.actions[key] = "ran"
-    except BaseException:
-        if fresh and _nothing_to_keep(stages, state, run_dir):
-            _remove_contents(run_dir, keep_folder=existed)
-        raise
+    with locked(run_dir):  # a second `synthmed run` into this folder is refused until this one ends
+        state = _State(run_dir)
+        for stage in stages:  # refuse a run folder made with other settings before any work
+            state.complete(stage)
+        fresh = not any(child.name != LOCK_NAME for child in run_dir.iterdir())
+        for note in config.train.notes():
+            on_output(f"note: {note}")
+        result = RunResult(run_dir)
+        try:
+            atomic_write_json(
+                run_dir / "experiment.json", describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
+            )
+            atomic_write_json(run_dir / "versions.json", software_versions())
+            for stage in stages:
+                key = _State.key(stage)
+                if state.complete(stage):
+                    result.actions[key] = "skipped"
+                    on_output(f"{key}: complete, skipped ({stage.output})")
+                    continue
+                on_output(f"{key}: running -> {stage.output}")
+                started = time.perf_counter()
+                RUNNERS[stage.name](config, stage, dataset=stages[0].output, run_dir=run_dir, on_output=on_output)
+                state.record(stage, time.perf_counter() - started)
+                result.actions[key] = "ran"
+        except BaseException:
+            if fresh and _nothing_to_keep(stages, state, run_dir):
+                _remove_contents(run_dir, keep_folder=existed)
+            raise
     return result
 
 
 def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> None:
-    """Refuse, before any work (and in --dry-run), inputs that are missing: the data source or prepared
-    dataset (unless the run's prepare stage is complete) and an evaluation weights folder."""
+    """Refuse, before any work (and in --dry-run), a non-empty --out that is not a run folder, and inputs that
+    are missing: the data source or prepared dataset (unless the run's prepare stage is complete) and an
+    evaluation weights folder."""
+    check_run_folder(Path(run_dir))
     prepare = plan(config, data_root=data_root, run_dir=run_dir)[0]
     try:
         prepared_here = _State(Path(run_dir)).complete(prepare)
@@ -215,6 +218,14 @@ def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) ->
                 f"{key} {value!r}: {path} does not exist (data_root is {data_root}). Point data_root at the folder "
                 f"that holds it: --set data_root=/path/to/data or SYNTHMED_DATA_ROOT=/path/to/data (or give "
                 f"{key} as an absolute path)."
+            )
+    if config.train.options.get("mixed_precision") == "fp16":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                "[train] mixed_precision = 'fp16' needs a CUDA GPU and this machine has none; use 'no', 'bf16' "
+                "or 'auto' (fix it in the experiment file or with --set train.mixed_precision=auto)."
             )
     options = config.evaluate.options
     if config.sample.enabled and config.evaluate.enabled and options.get("tstr_weights_dir"):
@@ -255,6 +266,11 @@ def _prepare(config: ExperimentConfig, stage: Stage, **_: Any) -> None:
                 f"`synthmed prepare`, or give data.source instead."
             )
         return
+    if stage.output.is_dir() and any(stage.output.iterdir()) and not (stage.output / "dataset.json").is_file():
+        raise FileExistsError(
+            f"{stage.output} is not a prepared dataset (no dataset.json) and `synthmed run` does not replace "
+            f"other files: move or delete that folder, or give another --out."
+        )
     options = PrepareConfig(**stage.settings["options"], overwrite=True)  # an interrupted prepare starts over
     if stage.settings["source"] == "phantom":
         from synthmed.data.phantom import prepare_phantom

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -133,7 +134,7 @@ class ExperimentConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the default run folder")
     description: str = ""
     data_root: str = Field(".", description=f"base of relative data paths; ${DATA_ROOT_ENV} overrides it")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds every stage; 0 <= seed < 2**63 (torch's seed range)")
     data: DataSection
     train: TrainSection
     sample: StageSection = Field(default_factory=StageSection)
@@ -180,22 +181,26 @@ def _validate(section: str, cls: type[BaseModel], options: dict[str, Any], **fil
 def check_stage_options(config: ExperimentConfig) -> None:
     """Validate every stage's options with the stage's own config class (placeholders for runner-filled paths)."""
     from synthmed.data.prepare import PrepareConfig
+    from synthmed.evaluate.classifiers import ARCHS
     from synthmed.evaluate.run import EvalConfig
     from synthmed.evaluate.tstr import TSTRConfig
-    from synthmed.models.config import DiffusionModelConfig, preset_config
     from synthmed.sample.generate import SampleConfig
     from synthmed.study.blinding import StudySpec
     from synthmed.train.config import TrainConfig
 
     _validate("data.prepare", PrepareConfig, config.data.prepare)
-    unknown = set(config.train.model) - set(DiffusionModelConfig.model_fields)
-    if unknown:
-        raise ValueError(f"[train.model] {', '.join(sorted(unknown))}: unknown key (a DiffusionModelConfig field).")
-    model = preset_config("tiny", image_size_px=32, in_channels=1, num_classes=2)
+    model = _check_model(config)
     _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
-    _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-")
+    disabled = {} if config.sample.enabled or "n_per_class" in config.sample.options else {"n_per_class": 1}
+    _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-", **disabled)
     _check_sampler_fits(config)
-    _validate("evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-")
+    evaluation = _validate(
+        "evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-"
+    )
+    assert isinstance(evaluation, EvalConfig)
+    unknown_archs = [a for a in evaluation.tstr_archs if a not in ARCHS]
+    if unknown_archs:
+        raise ValueError(f"[evaluate] tstr_archs: unknown {unknown_archs}; choose from {list(ARCHS)}.")
     tstr_overrides = dict(config.evaluate.options.get("tstr_overrides") or {})
     taken = TSTR_FROM_EVAL & set(tstr_overrides)
     if taken:
@@ -204,11 +209,52 @@ def check_stage_options(config: ExperimentConfig) -> None:
             f"(tstr_archs, tstr_seeds, tstr_epochs, tstr_weights_dir, tstr_max_train_images; the size is the "
             f"dataset's or evaluate.size_px); set those instead."
         )
-    _validate("evaluate.tstr_overrides", TSTRConfig, tstr_overrides)
+    from_eval = {"archs": evaluation.tstr_archs, "seeds": evaluation.tstr_seeds, "epochs": evaluation.tstr_epochs}
+    _validate("evaluate.tstr_overrides", TSTRConfig, tstr_overrides, **from_eval)
     for name, spec in config.study.items():
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"[study.{name}]: study names are letters, digits, - and _ (a folder is made per name).")
         _validate(f"study.{name}", StudySpec, spec)
+
+
+def _check_model(config: ExperimentConfig) -> Any:
+    """The [train] preset with the train.model overrides, built as a model config (and as a UNet on the meta
+    device, which allocates nothing), so a model the training stage could not build is refused now. The image
+    size, channels and classes are placeholders until the dataset is prepared."""
+    import torch
+
+    from synthmed.models.config import PRESET_SIZES_PX, PRESETS, DiffusionModelConfig, preset_config
+    from synthmed.models.unet import build_unet
+
+    unknown = set(config.train.model) - set(DiffusionModelConfig.model_fields)
+    if unknown:
+        raise ValueError(f"[train.model] {', '.join(sorted(unknown))}: unknown key (a DiffusionModelConfig field).")
+    preset = config.train.preset or "tiny"
+    if preset not in PRESETS:
+        raise ValueError(f"[train] preset {preset!r}: unknown; choose one of {list(PRESETS)} (or leave it out).")
+    levels = len(config.train.model.get("block_out_channels") or PRESETS[preset]["block_out_channels"])
+    size_px = max(PRESET_SIZES_PX.get(preset) or 32, 2 ** (levels - 1))
+    try:
+        model = preset_config(
+            preset, image_size_px=size_px, in_channels=1, num_classes=2, **config.train.model_overrides()
+        )
+    except ValidationError as exc:
+        raise _stage_error("train.model", exc) from None
+    attended = [c for c, a in zip(model.block_out_channels, model.attention_levels, strict=True) if a]
+    narrow = [c for c in {*attended, model.block_out_channels[-1]} if c < model.attention_head_dim]
+    if min(model.block_out_channels) < 1 or narrow:
+        raise ValueError(
+            f"[train.model] block_out_channels {model.block_out_channels}: every entry must be >= 1, and those "
+            f"with attention (and the last, the middle block's) >= attention_head_dim {model.attention_head_dim} "
+            f"(heads = channels // attention_head_dim); widen them or lower attention_head_dim."
+        )
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "zero-element tensors": meta tensors hold no data
+            build_unet(model)
+    except (ValueError, ZeroDivisionError, RuntimeError) as exc:
+        raise ValueError(f"[train.model]: the UNet cannot be built from these settings: {exc}") from None
+    return model
 
 
 def _check_sampler_fits(config: ExperimentConfig) -> None:

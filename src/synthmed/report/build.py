@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from synthmed import __version__
 from synthmed.files import atomic_write_text, portable_name
-from synthmed.report import provenance
+from synthmed.report import paper_tables, provenance
 from synthmed.report.grids import class_grids
 from synthmed.report.render import STATUS_LABELS, STATUSES, collect_figures, humanise_key, to_node
 
@@ -45,6 +45,11 @@ SECTIONS = {  # key in metrics.json -> (title, what the section answers)
         "Can a classifier trained on synthetic images work on real ones? (TSTR: train "
         "synthetic, test real; TRTR: train real, test real.) Tables: usefulness/results.csv and "
         "results.tex; trained classifiers: usefulness/classifiers/.",
+    ),
+    "beside_the_paper": (
+        "Beside the paper",
+        "How do this run's classifiers compare with the figure the paper published for the same arm? "
+        "Tables (CSV, Markdown, LaTeX): RUN/tables/paper_comparison.*, written from the usefulness results.",
     ),
     "condition_fidelity": (
         "Condition fidelity",
@@ -248,6 +253,9 @@ def build_report(eval_dir: Path, *, out_path: Path | None = None, title: str | N
     metrics = _read_json(metrics_path)
     run_status = metrics.pop("status", None)  # the orchestrator's {"failed_parts": [...]}
     failed = run_status.get("failed_parts") if isinstance(run_status, dict) else None
+    tables = paper_tables.write_run_tables(eval_dir, metrics.get("usefulness"))  # in a `synthmed run`
+    if tables is not None:
+        metrics["beside_the_paper"] = paper_tables.report_section(tables)
     if (eval_dir / STUDY_NAME).is_file() and "study" not in metrics:
         metrics["study"] = _read_json(eval_dir / STUDY_NAME)
     out_path = Path(out_path) if out_path is not None else eval_dir / "report.html"

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 from synthmed.data.dataset import from_model_range
@@ -48,7 +48,7 @@ class SampleConfig(BaseModel):
         "flow_heun 10)",
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
-    seed_start: int = Field(0, ge=0)
+    seed_start: int = Field(0, ge=0, lt=2**63, description="image k of a class uses seed seed_start + k (< 2**63)")
     batch_size: int = Field(32, ge=1)
     model_batch_size: int = Field(
         16, ge=1, description="rows per UNet call (fixed so results do not depend on batch_size)"
@@ -56,8 +56,36 @@ class SampleConfig(BaseModel):
     format: Literal["png", "png16", "dicom", "png+dicom"] = "png"
     mixed_precision: Literal["no", "bf16"] = "no"
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    modality: str = Field("OT", description="DICOM Modality tag of the outputs")
+    modality: str = Field(
+        "OT", pattern=r"^[A-Z0-9 _]{1,16}$", description="DICOM Modality tag (a CS value: A-Z, 0-9, space, _; <= 16)"
+    )
     grid_per_class: int = Field(32, ge=0, description="images in each class grid PNG (0 = none)")
+
+    @field_validator("classes")
+    @classmethod
+    def _named_classes(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not [name for name in value if name.strip()]:
+            raise ValueError("classes is empty: name at least one class (or leave it out for all classes).")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                torch.device(value)
+            except (RuntimeError, ValueError):
+                raise ValueError(f"device {value!r} is not a device: use auto, cpu, cuda or cuda:N.") from None
+        return value
+
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> SampleConfig:
+        if self.seed_start + self.n_per_class > 2**63:
+            raise ValueError(
+                f"seed_start {self.seed_start} + n_per_class {self.n_per_class} passes 2**63 (the largest seed); "
+                f"lower seed_start."
+            )
+        return self
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -88,16 +116,19 @@ def _to_pixels(images: torch.Tensor, bit_depth: int) -> np.ndarray:
 def _class_indices(requested: list[str] | None, names: list[str]) -> list[int]:
     if not requested:
         return list(range(len(names)))
-    chosen = []
+    chosen: list[int] = []
     for item in requested:
         if item in names:
-            chosen.append(names.index(item))
+            index = names.index(item)
         elif item.isdigit() and int(item) < len(names):
-            chosen.append(int(item))
+            index = int(item)
         else:
             raise ValueError(
                 f"class {item!r} is not one of this model's classes {names} (or indices 0..{len(names) - 1})."
             )
+        if index in chosen:
+            raise ValueError(f"class {names[index]!r} is named twice in classes ({requested}); name each class once.")
+        chosen.append(index)
     return chosen
 
 

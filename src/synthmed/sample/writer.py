@@ -11,6 +11,7 @@ Usage (any generator: diffusion sampler, text-to-image, latent model)::
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,8 +30,14 @@ FORMAT_CHOICES = {"png": ("png",), "png16": ("png",), "dicom": ("dicom",), "png+
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a class name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "class"
+    """A file-name-safe form of a class name, distinct for distinct names: a name of ASCII letters, digits, '.',
+    '_' and '-' (not starting with '.') as it is; any other gets its safe characters plus a stable 6-hex hash
+    ('Ünïcødé 肺' -> 'n_c_d-' + 6 hex digits; '肺' -> 'class-' + 6 hex digits)."""
+    text = str(text)
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", text):
+        return text
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.") or "class"
+    return f"{base}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:6]}"
 
 
 def convert_bit_depth(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
