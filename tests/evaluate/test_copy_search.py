@@ -4,9 +4,10 @@ transforms (drawn off the search grid), are found unflipped and at the right ima
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _evaluate_helpers import smooth_images
 
-from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, search_copies
+from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, coarse_for, search_copies
 from synthmed.evaluate.planted import affine, random_copy_transforms
 
 
@@ -17,7 +18,16 @@ def _near_symmetric(count: int, *, seed: int) -> np.ndarray:
     return np.clip(np.rint(mirrored), 0, 255).astype(np.uint8)
 
 
-def test_large_random_shifts_of_near_symmetric_images_are_found_unflipped():
+def test_small_images_get_the_small_coarse_stage_and_larger_ones_keep_theirs():
+    config = CopySearchConfig()
+    assert coarse_for(config, 32).coarse_size_px < config.coarse_size_px
+    assert coarse_for(config, 64) == config
+    assert coarse_for(CopySearchConfig(small_image_max_px=0), 32).coarse_size_px == config.coarse_size_px
+
+
+# small_image_max_px=0: the 32 px images go through the coarse stage that 64 px images get.
+@pytest.mark.parametrize("small_image_max_px", [32, 0])
+def test_large_random_shifts_of_near_symmetric_images_are_found_unflipped(small_image_max_px: int):
     train = _near_symmetric(150, seed=11)
     rng = np.random.default_rng(11)
     n = 12
@@ -27,7 +37,7 @@ def test_large_random_shifts_of_near_symmetric_images_are_found_unflipped():
     copies = affine(
         train[source], angle_deg=rng.uniform(-3, 3, n), scale=np.ones(n), shift_px=shift, flip=np.zeros(n, bool)
     )
-    config = CopySearchConfig()
+    config = CopySearchConfig(small_image_max_px=small_image_max_px)
     found = search_copies(copies, build_copy_index(train, config=config), config=config)
     np.testing.assert_array_equal(found["train_index"], source)
     assert not found["flipped"].any(), "a near-symmetric image's mirror took the place of the image itself"

@@ -4,7 +4,8 @@ People flip, rotate, crop, shift, re-expose, blur, add noise to and re-encode im
 memorised a training image can reproduce it in any of those ways. The stages are batched tensor products:
 
 1. Candidates: every training image is warped over a grid of flips, rotations and zooms at a small
-   size (`coarse_size_px`, blurred); per query, each training image competes once per flip state (its best
+   size (`coarse_size_px`, blurred; training images of at most `small_image_max_px` use `SMALL_IMAGE_COARSE`,
+   a smaller band-passed size); per query, each training image competes once per flip state (its best
    rotation and zoom at the best small shift), so that the mirror of a near-symmetric image cannot take the
    place of the image itself, and the `screen_candidates` best (image, flip) pairs are kept.
 2. Screen and verification at `fine_size_px` on band-passed images (difference of Gaussians, applied
