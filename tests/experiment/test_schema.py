@@ -9,7 +9,7 @@ import pytest
 
 from synthmed.cli import main
 from synthmed.experiment.overrides import parse_set
-from synthmed.experiment.schema import merge, read_experiment
+from synthmed.experiment.schema import load_toml, merge, read_experiment
 
 
 def _edit(path: Path, old: str, new: str) -> Path:
@@ -80,6 +80,20 @@ def test_extends_merges_the_base_file_under_this_one(tiny_experiment: Path) -> N
     tiny_experiment.write_text('extends = "child.toml"\n' + tiny_experiment.read_text())
     with pytest.raises(ValueError, match="loop"):
         read_experiment(child, environ={})
+
+
+def test_extends_keeps_the_bases_data_root_and_lets_the_child_pick_its_data(tiny_experiment: Path) -> None:
+    base = tiny_experiment.read_text().replace('data_root = "data"', 'data_root = "../shared"')
+    assert 'data_root = "../shared"' in base  # the tiny file names its data_root
+    tiny_experiment.write_text(base)
+    sub = tiny_experiment.parent / "arms" / "child.toml"
+    sub.parent.mkdir()
+    sub.write_text(f'extends = "{tiny_experiment}"\nname = "child"\n[data]\nprepared = "prep"\n')
+    raw = load_toml(sub)
+    # A relative data_root is relative to the file that says it, also when inherited.
+    assert Path(raw["data_root"]) == tiny_experiment.parent / "../shared"
+    # The child switched from the base's data.source to data.prepared: the base's source is gone.
+    assert raw["data"]["prepared"] == "prep" and "source" not in raw["data"]
 
 
 def test_set_values_are_toml_values_or_strings() -> None:

@@ -299,7 +299,16 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base_path = _extended_path(path, str(base))
     if base_path in seen:
         raise ValueError(f"{path}: extends {base} makes a loop; remove one of the `extends` keys.")
-    return merge(load_toml(base_path, seen=(*seen, base_path)), raw)
+    inherited = load_toml(base_path, seen=(*seen, base_path))
+    root = inherited.get("data_root")
+    if isinstance(root, str) and not Path(root).expanduser().is_absolute():
+        inherited["data_root"] = str(base_path.parent / root)  # relative to the file that says it
+    data, base_data = raw.get("data"), inherited.get("data")
+    if isinstance(data, dict) and isinstance(base_data, dict):
+        for chosen, other in (("source", "prepared"), ("prepared", "source")):
+            if chosen in data:  # the extending file picks its own kind of data
+                base_data.pop(other, None)
+    return merge(inherited, raw)
 
 
 def _extended_path(path: Path, base: str) -> Path:
