@@ -293,8 +293,9 @@ def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **_: Any) -
     train_config = train_config_for_dataset(
         dataset,
         preset=config.train.preset,
-        model_overrides=config.train.model_overrides(),
-        **{"seed": config.seed, **config.train.options, **({"snr_gamma": None} if config.train.flow else {})},
+        objective=config.train.objective,  # its prediction type and min-SNR gamma (train.config.OBJECTIVE_SETTINGS)
+        model_overrides=config.train.model,
+        **{"seed": config.seed, **config.train.options},
     )
     train(train_config, run_dir=stage.output, resume=(stage.output / "checkpoints").is_dir())
 
