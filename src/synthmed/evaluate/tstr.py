@@ -141,7 +141,9 @@ def fit_classifier(
     """Train one classifier (seeded; keeps the epoch with the best real-val balanced accuracy)."""
     in_channels = in_channels or int(train.pixels.shape[1])
     num_classes = len(train.classes)
-    with torch.random.fork_rng(devices=[]):  # dropout and init draw from a seeded, restored global RNG
+    device = resolve_device(config.device)
+    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # dropout and init draw from a seeded, restored global RNG
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         x = _as_tensor(train, size_px=config.image_size_px, channels=in_channels)
@@ -164,7 +166,6 @@ def fit_classifier(
         model = ImageClassifier(
             net, arch=built, classes=train.classes, in_channels=in_channels, image_size_px=config.image_size_px
         )
-        device = resolve_device(config.device)
         model.to(device)
         counts = torch.bincount(y, minlength=num_classes).float()
         class_weight = torch.where(counts > 0, len(y) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
