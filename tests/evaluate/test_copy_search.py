@@ -1,5 +1,6 @@
 """Copy search: copies shifted near the search's reach, of near-symmetric images and under random combined
-transforms (drawn off the search grid), are found unflipped and at the right image; unrelated images stay below."""
+transforms (drawn off the search grid), are found unflipped and at the right image; unrelated images stay below.
+Noisy copies score as copies (the noise is discounted), while noisy or pure-noise non-copies do not gain."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 from _evaluate_helpers import smooth_images
 
+from synthmed.evaluate.copy_fit import noise_sigma_grey
 from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, coarse_for, search_copies
-from synthmed.evaluate.planted import affine, random_copy_transforms
+from synthmed.evaluate.planted import add_noise, affine, random_copy_transforms
 
 
 def _near_symmetric(count: int, *, seed: int) -> np.ndarray:
@@ -59,3 +61,35 @@ def test_random_combined_transforms_are_found_and_held_out_images_stay_below():
     clean = search_copies(heldout, index, config=config)
     assert (found["train_index"] == source).mean() >= 11 / 12
     assert np.quantile(found["similarity"], 0.1) > clean["similarity"].max()
+
+
+def test_noise_estimate_follows_added_noise_and_reads_low_on_smooth_images():
+    images = smooth_images(40, size_px=32, seed=21)
+    rng = np.random.default_rng(21)
+    assert noise_sigma_grey(images).max() < 2.0
+    for sigma in (4.0, 10.0):
+        noisy = add_noise(images, sigma, rng)
+        np.testing.assert_allclose(np.median(noise_sigma_grey(noisy)), sigma, rtol=0.2)
+
+
+def test_noisy_copies_score_as_copies_while_noisy_and_pure_noise_images_do_not():
+    images = smooth_images(200, size_px=32, seed=22, shared=0.6)
+    train, heldout = images[:170], images[170:]
+    rng = np.random.default_rng(22)
+    source = rng.choice(len(train), 12, replace=False)
+    # Noise drawn continuously beyond the planted range (3-12 grey levels): the search has no noise grid at all.
+    copies = np.concatenate([add_noise(train[i : i + 1], s, rng) for i, s in zip(source, rng.uniform(8, 16, 12))])
+    config, plain = CopySearchConfig(), CopySearchConfig(max_noise_fraction=0.0)
+    index = build_copy_index(train, config=config)
+    found, uncorrected = search_copies(copies, index, config=config), search_copies(copies, index, config=plain)
+    clean = search_copies(heldout, index, config=config)
+    noisy_heldout = search_copies(add_noise(heldout, 12, rng), index, config=config)
+    pure_noise = search_copies(rng.integers(0, 256, heldout.shape, dtype=np.uint8), index, config=config)
+    assert (found["train_index"] == source).mean() >= 11 / 12
+    assert uncorrected["similarity"].min() < clean["similarity"].max(), "the noise was too weak to test anything"
+    assert found["similarity"].min() > clean["similarity"].max()
+    assert (found["noise_fraction"] > 0).all() and (found["noise_fraction"] <= config.max_noise_fraction).all()
+    # The correction is unbiased for images that are not copies: noised held-out images keep their clean similarity.
+    assert abs(np.mean(noisy_heldout["similarity"]) - np.mean(clean["similarity"])) < 0.03
+    assert noisy_heldout["similarity"].max() < found["similarity"].min()
+    assert pure_noise["similarity"].max() < clean["similarity"].min()

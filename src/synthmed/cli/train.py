@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import get_args
 
-from synthmed.models.config import PRESETS
+from synthmed.models.config import FLOW_PREDICTION, PRESETS, Objective
 
 # CLI flag -> TrainConfig field (flags left unset keep the stored config on --resume, else the defaults).
 TRAIN_FLAGS = {
@@ -31,10 +32,6 @@ def add_tracker_flag(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also log metrics to this tracker (needs its package; files under RUN/); default none",
     )
-
-
-# --objective -> the prediction type stored with the model (None: diffusion keeps --prediction-type).
-OBJECTIVE_PREDICTION = {"diffusion": None, "flow_matching": "flow_prediction"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--objective",
-        choices=sorted(OBJECTIVE_PREDICTION),
+        choices=get_args(Objective),
         default=None,
         help="diffusion (default; --prediction-type, min-SNR) or flow_matching (rectified flow, logit-normal "
         "times; sample with --sampler flow_euler or flow_heun)",
@@ -134,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = train(config, run_dir=args.out, resume=args.resume)
     print(f"model:   {model_dir}")
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")
-    flow = " --sampler flow_euler" if config.model.prediction_type == OBJECTIVE_PREDICTION["flow_matching"] else ""
+    flow = " --sampler flow_euler" if config.model.prediction_type == FLOW_PREDICTION else ""
     print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16{flow}")
     return 0
 
@@ -154,7 +151,7 @@ def _objective_prediction_type(args: argparse.Namespace, overrides: dict) -> str
     if overrides.get("snr_gamma"):
         raise ValueError("--snr-gamma is min-SNR weighting of diffusion; drop it with --objective flow_matching.")
     overrides["snr_gamma"] = None
-    return OBJECTIVE_PREDICTION["flow_matching"]
+    return FLOW_PREDICTION
 
 
 # Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change).

@@ -18,7 +18,9 @@ memorised a training image can reproduce it in any of those ways. The stages are
    gradient steps (all at once); the similarity is the best found, and the transform is returned.
 
 The similarity (synthmed.evaluate.copy_fit) is the norm of the query's projection on the span of each warped
-candidate, its square and itself blurred, all band-passed: grey-level curves and slight blur are fitted.
+candidate, its square and itself blurred, all band-passed: grey-level curves and slight blur are fitted. The
+query's own white noise (estimated from the query alone) is discounted from its norm (copy_fit.denoised), so that a
+copy with added noise is not mistaken for a different image.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from synthmed.evaluate.copy_fit import (
     banded,
     bases_of,
     blur,
+    denoised,
+    noise_fraction,
     normalise,
     peaks,
     shift_corr,
@@ -70,12 +74,14 @@ class CopySearchConfig:
     blur_fit_px: float = 1.0
     chunk_rows: int = 64
     small_image_max_px: int = 32  # training images this small use SMALL_IMAGE_COARSE (0: never)
+    max_noise_fraction: float = 0.5  # query band energy at most this share discounted as white noise (0: off)
 
     def __post_init__(self) -> None:
         if (
             self.coarse_size_px < 2 * self.coarse_margin_px + 4
             or not 0 <= self.max_shift_frac < 0.4
             or max(map(abs, self.coarse_shifts_px)) > self.coarse_margin_px
+            or not 0 <= self.max_noise_fraction < 1
         ):
             raise ValueError(f"CopySearchConfig out of range: {self}.")
         if self.candidates < 1 or not self.angles_deg or not self.zooms:
@@ -196,9 +202,10 @@ def search_copies(
 ) -> dict[str, np.ndarray]:
     """For each query image: the best-matching training image, its correlation and the transform found.
 
-    Returns `similarity`, `train_index`, `flipped`, `angle_deg`, `zoom`, `shift_dy`, `shift_dx` (pixels at
-    the fine size). `exclude_train_index` (one training index per query, e.g. the query itself when the queries
-    are training images) is never returned for that query.
+    Returns `similarity` (noise discounted), `train_index`, `flipped`, `angle_deg`, `zoom`, `shift_dy`, `shift_dx`
+    (pixels at the fine size) and `noise_fraction` (the query's band energy discounted as its own white noise).
+    `exclude_train_index` (one training index per query, e.g. the query itself when the queries are training
+    images) is never returned for that query.
     """
     config = coarse_for(config, index.image_px)
     m = config.coarse_margin_px
@@ -297,8 +304,12 @@ def search_copies(
     if config.refine_steps:
         found = _refine(found, index=index, fine_q=fine_q.repeat_interleave(r, dim=0), config=config)
     best = found["similarity"].view(-1, r).argmax(dim=1) + torch.arange(len(fine_q)) * r
+    fraction = torch.zeros(len(fine_q))
+    if config.max_noise_fraction > 0 and len(fine_q):
+        fraction = noise_fraction(query_pixels, fine_q, config)
     return {key: values[best].numpy() for key, values in found.items()} | {
-        "similarity": found["similarity"][best].numpy().astype(float)
+        "similarity": denoised(found["similarity"][best], fraction).numpy().astype(float),
+        "noise_fraction": fraction.numpy(),
     }
 
 

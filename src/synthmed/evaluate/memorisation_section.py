@@ -47,6 +47,7 @@ def memorisation_section(*, real, synthetic: ImageArrays, features: dict | None,
             "zoom": np.round(pix["zoom"], 3),
             "shift_dy_px": np.round(pix["shift_dy"], 2),
             "shift_dx_px": np.round(pix["shift_dx"], 2),
+            "noise_fraction": np.round(pix["noise_fraction"], 3),
             "flagged": flagged,
         }
     )

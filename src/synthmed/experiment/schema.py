@@ -7,12 +7,13 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from synthmed.experiment.overrides import apply_overrides
+from synthmed.models.config import FLOW_PREDICTION, Objective
 
 DATA_ROOT_ENV = "SYNTHMED_DATA_ROOT"
 """Environment variable that overrides the file's `data_root` (a `--set data_root=...` overrides both)."""
@@ -60,10 +61,6 @@ class _OpenSection(BaseModel):
         return dict(self.model_extra or {})
 
 
-FLOW_PREDICTION = "flow_prediction"
-"""The model's prediction type under objective flow_matching (synthmed.models.sampling.FLOW_PREDICTION)."""
-
-
 class TrainSection(_OpenSection):
     """The diffusion model and its budget: `preset`, `objective`, `model` (DiffusionModelConfig overrides) and
     any TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...).
@@ -73,7 +70,7 @@ class TrainSection(_OpenSection):
     """
 
     preset: str | None = Field(None, description="tiny, 32, 64, 128 or 256 (default: the dataset's size)")
-    objective: Literal["diffusion", "flow_matching"] = Field(
+    objective: Objective = Field(
         "diffusion", description="diffusion (v-prediction, min-SNR) or flow_matching (rectified flow)"
     )
     model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields")
@@ -91,7 +88,9 @@ class TrainSection(_OpenSection):
             if self.model_extra and "snr_gamma" in self.model_extra:
                 self._ignored["snr_gamma"] = self.model_extra.pop("snr_gamma")
         elif given == FLOW_PREDICTION:
-            raise ValueError("train.model.prediction_type 'flow_prediction' is flow matching: set objective instead.")
+            raise ValueError(
+                f"train.model.prediction_type {FLOW_PREDICTION!r} is flow matching: set objective instead."
+            )
         return self
 
     @property

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from synthmed.models.config import DiffusionModelConfig
-from synthmed.models.sampling import FLOW_PREDICTION
+from synthmed.models.config import FLOW_PREDICTION, DiffusionModelConfig
 
 LICENSE_PLACEHOLDER = "other"  # set by whoever publishes the model: it follows the training data's licence
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import torch
 from diffusers import DDPMScheduler
 
+from synthmed.models.config import FLOW_PREDICTION
 from synthmed.models.interface import Condition, DenoisingModel
-from synthmed.models.sampling import FLOW_PREDICTION
 
 
 def drop_labels(labels: torch.Tensor, *, null_class: int, prob: float, generator: torch.Generator) -> torch.Tensor:

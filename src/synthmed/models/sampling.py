@@ -25,10 +25,8 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from synthmed.models.config import FLOW_PREDICTION
 from synthmed.models.interface import Condition, DenoisingModel
-
-FLOW_PREDICTION = "flow_prediction"
-"""The prediction type of flow-matching models (diffusers' name for the velocity noise - x0)."""
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.data.manifest import read_dataset_info
 from synthmed.files import read_json
-from synthmed.models.config import PRESET_LR, PRESET_SIZES_PX, DiffusionModelConfig, preset_choice, preset_config
+from synthmed.models.config import (
+    FLOW_PREDICTION,
+    PRESET_LR,
+    PRESET_SIZES_PX,
+    DiffusionModelConfig,
+    Objective,
+    preset_choice,
+    preset_config,
+)
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
-Objective = Literal["diffusion", "flow_matching"]
 OBJECTIVE_SETTINGS: dict[str, dict] = {
     "diffusion": {"prediction_type": "v_prediction", "snr_gamma": 5.0},
-    "flow_matching": {"prediction_type": "flow_prediction", "snr_gamma": None},
+    "flow_matching": {"prediction_type": FLOW_PREDICTION, "snr_gamma": None},
 }
 """Objective -> the model's prediction type and the loss's min-SNR gamma (flow matching has no SNR weighting)."""
 
