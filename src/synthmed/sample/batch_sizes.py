@@ -26,4 +26,3 @@ def default_batch_sizes(device_type: str, *, processes: int = 1) -> tuple[int, i
         raise ValueError(f"processes must be >= 1, got {processes}.")
     batch_size, model_batch_size = DEVICE_BATCH_SIZES.get(device_type, DEVICE_BATCH_SIZES["cpu"])
     return batch_size * processes, model_batch_size
-
