@@ -77,3 +77,18 @@ def test_the_manifest_records_the_resolved_values_and_the_images_ignore_batch_si
     assert set(load_image_set(threes)["model_batch_size"]) == {4}
     for a, b in zip(_pixels(ones), _pixels(threes), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_out_of_memory_says_to_lower_model_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import synthmed.sample.generate as generate
+
+    def out_of_memory(*args: object, **kwargs: object) -> Path:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(generate, "write_image_set", out_of_memory)  # a GPU's allocator failure, on the CPU
+    model = corpus.tiny_model(tmp_path / "model")
+    config = SampleConfig(model_dir=str(model), out_dir=str(tmp_path / "set"), n_per_class=1, device="cpu")
+    with pytest.raises(torch.OutOfMemoryError, match=r"16 rows per UNet call.*--model-batch-size.*e\.g\. 8"):
+        sample_images(config)

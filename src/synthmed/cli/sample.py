@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model-batch-size",
         type=int,
         default=None,
-        help="rows per UNet call: the images depend on it in their low bits (the manifest records it; give the "
-        "same value to make the same set again; lower it on a GPU out of memory); default per device: "
+        help="rows per UNet call: the images may differ in their low bits with it (the manifest records it; give "
+        "the same value to make the same set again; lower it on a GPU out of memory); default per device: "
         + ", ".join(f"{name} {rows}" for name, (_, rows) in defaults)
         + "; latent runs use 16",
     )

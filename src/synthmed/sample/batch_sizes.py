@@ -20,7 +20,8 @@ def default_batch_sizes(device_type: str, *, processes: int = 1) -> tuple[int, i
 
     batch_size is the per-device default times `processes` (under `accelerate launch` each process
     denoises 1/processes of every batch), so every device gets its default share; the images do not
-    depend on it. model_batch_size (rows per UNet call) does change the images' low bits: record it.
+    depend on it. model_batch_size (rows per UNet call) may change the images' low bits (kernels round
+    differently for different row counts, on a GPU above all): record it.
     """
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}.")

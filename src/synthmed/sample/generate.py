@@ -51,13 +51,13 @@ class SampleConfig(BaseModel):
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0, lt=2**63, description="image k of a class uses seed seed_start + k (< 2**63)")
     batch_size: int | None = Field(
-        None, ge=1, description="images per batch; None = per device (cpu 32, cuda 256 per process: batch_sizes)"
+        None, ge=1, description="images per batch; None = per device (synthmed.sample.batch_sizes)"
     )
     model_batch_size: int | None = Field(
         None,
         ge=1,
         description="rows per UNet call (fixed so results do not depend on batch_size); None = per device "
-        "(cpu 16, cuda 128: batch_sizes)",
+        "(synthmed.sample.batch_sizes)",
     )
     format: Literal["png", "png16", "dicom", "png+dicom"] = "png"
     mixed_precision: Literal["no", "bf16"] = "no"
