@@ -24,6 +24,7 @@ ORDER = (
     "pneumonia_train",
     "latent_throughput",
     "gpu_256",
+    "sample_chunks",
     "data_speed",
     "data_phantom_grid",
     "data_prepare_all",

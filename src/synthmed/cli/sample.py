@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from synthmed.sample.batch_sizes import DEVICE_BATCH_SIZES
+
 # synthmed.models.sampling.SAMPLERS + the dpm++ alias (kept literal: parsing the CLI must not import torch)
 SAMPLER_CHOICES = ["ddpm", "ddim", "dpmpp", "unipc", "flow_euler", "flow_heun", "dpm++"]
 FORMAT_CHOICES = ["png", "png16", "dicom", "png+dicom"]  # = synthmed.sample.writer.FORMAT_CHOICES' keys
@@ -75,7 +77,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser,
         run_help="run folder (RUN, pixel or latent), model folder (RUN/model) or checkpoint folder",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="images per denoising batch")
+    defaults = DEVICE_BATCH_SIZES.items()
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per denoising batch (image k is the same whatever it is); default per device: "
+        + ", ".join(f"{name} {batch}" for name, (batch, _) in defaults)
+        + " (times the number of processes under accelerate launch)",
+    )
+    parser.add_argument(
+        "--model-batch-size",
+        type=int,
+        default=None,
+        help="rows per UNet call: the images may differ in their low bits with it (the manifest records it; give "
+        "the same value to make the same set again; lower it on a GPU out of memory); default per device: "
+        + ", ".join(f"{name} {rows}" for name, (_, rows) in defaults)
+        + "; latent runs use 16",
+    )
     parser.set_defaults(func=run)
 
 
@@ -116,7 +135,14 @@ def run(args: argparse.Namespace) -> int:
     if latent_run is not None:
         from synthmed.cli.latent import sample_latent_run
 
+        if args.model_batch_size is not None:
+            raise ValueError(
+                f"--model-batch-size is for pixel models; {latent_run} is a latent run, sampled in 16-row UNet "
+                f"calls: leave --model-batch-size out."
+            )
         args.model = str(latent_run)
+        if args.batch_size is None:  # latent sampling keeps CPU-sized 16-row calls on every device
+            args.batch_size = DEVICE_BATCH_SIZES["cpu"][0]
         return sample_latent_run(args)
 
     from synthmed.models.sampling import default_sampler, sampler_name
@@ -135,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         guidance_scale=1.0 if args.guidance_scale is None else args.guidance_scale,
         seed_start=args.seed_start,
         batch_size=args.batch_size,
+        model_batch_size=args.model_batch_size,
         format=args.format,
         mixed_precision=args.mixed_precision,
         device=args.device,

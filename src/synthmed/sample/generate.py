@@ -21,6 +21,7 @@ from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.preview import grid_image, save_png_atomic
 from synthmed.models.sampling import SAMPLERS, denoise, image_seeds, make_scheduler
 from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
+from synthmed.sample.batch_sizes import default_batch_sizes
 from synthmed.sample.shard import current_shard, sharded_batches
 from synthmed.sample.writer import FORMAT_CHOICES, SyntheticSetWriter, slug
 from synthmed.train.checkpoint import latest_checkpoint
@@ -49,9 +50,14 @@ class SampleConfig(BaseModel):
     )
     guidance_scale: float = Field(1.0, ge=0.0, description="classifier-free guidance w (1 = no guidance)")
     seed_start: int = Field(0, ge=0, lt=2**63, description="image k of a class uses seed seed_start + k (< 2**63)")
-    batch_size: int = Field(32, ge=1)
-    model_batch_size: int = Field(
-        16, ge=1, description="rows per UNet call (fixed so results do not depend on batch_size)"
+    batch_size: int | None = Field(
+        None, ge=1, description="images per batch; None = per device (synthmed.sample.batch_sizes)"
+    )
+    model_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="rows per UNet call (fixed so results do not depend on batch_size); None = per device "
+        "(synthmed.sample.batch_sizes)",
     )
     format: Literal["png", "png16", "dicom", "png+dicom"] = "png"
     mixed_precision: Literal["no", "bf16"] = "no"
@@ -77,6 +83,17 @@ class SampleConfig(BaseModel):
             except (RuntimeError, ValueError):
                 raise ValueError(f"device {value!r} is not a device: use auto, cpu, cuda or cuda:N.") from None
         return value
+
+    def for_device(self, device_type: str, *, processes: int = 1) -> SampleConfig:
+        """This config with batch_size and model_batch_size filled in for `device_type` where None
+        (`default_batch_sizes`); a given value always wins."""
+        batch_size, model_batch_size = default_batch_sizes(device_type, processes=processes)
+        return self.model_copy(
+            update={
+                "batch_size": self.batch_size or batch_size,
+                "model_batch_size": self.model_batch_size or model_batch_size,
+            }
+        )
 
     @model_validator(mode="after")
     def _seeds_in_range(self) -> SampleConfig:
@@ -247,11 +264,18 @@ def write_image_set(
 
 
 def sample_images(config: SampleConfig) -> Path:
-    """Generate `n_per_class` images for each chosen class of a pixel model; returns the output folder."""
+    """Generate `n_per_class` images for each chosen class of a pixel model; returns the output folder.
+
+    Batch sizes left None are resolved for the device (`SampleConfig.for_device`) and recorded, with
+    the device type and precision, in every manifest row: what it takes to make the same set again.
+    """
     out = Path(config.out_dir)
     refuse_existing_output(out)
     model_dir = resolve_model_dir(config.model_dir).resolve()
-    device = current_shard().device(config.device)
+    shard = current_shard()
+    device = shard.device(config.device)
+    config = config.for_device(device.type, processes=shard.count)
+    assert config.batch_size is not None and config.model_batch_size is not None  # for_device fills them
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
     steps = config.steps or SAMPLERS[config.sampler].default_steps
@@ -265,30 +289,45 @@ def sample_images(config: SampleConfig) -> Path:
         "provider": "synthmed",
         "model": f"{model_meta['format']} step {model_meta.get('step', '?')}",
         "prompt": "",
+        "batch_size": config.batch_size,
+        "model_batch_size": config.model_batch_size,
+        "device": device.type,
+        "mixed_precision": config.mixed_precision,
     }
     logger.info(
-        "sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s",
+        "sampling %d x %d classes with %s (%d steps, guidance %.2f) from %s on %s, batches of %d images, "
+        "%d rows per UNet call",
         config.n_per_class,
         len(chosen),
         config.sampler,
         steps,
         config.guidance_scale,
         model_dir,
+        device,
+        config.batch_size,
+        config.model_batch_size,
     )
-    return write_image_set(
-        model,
-        class_jobs(model, chosen, n_per_class=config.n_per_class, seed_start=config.seed_start),
-        out=out,
-        sampler=config.sampler,
-        steps=steps,
-        guidance_scale=config.guidance_scale,
-        batch_size=config.batch_size,
-        provenance=provenance,
-        formats=FORMAT_CHOICES[config.format],
-        bit_depth=16 if config.format == "png16" else 8,
-        modality=config.modality,
-        model_batch_size=config.model_batch_size,
-        autocast=torch.bfloat16 if config.mixed_precision == "bf16" else None,
-        device=device,
-        grid_per_class=config.grid_per_class,
-    )
+    try:
+        return write_image_set(
+            model,
+            class_jobs(model, chosen, n_per_class=config.n_per_class, seed_start=config.seed_start),
+            out=out,
+            sampler=config.sampler,
+            steps=steps,
+            guidance_scale=config.guidance_scale,
+            batch_size=config.batch_size,
+            provenance=provenance,
+            formats=FORMAT_CHOICES[config.format],
+            bit_depth=16 if config.format == "png16" else 8,
+            modality=config.modality,
+            model_batch_size=config.model_batch_size,
+            autocast=torch.bfloat16 if config.mixed_precision == "bf16" else None,
+            device=device,
+            grid_per_class=config.grid_per_class,
+        )
+    except torch.OutOfMemoryError as exc:
+        raise torch.OutOfMemoryError(
+            f"{device} ran out of memory with {config.model_batch_size} rows per UNet call: pass a smaller "
+            f"--model-batch-size (model_batch_size), e.g. {max(1, config.model_batch_size // 2)} (the images "
+            f"change in their low bits; the manifest records the value). {exc}"
+        ) from exc
