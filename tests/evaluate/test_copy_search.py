@@ -10,6 +10,7 @@ from _evaluate_helpers import smooth_images
 
 from synthmed.evaluate.copy_fit import noise_sigma_grey
 from synthmed.evaluate.copy_search import CopySearchConfig, build_copy_index, coarse_for, search_copies
+from synthmed.evaluate.memorisation import calibrate_threshold
 from synthmed.evaluate.planted import add_noise, affine, random_copy_transforms
 
 
@@ -73,11 +74,11 @@ def test_noise_estimate_follows_added_noise_and_reads_low_on_smooth_images():
 
 
 def test_noisy_copies_score_as_copies_while_noisy_and_pure_noise_images_do_not():
-    images = smooth_images(200, size_px=32, seed=22, shared=0.6)
+    images = smooth_images(200, size_px=32, seed=22, shared=0.85)
     train, heldout = images[:170], images[170:]
     rng = np.random.default_rng(22)
     source = rng.choice(len(train), 12, replace=False)
-    # Noise drawn continuously beyond the planted range (3-12 grey levels): the search has no noise grid at all.
+    # Noise drawn continuously, partly beyond the planted range (3-12 grey levels): the search has no noise grid.
     copies = np.concatenate([add_noise(train[i : i + 1], s, rng) for i, s in zip(source, rng.uniform(8, 16, 12))])
     config, plain = CopySearchConfig(), CopySearchConfig(max_noise_fraction=0.0)
     index = build_copy_index(train, config=config)
@@ -85,11 +86,13 @@ def test_noisy_copies_score_as_copies_while_noisy_and_pure_noise_images_do_not()
     clean = search_copies(heldout, index, config=config)
     noisy_heldout = search_copies(add_noise(heldout, 12, rng), index, config=config)
     pure_noise = search_copies(rng.integers(0, 256, heldout.shape, dtype=np.uint8), index, config=config)
-    assert (found["train_index"] == source).mean() >= 11 / 12
-    assert uncorrected["similarity"].min() < clean["similarity"].max(), "the noise was too weak to test anything"
-    assert found["similarity"].min() > clean["similarity"].max()
-    assert (found["noise_fraction"] > 0).all() and (found["noise_fraction"] <= config.max_noise_fraction).all()
-    # The correction is unbiased for images that are not copies: noised held-out images keep their clean similarity.
-    assert abs(np.mean(noisy_heldout["similarity"]) - np.mean(clean["similarity"])) < 0.03
-    assert noisy_heldout["similarity"].max() < found["similarity"].min()
+    np.testing.assert_array_equal(found["train_index"], source)
+    threshold = calibrate_threshold(clean["similarity"], quantile=0.99, margin=0.25)  # as `synthmed evaluate` sets it
+    assert (uncorrected["similarity"] >= threshold).sum() <= 9, "the noise was too weak to test anything"
+    assert (found["similarity"] >= threshold).sum() >= 11
+    assert (found["noise_fraction"] > 0.02).all() and (found["noise_fraction"] <= config.max_noise_fraction).all()
+    # Not inflated for images that are not copies: noised held-out images keep about their clean similarity (the
+    # noise the search fits is not credited to the match), so a noisy generator's output is not called a copy.
+    assert abs(np.mean(noisy_heldout["similarity"]) - np.mean(clean["similarity"])) < 0.01
+    assert (noisy_heldout["similarity"] >= threshold).sum() <= 1
     assert pure_noise["similarity"].max() < clean["similarity"].min()

@@ -155,9 +155,12 @@ def noise_fraction(query_pixels: np.ndarray, fine_queries: torch.Tensor, config:
     return (expected / energy.clamp(min=1e-12)).clamp(0.0, config.max_noise_fraction).float()
 
 
-def denoised(similarity: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
-    """Similarity with the query's noise energy taken out of its norm: `sim / sqrt(1 - fraction)`, at most 1.
+def denoised(similarity: torch.Tensor, fraction: torch.Tensor, *, noise_fit_share: float) -> torch.Tensor:
+    """Similarity with the query's noise energy taken out: `sqrt((sim**2 - share * f) / (1 - f))`, in [0, 1].
 
-    A copy with noise of energy share f scores sqrt(1 - f) before and 1 after; an unrelated image's structural
-    mismatch is not noise and stays (in expectation its similarity is that of its noise-free version)."""
-    return (similarity / (1.0 - fraction).clamp(min=1e-6).sqrt()).clamp(max=1.0)
+    A query = image + noise of energy share f. Of the noise, the search fits about `noise_fit_share` (it picks the
+    best of many candidates, shifts and grey-level fits; pure-noise queries measure it) and leaves the rest in the
+    residual. A copy then scores 1, and an unrelated image, in expectation, the similarity of its noise-free
+    version: its structural mismatch is not noise and stays."""
+    fitted = similarity.square() - noise_fit_share * fraction
+    return (fitted.clamp(min=0) / (1.0 - fraction).clamp(min=1e-6)).sqrt().clamp(max=1.0)

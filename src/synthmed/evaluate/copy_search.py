@@ -75,6 +75,7 @@ class CopySearchConfig:
     chunk_rows: int = 64
     small_image_max_px: int = 32  # training images this small use SMALL_IMAGE_COARSE (0: never)
     max_noise_fraction: float = 0.5  # query band energy at most this share discounted as white noise (0: off)
+    noise_fit_share: float = 0.3  # of a query's noise, the share the search fits (pure noise: mean 0.14-0.20, max 0.3)
 
     def __post_init__(self) -> None:
         if (
@@ -82,6 +83,7 @@ class CopySearchConfig:
             or not 0 <= self.max_shift_frac < 0.4
             or max(map(abs, self.coarse_shifts_px)) > self.coarse_margin_px
             or not 0 <= self.max_noise_fraction < 1
+            or not 0 <= self.noise_fit_share < 1
         ):
             raise ValueError(f"CopySearchConfig out of range: {self}.")
         if self.candidates < 1 or not self.angles_deg or not self.zooms:
@@ -308,7 +310,9 @@ def search_copies(
     if config.max_noise_fraction > 0 and len(fine_q):
         fraction = noise_fraction(query_pixels, fine_q, config)
     return {key: values[best].numpy() for key, values in found.items()} | {
-        "similarity": denoised(found["similarity"][best], fraction).numpy().astype(float),
+        "similarity": denoised(found["similarity"][best], fraction, noise_fit_share=config.noise_fit_share)
+        .numpy()
+        .astype(float),
         "noise_fraction": fraction.numpy(),
     }
 
