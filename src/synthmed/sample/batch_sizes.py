@@ -5,14 +5,12 @@ from __future__ import annotations
 # (batch_size, model_batch_size) for a device type; types not named here (e.g. mps) use "cpu"'s.
 # - cpu: 16 rows per UNet call keep a 1-2 thread CPU busy without wasting time on padded rows, and
 #   are the values every CPU-made set so far used (so CPU sets stay bit-identical).
-# - cuda: 16 rows left most of an H200 idle (11.9 images/s denoising at 256 px, DPM-Solver++ 20
-#   steps, bf16). 128 rows per call: the 114M-parameter '256' preset at 256 px holds about 250 MiB
-#   of activations per row in float32 (measured on CPU, one forward pass; bf16 autocast about half),
-#   so 128 rows need roughly 16-32 GiB: room on a 40-141 GB card; on a 16-24 GB card at 256 px pass
-#   model_batch_size 32-64 (an out-of-memory error says so). Models at 32-64 px need 16-64x less per
-#   row, and gain most from wide calls. bench/sample_chunks.py times 16-256 rows.
-#   256 images per batch = 2 calls per step unguided, 4 guided: no padded rows.
-DEVICE_BATCH_SIZES: dict[str, tuple[int, int]] = {"cpu": (32, 16), "cuda": (256, 128)}
+# - cuda: measured on an H200 (bench/sample_chunks.py, BENCHMARKS.md "Sampling speed per UNet chunk size"):
+#   the 114M-parameter '256' preset at 256 px (DPM-Solver++ 20 steps, guidance 2, bf16) is compute-bound
+#   already at 16 rows: 285 UNet rows/s at 16, 327 at 32, 343 at 64 (1.20x; 12 GiB peak). 64 rows take the
+#   gain and leave room on 16-24 GB cards at 256 px (an out-of-memory error names --model-batch-size);
+#   models at 32-64 px need 16-64x less per row. 128 images per batch = 2 calls per step unguided, 4 guided.
+DEVICE_BATCH_SIZES: dict[str, tuple[int, int]] = {"cpu": (32, 16), "cuda": (128, 64)}
 
 
 def default_batch_sizes(device_type: str, *, processes: int = 1) -> tuple[int, int]:
