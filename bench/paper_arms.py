@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from result_file import command_line, table, write_result  # noqa: E402
+from result_file import EARLIER, EARLIER_PREFIX, RESULTS_DIR, command_line, table, write_result  # noqa: E402
 
 from synthmed.experiment.schema import read_experiment  # noqa: E402
 from synthmed.report.paper_tables import STEM, TABLES_DIR, legend, load_paper_figures, read_rows, wide_table  # noqa: E402
@@ -53,27 +53,42 @@ def overrides(run: Path, described: dict) -> list[str]:
     changed = sorted(k for k in planned.keys() | ran.keys() if k != "data_root" and planned.get(k) != ran.get(k))
     return [
         f"`{k}`: {json.dumps(planned.get(k))} in `{files[0].name}` -> "
-        + (json.dumps(ran[k]) if k in ran else "not in the run's experiment.json (recorded by an older synthmed)")
+        + (json.dumps(ran[k]) if k in ran else "not set in the run's experiment.json")
         for k in changed
     ]
 
 
-def budget(run: Path, described: dict, usefulness: dict) -> list[str]:
+def dataset_card(run: Path, described: dict) -> dict:
+    """The card of the dataset the run used: RUN/dataset/card.json, or the prepared folder's (`data.prepared`;
+    a folder recorded on another machine is looked up under this checkout's bench/ by the same relative path)."""
+    candidates = [run / "dataset" / "card.json"]
+    for stage in described.get("stages", []):
+        if stage.get("stage") == "prepare":
+            folder = Path(stage["output"]).resolve()
+            candidates.append(folder / "card.json")
+            if "bench" in folder.parts:
+                candidates.append(ROOT / Path(*folder.parts[folder.parts.index("bench") :]) / "card.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            return _json(candidate)
+    raise SystemExit(f"no dataset card for {run}: looked for {', '.join(map(str, candidates))}.")
+
+
+def budget(run: Path, described: dict, usefulness: dict, hardware: str) -> list[str]:
     """What the run spent and used, from its own files."""
     stages = _json(run / "stages.json")
     steps = [json.loads(line) for line in (run / "train" / "stats.jsonl").read_text().splitlines() if line.strip()]
     last = max((s for s in steps if "step" in s), key=lambda s: s["step"])
     experiment = described["experiment"]
     tstr = usefulness["config"]
-    card = _json(run / "dataset" / "card.json")
+    card = dataset_card(run, described)
     cap = f"at most {tstr['max_train_images']}" if tstr["max_train_images"] else "all"
     minutes = ", ".join(f"{k} {v['seconds'] / 60:.1f}" for k, v in stages.items())
     return [
         f"Resolution: {card['image_size_px']} px images ({card['channels']} channel(s)); classifiers at "
         f"{tstr['image_size_px']} px.",
         f"Diffusion model: preset `{experiment['train'].get('preset')}`, {last['step']:,} training steps of batch "
-        f"{experiment['train'].get('batch_size')} in {last.get('wall_s', 0) / 60:.1f} min of one CPU thread on a "
-        f"shared 2-core machine.",
+        f"{experiment['train'].get('batch_size')} in {last.get('wall_s', 0) / 60:.1f} min on {hardware}.",
         f"Synthetic set: {experiment['sample'].get('n_per_class')} images per class; classifiers: "
         f"{usefulness['rests_on']['text']}",
         f"Classifier training: {tstr['epochs']} epochs (at least {tstr['min_steps']} steps), batch "
@@ -125,7 +140,7 @@ def ratio_table(usefulness: dict) -> dict:
     return table(["classifier", "ratio", "accuracy", "balanced accuracy", "macro F1"], rows)
 
 
-def arm_sections(run: Path) -> list[dict]:
+def arm_sections(run: Path, hardware: str) -> list[dict]:
     described = _json(run / "experiment.json")
     usefulness = _json(run / "eval" / "metrics.json")["usefulness"]
     csv_path = run / TABLES_DIR / f"{STEM}.csv"
@@ -145,7 +160,7 @@ def arm_sections(run: Path) -> list[dict]:
     )
     changed = overrides(run, described)
     differs = [
-        *budget(run, described, usefulness),
+        *budget(run, described, usefulness, hardware),
         *(
             f"Paper figure: {f.paper}, {f.domain}, {f.arch} trained on {f.train_set} images, {f.tested_on}."
             for f in figures
@@ -172,17 +187,45 @@ def arm_sections(run: Path) -> list[dict]:
         },
         {
             "heading": f"{name}: the data's known traps, as the dataset card found them",
-            "text": "\n".join(f"- {line}" for line in traps(_json(run / "dataset" / "card.json"))),
+            "text": "\n".join(f"- {line}" for line in traps(dataset_card(run, described))),
         },
     ]
+
+
+def earlier_or_current_sections() -> list[dict]:
+    """Every section of the current bench/results/paper_arms.json (to keep arms whose run folders are gone)."""
+    path = RESULTS_DIR / "paper_arms.json"
+    return _json(path).get("sections", []) if path.is_file() else []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders written by `synthmed run`")
     parser.add_argument("--notes-file", type=Path, help="markdown: how the runs were made, shown under the title")
+    parser.add_argument(
+        "--hardware",
+        action="append",
+        default=[],
+        metavar="RUN=TEXT",
+        help="what a run trained on (default: one CPU thread on a shared 2-core machine)",
+    )
+    parser.add_argument(
+        "--keep-earlier", action="store_true", help="keep the current file's arms that are not re-collected, labelled"
+    )
     args = parser.parse_args()
-    sections = [s for run in args.runs for s in arm_sections(run)]
+    hardware = dict(item.split("=", 1) for item in args.hardware)
+    sections = [
+        s
+        for run in args.runs
+        for s in arm_sections(run, hardware.get(run.name, "one CPU thread on a shared 2-core machine"))
+    ]
+    if args.keep_earlier:
+        names = {_json(run / "experiment.json")["experiment"]["name"] for run in args.runs}
+        sections += [
+            s if s["heading"].startswith(EARLIER_PREFIX) else s | {"heading": f"{EARLIER}: {s['heading']}"}
+            for s in earlier_or_current_sections()
+            if not any(s["heading"].removeprefix(f"{EARLIER}: ").startswith(f"{name}") for name in names)
+        ]
     path = write_result(
         "paper_arms",
         title="Paper arms: classifiers trained on synthetic images, tested on real ones, beside the papers",
