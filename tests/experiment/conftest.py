@@ -53,3 +53,32 @@ def tiny_experiment(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text(TINY)
     return path
+
+
+TINY_LATENT = """
+extends = "tiny.toml"
+name = "tiny_latent"
+
+[train]
+family = "latent"
+grid_sampler_steps = 2
+
+[train.autoencoder]
+preset = "tiny"
+latent_channels = 2
+max_steps = 2
+batch_size = 8
+checkpoint_every_steps = 1
+log_every_steps = 1
+
+[sample]
+grid_per_class = 0
+"""
+
+
+@pytest.fixture
+def tiny_latent_experiment(tiny_experiment: Path) -> Path:
+    """experiments/tiny_latent.toml: the tiny experiment's latent route (tiny autoencoder + tiny latent UNet)."""
+    path = tiny_experiment.parent / "tiny_latent.toml"
+    path.write_text(TINY_LATENT)
+    return path

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from synthmed.experiment.folder import LOCK_NAME, STATE_NAME, check_run_folder, locked
+from synthmed.experiment.latent import run_autoencoder, run_latent_sample, run_latent_train
 from synthmed.experiment.schema import ExperimentConfig, data_path
 from synthmed.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "train", "sample", "evaluate", "report", "study")
+STAGES = ("prepare", "autoencoder", "train", "sample", "evaluate", "report", "study")
 VERSIONED = ("synthmed", "torch", "torchvision", "diffusers", "accelerate", "numpy", "pydantic")
 FLOW_DEFAULT_SAMPLER = "flow_euler"
 """The sampler of flow-matching runs when [sample] names none (synthmed.models.sampling.default_sampler's)."""
@@ -82,12 +83,18 @@ def plan(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> list[St
     else:
         dataset = data_path(data_root, str(data.prepared))
         add("prepare", {"prepared": str(dataset)}, dataset)
+    if config.train.latent:
+        add("autoencoder", {"seed": config.seed, **config.train.autoencoder}, run_dir / "autoencoder")
     train = {"preset": config.train.preset, "model": config.train.model, "seed": config.seed, **config.train.options}
     if config.train.flow:  # named only when not the default, so older run folders keep their fingerprints
         train["objective"] = config.train.objective
+    if config.train.latent:  # likewise
+        train["family"] = config.train.family
     add("train", train, run_dir / "train")
     if config.sample.enabled:
         sampler = {"sampler": FLOW_DEFAULT_SAMPLER} if config.train.flow else {}  # else SampleConfig's dpmpp
+        if config.train.latent:
+            sampler = {}  # sample_latent's default by objective (ddim or flow_euler), as `synthmed sample` does
         add("sample", {"seed_start": config.seed, **sampler, **config.sample.options}, run_dir / "samples")
         if config.evaluate.enabled:
             add("evaluate", {"seed": config.seed, **config.evaluate.options}, run_dir / "eval")
@@ -238,7 +245,8 @@ def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) ->
 def _nothing_to_keep(stages: list[Stage], state: _State, run_dir: Path) -> bool:
     """True when no stage finished with output in the run folder and no training checkpoint exists yet."""
     finished_here = [s for s in stages if _State.key(s) in state.done and s.output.is_relative_to(run_dir)]
-    return not finished_here and not any((run_dir / "train" / "checkpoints").glob("step-*"))
+    trained = ("autoencoder", "train")
+    return not finished_here and not any(any((run_dir / t / "checkpoints").glob("step-*")) for t in trained)
 
 
 def _remove_contents(run_dir: Path, *, keep_folder: bool) -> None:
@@ -286,7 +294,10 @@ def _prepare(config: ExperimentConfig, stage: Stage, **_: Any) -> None:
         prepare_dataset(stage.settings["source"], out_dir=stage.output, config=options)
 
 
-def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **_: Any) -> None:
+def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **kwargs: Any) -> None:
+    if config.train.latent:
+        run_latent_train(config, stage, dataset=dataset, **kwargs)
+        return
     from synthmed.train.config import train_config_for_dataset
     from synthmed.train.loop import train
 
@@ -301,6 +312,9 @@ def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **_: Any) -
 
 
 def _sample(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:
+    if config.train.latent:
+        run_latent_sample(config, stage, run_dir=run_dir)
+        return
     from synthmed.sample.generate import SampleConfig, sample_images
 
     shutil.rmtree(stage.output, ignore_errors=True)  # not recorded complete: a set from an interrupted run
@@ -345,6 +359,7 @@ def _study(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir: Pa
 
 RUNNERS: dict[str, Callable[..., None]] = {
     "prepare": _prepare,
+    "autoencoder": run_autoencoder,
     "train": _train,
     "sample": _sample,
     "evaluate": _evaluate,

@@ -7,7 +7,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -62,22 +62,38 @@ class _OpenSection(BaseModel):
 
 
 class TrainSection(_OpenSection):
-    """The diffusion model and its budget: `preset`, `objective`, `model` (DiffusionModelConfig overrides) and
-    any TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...).
+    """The diffusion model and its budget: `family`, `preset`, `objective`, `model` (DiffusionModelConfig
+    overrides) and any TrainConfig field (max_steps, max_duration_min, batch_size, lr, ...).
+
+    `family = "latent"` trains an autoencoder (the `autoencoder` table: an AE_PRESETS `preset`, AutoencoderConfig
+    and AETrainConfig fields) and then a latent UNet (`preset` one of the latent UNET_PRESETS; the other keys are
+    LatentTrainConfig fields) instead of the pixel UNet.
 
     Flow matching has no min-SNR weighting: its `snr_gamma` is dropped from the resolved settings (and
     reported in `ExperimentConfig.notes`), as `synthmed train --objective flow_matching` stores none.
     """
 
-    preset: str | None = Field(None, description="tiny, 32, 64, 128 or 256 (default: the dataset's size)")
+    family: Literal["pixel", "latent"] = Field(
+        "pixel", description="pixel (UNet on the images) or latent (autoencoder + UNet on its latents)"
+    )
+    preset: str | None = Field(
+        None, description="pixel: tiny, 32, 64, 128 or 256 (default: the dataset's size); latent: tiny, 32 or 64"
+    )
     objective: Objective = Field(
         "diffusion", description="diffusion (v-prediction, min-SNR) or flow_matching (rectified flow)"
     )
-    model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields")
+    model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields (pixel)")
+    autoencoder: dict[str, Any] = Field(
+        default_factory=dict, description="latent: preset (tiny, f4, f8), AutoencoderConfig + AETrainConfig fields"
+    )
     _ignored: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _objective_fits_model(self) -> TrainSection:
+        if self.autoencoder and not self.latent:
+            raise ValueError(
+                "[train.autoencoder] is for family 'latent'; set train.family = 'latent' or remove the table."
+            )
         given = self.model.get("prediction_type")
         if self.flow:
             if given not in (None, FLOW_PREDICTION):
@@ -92,6 +108,11 @@ class TrainSection(_OpenSection):
                 f"train.model.prediction_type {FLOW_PREDICTION!r} is flow matching: set objective instead."
             )
         return self
+
+    @property
+    def latent(self) -> bool:
+        """True for family latent (autoencoder + latent UNet)."""
+        return self.family == "latent"
 
     @property
     def flow(self) -> bool:
@@ -163,7 +184,7 @@ def _error_parts(exc: ValidationError, section: str = "") -> list[str]:
     return parts
 
 
-def _stage_error(section: str, exc: ValidationError) -> ValueError:
+def stage_error(section: str, exc: ValidationError) -> ValueError:
     return ValueError("; ".join(_error_parts(exc, section)) + " (fix it in the experiment file or with --set)")
 
 
@@ -174,7 +195,7 @@ def _validate(section: str, cls: type[BaseModel], options: dict[str, Any], **fil
     try:
         return cls(**filled, **options)
     except ValidationError as exc:
-        raise _stage_error(section, exc) from None
+        raise stage_error(section, exc) from None
 
 
 def check_stage_options(config: ExperimentConfig) -> None:
@@ -187,11 +208,19 @@ def check_stage_options(config: ExperimentConfig) -> None:
     from synthmed.study.blinding import StudySpec
     from synthmed.train.config import TrainConfig
 
-    _validate("data.prepare", PrepareConfig, config.data.prepare)
-    model = _check_model(config)
-    _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
+    prepare = _validate("data.prepare", PrepareConfig, config.data.prepare)
+    assert isinstance(prepare, PrepareConfig)
     disabled = {} if config.sample.enabled or "n_per_class" in config.sample.options else {"n_per_class": 1}
-    _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-", **disabled)
+    if config.train.latent:
+        from synthmed.experiment.latent import LatentSampleConfig, check_latent
+
+        channels = 3 if prepare.channels == "3" else 1  # "auto" decides on the data: grey as a placeholder
+        check_latent(config, size_px=prepare.size_px, channels=channels)
+        _validate("sample", LatentSampleConfig, config.sample.options, model_dir="-", out_dir="-", **disabled)
+    else:
+        model = _check_model(config)
+        _validate("train", TrainConfig, config.train.options, dataset="-", model=model)
+        _validate("sample", SampleConfig, config.sample.options, model_dir="-", out_dir="-", **disabled)
     _check_sampler_fits(config)
     evaluation = _validate(
         "evaluate", EvalConfig, config.evaluate.options, real_dir="-", synthetic_dir="-", out_dir="-"
@@ -238,7 +267,7 @@ def _check_model(config: ExperimentConfig) -> Any:
             preset, image_size_px=size_px, in_channels=1, num_classes=2, **config.train.model_overrides()
         )
     except ValidationError as exc:
-        raise _stage_error("train.model", exc) from None
+        raise stage_error("train.model", exc) from None
     attended = [c for c, a in zip(model.block_out_channels, model.attention_levels, strict=True) if a]
     narrow = [c for c in {*attended, model.block_out_channels[-1]} if c < model.attention_head_dim]
     if min(model.block_out_channels) < 1 or narrow:
