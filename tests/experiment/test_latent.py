@@ -95,9 +95,7 @@ def test_interrupted_latent_training_resumes_from_its_checkpoint(tiny_latent_exp
         (["train.family=latent", "sample.grid_per_class=0", "sample.model_batch_size=4"], "model_batch_size"),
     ],
 )
-def test_latent_settings_are_checked_before_any_work(
-    tiny_experiment: Path, overrides: list[str], message: str
-) -> None:
+def test_latent_settings_are_checked_before_any_work(tiny_experiment: Path, overrides: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         read_experiment(tiny_experiment, overrides=overrides, environ={})
 
@@ -114,5 +112,15 @@ def test_shipped_latent_experiment_dry_runs_with_an_autoencoder_stage(tmp_path: 
     argv = ["run", str(path), "--profile", "cpu", "--dry-run", "--out", str(out), "--set", f"data_root='{root}'"]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert [s["stage"] for s in printed["stages"]] == ["prepare", "autoencoder", "train", "sample", "evaluate", "report"]
+    planned = [s["stage"] for s in printed["stages"]]
+    assert planned == ["prepare", "autoencoder", "train", "sample", "evaluate", "report"]
     assert not out.exists()
+
+
+def test_flow_matching_latent_run_samples_with_the_flow_sampler(tiny_latent_experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    overrides = ["train.objective=flow_matching", "evaluate.enabled=false", "sample.n_per_class=1"]
+    config, root = read_experiment(tiny_latent_experiment, overrides=overrides, environ={})
+    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert json.loads((out / "train" / "config.json").read_text())["objective"] == "flow_matching"
+    assert set(pd.read_csv(out / "samples" / "manifest.csv")["sampler"]) == {"flow_euler"}

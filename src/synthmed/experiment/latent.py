@@ -26,7 +26,7 @@ class LatentSampleConfig(SampleConfig):
     """[sample] of a latent experiment: SampleConfig's keys as `synthmed sample` applies them to a latent run
     (sampler default by objective, guidance 2, 16-image batches), less the pixel-only ones."""
 
-    sampler: SamplerName | None = None  # None = ddim (diffusion) or flow_euler (flow matching)
+    sampler: SamplerName = "ddim"  # default_latent_sampler's for diffusion (the runner names flow_euler for flow)
     guidance_scale: float = 2.0
     grid_per_class: int = 0
 

@@ -92,9 +92,8 @@ def plan(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> list[St
         train["family"] = config.train.family
     add("train", train, run_dir / "train")
     if config.sample.enabled:
-        sampler = {"sampler": FLOW_DEFAULT_SAMPLER} if config.train.flow else {}  # else SampleConfig's dpmpp
-        if config.train.latent:
-            sampler = {}  # sample_latent's default by objective (ddim or flow_euler), as `synthmed sample` does
+        # else SampleConfig's dpmpp (pixel) or LatentSampleConfig's ddim (latent), as `synthmed sample` chooses
+        sampler = {"sampler": FLOW_DEFAULT_SAMPLER} if config.train.flow else {}
         add("sample", {"seed_start": config.seed, **sampler, **config.sample.options}, run_dir / "samples")
         if config.evaluate.enabled:
             add("evaluate", {"seed": config.seed, **config.evaluate.options}, run_dir / "eval")
