@@ -9,8 +9,19 @@ import pandas as pd
 import pytest
 
 from synthmed.cli import main
-from synthmed.experiment.runner import run_experiment
+from synthmed.experiment.runner import RunResult, run_experiment
 from synthmed.experiment.schema import read_experiment
+
+
+def _run(path: Path, out: Path, *overrides: str) -> RunResult:
+    """Run the experiment file `path` into `out` with --set `overrides`, quietly."""
+    config, root = read_experiment(path, overrides=overrides, environ={})
+    return run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+
+
+def _steps(run: Path) -> list[dict]:
+    """The events of a training run folder's stats.jsonl."""
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
 
 
 def test_tiny_latent_experiment_end_to_end_then_skips_every_stage(tiny_latent_experiment: Path, tmp_path: Path) -> None:
@@ -19,8 +30,7 @@ def test_tiny_latent_experiment_end_to_end_then_skips_every_stage(tiny_latent_ex
     ae = json.loads((out / "autoencoder" / "model" / "config.json").read_text())
     assert ae["format"] == "synthmed-autoencoder-v1"
     assert ae["autoencoder"]["image_size_px"] == 16 and ae["autoencoder"]["latent_channels"] == 2
-    ae_steps = [json.loads(line) for line in (out / "autoencoder" / "stats.jsonl").read_text().splitlines()]
-    assert max(s.get("step", 0) for s in ae_steps) == 2
+    assert max(s.get("step", 0) for s in _steps(out / "autoencoder")) == 2
     trained = json.loads((out / "train" / "config.json").read_text())
     assert trained["autoencoder"] == str((out / "autoencoder").resolve()) and trained["preset"] == "tiny"
     assert json.loads((out / "train" / "model" / "config.json").read_text())["format"] == "synthmed-latent-v1"
@@ -34,9 +44,7 @@ def test_tiny_latent_experiment_end_to_end_then_skips_every_stage(tiny_latent_ex
     assert stages == ["prepare", "autoencoder", "train", "sample", "evaluate", "report"]
 
     before = {p: p.stat().st_mtime_ns for p in (out / "train" / "model" / "model.safetensors", out / "eval")}
-    config, root = read_experiment(tiny_latent_experiment, environ={})
-    result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
-    assert result.actions == dict.fromkeys(stages, "skipped")
+    assert _run(tiny_latent_experiment, out).actions == dict.fromkeys(stages, "skipped")
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
     more = tmp_path / "more"  # `synthmed sample RUN` samples the run's latent train/ folder
@@ -44,34 +52,27 @@ def test_tiny_latent_experiment_end_to_end_then_skips_every_stage(tiny_latent_ex
     assert set(pd.read_csv(more / "manifest.csv")["provider"]) == {"synthmed-latent"}
 
     # The autoencoder is a stage of its own: changing it is refused, naming it (the stages after it depend on it).
-    config, root = read_experiment(tiny_latent_experiment, overrides=["train.autoencoder.max_steps=3"], environ={})
     with pytest.raises(ValueError, match="autoencoder stage .* ran with other settings"):
-        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+        _run(tiny_latent_experiment, out, "train.autoencoder.max_steps=3")
 
 
 def test_the_family_is_part_of_the_train_stage_fingerprint(tiny_experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
-    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    _run(tiny_experiment, out, "sample.enabled=false")
     latent = ["sample.enabled=false", "sample.grid_per_class=0", "train.family=latent", "train.autoencoder.max_steps=1"]
-    config, root = read_experiment(tiny_experiment, overrides=latent, environ={})
     with pytest.raises(ValueError, match="train stage .* ran with other settings"):
-        run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+        _run(tiny_experiment, out, *latent)
 
 
 def test_interrupted_latent_training_resumes_from_its_checkpoint(tiny_latent_experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config, root = read_experiment(tiny_latent_experiment, overrides=["sample.enabled=false"], environ={})
-    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    _run(tiny_latent_experiment, out, "sample.enabled=false")
     state = json.loads((out / "stages.json").read_text())
     del state["train"]  # as if killed after the step-2 checkpoint of a 4-step run
     (out / "stages.json").write_text(json.dumps(state))
-    config, root = read_experiment(
-        tiny_latent_experiment, overrides=["sample.enabled=false", "train.max_steps=4"], environ={}
-    )
-    result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    result = _run(tiny_latent_experiment, out, "sample.enabled=false", "train.max_steps=4")
     assert result.actions == {"prepare": "skipped", "autoencoder": "skipped", "train": "ran"}
-    events = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
+    events = _steps(out / "train")
     assert [e["step"] for e in events if e.get("event") == "resume"] == [2]
     assert max(e.get("step", 0) for e in events) == 4
 
@@ -119,8 +120,6 @@ def test_shipped_latent_experiment_dry_runs_with_an_autoencoder_stage(tmp_path: 
 
 def test_flow_matching_latent_run_samples_with_the_flow_sampler(tiny_latent_experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    overrides = ["train.objective=flow_matching", "evaluate.enabled=false", "sample.n_per_class=1"]
-    config, root = read_experiment(tiny_latent_experiment, overrides=overrides, environ={})
-    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    _run(tiny_latent_experiment, out, "train.objective=flow_matching", "evaluate.enabled=false", "sample.n_per_class=1")
     assert json.loads((out / "train" / "config.json").read_text())["objective"] == "flow_matching"
     assert set(pd.read_csv(out / "samples" / "manifest.csv")["sampler"]) == {"flow_euler"}
