@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from synthmed.cli import main
-from synthmed.experiment.runner import RunResult, run_experiment
+from synthmed.experiment.runner import RunResult, check_inputs, run_experiment
 from synthmed.experiment.schema import read_experiment
 
 
@@ -123,3 +124,13 @@ def test_flow_matching_latent_run_samples_with_the_flow_sampler(tiny_latent_expe
     _run(tiny_latent_experiment, out, "train.objective=flow_matching", "evaluate.enabled=false", "sample.n_per_class=1")
     assert json.loads((out / "train" / "config.json").read_text())["objective"] == "flow_matching"
     assert set(pd.read_csv(out / "samples" / "manifest.csv")["sampler"]) == {"flow_euler"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is refused only on a machine without a GPU")
+def test_fp16_autoencoder_training_without_a_gpu_is_refused_before_any_work(
+    tiny_latent_experiment: Path, tmp_path: Path
+) -> None:
+    overrides = ["train.autoencoder.mixed_precision='fp16'"]
+    config, root = read_experiment(tiny_latent_experiment, overrides=overrides, environ={})
+    with pytest.raises(ValueError, match=r"\[train.autoencoder\] mixed_precision = 'fp16' needs a CUDA GPU"):
+        check_inputs(config, data_root=root, run_dir=tmp_path / "run")

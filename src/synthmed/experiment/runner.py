@@ -225,14 +225,15 @@ def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) ->
                 f"that holds it: --set data_root=/path/to/data or SYNTHMED_DATA_ROOT=/path/to/data (or give "
                 f"{key} as an absolute path)."
             )
-    if config.train.options.get("mixed_precision") == "fp16":
-        import torch
+    for table, options in (("train", config.train.options), ("train.autoencoder", config.train.autoencoder)):
+        if options.get("mixed_precision") == "fp16":
+            import torch
 
-        if not torch.cuda.is_available():
-            raise ValueError(
-                "[train] mixed_precision = 'fp16' needs a CUDA GPU and this machine has none; use 'no', 'bf16' "
-                "or 'auto' (fix it in the experiment file or with --set train.mixed_precision=auto)."
-            )
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"[{table}] mixed_precision = 'fp16' needs a CUDA GPU and this machine has none; use 'no', "
+                    f"'bf16' or 'auto' (fix it in the experiment file or with --set {table}.mixed_precision=auto)."
+                )
     options = config.evaluate.options
     if config.sample.enabled and config.evaluate.enabled and options.get("tstr_weights_dir"):
         from synthmed.evaluate.classifiers import check_weights_dir
