@@ -214,3 +214,22 @@ def test_foreign_output_folder_and_foreign_weights_are_refused_before_writing(
     )
     assert code == 2 and "Inception" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_a_one_class_dataset_makes_the_classifier_parts_not_available(prepared_dataset_factory, tmp_path):
+    import pandas as pd
+
+    real = prepared_dataset_factory(tmp_path / "real", per_class={"train": 10, "val": 4, "test": 4}, seed=0)
+    manifest = pd.read_csv(real / "manifest.csv")
+    manifest[manifest["label"] == "left"].to_csv(real / "manifest.csv", index=False)
+    info = json.loads((real / "dataset.json").read_text())
+    (real / "dataset.json").write_text(json.dumps(info | {"classes": ["left"]}))
+    left = load_image_arrays(real, split="test")
+    synthetic = write_image_set(tmp_path / "synthetic", left.pixels, ["left"] * len(left))
+    path = evaluate(
+        EvalConfig(real_dir=real, synthetic_dir=synthetic, out_dir=tmp_path / "eval", skip=("fidelity", "memorisation"))
+    )
+    metrics = json.loads(path.read_text())
+    for part in ("usefulness", "condition_fidelity", "explanations"):
+        assert metrics[part]["status"] == "not available" and "one class" in metrics[part]["note"]
+    assert metrics["status"]["failed_parts"] == [] and "diversity" in metrics

@@ -82,11 +82,17 @@ def quantise(pixels: np.ndarray, levels: int) -> np.ndarray:
 
 
 def affine(
-    pixels: np.ndarray, *, angle_deg: np.ndarray, scale: np.ndarray, shift_px: np.ndarray, flip: np.ndarray
+    pixels: np.ndarray,
+    *,
+    angle_deg: np.ndarray,
+    scale: np.ndarray,
+    shift_px: np.ndarray,
+    flip: np.ndarray,
+    border: str = "reflection",
 ) -> np.ndarray:
     """Per-image rotation (degrees), zoom (scale > 1 crops in), shift `[N, 2]` (dy, dx in pixels) and horizontal flip.
 
-    Borders are filled by reflection (a crop of the scene rather than black corners).
+    Borders are filled by reflection (a crop of the scene rather than black corners), or black (`border="zeros"`).
     """
     moved = warp(
         torch.from_numpy(pixels).float(),
@@ -94,6 +100,7 @@ def affine(
         zoom=torch.as_tensor(scale, dtype=torch.float64),
         flip=torch.as_tensor(flip, dtype=torch.bool),
         shift_px=torch.as_tensor(shift_px, dtype=torch.float64),
+        border=border,
     )
     return _to_uint8(moved.numpy())
 

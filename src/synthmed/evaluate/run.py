@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Part = Literal["fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations"]
 PARTS: tuple[str, ...] = ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
+CLASSIFIER_PARTS = ("usefulness", "condition_fidelity", "explanations")
 PART_ALIASES = {
     "tstr": "usefulness",
     "condition": "condition_fidelity",
@@ -253,6 +254,13 @@ def evaluate(config: EvalConfig) -> Path:
     recorder.metrics["timings_s"]["load"] = round(time.perf_counter() - load_started - extractor_s, 3)
     for part in config.skip:
         recorder.metrics[part] = {"status": "skipped", "note": "skipped with --skip"}
+    if len(real.train.classes) < 2:  # nothing to classify: the classifier parts cannot say anything
+        for part in [p for p in CLASSIFIER_PARTS if p in wanted]:
+            recorder.metrics[part] = {
+                "status": "not available",
+                "note": f"the real dataset has one class ({real.train.classes[0]}): classifiers need at least two",
+            }
+        wanted = [p for p in wanted if p not in CLASSIFIER_PARTS]
 
     features = None
     if extractor is not None:
