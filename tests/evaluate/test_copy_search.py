@@ -106,7 +106,12 @@ def test_copies_shifted_with_a_black_border_are_found():
     source = rng.choice(len(train), 12, replace=False)
     shift = rng.uniform(2.5, 4.0, (12, 2)) * rng.choice([-1, 1], (12, 2))  # 5-8 px at 64 px
     copies = affine(
-        train[source], angle_deg=np.zeros(12), scale=np.ones(12), shift_px=shift, flip=np.zeros(12, bool), border="zeros"
+        train[source],
+        angle_deg=np.zeros(12),
+        scale=np.ones(12),
+        shift_px=shift,
+        flip=np.zeros(12, bool),
+        border="zeros",
     )
     assert (copies[:, 0, :, :2] == 0).any(), "no black border was planted"
     config = CopySearchConfig()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,7 +138,12 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
     n, size = len(pixels), pixels.shape[-1]
     shift_max = 8.0 * size / 64
     none = np.zeros(n)
-    geometric = {"angle_deg": none, "scale": np.ones(n), "shift_px": np.zeros((n, 2)), "flip": np.zeros(n, bool)}
+    geometric: dict[str, Any] = {
+        "angle_deg": none,
+        "scale": np.ones(n),
+        "shift_px": np.zeros((n, 2)),
+        "flip": np.zeros(n, bool),
+    }
     if family == "flip":
         return affine(pixels, **(geometric | {"flip": np.ones(n, bool)}))
     if family == "rotate":

@@ -255,8 +255,8 @@ def evaluate(config: EvalConfig) -> Path:
     for part in config.skip:
         recorder.metrics[part] = {"status": "skipped", "note": "skipped with --skip"}
     if len(real.train.classes) < 2:  # nothing to classify: the classifier parts cannot say anything
-        for part in [p for p in CLASSIFIER_PARTS if p in wanted]:
-            recorder.metrics[part] = {
+        for name in [p for p in CLASSIFIER_PARTS if p in wanted]:
+            recorder.metrics[name] = {
                 "status": "not available",
                 "note": f"the real dataset has one class ({real.train.classes[0]}): classifiers need at least two",
             }
