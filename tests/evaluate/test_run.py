@@ -233,3 +233,19 @@ def test_a_one_class_dataset_makes_the_classifier_parts_not_available(prepared_d
     for part in ("usefulness", "condition_fidelity", "explanations"):
         assert metrics[part]["status"] == "not available" and "one class" in metrics[part]["note"]
     assert metrics["status"]["failed_parts"] == [] and "diversity" in metrics
+
+
+def test_synthetic_images_of_another_size_or_mode_are_converted_and_say_so(tiny_dataset, tmp_path):
+    rng = np.random.default_rng(0)
+    test = load_image_arrays(tiny_dataset, split="test")
+    small_rgb = rng.integers(0, 256, (len(test), 3, 8, 8), dtype=np.uint8)
+    synthetic = write_image_set(tmp_path / "synthetic", small_rgb, [test.classes[i] for i in test.labels])
+    skip = tuple(p for p in PARTS if p != "diversity")
+    path = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic, out_dir=tmp_path / "eval", skip=skip))
+    inputs = json.loads(path.read_text())["inputs"]
+    size = inputs["image_size_px"]
+    assert inputs["synthetic_as_stored"]["sizes_px"] == {"8x8": len(test)}
+    assert f"resized from 8x8 to {size}x{size} px" in inputs["synthetic_conversion"]
+    assert "converted from mode RGB to grey" in inputs["synthetic_conversion"]
+    same = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=tiny_dataset, out_dir=tmp_path / "e2", skip=skip))
+    assert json.loads(same.read_text())["inputs"]["synthetic_conversion"] == "none"
