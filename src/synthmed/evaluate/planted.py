@@ -131,7 +131,7 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
     """Transformed copies drawn at random from the ranges people apply to images.
 
     Families: `flip`, `rotate` (up to 10 degrees), `zoom` (crop in up to 15%), `shift` (up to 8 px at 64 px,
-    scaled with the image), `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
+    scaled with the image, borders reflected), `shift_black` (4-8 px, what the shift uncovers black), `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
     `noise` (3-12 grey levels), `jpeg` (quality 30-80), `resample` (down-up 2x), `combined` (a random geometric
     transform of every kind at once, then intensity, then one of blur/noise/JPEG).
     """
@@ -152,6 +152,9 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
         return affine(pixels, **(geometric | {"scale": 1.0 / (1.0 - rng.uniform(0.04, 0.15, n))}))
     if family == "shift":
         return affine(pixels, **(geometric | {"shift_px": rng.uniform(-shift_max, shift_max, (n, 2))}))
+    if family == "shift_black":
+        shift = rng.uniform(shift_max / 2, shift_max, (n, 2)) * rng.choice([-1, 1], (n, 2))
+        return affine(pixels, **(geometric | {"shift_px": shift}), border="zeros")
     if family == "intensity":
         return _intensity(pixels, rng)
     if family == "blur":
@@ -194,4 +197,16 @@ def _intensity(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-COPY_FAMILIES = ("flip", "rotate", "zoom", "shift", "intensity", "blur", "noise", "jpeg", "resample", "combined")
+COPY_FAMILIES = (
+    "flip",
+    "rotate",
+    "zoom",
+    "shift",
+    "shift_black",
+    "intensity",
+    "blur",
+    "noise",
+    "jpeg",
+    "resample",
+    "combined",
+)
