@@ -131,7 +131,8 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
     """Transformed copies drawn at random from the ranges people apply to images.
 
     Families: `flip`, `rotate` (up to 10 degrees), `zoom` (crop in up to 15%), `shift` (up to 8 px at 64 px,
-    scaled with the image, borders reflected), `shift_black` (4-8 px, what the shift uncovers black), `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
+    scaled with the image, borders reflected), `shift_black` (4-8 px, what the shift uncovers black),
+    `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
     `noise` (3-12 grey levels), `jpeg` (quality 30-80), `resample` (down-up 2x), `combined` (a random geometric
     transform of every kind at once, then intensity, then one of blur/noise/JPEG).
     """
