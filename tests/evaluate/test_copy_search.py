@@ -88,8 +88,12 @@ def test_noisy_copies_score_as_copies_while_noisy_and_pure_noise_images_do_not()
     pure_noise = search_copies(rng.integers(0, 256, heldout.shape, dtype=np.uint8), index, config=config)
     np.testing.assert_array_equal(found["train_index"], source)
     threshold = calibrate_threshold(clean["similarity"], quantile=0.99, margin=0.25)  # as `synthmed evaluate` sets it
-    assert (uncorrected["similarity"] >= threshold).sum() <= 9, "the noise was too weak to test anything"
-    assert (found["similarity"] >= threshold).sum() >= 11
+    flagged, flagged_uncorrected = (
+        (found["similarity"] >= threshold).sum(),
+        (uncorrected["similarity"] >= threshold).sum(),
+    )
+    assert flagged_uncorrected <= 8, "the noise was too weak to test anything"
+    assert flagged >= 10 and flagged >= flagged_uncorrected + 3
     assert (found["noise_fraction"] > 0.02).all() and (found["noise_fraction"] <= config.max_noise_fraction).all()
     # Not inflated for images that are not copies: noised held-out images keep about their clean similarity (the
     # noise the search fits is not credited to the match), so a noisy generator's output is not called a copy.
