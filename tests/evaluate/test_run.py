@@ -214,3 +214,38 @@ def test_foreign_output_folder_and_foreign_weights_are_refused_before_writing(
     )
     assert code == 2 and "Inception" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_a_one_class_dataset_makes_the_classifier_parts_not_available(prepared_dataset_factory, tmp_path):
+    import pandas as pd
+
+    real = prepared_dataset_factory(tmp_path / "real", per_class={"train": 10, "val": 4, "test": 4}, seed=0)
+    manifest = pd.read_csv(real / "manifest.csv")
+    manifest[manifest["label"] == "left"].to_csv(real / "manifest.csv", index=False)
+    info = json.loads((real / "dataset.json").read_text())
+    (real / "dataset.json").write_text(json.dumps(info | {"classes": ["left"]}))
+    left = load_image_arrays(real, split="test")
+    synthetic = write_image_set(tmp_path / "synthetic", left.pixels, ["left"] * len(left))
+    path = evaluate(
+        EvalConfig(real_dir=real, synthetic_dir=synthetic, out_dir=tmp_path / "eval", skip=("fidelity", "memorisation"))
+    )
+    metrics = json.loads(path.read_text())
+    for part in ("usefulness", "condition_fidelity", "explanations"):
+        assert metrics[part]["status"] == "not available" and "one class" in metrics[part]["note"]
+    assert metrics["status"]["failed_parts"] == [] and "diversity" in metrics
+
+
+def test_synthetic_images_of_another_size_or_mode_are_converted_and_say_so(tiny_dataset, tmp_path):
+    rng = np.random.default_rng(0)
+    test = load_image_arrays(tiny_dataset, split="test")
+    small_rgb = rng.integers(0, 256, (len(test), 3, 8, 8), dtype=np.uint8)
+    synthetic = write_image_set(tmp_path / "synthetic", small_rgb, [test.classes[i] for i in test.labels])
+    skip = tuple(p for p in PARTS if p != "diversity")
+    path = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=synthetic, out_dir=tmp_path / "eval", skip=skip))
+    inputs = json.loads(path.read_text())["inputs"]
+    size = inputs["image_size_px"]
+    assert inputs["synthetic_as_stored"]["sizes_px"] == {"8x8": len(test)}
+    assert f"resized from 8x8 to {size}x{size} px" in inputs["synthetic_conversion"]
+    assert "converted from mode RGB to grey" in inputs["synthetic_conversion"]
+    same = evaluate(EvalConfig(real_dir=tiny_dataset, synthetic_dir=tiny_dataset, out_dir=tmp_path / "e2", skip=skip))
+    assert json.loads(same.read_text())["inputs"]["synthetic_conversion"] == "none"

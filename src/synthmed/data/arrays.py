@@ -41,7 +41,8 @@ def load_image_arrays(
     """Read an image set into memory, resized (bilinear) to `size_px` and converted to `channels`.
 
     `classes` fixes the label order (pass the real dataset's classes so synthetic labels align);
-    rows whose label is not in `classes` raise a ValueError naming them.
+    rows whose label is not in `classes` raise a ValueError naming them. Images come in image-id order, whatever
+    the manifest's row order.
     """
     frame = load_image_set(folder, split=split)
     if frame.empty:
@@ -50,6 +51,10 @@ def load_image_arrays(
     unknown = sorted(set(frame["label"].astype(str)) - set(classes))
     if unknown:
         raise ValueError(f"{folder}: labels {unknown} are not among the classes {classes}.")
+    # Ordered by image id, not by manifest row: a set listed in another order gives the same arrays (and so the
+    # same classifiers, thresholds and figures downstream).
+    frame = frame.assign(_id=frame["image_id"].astype(str)).sort_values("_id", kind="stable").drop(columns="_id")
+    frame = frame.reset_index(drop=True)
     if limit_per_class is not None:
         frame = frame.groupby("label", sort=False).head(limit_per_class).reset_index(drop=True)
     mode = None if channels is None else ("L" if channels == 1 else "RGB")

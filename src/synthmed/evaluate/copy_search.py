@@ -133,10 +133,11 @@ def warp(
     zoom: torch.Tensor,
     flip: torch.Tensor,
     shift_px: torch.Tensor | None = None,
+    border: str = "reflection",
 ) -> torch.Tensor:
     """Rotate (degrees), zoom (> 1 crops in), shift (`[N, 2]` dy, dx in pixels) and flip `[N, C, H, W]` images.
 
-    One parameter per image (tensors of length N); borders are filled by reflection.
+    One parameter per image (tensors of length N); borders are filled by reflection (`border="zeros"`: black).
     """
     n, _, h, w = images.shape
     x = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
@@ -148,7 +149,7 @@ def warp(
         matrix[:, 0, 2] = -2.0 * shift_px[:, 1].double() / w
         matrix[:, 1, 2] = -2.0 * shift_px[:, 0].double() / h
     grid = F.affine_grid(matrix.float(), [n, x.shape[1], h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=border, align_corners=False)
 
 
 def _variants(config: CopySearchConfig) -> list[tuple[bool, float, float]]:
@@ -326,13 +327,16 @@ def aligned_similarity(
     flip: torch.Tensor,
     shift_px: torch.Tensor,
     config: CopySearchConfig,
+    border: str = "reflection",
 ) -> torch.Tensor:
     """Similarity of each fine candidate `[N, 1, S, S]` (unfiltered), warped by its transform, with its band-passed
     query `[N, 1, S, S]`: the norm of the query's centre crop projected on the span of the warped candidate's bands
-    (`banded`). Differentiable in the transform (for `_refine`)."""
+    (`banded`). Differentiable in the transform (for `_refine`). `border`: how the warp fills what it uncovers."""
     margin = max(1, int(round(config.max_shift_frac * queries.shape[-1])))
     query = normalise(queries[:, 0, margin:-margin, margin:-margin].reshape(len(queries), -1))
-    bands = banded(warp(candidates, angle_deg=angle_deg, zoom=zoom, flip=flip, shift_px=shift_px), config)
+    bands = banded(
+        warp(candidates, angle_deg=angle_deg, zoom=zoom, flip=flip, shift_px=shift_px, border=border), config
+    )
     bases = bases_of([x[:, 0, margin:-margin, margin:-margin] for x in bands])
     total = sum(((basis * query).sum(dim=1).square() for basis in bases), torch.zeros(len(query), dtype=query.dtype))
     return total.clamp(min=1e-12).sqrt()
@@ -359,8 +363,21 @@ def _refine(
         found["shift_dx"].clone().float(),
     )
     for _ in range(config.refine_steps + 1):
-        corr = aligned_similarity(
-            candidate, fine_q, angle_deg=angle, zoom=torch.exp(log_zoom), flip=flip, shift_px=shift, config=config
+        # Borders uncovered by the warp: reflected (a crop of the scene) or black, whichever fits the query better.
+        corr = torch.maximum(
+            *(
+                aligned_similarity(
+                    candidate,
+                    fine_q,
+                    angle_deg=angle,
+                    zoom=torch.exp(log_zoom),
+                    flip=flip,
+                    shift_px=shift,
+                    config=config,
+                    border=border,
+                )
+                for border in ("reflection", "zeros")
+            )
         )
         with torch.no_grad():
             better = corr.detach().float() > best

@@ -170,14 +170,16 @@ def diversity_verdict(result: dict) -> str:
     parts = []
     if collapsed:
         parts.append(
-            "Synthetic images within a class look more alike than real ones do, a sign of mode collapse: "
+            "Synthetic images within a class look more alike than real ones do: mode collapse, or images smoothed "
+            "(blurred, resampled, low contrast: MS-SSIM rises when fine detail is lost; see fidelity): "
             + ", ".join(collapsed)
             + " (MS-SSIM, higher = more alike)."
         )
     if scattered:
         parts.append(
             "Synthetic images within a class share far less structure than real ones do: they vary the way "
-            "noise or unaligned images do, not the way patients do (undertrained or broken generator?): "
+            "noise or unaligned images do, not the way patients do (an undertrained or broken generator, or "
+            "noise or compression artefacts added to the images; see fidelity): "
             + ", ".join(scattered)
             + " (MS-SSIM, higher = more alike)."
         )

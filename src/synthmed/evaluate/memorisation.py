@@ -211,7 +211,8 @@ def memorisation_verdict(
         )
     if leakage and leakage.get("n_suspected"):
         text += (
-            f" {leakage['n_suspected']} more held-out images are far closer to a training image than the others "
+            f" {leakage['n_suspected']} more held-out image{'s are' if leakage['n_suspected'] != 1 else ' is'} far "
+            f"closer to a training image than the others "
             f"(likely the same patient or a transformed copy: see memorisation.leakage.suspected); they were "
             f"left out of the calibration too."
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,11 +83,17 @@ def quantise(pixels: np.ndarray, levels: int) -> np.ndarray:
 
 
 def affine(
-    pixels: np.ndarray, *, angle_deg: np.ndarray, scale: np.ndarray, shift_px: np.ndarray, flip: np.ndarray
+    pixels: np.ndarray,
+    *,
+    angle_deg: np.ndarray,
+    scale: np.ndarray,
+    shift_px: np.ndarray,
+    flip: np.ndarray,
+    border: str = "reflection",
 ) -> np.ndarray:
     """Per-image rotation (degrees), zoom (scale > 1 crops in), shift `[N, 2]` (dy, dx in pixels) and horizontal flip.
 
-    Borders are filled by reflection (a crop of the scene rather than black corners).
+    Borders are filled by reflection (a crop of the scene rather than black corners), or black (`border="zeros"`).
     """
     moved = warp(
         torch.from_numpy(pixels).float(),
@@ -94,6 +101,7 @@ def affine(
         zoom=torch.as_tensor(scale, dtype=torch.float64),
         flip=torch.as_tensor(flip, dtype=torch.bool),
         shift_px=torch.as_tensor(shift_px, dtype=torch.float64),
+        border=border,
     )
     return _to_uint8(moved.numpy())
 
@@ -123,14 +131,20 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
     """Transformed copies drawn at random from the ranges people apply to images.
 
     Families: `flip`, `rotate` (up to 10 degrees), `zoom` (crop in up to 15%), `shift` (up to 8 px at 64 px,
-    scaled with the image), `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
+    scaled with the image, borders reflected), `shift_black` (4-8 px, what the shift uncovers black),
+    `intensity` (gamma 0.7-1.4, contrast 0.75-1.25, brightness +-20), `blur` (0.5-1.5 px),
     `noise` (3-12 grey levels), `jpeg` (quality 30-80), `resample` (down-up 2x), `combined` (a random geometric
     transform of every kind at once, then intensity, then one of blur/noise/JPEG).
     """
     n, size = len(pixels), pixels.shape[-1]
     shift_max = 8.0 * size / 64
     none = np.zeros(n)
-    geometric = {"angle_deg": none, "scale": np.ones(n), "shift_px": np.zeros((n, 2)), "flip": np.zeros(n, bool)}
+    geometric: dict[str, Any] = {
+        "angle_deg": none,
+        "scale": np.ones(n),
+        "shift_px": np.zeros((n, 2)),
+        "flip": np.zeros(n, bool),
+    }
     if family == "flip":
         return affine(pixels, **(geometric | {"flip": np.ones(n, bool)}))
     if family == "rotate":
@@ -139,6 +153,9 @@ def random_copy_transforms(pixels: np.ndarray, rng: np.random.Generator, *, fami
         return affine(pixels, **(geometric | {"scale": 1.0 / (1.0 - rng.uniform(0.04, 0.15, n))}))
     if family == "shift":
         return affine(pixels, **(geometric | {"shift_px": rng.uniform(-shift_max, shift_max, (n, 2))}))
+    if family == "shift_black":
+        shift = rng.uniform(shift_max / 2, shift_max, (n, 2)) * rng.choice([-1, 1], (n, 2))
+        return affine(pixels, **(geometric | {"shift_px": shift}), border="zeros")
     if family == "intensity":
         return _intensity(pixels, rng)
     if family == "blur":
@@ -181,4 +198,16 @@ def _intensity(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-COPY_FAMILIES = ("flip", "rotate", "zoom", "shift", "intensity", "blur", "noise", "jpeg", "resample", "combined")
+COPY_FAMILIES = (
+    "flip",
+    "rotate",
+    "zoom",
+    "shift",
+    "shift_black",
+    "intensity",
+    "blur",
+    "noise",
+    "jpeg",
+    "resample",
+    "combined",
+)

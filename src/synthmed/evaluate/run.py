@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Part = Literal["fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations"]
 PARTS: tuple[str, ...] = ("fidelity", "diversity", "memorisation", "usefulness", "condition_fidelity", "explanations")
+CLASSIFIER_PARTS = ("usefulness", "condition_fidelity", "explanations")
 PART_ALIASES = {
     "tstr": "usefulness",
     "condition": "condition_fidelity",
@@ -172,12 +173,48 @@ def load_inputs(config: EvalConfig) -> tuple[RealSplits, ImageArrays, dict]:
         "image_size_px": int(size_px),
         "dataset_image_size_px": info.image_size_px,
         "resize_method": "bilinear (PIL) on load" if size_px != info.image_size_px else "none",
+        "synthetic_as_stored": (stored := _as_stored(config.synthetic_dir)),
+        "synthetic_conversion": _conversion_note(stored, size_px=int(size_px), channels=info.channels),
         "counts": counts,
         "per_class_counts": per_class,
         "heldout_split": real.heldout_name,
         "config": config.model_dump(mode="json"),
     }
     return real, synthetic, inputs
+
+
+def _as_stored(folder: Path, *, most: int = 500) -> dict:
+    """Sizes (px) and modes of the synthetic files as stored (headers of up to `most` files), with counts."""
+    from PIL import Image
+
+    from synthmed.data.manifest import load_image_set
+
+    sizes: dict[str, int] = {}
+    modes: dict[str, int] = {}
+    for path in load_image_set(folder)["abs_path"][:most]:
+        try:
+            with Image.open(path) as img:
+                size, mode = "x".join(map(str, img.size)), img.mode
+        except OSError:
+            continue  # unreadable files were refused while loading; DICOM and others are not PIL images
+        sizes[size] = sizes.get(size, 0) + 1
+        modes[mode] = modes.get(mode, 0) + 1
+    return {"sizes_px": sizes, "modes": modes}
+
+
+def _conversion_note(stored: dict, *, size_px: int, channels: int) -> str:
+    """What loading did to the synthetic images (resized from another size, converted from another mode), or 'none'."""
+    notes = []
+    other_sizes = sorted(s for s in stored["sizes_px"] if s != f"{size_px}x{size_px}")
+    if other_sizes:
+        notes.append(f"resized from {', '.join(other_sizes)} to {size_px}x{size_px} px (bilinear, PIL)")
+    wanted = {"L", "I;16", "I;16B", "I"} if channels == 1 else {"RGB"}
+    other_modes = sorted(m for m in stored["modes"] if m not in wanted)
+    if other_modes:
+        notes.append(f"converted from mode {', '.join(other_modes)} to {'grey' if channels == 1 else 'RGB'}")
+    if notes:
+        log.warning("synthetic images %s, to match the real dataset", "; ".join(notes))
+    return "; ".join(notes) or "none"
 
 
 def build_extractor(config: EvalConfig, real: RealSplits) -> FeatureExtractor:
@@ -253,6 +290,13 @@ def evaluate(config: EvalConfig) -> Path:
     recorder.metrics["timings_s"]["load"] = round(time.perf_counter() - load_started - extractor_s, 3)
     for part in config.skip:
         recorder.metrics[part] = {"status": "skipped", "note": "skipped with --skip"}
+    if len(real.train.classes) < 2:  # nothing to classify: the classifier parts cannot say anything
+        for name in [p for p in CLASSIFIER_PARTS if p in wanted]:
+            recorder.metrics[name] = {
+                "status": "not available",
+                "note": f"the real dataset has one class ({real.train.classes[0]}): classifiers need at least two",
+            }
+        wanted = [p for p in wanted if p not in CLASSIFIER_PARTS]
 
     features = None
     if extractor is not None:
