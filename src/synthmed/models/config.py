@@ -7,12 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PredictionType = Literal["epsilon", "v_prediction", "flow_prediction"]
+"""What the UNet predicts: noise, velocity (diffusion), or the flow velocity noise - x0 (flow matching)."""
 FLOW_PREDICTION = "flow_prediction"
 """The prediction type of flow-matching models (diffusers' name for the velocity noise - x0); the one place it is
 spelled (the sampler, the trainer's objectives, the experiment schema and the CLI import it)."""
 Objective = Literal["diffusion", "flow_matching"]
 """Training objective: diffusion (v-prediction by default, min-SNR) or flow matching (rectified flow)."""
-"""What the UNet predicts: noise, velocity (diffusion), or the flow velocity noise - x0 (flow matching)."""
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 
