@@ -53,8 +53,7 @@ def load_image_arrays(
         raise ValueError(f"{folder}: labels {unknown} are not among the classes {classes}.")
     # Ordered by image id, not by manifest row: a set listed in another order gives the same arrays (and so the
     # same classifiers, thresholds and figures downstream).
-    frame = frame.assign(_id=frame["image_id"].astype(str)).sort_values("_id", kind="stable").drop(columns="_id")
-    frame = frame.reset_index(drop=True)
+    frame = frame.sort_values("image_id", key=lambda ids: ids.astype(str), kind="stable", ignore_index=True)
     if limit_per_class is not None:
         frame = frame.groupby("label", sort=False).head(limit_per_class).reset_index(drop=True)
     mode = None if channels is None else ("L" if channels == 1 else "RGB")
