@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 AE_PRESET_DEFAULT = "f8"
 LATENT_PRESET_DEFAULT = "32"
 LATENT_BATCH_SIZE = 16
-"""Images per latent sampling batch when [sample] batch_size is not given (as `synthmed sample` on a latent run)."""
+"""Images per latent sampling batch when [sample] batch_size is not given (the images do not depend on it)."""
 # [train.autoencoder] keys the runner fills from the prepared dataset (not settable in the file).
 AE_RUNNER_OWNED = {"dataset", "image_size_px", "channels"}
 
@@ -37,8 +37,8 @@ class LatentSampleConfig(SampleConfig):
         ]
         if pixel_only:
             raise ValueError(
-                f"{', '.join(pixel_only)}: pixel sampling only (latent runs sample in {LATENT_BATCH_SIZE}-row UNet "
-                f"calls and write no grids); remove it for train.family = 'latent'."
+                f"{', '.join(pixel_only)}: pixel sampling only (latent runs call the UNet on a fixed number of rows "
+                f"and write no grids); remove it for train.family = 'latent'."
             )
         return self
 
