@@ -1,4 +1,4 @@
-"""Evaluation sections: synthetic images copied from the real test set invalidate the usefulness verdict."""
+"""Usefulness verdict: synthetic images copied from the real test set invalidate the usefulness verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from _evaluate_helpers import smooth_images
 
 from synthmed.data.arrays import ImageArrays
 from synthmed.evaluate.planted import blur
-from synthmed.evaluate.sections import _flag_test_contamination
+from synthmed.evaluate.tstr_verdict import flag_test_contamination
 
 
 def _arrays(pixels: np.ndarray, prefix: str) -> ImageArrays:
@@ -24,10 +24,10 @@ def test_synthetic_images_copied_from_the_test_set_make_usefulness_invalid():
     # Copies of test images, mirrored or slightly blurred (the card's rule covers both), among unrelated images.
     leaked = np.concatenate([test[:3, :, :, ::-1], blur(test[3:6], 0.5)])
     synthetic = _arrays(np.concatenate([other[:14], leaked]), "syn")
-    section = _flag_test_contamination(_section(), synthetic=synthetic, test=_arrays(test, "test"))
+    section = flag_test_contamination(_section(), synthetic=synthetic, test=_arrays(test, "test"))
     found = section["test_contamination"]
     assert found["n_near_duplicates_of_test"] == 6
     assert {p["test_id"] for p in found["pairs"]} == {f"test{i}" for i in range(6)}
     assert section["status"] == "poor" and section["verdict"].startswith("Not a valid test: 6 of 20")
-    clean = _flag_test_contamination(_section(), synthetic=_arrays(other, "syn"), test=_arrays(test, "test"))
+    clean = flag_test_contamination(_section(), synthetic=_arrays(other, "syn"), test=_arrays(test, "test"))
     assert clean["status"] == "good" and clean["test_contamination"]["n_near_duplicates_of_test"] == 0

@@ -109,7 +109,7 @@ def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -
 
     if real.test is None:
         return {"status": "not available", "note": "the real dataset has no test split to test classifiers on"}
-    section = run_tstr(
+    return run_tstr(
         real_train=real.train,
         real_val=real.val,
         real_test=real.test,
@@ -117,30 +117,6 @@ def usefulness_section(*, real, synthetic: ImageArrays, config, out_dir: Path) -
         config=_tstr_config(config, int(real.train.pixels.shape[-1])),
         out_dir=out_dir / "usefulness",
     )
-    return _flag_test_contamination(section, synthetic=synthetic, test=real.test)
-
-
-def _flag_test_contamination(section: dict, *, synthetic: ImageArrays, test: ImageArrays) -> dict:
-    """Synthetic images that are near-duplicates of real TEST images (the dataset card's rule, mirrors included)
-    let a synthetic-trained classifier see the test set: counted, listed, and the verdict made poor."""
-    from synthmed.data.quality import NEAR_DUPLICATE_CORRELATION, near_duplicates_of
-
-    best, partner = near_duplicates_of(synthetic.pixels, test.pixels)
-    hits = np.flatnonzero(best >= NEAR_DUPLICATE_CORRELATION)
-    section["test_contamination"] = {
-        "definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included",
-        "n_synthetic": len(synthetic),
-        "n_near_duplicates_of_test": int(len(hits)),
-        "pairs": [{"synthetic_id": synthetic.ids[i], "test_id": test.ids[partner[i]]} for i in hits[:50]],
-    }
-    if len(hits):
-        section["status"] = "poor"
-        section["verdict"] = (
-            f"Not a valid test: {len(hits)} of {len(synthetic)} synthetic images are near-duplicates of real test "
-            f"images, so the synthetic-trained classifiers have seen the test set (pairs in "
-            f"usefulness.test_contamination). {section['verdict']}"
-        )
-    return section
 
 
 def classifier_sections(recorder, *, wanted: list[str], real, synthetic: ImageArrays, config, out_dir: Path) -> None:

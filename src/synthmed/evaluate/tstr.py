@@ -26,7 +26,13 @@ from synthmed.evaluate.classifiers import (
 )
 from synthmed.evaluate.tstr_metrics import METRICS, bootstrap, classification_metrics, condition_results, ratios
 from synthmed.evaluate.tstr_outputs import plot_confusions, plot_scores, save_classifier, write_tables
-from synthmed.evaluate.tstr_verdict import attach_rests_on, rests_on, tstr_verdict, weights_description
+from synthmed.evaluate.tstr_verdict import (
+    attach_rests_on,
+    flag_test_contamination,
+    rests_on,
+    tstr_verdict,
+    weights_description,
+)
 from synthmed.files import atomic_write_json
 from synthmed.models.device import resolve_device
 
@@ -317,6 +323,7 @@ def run_tstr(
             }
         )
     section.update(tstr_verdict(section))
+    flag_test_contamination(section, synthetic=synthetic, test=real_test)
     attach_rests_on(section, section["rests_on"])
     section["tables"] = write_tables(section, classes, out_dir)
     atomic_write_json(out_dir / "tstr.json", section)

@@ -1,9 +1,12 @@
-"""Usefulness verdict: one statement over all architectures (order-free) and what each verdict rests on."""
+"""Usefulness verdict: one statement over all architectures (order-free), what it rests on, and whether the
+synthetic set holds copies of the real test images (which void it)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from synthmed.data.arrays import ImageArrays
+from synthmed.data.quality import NEAR_DUPLICATE_CORRELATION, near_duplicates_of
 from synthmed.evaluate.classifiers import VGG_SCRATCH_DESCRIPTION
 
 
@@ -140,3 +143,24 @@ def tstr_verdict(section: dict) -> dict:
             + "."
         )
     return {"verdict": text, "status": _status(median), "tstr_over_trtr_balanced_accuracy": median, **base}
+
+
+def flag_test_contamination(section: dict, *, synthetic: ImageArrays, test: ImageArrays) -> dict:
+    """Synthetic images that are near-duplicates of real TEST images (the dataset card's rule, mirrors included)
+    let a synthetic-trained classifier see the test set: counted, listed, and the verdict made poor."""
+    best, partner = near_duplicates_of(synthetic.pixels, test.pixels)
+    hits = np.flatnonzero(best >= NEAR_DUPLICATE_CORRELATION)
+    section["test_contamination"] = {
+        "definition": f"thumbnail correlation >= {NEAR_DUPLICATE_CORRELATION}, mirrored copies included",
+        "n_synthetic": len(synthetic),
+        "n_near_duplicates_of_test": int(len(hits)),
+        "pairs": [{"synthetic_id": synthetic.ids[i], "test_id": test.ids[partner[i]]} for i in hits[:50]],
+    }
+    if len(hits):
+        section["status"] = "poor"
+        section["verdict"] = (
+            f"Not a valid test: {len(hits)} of {len(synthetic)} synthetic images are near-duplicates of real test "
+            f"images, so the synthetic-trained classifiers have seen the test set (pairs in "
+            f"usefulness.test_contamination). {section['verdict']}"
+        )
+    return section
