@@ -112,6 +112,19 @@ def window_norms(images: torch.Tensor, window: int) -> torch.Tensor:
     return (squares - sums * sums / count).clamp(min=1e-12).sqrt().flatten(1).float()
 
 
+def fine_margin_px(config: CopySearchConfig) -> int:
+    """Pixels at each side of a fine image that the largest searched shift may move out of view: the fine
+    window (the part of the query every match is scored on) leaves them out."""
+    return max(1, int(round(config.max_shift_frac * config.fine_size_px)))
+
+
+def window_energy(fine_images: torch.Tensor, config: CopySearchConfig) -> torch.Tensor:
+    """Centred energy (sum of squares less the mean's) of each fine image's window `[N]` (see `fine_margin_px`)."""
+    m = fine_margin_px(config)
+    window = fine_images[:, 0, m:-m, m:-m].reshape(len(fine_images), -1)
+    return (window - window.mean(dim=1, keepdim=True)).square().sum(dim=1)
+
+
 def noise_sigma_grey(pixels_uint8: np.ndarray) -> np.ndarray:
     """Standard deviation of white noise in each image `[N, C, H, W]` (grey levels, 0-255), Immerkaer's estimator.
 
@@ -138,18 +151,13 @@ def band_energy_of_unit_noise(native_px: int, config: CopySearchConfig, *, sampl
     if native_px != config.fine_size_px:
         size = (config.fine_size_px, config.fine_size_px)
         noise = F.interpolate(noise, size=size, mode="bilinear", align_corners=False, antialias=True)
-    banded_noise = band(noise, config)
-    m = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
-    window = banded_noise[:, 0, m:-m, m:-m].reshape(samples, -1)
-    return float((window - window.mean(dim=1, keepdim=True)).square().sum(dim=1).mean())
+    return float(window_energy(band(noise, config), config).mean())
 
 
 def noise_fraction(query_pixels: np.ndarray, fine_queries: torch.Tensor, config: CopySearchConfig) -> torch.Tensor:
     """Share of each band-passed query's window energy that its estimated white noise explains, at most
     `config.max_noise_fraction` (an image that is mostly noise is not treated as a noisy copy of anything)."""
-    m = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
-    window = fine_queries[:, 0, m:-m, m:-m].reshape(len(fine_queries), -1)
-    energy = (window - window.mean(dim=1, keepdim=True)).square().sum(dim=1).double()
+    energy = window_energy(fine_queries, config).double()
     unit = band_energy_of_unit_noise(int(np.shape(query_pixels)[-1]), config)
     expected = torch.from_numpy(noise_sigma_grey(query_pixels)).double().square() * unit
     return (expected / energy.clamp(min=1e-12)).clamp(0.0, config.max_noise_fraction).float()

@@ -37,6 +37,7 @@ from synthmed.evaluate.copy_fit import (
     bases_of,
     blur,
     denoised,
+    fine_margin_px,
     noise_fraction,
     normalise,
     peaks,
@@ -230,7 +231,7 @@ def search_copies(
         blur_sigma_px=config.screen_blur_px,
         highpass_sigma_px=config.fine_highpass_px,
     )
-    shift = max(1, int(round(config.max_shift_frac * config.fine_size_px)))
+    shift = fine_margin_px(config)
     win = config.fine_size_px - 2 * shift
     n_var, n_train = len(index.variants), index.n_train
     n_flips = 2 if config.include_flips else 1
@@ -332,7 +333,7 @@ def aligned_similarity(
     """Similarity of each fine candidate `[N, 1, S, S]` (unfiltered), warped by its transform, with its band-passed
     query `[N, 1, S, S]`: the norm of the query's centre crop projected on the span of the warped candidate's bands
     (`banded`). Differentiable in the transform (for `_refine`). `border`: how the warp fills what it uncovers."""
-    margin = max(1, int(round(config.max_shift_frac * queries.shape[-1])))
+    margin = fine_margin_px(config)  # queries are fine images (fine_size_px)
     query = normalise(queries[:, 0, margin:-margin, margin:-margin].reshape(len(queries), -1))
     bands = banded(
         warp(candidates, angle_deg=angle_deg, zoom=zoom, flip=flip, shift_px=shift_px, border=border), config
