@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthmed.files import atomic_write_json, read_json
+from synthmed.models.config import DEFAULT_OBJECTIVE, Objective
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class DemoConfig(BaseModel):
     )
     preset: str | None = Field(None, description="model preset; default: the preset for size_px")
     samples_per_class: int = Field(32, ge=1)
-    sampler: str = "dpmpp"
+    sampler: str | None = Field(None, description="None = the model's own (flow_euler for flow matching)")
+    objective: Objective = Field(DEFAULT_OBJECTIVE, description="training objective (bench/results/demo_recipe.json)")
     guidance_scale: float = Field(
         DEMO_GUIDANCE_SCALE, ge=0, description="classifier-free guidance (bench/results/demo_recipe.json)"
     )
@@ -74,6 +76,8 @@ class DemoResult:
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run every stage on the built-in chest-radiograph phantom; each stage writes its own folder."""
     from synthmed.data.phantom import prepare_phantom
+    from synthmed.models.sampling import default_sampler
+    from synthmed.models.unet import build_scheduler, load_model_config
     from synthmed.sample.generate import sample_images
     from synthmed.train.config import train_config_for_dataset
     from synthmed.train.loop import train
@@ -95,6 +99,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     train_config = train_config_for_dataset(
         dataset_dir,
         preset=config.preset,
+        objective=config.objective,
         max_duration_min=config.train_cap_minutes,
         max_steps=config.train_steps,
         seed=config.seed,
@@ -111,13 +116,14 @@ def run_demo(config: DemoConfig) -> DemoResult:
     # model and settings; a resumed training run or other sampling settings make a new set).
     start = time.perf_counter()
     samples_dir = out / "samples"
-    made_by = {"model_step": training["steps_done"], "guidance_scale": config.guidance_scale, "sampler": config.sampler}
+    sampler = config.sampler or default_sampler(build_scheduler(load_model_config(model_dir)))
+    made_by = {"model_step": training["steps_done"], "guidance_scale": config.guidance_scale, "sampler": sampler}
     made_by["samples_per_class"] = config.samples_per_class
     stamp = out / "samples_made_by.json"
     if (samples_dir / "manifest.csv").is_file() and (not stamp.is_file() or read_json(stamp) != made_by):
         shutil.rmtree(samples_dir)
     if not (samples_dir / "manifest.csv").is_file():
-        sample_images(demo_sample_config(config, model_dir, samples_dir, guidance_scale=config.guidance_scale))
+        sample_images(demo_sample_config(config.model_copy(update={"sampler": sampler}), model_dir, samples_dir))
         atomic_write_json(stamp, made_by)
     timings["sample_s"] = time.perf_counter() - start
     grids = sorted((samples_dir / "grids").glob("*.png"))
@@ -140,7 +146,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     return DemoResult(dataset_dir, run_dir, samples_dir, grids, eval_dir, report_path, timings, training)
 
 
-def demo_sample_config(config: DemoConfig, model_dir: Path, out_dir: Path, *, guidance_scale: float):
+def demo_sample_config(config: DemoConfig, model_dir: Path, out_dir: Path, *, guidance_scale: float | None = None):
     """The demo's sampling settings (one seed per image, the same seeds in every class), as a SampleConfig."""
     from synthmed.sample.generate import SampleConfig
 
@@ -149,7 +155,7 @@ def demo_sample_config(config: DemoConfig, model_dir: Path, out_dir: Path, *, gu
         out_dir=str(out_dir),
         n_per_class=config.samples_per_class,
         sampler=config.sampler,
-        guidance_scale=guidance_scale,
+        guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale,
         seed_start=config.seed,
     )
 

@@ -9,7 +9,7 @@ import pytest
 
 from synthmed.cli import main
 from synthmed.experiment.overrides import parse_set
-from synthmed.experiment.schema import load_toml, merge, read_experiment
+from synthmed.experiment.schema import TrainSection, load_toml, merge, read_experiment
 
 
 def _edit(path: Path, old: str, new: str) -> Path:
@@ -26,9 +26,9 @@ def test_base_profile_and_overrides_merge_in_order(tiny_experiment: Path) -> Non
     config, _ = read_experiment(tiny_experiment, profile="cpu", environ={})
     assert config.train.options["max_steps"] == 3 and config.train.options["batch_size"] == 8
     config, _ = read_experiment(
-        tiny_experiment, profile="cpu", overrides=["train.max_steps=7", "sample.sampler=ddim"], environ={}
+        tiny_experiment, profile="cpu", overrides=["train.max_steps=7", "sample.sampler=flow_heun"], environ={}
     )
-    assert config.train.options["max_steps"] == 7 and config.sample.options["sampler"] == "ddim"
+    assert config.train.options["max_steps"] == 7 and config.sample.options["sampler"] == "flow_heun"
 
 
 def test_data_root_comes_from_env_unless_set(tiny_experiment: Path, tmp_path: Path) -> None:
@@ -174,10 +174,20 @@ def test_flow_matching_objective_drops_snr_gamma_and_says_so(tiny_experiment: Pa
     assert config.train.model_overrides()["prediction_type"] == "flow_prediction"
     config, _ = read_experiment(tiny_experiment, overrides=["train.snr_gamma=5.0"], environ={})
     assert config.train.options["snr_gamma"] == 5.0 and not config.train.notes()  # diffusion keeps it
+    assert config.train.objective == "diffusion"  # min-SNR without an objective means diffusion
     with pytest.raises(ValueError, match="remove train.model.prediction_type"):
         read_experiment(tiny_experiment, overrides=[*flow, "train.model.prediction_type=epsilon"], environ={})
     with pytest.raises(ValueError, match="unknown key"):
         read_experiment(tiny_experiment, overrides=["train.objective_x=flow_matching"], environ={})
+
+
+def test_the_default_objective_is_flow_matching_unless_a_diffusion_setting_is_given(tiny_experiment: Path) -> None:
+    read = lambda *sets: read_experiment(tiny_experiment, overrides=list(sets), environ={})[0].train  # noqa: E731
+    assert read().objective == "flow_matching" and read().model_overrides()["prediction_type"] == "flow_prediction"
+    implied = read("train.model.prediction_type=epsilon")
+    assert implied.objective == "diffusion" and implied.model_overrides() == {"prediction_type": "epsilon"}
+    assert read("train.objective=diffusion").model_overrides() == {}  # the model's own default, v-prediction
+    assert TrainSection(family="latent").objective == "diffusion"  # latent keeps diffusion (LATENT_DEFAULT_OBJECTIVE)
 
 
 @pytest.mark.parametrize(

@@ -115,18 +115,26 @@ def test_train_a_flow_model_then_sample_it(tiny_dataset, tmp_path):
         SampleConfig(model_dir=str(model_dir), out_dir=str(tmp_path / "s"), n_per_class=2, sampler="flow_heun", steps=2)
     )
     assert len(pd.read_csv(out / "manifest.csv")) == 4
+    default = sample_images(SampleConfig(model_dir=str(model_dir), out_dir=str(tmp_path / "e"), n_per_class=1, steps=2))
+    assert set(pd.read_csv(default / "manifest.csv")["sampler"]) == {"flow_euler"}  # no sampler: the model's own
     with pytest.raises(ValueError, match="trained with flow matching"):
-        sample_images(SampleConfig(model_dir=str(model_dir), out_dir=str(tmp_path / "d"), n_per_class=1))
+        sample_images(
+            SampleConfig(model_dir=str(model_dir), out_dir=str(tmp_path / "d"), n_per_class=1, sampler="dpmpp")
+        )
 
 
 def test_the_objective_sets_prediction_type_and_min_snr_and_explicit_settings_win(tiny_dataset):
     build = lambda **kw: train_config_for_dataset(tiny_dataset, preset="tiny", max_steps=1, **kw)  # noqa: E731
     default, diffusion, flow = build(), build(objective="diffusion"), build(objective="flow_matching")
-    assert (default.model.prediction_type, default.snr_gamma) == ("v_prediction", 5.0)
-    assert diffusion.model_dump() == default.model_dump()
-    assert (flow.model.prediction_type, flow.snr_gamma) == ("flow_prediction", None)
+    assert (default.model.prediction_type, default.snr_gamma) == ("flow_prediction", None)  # DEFAULT_OBJECTIVE
+    assert flow.model_dump() == default.model_dump()
+    assert (diffusion.model.prediction_type, diffusion.snr_gamma) == ("v_prediction", 5.0)
     chosen = build(objective="diffusion", snr_gamma=2.0, model_overrides={"prediction_type": "epsilon"})
     assert (chosen.model.prediction_type, chosen.snr_gamma) == ("epsilon", 2.0)
+    # A diffusion prediction type or a min-SNR gamma without an objective means diffusion (both are diffusion's).
+    implied = build(model_overrides={"prediction_type": "epsilon"})
+    assert (implied.model.prediction_type, implied.snr_gamma) == ("epsilon", 5.0)
+    assert (build(snr_gamma=3.0).model.prediction_type, build(snr_gamma=3.0).snr_gamma) == ("v_prediction", 3.0)
 
 
 def _train_argv(dataset, out, *extra):
@@ -134,10 +142,11 @@ def _train_argv(dataset, out, *extra):
     return ["train", str(dataset), "--out", str(out), *tiny, *extra]
 
 
-def test_objective_flag(tiny_dataset, tmp_path, capsys):
+def test_objective_flag(tiny_dataset, tmp_path, capsys, caplog):
     run = tmp_path / "run"
-    assert main(_train_argv(tiny_dataset, run, "--objective", "flow_matching")) == 0
-    assert "--sampler flow_euler" in capsys.readouterr().out
+    with caplog.at_level("INFO", logger="synthmed.train"):
+        assert main(_train_argv(tiny_dataset, run)) == 0  # no flag: the default, flow matching, said in the log
+    assert "objective flow_matching (the default" in caplog.text
     stored = TrainConfig.load(run / "config.json")
     assert stored.model.prediction_type == "flow_prediction" and stored.snr_gamma is None
     assert main(_train_argv(tiny_dataset, run, "--resume", "--prediction-type", "epsilon")) == 2
@@ -149,3 +158,23 @@ def test_objective_flag(tiny_dataset, tmp_path, capsys):
     assert "--snr-gamma" in capsys.readouterr().err
     assert main(_train_argv(tiny_dataset, tmp_path / "v", "--objective", "diffusion")) == 0
     assert TrainConfig.load(tmp_path / "v" / "config.json").model.prediction_type == "v_prediction"
+    # A diffusion-only flag without --objective means diffusion.
+    for flag, value, expected in (
+        ("--prediction-type", "epsilon", ("epsilon", 5.0)),
+        ("--snr-gamma", "3", ("v_prediction", 3.0)),
+    ):
+        out = tmp_path / flag.strip("-")
+        assert main(_train_argv(tiny_dataset, out, flag, value)) == 0
+        implied = TrainConfig.load(out / "config.json")
+        assert (implied.model.prediction_type, implied.snr_gamma) == expected
+
+
+def test_resume_keeps_the_run_objective_when_none_is_given(tiny_dataset, tmp_path):
+    """A diffusion run (e.g. started before flow matching became the default) resumes as diffusion, min-SNR kept."""
+    run = tmp_path / "run"
+    assert main(_train_argv(tiny_dataset, run, "--objective", "diffusion")) == 0
+    argv = _train_argv(tiny_dataset, run, "--resume")
+    argv[argv.index("--max-steps") + 1] = "2"
+    assert main(argv) == 0
+    resumed = TrainConfig.load(run / "config.json")
+    assert (resumed.model.prediction_type, resumed.snr_gamma, resumed.max_steps) == ("v_prediction", 5.0, 2)

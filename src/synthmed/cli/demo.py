@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
 from synthmed.demo import DEMO_GUIDANCE_SCALE, DEMO_TRAIN_CAP_MIN, DEMO_TRAIN_STEPS
-from synthmed.models.config import PRESETS
+from synthmed.models.config import DEFAULT_OBJECTIVE, PRESETS, Objective
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="run prepare -> train -> sample -> evaluate -> report on the built-in phantom (offline)",
         description="Render the digital chest-radiograph phantom (normal, consolidation, pleural effusion, "
-        "cardiomegaly), prepare it, train a class-conditional diffusion model for a fixed number of "
+        "cardiomegaly), prepare it, train a class-conditional flow-matching model for a fixed number of "
         "steps (the same model on every machine; about 6 minutes on a quiet 2-core machine), sample "
         "with one seed per image, evaluate and write an HTML report. Re-running resumes an interrupted "
         "training run.",
@@ -49,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         help="model preset (default: the preset for --size)",
     )
+    parser.add_argument(
+        "--objective",
+        choices=get_args(Objective),
+        default=DEFAULT_OBJECTIVE,
+        help="training objective (diffusion = v-prediction + min-SNR, sampled with DPM-Solver++)",
+    )
     parser.add_argument("--samples-per-class", type=int, default=32)
     parser.add_argument("--no-evaluate", action="store_true", help="stop after sampling")
     parser.add_argument("--seed", type=int, default=0)
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             train_steps=args.steps,
             train_cap_minutes=args.train_minutes,
             preset=args.preset,
+            objective=args.objective,
             guidance_scale=args.guidance_scale,
             samples_per_class=args.samples_per_class,
             evaluate=not args.no_evaluate,

@@ -145,18 +145,15 @@ def run(args: argparse.Namespace) -> int:
             args.batch_size = DEVICE_BATCH_SIZES["cpu"][0]
         return sample_latent_run(args)
 
-    from synthmed.models.sampling import default_sampler, sampler_name
-    from synthmed.models.unet import build_scheduler, load_model_config
-    from synthmed.sample.generate import SampleConfig, resolve_model_dir, sample_images
+    from synthmed.models.sampling import sampler_name
+    from synthmed.sample.generate import SampleConfig, sample_images
 
-    if args.sampler is None:
-        args.sampler = default_sampler(build_scheduler(load_model_config(resolve_model_dir(args.model))))
     config = SampleConfig(
         model_dir=args.model,
         out_dir=args.out,
         n_per_class=args.n_per_class,
         classes=class_list(args.classes),
-        sampler=sampler_name(args.sampler),
+        sampler=args.sampler and sampler_name(args.sampler),
         steps=args.steps,
         guidance_scale=1.0 if args.guidance_scale is None else args.guidance_scale,
         seed_start=args.seed_start,

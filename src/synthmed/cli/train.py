@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import get_args
 
-from synthmed.models.config import FLOW_PREDICTION, PRESETS, Objective
+from synthmed.models.config import DEFAULT_OBJECTIVE, PRESETS, Objective, resolve_objective
 
 # CLI flag -> TrainConfig field (flags left unset keep the stored config on --resume, else the defaults).
 TRAIN_FLAGS = {
@@ -71,16 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--prediction-type",
         choices=["epsilon", "v_prediction"],
         default=None,
-        help="UNet target (default v_prediction)",
+        help="UNet target of --objective diffusion (default v_prediction; giving it without --objective means "
+        "diffusion)",
     )
     parser.add_argument(
         "--objective",
         choices=get_args(Objective),
         default=None,
-        help="diffusion (default; --prediction-type, min-SNR) or flow_matching (rectified flow, logit-normal "
-        "times; sample with --sampler flow_euler or flow_heun)",
+        help=f"flow_matching (rectified flow, logit-normal times; sampled with flow_euler) or diffusion "
+        f"(--prediction-type, min-SNR). Default {DEFAULT_OBJECTIVE}, or diffusion when --prediction-type or "
+        f"--snr-gamma is given; --resume keeps the run's own",
     )
-    parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma (default 5; 0 = off)")
+    parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma of diffusion (default 5; 0 = off)")
     parser.add_argument(
         "--class-balance-power",
         type=float,
@@ -101,48 +103,55 @@ def run(args: argparse.Namespace) -> int:
     """Build the TrainConfig (stored one on --resume) with the given flags applied, then train."""
     from pathlib import Path
 
-    from synthmed.train.config import TrainConfig, default_preset, train_config_for_dataset
+    from synthmed.train.config import OBJECTIVE_SETTINGS, TrainConfig, default_preset, train_config_for_dataset
     from synthmed.train.loop import CONFIG_NAME, train
 
     overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
-    prediction_type = _objective_prediction_type(args, overrides)
+    stored = Path(args.out) / CONFIG_NAME
+    resuming = args.resume and stored.is_file()
+    # A resumed run keeps its stored objective unless one is asked for; a new run resolves the default.
+    objective = None if resuming and not (args.objective or args.prediction_type) else _objective(args, overrides)
     if args.hflip:
         overrides["hflip"] = True
     if overrides.get("snr_gamma") == 0:
         overrides["snr_gamma"] = None
-    stored = Path(args.out) / CONFIG_NAME
-    if args.resume and stored.is_file():
+    if resuming:
         base = TrainConfig.load(stored).model_dump()
-        if prediction_type and prediction_type != base["model"]["prediction_type"]:
+        wanted = args.prediction_type or (OBJECTIVE_SETTINGS[objective]["prediction_type"] if objective else None)
+        if wanted and wanted != base["model"]["prediction_type"]:
             raise ValueError(
                 f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
-                f"with prediction type {prediction_type} (--prediction-type / --objective)."
+                f"with prediction type {wanted} (--prediction-type / --objective)."
             )
         _check_resume(args, base, overrides)
         config = TrainConfig.model_validate({**base, **overrides})
     else:
-        model_overrides = {"prediction_type": prediction_type} if prediction_type else {}
+        model_overrides = {"prediction_type": args.prediction_type} if args.prediction_type else {}
         budget = {k: overrides.get(k) for k in ("max_steps", "max_duration_min")}
         if budget == {"max_steps": None, "max_duration_min": None}:
             raise ValueError("give a budget: --max-steps N and/or --max-duration-min M.")
         preset, why = (args.preset, "given with --preset") if args.preset else default_preset(args.dataset, **budget)
-        logging.getLogger("synthmed.train").info("model preset %s: %s", preset, why)
-        config = train_config_for_dataset(args.dataset, preset=preset, model_overrides=model_overrides, **overrides)
+        logger = logging.getLogger("synthmed.train")
+        logger.info("model preset %s: %s", preset, why)
+        logger.info("objective %s%s", objective, "" if args.objective else " (the default; see --objective)")
+        config = train_config_for_dataset(
+            args.dataset, preset=preset, objective=objective, model_overrides=model_overrides, **overrides
+        )
     model_dir = train(config, run_dir=args.out, resume=args.resume)
     print(f"model:   {model_dir}")
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")
-    flow = " --sampler flow_euler" if config.model.prediction_type == FLOW_PREDICTION else ""
-    print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16{flow}")
+    print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16")
     return 0
 
 
-def _objective_prediction_type(args: argparse.Namespace, overrides: dict) -> str | None:
-    """The prediction type asked for by --objective / --prediction-type (None: keep the default or stored one).
+def _objective(args: argparse.Namespace, overrides: dict) -> Objective:
+    """The objective asked for by --objective / --prediction-type / --snr-gamma (resolve_objective's rule).
 
     Flow matching has no min-SNR weighting: its snr_gamma is stored as None (an explicit --snr-gamma is refused).
     """
-    if args.objective != "flow_matching":
-        return args.prediction_type
+    objective = resolve_objective(args.objective, prediction_type=args.prediction_type, snr_gamma=args.snr_gamma)
+    if objective != "flow_matching":
+        return objective
     if args.prediction_type:
         raise ValueError(
             f"--objective flow_matching trains the flow velocity; drop --prediction-type {args.prediction_type} "
@@ -151,7 +160,7 @@ def _objective_prediction_type(args: argparse.Namespace, overrides: dict) -> str
     if overrides.get("snr_gamma"):
         raise ValueError("--snr-gamma is min-SNR weighting of diffusion; drop it with --objective flow_matching.")
     overrides["snr_gamma"] = None
-    return FLOW_PREDICTION
+    return objective
 
 
 # Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change).

@@ -13,7 +13,13 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from synthmed.experiment.overrides import apply_overrides
-from synthmed.models.config import FLOW_PREDICTION, Objective
+from synthmed.models.config import (
+    DEFAULT_OBJECTIVE,
+    FLOW_PREDICTION,
+    LATENT_DEFAULT_OBJECTIVE,
+    Objective,
+    resolve_objective,
+)
 
 DATA_ROOT_ENV = "SYNTHMED_DATA_ROOT"
 """Environment variable that overrides the file's `data_root` (a `--set data_root=...` overrides both)."""
@@ -80,7 +86,9 @@ class TrainSection(_OpenSection):
         None, description="pixel: tiny, 32, 64, 128 or 256 (default: the dataset's size); latent: tiny, 32 or 64"
     )
     objective: Objective = Field(
-        "diffusion", description="diffusion (v-prediction, min-SNR) or flow_matching (rectified flow)"
+        DEFAULT_OBJECTIVE,
+        description="flow_matching (rectified flow; the pixel default) or diffusion (v-prediction, min-SNR; the "
+        "latent default, and meant when train.model.prediction_type or snr_gamma is given without an objective)",
     )
     model: dict[str, Any] = Field(default_factory=dict, description="DiffusionModelConfig fields (pixel)")
     autoencoder: dict[str, Any] = Field(
@@ -95,6 +103,10 @@ class TrainSection(_OpenSection):
                 "[train.autoencoder] is for family 'latent'; set train.family = 'latent' or remove the table."
             )
         given = self.model.get("prediction_type")
+        if "objective" not in self.model_fields_set:
+            snr_gamma = (self.model_extra or {}).get("snr_gamma")
+            default = LATENT_DEFAULT_OBJECTIVE if self.latent else DEFAULT_OBJECTIVE
+            self.objective = resolve_objective(None, prediction_type=given, snr_gamma=snr_gamma, default=default)
         if self.flow:
             if given not in (None, FLOW_PREDICTION):
                 raise ValueError(

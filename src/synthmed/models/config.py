@@ -13,6 +13,35 @@ FLOW_PREDICTION = "flow_prediction"
 spelled (the sampler, the trainer's objectives, the experiment schema and the CLI import it)."""
 Objective = Literal["diffusion", "flow_matching"]
 """Training objective: diffusion (v-prediction by default, min-SNR) or flow matching (rectified flow)."""
+DEFAULT_OBJECTIVE: Objective = "flow_matching"
+"""The objective of new pixel runs when none is asked for (`synthmed train`, experiment files, the demo): flow
+matching was ahead of v-prediction + min-SNR at equal CPU time on two datasets and at the demo's full budget
+(bench/results/objective_compare.json, demo_recipe.json). Giving a diffusion prediction type or min-SNR gamma
+without an objective means diffusion."""
+LATENT_DEFAULT_OBJECTIVE: Objective = "diffusion"
+"""Latent runs keep diffusion: the comparison was measured on pixel models only, and on the tiny latent learning
+test (tests/latent/test_latent_learning.py, 120 steps) flow matching put 2 of 16 samples on the wrong class side
+where diffusion put none."""
+
+
+def resolve_objective(
+    objective: Objective | None,
+    *,
+    prediction_type: str | None = None,
+    snr_gamma: float | None = None,
+    default: Objective = DEFAULT_OBJECTIVE,
+) -> Objective:
+    """The objective a new run trains with: `objective` when given; else diffusion when a diffusion prediction
+    type or a min-SNR gamma is given (both are diffusion's alone); else `default`."""
+    if objective is not None:
+        return objective
+    if prediction_type == FLOW_PREDICTION:
+        return "flow_matching"
+    if prediction_type is not None or snr_gamma:
+        return "diffusion"
+    return default
+
+
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 
 

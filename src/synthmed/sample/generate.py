@@ -19,7 +19,7 @@ from synthmed.files import portable_name, swap_folder
 from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.preview import grid_image, save_png_atomic
-from synthmed.models.sampling import SAMPLERS, denoise, image_seeds, make_scheduler
+from synthmed.models.sampling import SAMPLERS, default_sampler, denoise, image_seeds, make_scheduler
 from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
 from synthmed.sample.batch_sizes import default_batch_sizes
 from synthmed.sample.shard import current_shard, sharded_batches
@@ -41,7 +41,9 @@ class SampleConfig(BaseModel):
     out_dir: str
     n_per_class: int = Field(ge=1)
     classes: list[str] | None = Field(None, description="class names or indices; None = all classes")
-    sampler: SamplerName = "dpmpp"
+    sampler: SamplerName | None = Field(
+        None, description="None = the model's own: flow_euler for flow matching, dpmpp for diffusion"
+    )
     steps: int | None = Field(
         None,
         ge=1,
@@ -278,10 +280,11 @@ def sample_images(config: SampleConfig) -> Path:
     assert config.batch_size is not None and config.model_batch_size is not None  # for_device fills them
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
-    steps = config.steps or SAMPLERS[config.sampler].default_steps
+    sampler = config.sampler or default_sampler(model.scheduler)
+    steps = config.steps or SAMPLERS[sampler].default_steps
     model_meta = load_model_metadata(model_dir)
     provenance = {
-        "sampler": config.sampler,
+        "sampler": sampler,
         "steps": steps,
         "guidance_scale": config.guidance_scale,
         "checkpoint": portable_name(model_dir),
@@ -299,7 +302,7 @@ def sample_images(config: SampleConfig) -> Path:
         "%d rows per UNet call",
         config.n_per_class,
         len(chosen),
-        config.sampler,
+        sampler,
         steps,
         config.guidance_scale,
         model_dir,
@@ -312,7 +315,7 @@ def sample_images(config: SampleConfig) -> Path:
             model,
             class_jobs(model, chosen, n_per_class=config.n_per_class, seed_start=config.seed_start),
             out=out,
-            sampler=config.sampler,
+            sampler=sampler,
             steps=steps,
             guidance_scale=config.guidance_scale,
             batch_size=config.batch_size,

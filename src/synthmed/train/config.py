@@ -17,6 +17,7 @@ from synthmed.models.config import (
     Objective,
     preset_choice,
     preset_config,
+    resolve_objective,
 )
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
@@ -118,7 +119,8 @@ class LoopConfig(BaseModel):
 
 class TrainConfig(LoopConfig):
     """Every setting of one pixel training run (saved as RUN/config.json): the loop's plus data and model.
-    Pixel defaults add v-prediction + cosine schedule + min-SNR-5 weighting."""
+    Its field defaults are diffusion's (v-prediction, cosine schedule, min-SNR-5), so configs stored before flow
+    matching existed load unchanged; new runs get DEFAULT_OBJECTIVE through `train_config_for_dataset`."""
 
     dataset: str = Field(description="prepared dataset folder (synthmed prepare)")
     split: str = "train"
@@ -143,13 +145,17 @@ def train_config_for_dataset(
 
     `preset`: a name in PRESETS (default: `default_preset`, from the image size and the device); the
     large presets bring their own learning rate (PRESET_LR) unless `lr` is given.
-    `objective`: sets the prediction type and min-SNR gamma (OBJECTIVE_SETTINGS; None = the field defaults).
+    `objective`: sets the prediction type and min-SNR gamma (OBJECTIVE_SETTINGS); None = `resolve_objective`'s
+    rule (diffusion when `model_overrides` names a diffusion prediction type or `overrides` a min-SNR gamma, else
+    DEFAULT_OBJECTIVE, flow matching).
     `model_overrides`: DiffusionModelConfig fields; `overrides`: TrainConfig fields (both win over `objective`).
     """
-    if objective is not None:
-        settings = OBJECTIVE_SETTINGS[objective]
-        model_overrides = {"prediction_type": settings["prediction_type"], **(model_overrides or {})}
-        overrides = {"snr_gamma": settings["snr_gamma"], **overrides}
+    objective = resolve_objective(
+        objective, prediction_type=(model_overrides or {}).get("prediction_type"), snr_gamma=overrides.get("snr_gamma")
+    )
+    settings = OBJECTIVE_SETTINGS[objective]
+    model_overrides = {"prediction_type": settings["prediction_type"], **(model_overrides or {})}
+    overrides = {"snr_gamma": settings["snr_gamma"], **overrides}
     info = read_dataset_info(dataset)
     preset = preset or default_preset(dataset)[0]
     wanted = PRESET_SIZES_PX.get(preset)
