@@ -272,6 +272,19 @@ def test_verdict_summarises_every_arch_whatever_their_order() -> None:
         "test_images": 100,
     }
     assert tstr_verdict(stuck)["status"] == "info" and "did not learn" in tstr_verdict(stuck)["verdict"]
+    # A weak real-trained classifier that learned (0.62) over a synthetic-trained one stuck at chance: the ratio
+    # (0.81) alone would read fair; nothing was learned from the synthetic images, so it is poor (COVID CT arm).
+    weak = _planted(0.62, 0.50, real_ci_low=0.54)
+    weak["synthetic"]["balanced_accuracy"].update(ci_low=0.50, ci_high=0.50)
+    verdict = tstr_verdict(
+        {
+            "results": {"resnet50": weak},
+            "ratios": {"resnet50": {"tstr_over_trtr": {"balanced_accuracy": {"mean": 0.81}}}},
+            "test_images": 104,
+        }
+    )
+    assert verdict["status"] == "poor" and "resnet50 (0.50) did not beat chance" in verdict["verdict"]
+    assert "did not beat chance" in verdicts[0]["verdict"] and "resnet50 (0.48)" in verdicts[0]["verdict"]
 
 
 @pytest.mark.slow

@@ -82,8 +82,9 @@ def tstr_verdict(section: dict) -> dict:
 
     Per arch: TSTR/TRTR of balanced accuracy, counted only when that arch's real-trained classifier
     learned (its 95% interval is above chance; without an interval, its mean is more than 0.05 above).
-    Status: the median of the counted ratios (>= 0.9 good, >= 0.75 caution, else poor); the text gives
-    the range across archs. No arch learned: inconclusive (status info), since 0.50/0.50 proves nothing.
+    Status: the median of the counted ratios (>= 0.9 good, >= 0.75 caution, else poor), and poor whenever no
+    counted arch's synthetic-trained classifier beat chance (same rule); the text gives the range across archs.
+    No arch learned: inconclusive (status info), since 0.50/0.50 proves nothing.
     """
     results, all_ratios = section["results"], section["ratios"]
     per_arch, excluded = {}, []
@@ -142,7 +143,19 @@ def tstr_verdict(section: dict) -> dict:
             + ", ".join(f"{a} ({real:.2f})" for a, real, _ in excluded)
             + "."
         )
-    return {"verdict": text, "status": _status(median), "tstr_over_trtr_balanced_accuracy": median, **base}
+    status = _status(median)
+    unlearned = [
+        a for a in per_arch if not _learned(results[a]["synthetic"], 1.0 / len(results[a]["real"]["per_class_recall"]))
+    ]
+    if unlearned:
+        text += (
+            " The synthetic-trained "
+            + ", ".join(f"{a} ({results[a]['synthetic']['balanced_accuracy']['mean']:.2f})" for a in unlearned)
+            + " did not beat chance: it learned nothing usable from the synthetic images, whatever the ratio."
+        )
+        if len(unlearned) == len(per_arch):
+            status = "poor"  # a ratio over a weak real-trained baseline must not read fair when nothing was learned
+    return {"verdict": text, "status": status, "tstr_over_trtr_balanced_accuracy": median, **base}
 
 
 def flag_test_contamination(section: dict, *, synthetic: ImageArrays, test: ImageArrays) -> dict:
