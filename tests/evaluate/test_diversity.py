@@ -73,3 +73,18 @@ def test_random_pairs_never_pair_an_image_with_itself():
     pairs = random_pairs(5, 200, np.random.default_rng(0))
     assert (pairs[:, 0] != pairs[:, 1]).all() and pairs.max() < 5
     assert random_pairs(1, 10, np.random.default_rng(0)).shape == (0, 2)
+
+
+def test_too_few_images_to_measure_reads_info_not_good():
+    """A set with one image per class cannot show variety: the status says so instead of reading good."""
+    real = smooth_images(6, size_px=32, seed=1, shared=0.2)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    result = compute_diversity(
+        real_pixels=real,
+        real_labels=labels,
+        synthetic_pixels=real[:2],
+        synthetic_labels=np.array([0, 1]),
+        classes=["a", "b"],
+        config=DiversityConfig(pairs_per_class=10),
+    )
+    assert diversity_verdict(result).startswith("Too few images") and diversity_status(result) == "info"

@@ -79,3 +79,19 @@ def test_latent_flow_matching_trains_and_samples_with_the_flow_sampler(ae_config
     assert load_image_set(tmp_path / "set")["sampler"].eq("flow_euler").all()
     with pytest.raises(ValueError, match="trained with flow matching"):
         sample_latent(run, out=tmp_path / "set2", n_per_class=1, steps=2, sampler="ddim")
+
+
+def test_cli_resume_keeps_a_flow_run_objective_and_flow_refuses_min_snr(ae_config, tmp_path, capsys):
+    """`latent train --resume` without --objective continues a flow-matching run (the latent default is diffusion)."""
+    from synthmed.cli import main
+
+    train_autoencoder(ae_config.model_copy(update={"max_steps": 1}), out=tmp_path / "ae")
+    base = ["latent", "train", ae_config.dataset, "--autoencoder", str(tmp_path / "ae"), "--preset", "tiny"]
+    base += ["--batch-size", "2", "--out", str(tmp_path / "run")]
+    assert main([*base, "--max-steps", "1", "--objective", "flow_matching", "--snr-gamma", "3"]) == 2
+    assert "drop it with --objective flow_matching" in capsys.readouterr().err
+    assert main([*base, "--max-steps", "1", "--objective", "flow_matching"]) == 0
+    assert main([*base, "--max-steps", "2", "--resume"]) == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["objective"] == "flow_matching" and stored["max_steps"] == 2
+    assert latest_checkpoint(tmp_path / "run").name == "step-000002"

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from launch_helpers import launch
+from synthmed.cli import main
 from synthmed.models.config import preset_config
 from synthmed.models.objective import diffusion_loss, draw_noise
 from synthmed.models.unet import build_scheduler, build_unet, model_weights_path
@@ -37,7 +38,7 @@ def runs(tmp_path_factory, prepared_dataset_factory) -> Iterator[dict[str, Path]
     config = TrainConfig.load(two / "config.json").model_copy(update={"batch_size": 2 * PER_PROCESS_BATCH})
     one = root / "one"
     train(config, run_dir=one)
-    yield {"two": two, "one": one, "root": root}
+    yield {"two": two, "one": one, "root": root, "data": data}
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(True)  # training set accelerate's process-wide state; later tests need it unset
@@ -87,12 +88,15 @@ def test_two_processes_train_as_one_at_the_same_global_batch(runs):
     assert len(list((two / "grids").glob("*.png"))) == 1  # written once, by the main process
 
 
-def test_a_checkpoint_of_two_processes_resumes_on_one(runs):
+def test_a_checkpoint_of_two_processes_resumes_on_one(runs, capsys):
     resumed = shutil.copytree(runs["two"], runs["root"] / "resumed")
     shutil.rmtree(resumed / "checkpoints" / f"step-{STEPS:06d}")
     (resumed / "checkpoints" / "latest").write_text("step-000002\n")
-    config = TrainConfig.load(resumed / "config.json").model_copy(update={"batch_size": 2 * PER_PROCESS_BATCH})
-    train(config, run_dir=resumed, resume=True)
+    # From the command line: the stored per-process batch (4) on 1 process is refused, naming the global batch.
+    argv = ["train", str(runs["data"]), "--out", str(resumed), "--resume", "--max-steps", str(STEPS)]
+    assert main(argv) == 2
+    assert f"resume with --batch-size {2 * PER_PROCESS_BATCH} (per process)" in capsys.readouterr().err
+    assert main([*argv, "--batch-size", str(2 * PER_PROCESS_BATCH)]) == 0
     at_step_2 = _weights(resumed, 2)  # steps 3 and 4 ran on 1 process
     _assert_same_model(resumed, _weights(resumed, STEPS), _weights(runs["one"], STEPS), moved_from=at_step_2)
     events = [json.loads(line).get("event") for line in (resumed / "stats.jsonl").read_text().splitlines()]

@@ -146,7 +146,8 @@ def test_objective_flag(tiny_dataset, tmp_path, capsys, caplog):
     run = tmp_path / "run"
     with caplog.at_level("INFO", logger="synthmed.train"):
         assert main(_train_argv(tiny_dataset, run)) == 0  # no flag: the default, flow matching, said in the log
-    assert "objective flow_matching (the default" in caplog.text
+    assert "objective flow_matching: the default" in caplog.text
+    assert "objective flow matching (prediction type flow_prediction)" in (run / "log.txt").read_text()
     stored = TrainConfig.load(run / "config.json")
     assert stored.model.prediction_type == "flow_prediction" and stored.snr_gamma is None
     assert main(_train_argv(tiny_dataset, run, "--resume", "--prediction-type", "epsilon")) == 2
@@ -166,6 +167,7 @@ def test_objective_flag(tiny_dataset, tmp_path, capsys, caplog):
         out = tmp_path / flag.strip("-")
         assert main(_train_argv(tiny_dataset, out, flag, value)) == 0
         implied = TrainConfig.load(out / "config.json")
+        assert f"objective diffusion: {flag} is diffusion's setting" in caplog.text
         assert (implied.model.prediction_type, implied.snr_gamma) == expected
 
 
@@ -178,3 +180,10 @@ def test_resume_keeps_the_run_objective_when_none_is_given(tiny_dataset, tmp_pat
     assert main(argv) == 0
     resumed = TrainConfig.load(run / "config.json")
     assert (resumed.model.prediction_type, resumed.snr_gamma, resumed.max_steps) == ("v_prediction", 5.0, 2)
+    # Naming the run's own objective agrees with an epsilon run too; another objective is refused.
+    eps = tmp_path / "eps"
+    assert main(_train_argv(tiny_dataset, eps, "--prediction-type", "epsilon")) == 0
+    again = _train_argv(tiny_dataset, eps, "--resume", "--objective", "diffusion")
+    again[again.index("--max-steps") + 1] = "2"
+    assert main(again) == 0 and TrainConfig.load(eps / "config.json").model.prediction_type == "epsilon"
+    assert main(_train_argv(tiny_dataset, eps, "--resume", "--objective", "flow_matching")) == 2

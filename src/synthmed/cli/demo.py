@@ -93,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
     if result.cap_hit:
         print(f"  TRAINING CUT SHORT: {done['verdict']}")
     else:
-        print(f"  training         : {done['steps_done']} steps (full budget)")
+        print(f"  training         : {done['verdict']}")
     print("  timings (s)      : " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in result.timings_s.items()))
     return 0

@@ -59,7 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--ema-decay", type=float, default=0.999)
     tr.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0 = plain MSE)")
     tr.add_argument(
-        "--objective", choices=["diffusion", "flow_matching"], default="diffusion", help="as for `synthmed train`"
+        "--objective",
+        choices=["diffusion", "flow_matching"],
+        default=None,
+        help="diffusion (the latent default: v-prediction) or flow_matching; --resume keeps the run's own",
     )
     _training_flags(tr, batch_size=16, max_steps=20000, checkpoint_every=1000)
     tr.set_defaults(func=run_train)
@@ -131,9 +134,20 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
     from synthmed.latent.train import LatentTrainConfig, train_latent
+    from synthmed.models.config import LATENT_DEFAULT_OBJECTIVE
+    from synthmed.train.run_files import CONFIG_NAME
 
     fields = [f.strip() for f in args.metadata.split(",") if f.strip()]
+    stored = Path(args.out) / CONFIG_NAME
+    objective = args.objective or LATENT_DEFAULT_OBJECTIVE
+    if args.objective is None and args.resume and stored.is_file():
+        objective = json.loads(stored.read_text()).get("objective", objective)  # keep the run's own
+    if objective == "flow_matching" and args.snr_gamma:
+        raise ValueError("--snr-gamma is min-SNR weighting of diffusion; drop it with --objective flow_matching.")
     config = LatentTrainConfig(
         dataset=_resolved(args.dataset),
         autoencoder=_resolved(args.autoencoder),
@@ -141,7 +155,7 @@ def run_train(args: argparse.Namespace) -> int:
         metadata_fields=fields,
         ema_max_decay=args.ema_decay,
         snr_gamma=args.snr_gamma or None,
-        objective=args.objective,
+        objective=objective,
         text_encoder=args.text_encoder and _resolved(args.text_encoder),
         caption_template=args.caption_template,
         **_loop_settings(args),

@@ -82,7 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(--prediction-type, min-SNR). Default {DEFAULT_OBJECTIVE}, or diffusion when --prediction-type or "
         f"--snr-gamma is given; --resume keeps the run's own",
     )
-    parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma of diffusion (default 5; 0 = off)")
+    parser.add_argument(
+        "--snr-gamma",
+        type=float,
+        default=None,
+        help="min-SNR gamma of diffusion (default 5; 0 = off; a non-zero value without --objective means diffusion)",
+    )
     parser.add_argument(
         "--class-balance-power",
         type=float,
@@ -117,13 +122,18 @@ def run(args: argparse.Namespace) -> int:
         overrides["snr_gamma"] = None
     if resuming:
         base = TrainConfig.load(stored).model_dump()
-        wanted = args.prediction_type or (OBJECTIVE_SETTINGS[objective]["prediction_type"] if objective else None)
-        if wanted and wanted != base["model"]["prediction_type"]:
+        trained = base["model"]["prediction_type"]
+        trained_objective = (
+            "flow_matching" if trained == OBJECTIVE_SETTINGS["flow_matching"]["prediction_type"] else "diffusion"
+        )
+        if (objective and objective != trained_objective) or args.prediction_type not in (None, trained):
+            wanted = args.prediction_type or OBJECTIVE_SETTINGS[objective or trained_objective]["prediction_type"]
             raise ValueError(
-                f"{args.out} was trained with {base['model']['prediction_type']}; it cannot resume "
-                f"with prediction type {wanted} (--prediction-type / --objective)."
+                f"{args.out} was trained with {trained} ({trained_objective}); it cannot resume "
+                f"with prediction type {wanted} (--prediction-type / --objective): drop those flags."
             )
         _check_resume(args, base, overrides)
+        logging.getLogger("synthmed.train").info("objective %s (%s): kept from the run", trained_objective, trained)
         config = TrainConfig.model_validate({**base, **overrides})
     else:
         model_overrides = {"prediction_type": args.prediction_type} if args.prediction_type else {}
@@ -133,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         preset, why = (args.preset, "given with --preset") if args.preset else default_preset(args.dataset, **budget)
         logger = logging.getLogger("synthmed.train")
         logger.info("model preset %s: %s", preset, why)
-        logger.info("objective %s%s", objective, "" if args.objective else " (the default; see --objective)")
+        logger.info("objective %s: %s", objective, _objective_reason(args))
         config = train_config_for_dataset(
             args.dataset, preset=preset, objective=objective, model_overrides=model_overrides, **overrides
         )
@@ -142,6 +152,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"run:     {args.out} (stats.jsonl, log.txt, grids/, checkpoints/)")
     print(f"sample:  synthmed sample {args.out} --out {Path(args.out) / 'samples'} --n-per-class 16")
     return 0
+
+
+def _objective_reason(args: argparse.Namespace) -> str:
+    """Why the run trains with its objective, for the log."""
+    if args.objective:
+        return "given with --objective"
+    if args.prediction_type or args.snr_gamma:
+        flag = "--prediction-type" if args.prediction_type else "--snr-gamma"
+        return f"{flag} is diffusion's setting (pass --objective to choose explicitly)"
+    return f"the default ({DEFAULT_OBJECTIVE}; --objective diffusion for v-prediction + min-SNR)"
 
 
 def _objective(args: argparse.Namespace, overrides: dict) -> Objective:
@@ -163,8 +183,9 @@ def _objective(args: argparse.Namespace, overrides: dict) -> Objective:
     return objective
 
 
-# Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change).
-TRAJECTORY_FIELDS = ("batch_size", "lr", "seed", "snr_gamma", "class_balance_power", "mixed_precision", "hflip")
+# Settings that shape the training trajectory: a resumed run must keep them (budgets and cadences may change; the
+# per-process batch_size may change with the process count: the loop checks the global batch).
+TRAJECTORY_FIELDS = ("lr", "seed", "snr_gamma", "class_balance_power", "mixed_precision", "hflip")
 
 
 def _check_resume(args: argparse.Namespace, base: dict, overrides: dict) -> None:

@@ -119,7 +119,8 @@ def read_dataset_info(folder: str | Path) -> DatasetInfo:
     path = Path(folder) / INFO_NAME
     if not path.is_file():
         raise ManifestError(
-            f"{path} not found: {folder} is not a prepared dataset. Run `synthmed prepare SOURCE --out {folder}` first."
+            f"{path} not found: {folder} is not a prepared dataset. If it holds your images, run `synthmed prepare "
+            f"{folder} --out PREPARED` and pass PREPARED; else give a folder that `synthmed prepare` wrote."
         )
     try:
         return DatasetInfo.model_validate_json(path.read_text())

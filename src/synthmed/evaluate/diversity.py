@@ -160,8 +160,11 @@ def scattered_classes(result: dict) -> list[str]:
 
 
 def diversity_status(result: dict) -> str:
-    """poor when any class shows mode collapse or unstructured variety, else good."""
-    return "poor" if collapsed_classes(result) or scattered_classes(result) else "good"
+    """poor when any class shows mode collapse or unstructured variety; info when too few images to measure."""
+    if collapsed_classes(result) or scattered_classes(result):
+        return "poor"
+    overall = result["overall"]
+    return "good" if "mean" in overall["synthetic"] and "mean" in overall["real"] else "info"
 
 
 def diversity_verdict(result: dict) -> str:

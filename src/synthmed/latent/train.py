@@ -25,6 +25,7 @@ from synthmed.latent.conditioning import METADATA_FIELDS, encode_metadata, metad
 from synthmed.latent.diffusion import LatentDiffusion
 from synthmed.latent.model import UNET_PRESETS, LatentModelConfig
 from synthmed.latent.text import embed_captions, load_text_encoder, save_text_encoder
+from synthmed.models.config import LATENT_DEFAULT_OBJECTIVE
 from synthmed.models.device import launched_without_gpu
 from synthmed.train.config import OBJECTIVE_SETTINGS, RESUMABLE_FIELDS, LoopConfig, Objective
 from synthmed.train.fit import TrainingData, fit
@@ -47,7 +48,7 @@ class LatentTrainConfig(LoopConfig):
         None, description="folder with text_encoder/ + tokenizer/ (e.g. an SD folder); None = no text conditioning"
     )
     caption_template: str = "{modality}, {label}"
-    objective: Objective = Field("diffusion", description="diffusion (v-prediction) or flow_matching")
+    objective: Objective = Field(LATENT_DEFAULT_OBJECTIVE, description="diffusion (v-prediction) or flow_matching")
     snr_gamma: float | None = Field(None, gt=0, description="min-SNR-gamma loss weighting; None = plain MSE")
     grid_per_class: int = Field(4, ge=1)
     grid_sampler_steps: int = Field(20, ge=1)
@@ -132,13 +133,10 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
     rows = {"labels": labels, **encode_metadata(frame, spec)}
     if text_table is not None and caption_index is not None:
         rows["text"] = text_table[caption_index]
-    log.info(
-        "latent diffusion on %d images: %dx%dx%d latents, conditioned on class%s",
-        len(images),
-        model_config.latent_channels,
-        model_config.latent_size,
-        model_config.latent_size,
-        "".join(f" + {f}" for f in spec.fields),
+    about = (
+        f"latent {config.objective.replace('_', ' ')} on {len(images)} images: {model_config.latent_channels}x"
+        f"{model_config.latent_size}x{model_config.latent_size} latents, conditioned on class"
+        + "".join(f" + {f}" for f in spec.fields)
     )
 
     # Keep what sampling needs beside the model (written once, by the main process), then train.
@@ -152,5 +150,5 @@ def train_latent(config: LatentTrainConfig, *, out: str | Path, resume: bool = F
         labels=labels.numpy().astype(np.int64),
         fetch=lambda index: (latent_mean[index], latent_std[index], {k: v[index] for k, v in rows.items()}),
     )
-    fit(model, data, config, run_dir=out, resume=resume)
+    fit(model, data, config, run_dir=out, resume=resume, about=about)
     return out

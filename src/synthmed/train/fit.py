@@ -68,8 +68,12 @@ def budget_progress(config: LoopConfig, *, step: int, elapsed_s: float) -> float
     return max(fractions)
 
 
-def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_dir: str | Path, resume=False) -> Path:
+def fit(
+    model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_dir: str | Path, resume=False, about=""
+) -> Path:
     """Train `model` on `data` into RUN; returns RUN/model (the family's model folder, EMA weights).
+
+    `about`: a line that says what is trained (data, objective), logged to the console and RUN/log.txt.
 
     `resume=True` continues from RUN's newest complete checkpoint (online weights, optimizer, EMA,
     step, elapsed time, RNG state; the data order is a function of seed and step), so a run killed
@@ -90,6 +94,8 @@ def fit(model: TrainableModel, data: TrainingData, config: LoopConfig, *, run_di
     log_handler = attach_log_file(run_dir / LOG_NAME) if main_process else None
     if main_process:
         config.save(run_dir / CONFIG_NAME)
+        if about:
+            logger.info("%s", about)
     stats = None
     try:
         # Optimizer, EMA, random stream.

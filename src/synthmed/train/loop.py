@@ -10,6 +10,7 @@ import torch
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import portable_name
+from synthmed.models.config import FLOW_PREDICTION
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.train.config import TrainConfig
 from synthmed.train.fit import TrainingData, budget_progress, fit, lr_factor
@@ -26,14 +27,19 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     _check_data(config, pixels, labels, info.classes)
     images = torch.from_numpy(pixels)
     label_tensor = torch.from_numpy(np.array(labels, dtype=np.int64))
-    logger.info("training on %d images of %s (%s), classes %s", len(labels), config.dataset, config.split, info.classes)
+    prediction = config.model.prediction_type
+    objective = "flow matching" if prediction == FLOW_PREDICTION else f"diffusion, min-SNR gamma {config.snr_gamma}"
+    about = (
+        f"training on {len(labels)} images of {config.dataset} ({config.split}), classes {info.classes}; "
+        f"objective {objective} (prediction type {prediction})"
+    )
     model = PixelDiffusion.create(config.model, seed=config.seed, snr_gamma=config.snr_gamma, hflip=config.hflip)
     model.extra = {"dataset": portable_name(config.dataset, parts=1)}
     model.grid_per_class, model.grid_steps = config.grid_per_class, config.grid_sampler_steps
     data = TrainingData(
         labels=np.asarray(labels), fetch=lambda index: (to_model_range(images[index]), label_tensor[index])
     )
-    return fit(model, data, config, run_dir=run_dir, resume=resume)
+    return fit(model, data, config, run_dir=run_dir, resume=resume, about=about)
 
 
 def _check_data(config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
