@@ -9,7 +9,8 @@ import pytest
 
 from synthmed.cli import main
 from synthmed.experiment.overrides import parse_set
-from synthmed.experiment.schema import TrainSection, load_toml, merge, read_experiment
+from synthmed.experiment.schema import TrainSection, read_experiment
+from synthmed.experiment.toml_files import load_toml, merge
 
 
 def _edit(path: Path, old: str, new: str) -> Path:

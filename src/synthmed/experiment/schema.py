@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from synthmed.experiment.overrides import apply_overrides
+from synthmed.experiment.toml_files import load_toml, merge
 from synthmed.models.config import (
     DEFAULT_OBJECTIVE,
     FLOW_PREDICTION,
@@ -312,58 +311,6 @@ def _check_sampler_fits(config: ExperimentConfig) -> None:
 
 
 # Reading, profiles and overrides.
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `override` merged in, table by table (override wins; neither is modified)."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    base = raw.pop("extends", None)
-    if base is None:
-        return raw
-    base_path = _extended_path(path, str(base))
-    if base_path in seen:
-        raise ValueError(f"{path}: extends {base} makes a loop; remove one of the `extends` keys.")
-    inherited = load_toml(base_path, seen=(*seen, base_path))
-    root = inherited.get("data_root")
-    if isinstance(root, str) and not Path(root).expanduser().is_absolute():
-        inherited["data_root"] = str(base_path.parent / root)  # relative to the file that says it
-    data, base_data = raw.get("data"), inherited.get("data")
-    if isinstance(data, dict) and isinstance(base_data, dict):
-        for chosen, other in (("source", "prepared"), ("prepared", "source")):
-            if chosen in data:  # the extending file picks its own kind of data
-                base_data.pop(other, None)
-    return merge(inherited, raw)
-
-
-def _extended_path(path: Path, base: str) -> Path:
-    """The file `path` extends: an absolute (or ~) path as given, a relative one inside `path`'s folder."""
-    given = Path(base).expanduser()
-    if given.is_absolute():
-        return given.resolve()
-    folder = path.resolve().parent
-    resolved = (folder / given).resolve()
-    if not resolved.is_relative_to(folder):
-        raise ValueError(
-            f"{path}: extends {base!r} points outside {folder}; a relative `extends` names a file in that folder "
-            f"(or below it). Copy the base file there, or give its absolute path to extend it deliberately."
-        )
-    return resolved
 
 
 def read_experiment(
