@@ -13,6 +13,7 @@ dataset card (dataset/card.json) found.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -84,12 +85,21 @@ def budget(run: Path, described: dict, usefulness: dict, hardware: str) -> list[
     card = dataset_card(run, described)
     cap = f"at most {tstr['max_train_images']}" if tstr["max_train_images"] else "all"
     minutes = ", ".join(f"{k} {v['seconds'] / 60:.1f}" for k, v in stages.items())
+    prediction = _json(run / "train" / "config.json").get("model", {}).get("prediction_type", "v_prediction")
+    objective = "flow matching" if prediction == "flow_prediction" else f"diffusion ({prediction})"
+    manifest = run / "samples" / "manifest.csv"
+    sampled = ""
+    if manifest.is_file():  # a light copy of a run may leave the images out
+        with open(manifest, newline="") as handle:
+            made = next(csv.DictReader(handle))
+        sampled = f" ({made['sampler']}, {made['steps']} steps, guidance {float(made['guidance_scale']):g})"
     return [
         f"Resolution: {card['image_size_px']} px images ({card['channels']} channel(s)); classifiers at "
         f"{tstr['image_size_px']} px.",
-        f"Diffusion model: preset `{experiment['train'].get('preset')}`, {last['step']:,} training steps of batch "
-        f"{experiment['train'].get('batch_size')} in {last.get('wall_s', 0) / 60:.1f} min on {hardware}.",
-        f"Synthetic set: {experiment['sample'].get('n_per_class')} images per class; classifiers: "
+        f"Diffusion model: preset `{experiment['train'].get('preset')}`, {objective}, {last['step']:,} training "
+        f"steps of batch {experiment['train'].get('batch_size')} in {last.get('wall_s', 0) / 60:.1f} min on "
+        f"{hardware}.",
+        f"Synthetic set: {experiment['sample'].get('n_per_class')} images per class{sampled}; classifiers: "
         f"{usefulness['rests_on']['text']}",
         f"Classifier training: {tstr['epochs']} epochs (at least {tstr['min_steps']} steps), batch "
         f"{tstr['batch_size']}, {cap} images per training set, "
