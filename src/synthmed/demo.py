@@ -102,6 +102,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         objective=config.objective,
         max_duration_min=config.train_cap_minutes,
         max_steps=config.train_steps,
+        duration_is_cap=True,  # the LR schedule follows the steps: a slow machine trains the same model
         seed=config.seed,
         # float32 everywhere: 'auto' would pick bf16 on CPUs with AMX/AVX512-BF16 and give another model there.
         mixed_precision="no",

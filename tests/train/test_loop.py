@@ -90,6 +90,12 @@ def test_lr_schedule_and_budget():
     assert lr_factor(config, step=99, progress=1.0) == pytest.approx(config.lr_min_ratio)
     both = config.model_copy(update={"max_duration_min": 1.0})
     assert budget_progress(both, step=10, elapsed_s=30) == pytest.approx(0.5)
+    assert budget_progress(both, step=10, elapsed_s=30, for_schedule=True) == pytest.approx(0.5)  # either budget
+    # A duration that is only a cap (the demo): a slow machine's schedule follows the steps, so it trains the
+    # same model as a fast one; the cap still stops training.
+    capped = both.model_copy(update={"duration_is_cap": True})
+    assert budget_progress(capped, step=10, elapsed_s=30, for_schedule=True) == pytest.approx(0.1)
+    assert budget_progress(capped, step=10, elapsed_s=60) == pytest.approx(1.0)
 
 
 def _config_dict() -> dict:

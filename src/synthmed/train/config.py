@@ -66,6 +66,12 @@ class LoopConfig(BaseModel):
     # Budget: stop at whichever comes first (both count across --resume sessions).
     max_steps: int | None = Field(None, ge=1)
     max_duration_min: float | None = Field(None, gt=0)
+    duration_is_cap: bool | None = Field(
+        None,
+        description="True: max_duration_min only stops training and the LR schedule follows max_steps alone, so "
+        "every machine trains the same model until the cap (the demo); None: the schedule spans whichever budget "
+        "ends first",
+    )
     # Optimisation.
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)

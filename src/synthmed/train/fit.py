@@ -58,8 +58,13 @@ def lr_factor(config: LoopConfig, *, step: int, progress: float) -> float:
     return warm * (config.lr_min_ratio + (1 - config.lr_min_ratio) * cosine)
 
 
-def budget_progress(config: LoopConfig, *, step: int, elapsed_s: float) -> float:
-    """Fraction of the budget used: the larger of steps/max_steps and time/max_duration (1.0 = done)."""
+def budget_progress(config: LoopConfig, *, step: int, elapsed_s: float, for_schedule: bool = False) -> float:
+    """Fraction of the budget used: the larger of steps/max_steps and time/max_duration (1.0 = done).
+
+    `for_schedule`: the progress the LR schedule follows, steps alone when the duration is only a cap.
+    """
+    if for_schedule and config.duration_is_cap and config.max_steps is not None:
+        return step / config.max_steps
     fractions = []
     if config.max_steps is not None:
         fractions.append(step / config.max_steps)
@@ -154,9 +159,8 @@ def fit(
             batch, mine = data.fetch(index), slice(accelerator.process_index, None, world)
 
             # Optimise one step.
-            lr = config.lr * lr_factor(
-                config, step=step, progress=budget_progress(config, step=step, elapsed_s=elapsed_s())
-            )
+            progress = budget_progress(config, step=step, elapsed_s=elapsed_s(), for_schedule=True)
+            lr = config.lr * lr_factor(config, step=step, progress=progress)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accelerator.autocast():
