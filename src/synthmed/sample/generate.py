@@ -281,6 +281,7 @@ def sample_images(config: SampleConfig) -> Path:
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
     sampler = config.sampler or default_sampler(model.scheduler)
+    make_scheduler(sampler, model.scheduler)  # a sampler that does not fit the model is refused before any output
     steps = config.steps or SAMPLERS[sampler].default_steps
     model_meta = load_model_metadata(model_dir)
     provenance = {
