@@ -32,6 +32,7 @@ from presets_cpu import step_seconds  # noqa: E402
 from result_file import command_line, earlier_sections, table, write_result  # noqa: E402
 
 from synthmed.demo import DemoConfig, demo_eval_config, demo_sample_config  # noqa: E402
+from synthmed.models.config import objective_of as synthmed_objective_of  # noqa: E402
 from synthmed.models.unet import load_model_config, load_model_metadata  # noqa: E402
 from synthmed.train.config import OBJECTIVE_SETTINGS  # noqa: E402
 
@@ -98,8 +99,7 @@ def train_arm(config: DemoConfig, objective: str | None) -> tuple[Path, Path]:
 
 def objective_of(model_dir: Path) -> str:
     """'flow_matching' or 'diffusion', from a model folder's config."""
-    prediction = load_model_config(model_dir).prediction_type
-    return "flow_matching" if prediction == OBJECTIVE_SETTINGS["flow_matching"]["prediction_type"] else "diffusion"
+    return synthmed_objective_of(load_model_config(model_dir).prediction_type)
 
 
 def train_wall_min(run_dir: Path) -> float | None:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from result_file import EARLIER, EARLIER_PREFIX, RESULTS_DIR, command_line, table, write_result  # noqa: E402
 
 from synthmed.experiment.schema import read_experiment  # noqa: E402
+from synthmed.models.config import objective_of  # noqa: E402
 from synthmed.report.paper_tables import STEM, TABLES_DIR, legend, load_paper_figures, read_rows, wide_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def budget(run: Path, described: dict, usefulness: dict, hardware: str) -> list[
     cap = f"at most {tstr['max_train_images']}" if tstr["max_train_images"] else "all"
     minutes = ", ".join(f"{k} {v['seconds'] / 60:.1f}" for k, v in stages.items())
     prediction = _json(run / "train" / "config.json").get("model", {}).get("prediction_type", "v_prediction")
-    objective = "flow matching" if prediction == "flow_prediction" else f"diffusion ({prediction})"
+    objective = "flow matching" if objective_of(prediction) == "flow_matching" else f"diffusion ({prediction})"
     manifest = run / "samples" / "manifest.csv"
     sampled = ""
     if manifest.is_file():  # a light copy of a run may leave the images out

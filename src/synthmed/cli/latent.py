@@ -134,9 +134,9 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
+    from synthmed.files import read_json
     from synthmed.latent.train import LatentTrainConfig, train_latent
     from synthmed.models.config import LATENT_DEFAULT_OBJECTIVE
     from synthmed.train.run_files import CONFIG_NAME
@@ -145,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
     stored = Path(args.out) / CONFIG_NAME
     objective = args.objective or LATENT_DEFAULT_OBJECTIVE
     if args.objective is None and args.resume and stored.is_file():
-        objective = json.loads(stored.read_text()).get("objective", objective)  # keep the run's own
+        objective = read_json(stored).get("objective", objective)  # keep the run's own
     if objective == "flow_matching" and args.snr_gamma:
         raise ValueError("--snr-gamma is min-SNR weighting of diffusion; drop it with --objective flow_matching.")
     config = LatentTrainConfig(

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import get_args
 
-from synthmed.models.config import DEFAULT_OBJECTIVE, PRESETS, Objective, resolve_objective
+from synthmed.models.config import DEFAULT_OBJECTIVE, PRESETS, Objective, objective_of, resolve_objective
 
 # CLI flag -> TrainConfig field (flags left unset keep the stored config on --resume, else the defaults).
 TRAIN_FLAGS = {
@@ -123,9 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if resuming:
         base = TrainConfig.load(stored).model_dump()
         trained = base["model"]["prediction_type"]
-        trained_objective = (
-            "flow_matching" if trained == OBJECTIVE_SETTINGS["flow_matching"]["prediction_type"] else "diffusion"
-        )
+        trained_objective = objective_of(trained)
         if (objective and objective != trained_objective) or args.prediction_type not in (None, trained):
             wanted = args.prediction_type or OBJECTIVE_SETTINGS[objective or trained_objective]["prediction_type"]
             raise ValueError(

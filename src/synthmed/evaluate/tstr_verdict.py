@@ -87,12 +87,12 @@ def tstr_verdict(section: dict) -> dict:
     No arch learned: inconclusive (status info), since 0.50/0.50 proves nothing.
     """
     results, all_ratios = section["results"], section["ratios"]
-    per_arch, excluded = {}, []
+    per_arch, excluded, chance_of = {}, [], {}
     for arch in sorted(results):
         res = results[arch]
         if "real" not in res or "synthetic" not in res:
             continue
-        chance = 1.0 / len(res["real"]["per_class_recall"])
+        chance = chance_of[arch] = 1.0 / len(res["real"]["per_class_recall"])
         value = all_ratios.get(arch, {}).get("tstr_over_trtr", {}).get("balanced_accuracy", {}).get("mean")
         if not _learned(res["real"], chance):
             excluded.append((arch, res["real"]["balanced_accuracy"]["mean"], chance))
@@ -144,9 +144,7 @@ def tstr_verdict(section: dict) -> dict:
             + "."
         )
     status = _status(median)
-    unlearned = [
-        a for a in per_arch if not _learned(results[a]["synthetic"], 1.0 / len(results[a]["real"]["per_class_recall"]))
-    ]
+    unlearned = [a for a in per_arch if not _learned(results[a]["synthetic"], chance_of[a])]
     if unlearned:
         text += (
             " The synthetic-trained "

@@ -24,6 +24,11 @@ test (tests/latent/test_latent_learning.py, 120 steps) flow matching put 2 of 16
 where diffusion put none."""
 
 
+def objective_of(prediction_type: str) -> Objective:
+    """The objective a model with `prediction_type` was trained with (flow_prediction = flow matching)."""
+    return "flow_matching" if prediction_type == FLOW_PREDICTION else "diffusion"
+
+
 def resolve_objective(
     objective: Objective | None,
     *,
@@ -35,11 +40,9 @@ def resolve_objective(
     type or a min-SNR gamma is given (both are diffusion's alone); else `default`."""
     if objective is not None:
         return objective
-    if prediction_type == FLOW_PREDICTION:
-        return "flow_matching"
-    if prediction_type is not None or snr_gamma:
-        return "diffusion"
-    return default
+    if prediction_type is not None:
+        return objective_of(prediction_type)
+    return "diffusion" if snr_gamma else default
 
 
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]

@@ -103,6 +103,12 @@ def default_sampler(train_scheduler: SchedulerMixin) -> str:
 
 def make_scheduler(sampler: str, train_scheduler: SchedulerMixin) -> SchedulerMixin:
     """A fresh inference scheduler of kind `sampler` sharing the training noise schedule."""
+    sampler = check_sampler_fits(sampler, train_scheduler)
+    return SAMPLERS[sampler].build(dict(train_scheduler.config))
+
+
+def check_sampler_fits(sampler: str, train_scheduler: SchedulerMixin) -> str:
+    """`sampler`'s canonical name; refused when it does not fit the model's objective (flow vs diffusion)."""
     sampler = sampler_name(sampler)
     flow_model = is_flow_model(train_scheduler)
     if SAMPLERS[sampler].flow != flow_model:
@@ -111,7 +117,7 @@ def make_scheduler(sampler: str, train_scheduler: SchedulerMixin) -> SchedulerMi
         raise ValueError(
             f"sampler {sampler!r} does not fit this model: it was trained with {kind}; choose one of {fitting}."
         )
-    return SAMPLERS[sampler].build(dict(train_scheduler.config))
+    return sampler
 
 
 def image_seeds(n_per_class: int, seed_start: int = 0) -> list[int]:

@@ -19,7 +19,14 @@ from synthmed.files import portable_name, swap_folder
 from synthmed.models.interface import Condition, DenoisingModel
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.models.preview import grid_image, save_png_atomic
-from synthmed.models.sampling import SAMPLERS, default_sampler, denoise, image_seeds, make_scheduler
+from synthmed.models.sampling import (
+    SAMPLERS,
+    check_sampler_fits,
+    default_sampler,
+    denoise,
+    image_seeds,
+    make_scheduler,
+)
 from synthmed.models.unet import EXPECTED_FILES, is_model_folder, load_model_metadata, weights_sha256
 from synthmed.sample.batch_sizes import default_batch_sizes
 from synthmed.sample.shard import current_shard, sharded_batches
@@ -281,7 +288,7 @@ def sample_images(config: SampleConfig) -> Path:
     model = PixelDiffusion.load(model_dir, device=device)
     chosen = _class_indices(config.classes, model.class_names)
     sampler = config.sampler or default_sampler(model.scheduler)
-    make_scheduler(sampler, model.scheduler)  # a sampler that does not fit the model is refused before any output
+    check_sampler_fits(sampler, model.scheduler)  # refused before any output
     steps = config.steps or SAMPLERS[sampler].default_steps
     model_meta = load_model_metadata(model_dir)
     provenance = {

@@ -10,7 +10,7 @@ import torch
 
 from synthmed.data.dataset import load_arrays, to_model_range
 from synthmed.files import portable_name
-from synthmed.models.config import FLOW_PREDICTION
+from synthmed.models.config import objective_of
 from synthmed.models.pixel import PixelDiffusion
 from synthmed.train.config import TrainConfig
 from synthmed.train.fit import TrainingData, budget_progress, fit, lr_factor
@@ -28,7 +28,11 @@ def train(config: TrainConfig, *, run_dir: str | Path, resume: bool = False) -> 
     images = torch.from_numpy(pixels)
     label_tensor = torch.from_numpy(np.array(labels, dtype=np.int64))
     prediction = config.model.prediction_type
-    objective = "flow matching" if prediction == FLOW_PREDICTION else f"diffusion, min-SNR gamma {config.snr_gamma}"
+    objective = (
+        "flow matching"
+        if objective_of(prediction) == "flow_matching"
+        else f"diffusion, min-SNR gamma {config.snr_gamma}"
+    )
     about = (
         f"training on {len(labels)} images of {config.dataset} ({config.split}), classes {info.classes}; "
         f"objective {objective} (prediction type {prediction})"
