@@ -83,6 +83,26 @@ def test_extends_merges_the_base_file_under_this_one(tiny_experiment: Path) -> N
         read_experiment(child, environ={})
 
 
+def test_a_yaml_file_with_the_same_tables_reads_as_the_toml_file(tiny_experiment: Path) -> None:
+    import yaml
+
+    as_yaml = tiny_experiment.parent / "tiny_yaml.yaml"
+    tables = load_toml(tiny_experiment)
+    as_yaml.write_text(yaml.safe_dump(tables))
+    toml_config, _ = read_experiment(tiny_experiment, profile="cpu", environ={})
+    yaml_config, _ = read_experiment(as_yaml, profile="cpu", environ={})
+    assert yaml_config.model_dump() == toml_config.model_dump()
+    child = tiny_experiment.parent / "child.yml"
+    child.write_text("extends: tiny.toml\nname: child\nsample:\n  n_per_class: 5\n")  # YAML may extend TOML
+    assert read_experiment(child, environ={})[0].sample.options["n_per_class"] == 5
+    child.write_text("- a list\n")
+    with pytest.raises(ValueError, match="mapping of keys to tables"):
+        read_experiment(child, environ={})
+    child.write_text("name: [unclosed\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        read_experiment(child, environ={})
+
+
 def test_extends_keeps_the_bases_data_root_and_lets_the_child_pick_its_data(tiny_experiment: Path) -> None:
     base = tiny_experiment.read_text().replace('data_root = "data"', 'data_root = "../shared"')
     assert 'data_root = "../shared"' in base  # the tiny file names its data_root

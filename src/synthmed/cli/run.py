@@ -11,13 +11,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run an experiment file: prepare -> train -> sample -> evaluate -> report [-> study setup]",
-        description="Run the stages an EXPERIMENT.toml names (examples in experiments/, reference in "
-        "docs/experiments.md) into one run folder. Finished stages are skipped, an interrupted training "
-        "run resumes, an interrupted sampling / evaluation / study setup runs again. The resolved settings "
-        "and software versions are written to RUN/experiment.json and RUN/versions.json.",
+        description="Run the stages an experiment file (TOML, or YAML with the same tables) names (examples in "
+        "experiments/, reference in docs/experiments.md) into one run folder. Finished stages are skipped, "
+        "an interrupted training run resumes, an interrupted sampling / evaluation / study setup runs again. "
+        "The resolved settings and software versions are written to RUN/experiment.json and RUN/versions.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml")
+    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml|.yaml")
     parser.add_argument(
         "--out", type=Path, default=None, help="run folder; default runs/NAME, or runs/NAME-PROFILE with --profile"
     )

@@ -43,7 +43,7 @@ def band(images: torch.Tensor, config: CopySearchConfig, *, blur_px: float | Non
 
 def banded(warped: torch.Tensor, config: CopySearchConfig, *, blur_px: float | None = None) -> list[torch.Tensor]:
     """Band-passed warped images, then (with `intensity_fit`) their squares and (with `blur_fit_px`) the images
-    blurred further: the directions a query may take from an exact copy (for `shift_corr` and `_refine`)."""
+    blurred further: the directions a query may take from an exact copy (for `shift_corr` and `copy_refine.refine`)."""
     out = [band(warped, config, blur_px=blur_px)]
     if config.intensity_fit:
         out.append(band(warped.square(), config, blur_px=blur_px))
@@ -172,3 +172,29 @@ def denoised(similarity: torch.Tensor, fraction: torch.Tensor, *, noise_fit_shar
     version: its structural mismatch is not noise and stays."""
     fitted = similarity.square() - noise_fit_share * fraction
     return (fitted.clamp(min=0) / (1.0 - fraction).clamp(min=1e-6)).sqrt().clamp(max=1.0)
+
+
+def warp(
+    images: torch.Tensor,
+    *,
+    angle_deg: torch.Tensor,
+    zoom: torch.Tensor,
+    flip: torch.Tensor,
+    shift_px: torch.Tensor | None = None,
+    border: str = "reflection",
+) -> torch.Tensor:
+    """Rotate (degrees), zoom (> 1 crops in), shift (`[N, 2]` dy, dx in pixels) and flip `[N, C, H, W]` images.
+
+    One parameter per image (tensors of length N); borders are filled by reflection (`border="zeros"`: black).
+    """
+    n, _, h, w = images.shape
+    x = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    theta = torch.deg2rad(angle_deg.double())
+    cos, sin = torch.cos(theta) / zoom.double(), torch.sin(theta) / zoom.double()
+    matrix = torch.zeros((n, 2, 3), dtype=torch.float64)
+    matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1] = cos, -sin, sin, cos
+    if shift_px is not None:
+        matrix[:, 0, 2] = -2.0 * shift_px[:, 1].double() / w
+        matrix[:, 1, 2] = -2.0 * shift_px[:, 0].double() / h
+    grid = F.affine_grid(matrix.float(), [n, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=border, align_corners=False)

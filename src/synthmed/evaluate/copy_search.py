@@ -14,8 +14,9 @@ memorised a training image can reproduce it in any of those ways. The stages are
    grouped convolution); the best `candidates` are re-warped over a finer local grid of angles and
    zooms. Peaks are interpolated between shifts (a copy shifted by a fraction of a pixel is not
    outscored by another image that happens to sit on the grid).
-3. Refinement: the best `refine_candidates` matches' angle, zoom and shift are made continuous by a few
-   gradient steps (all at once); the similarity is the best found, and the transform is returned.
+3. Refinement (synthmed.evaluate.copy_refine): the best `refine_candidates` matches' angle, zoom and shift are
+   made continuous by a few gradient steps (all at once); the similarity is the best found, and the transform is
+   returned.
 
 The similarity (synthmed.evaluate.copy_fit) is the norm of the query's projection on the span of each warped
 candidate, its square and itself blurred, all band-passed: grey-level curves and slight blur are fitted. The
@@ -34,7 +35,6 @@ import torch.nn.functional as F
 
 from synthmed.evaluate.copy_fit import (
     banded,
-    bases_of,
     blur,
     denoised,
     fine_margin_px,
@@ -42,8 +42,10 @@ from synthmed.evaluate.copy_fit import (
     normalise,
     peaks,
     shift_corr,
+    warp,
     window_norms,
 )
+from synthmed.evaluate.copy_refine import refine
 
 
 @dataclass(frozen=True)
@@ -125,32 +127,6 @@ def grey_signatures(
         low = blur(chunk, blur_sigma_px)
         out.append(low - blur(chunk, highpass_sigma_px) if highpass_sigma_px > 0 else low)
     return torch.cat(out) if out else torch.zeros((0, 1, size_px, size_px))
-
-
-def warp(
-    images: torch.Tensor,
-    *,
-    angle_deg: torch.Tensor,
-    zoom: torch.Tensor,
-    flip: torch.Tensor,
-    shift_px: torch.Tensor | None = None,
-    border: str = "reflection",
-) -> torch.Tensor:
-    """Rotate (degrees), zoom (> 1 crops in), shift (`[N, 2]` dy, dx in pixels) and flip `[N, C, H, W]` images.
-
-    One parameter per image (tensors of length N); borders are filled by reflection (`border="zeros"`: black).
-    """
-    n, _, h, w = images.shape
-    x = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-    theta = torch.deg2rad(angle_deg.double())
-    cos, sin = torch.cos(theta) / zoom.double(), torch.sin(theta) / zoom.double()
-    matrix = torch.zeros((n, 2, 3), dtype=torch.float64)
-    matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1] = cos, -sin, sin, cos
-    if shift_px is not None:
-        matrix[:, 0, 2] = -2.0 * shift_px[:, 1].double() / w
-        matrix[:, 1, 2] = -2.0 * shift_px[:, 0].double() / h
-    grid = F.affine_grid(matrix.float(), [n, x.shape[1], h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=border, align_corners=False)
 
 
 def _variants(config: CopySearchConfig) -> list[tuple[bool, float, float]]:
@@ -306,7 +282,7 @@ def search_copies(
     found = {key: torch.cat(values) for key, values in out.items()}
     r = len(found["similarity"]) // len(fine_q)
     if config.refine_steps:
-        found = _refine(found, index=index, fine_q=fine_q.repeat_interleave(r, dim=0), config=config)
+        found = refine(found, index=index, fine_q=fine_q.repeat_interleave(r, dim=0), config=config)
     best = found["similarity"].view(-1, r).argmax(dim=1) + torch.arange(len(fine_q)) * r
     fraction = torch.zeros(len(fine_q))
     if config.max_noise_fraction > 0 and len(fine_q):
@@ -316,88 +292,4 @@ def search_copies(
         .numpy()
         .astype(float),
         "noise_fraction": fraction.numpy(),
-    }
-
-
-def aligned_similarity(
-    candidates: torch.Tensor,
-    queries: torch.Tensor,
-    *,
-    angle_deg: torch.Tensor,
-    zoom: torch.Tensor,
-    flip: torch.Tensor,
-    shift_px: torch.Tensor,
-    config: CopySearchConfig,
-    border: str = "reflection",
-) -> torch.Tensor:
-    """Similarity of each fine candidate `[N, 1, S, S]` (unfiltered), warped by its transform, with its band-passed
-    query `[N, 1, S, S]`: the norm of the query's centre crop projected on the span of the warped candidate's bands
-    (`banded`). Differentiable in the transform (for `_refine`). `border`: how the warp fills what it uncovers."""
-    margin = fine_margin_px(config)  # queries are fine images (fine_size_px)
-    query = normalise(queries[:, 0, margin:-margin, margin:-margin].reshape(len(queries), -1))
-    bands = banded(
-        warp(candidates, angle_deg=angle_deg, zoom=zoom, flip=flip, shift_px=shift_px, border=border), config
-    )
-    bases = bases_of([x[:, 0, margin:-margin, margin:-margin] for x in bands])
-    total = sum(((basis * query).sum(dim=1).square() for basis in bases), torch.zeros(len(query), dtype=query.dtype))
-    return total.clamp(min=1e-12).sqrt()
-
-
-def _refine(
-    found: dict[str, torch.Tensor], *, index: CopyIndex, fine_q: torch.Tensor, config: CopySearchConfig
-) -> dict[str, torch.Tensor]:
-    """Gradient steps on each match's angle, zoom and shift to maximise its correlation with its query (a row each)."""
-    candidate = index.fine[found["train_index"].long()]
-    # The grid search correlated a candidate crop placed at (dy, dx) in the query: as a warp of the candidate,
-    # that is a shift by (dy, dx).
-    angle = found["angle_deg"].double().clone().requires_grad_(True)
-    log_zoom = torch.log(found["zoom"].double()).clone().requires_grad_(True)
-    shift = torch.stack([found["shift_dy"], found["shift_dx"]], dim=1).double().clone().requires_grad_(True)
-    flip = found["flipped"].bool()
-    groups: list[dict[str, Any]] = [{"params": [angle, shift]}, {"params": [log_zoom], "lr": config.refine_zoom_lr}]
-    optimiser = torch.optim.Adam(groups, lr=config.refine_lr)
-    best = torch.full_like(found["similarity"], -2.0).float()  # the grid's interpolated peak is not a correlation
-    best_params: tuple[torch.Tensor, ...] = (
-        found["angle_deg"].clone().float(),
-        found["zoom"].clone().float(),
-        found["shift_dy"].clone().float(),
-        found["shift_dx"].clone().float(),
-    )
-    for _ in range(config.refine_steps + 1):
-        # Borders uncovered by the warp: reflected (a crop of the scene) or black, whichever fits the query better.
-        corr = torch.maximum(
-            *(
-                aligned_similarity(
-                    candidate,
-                    fine_q,
-                    angle_deg=angle,
-                    zoom=torch.exp(log_zoom),
-                    flip=flip,
-                    shift_px=shift,
-                    config=config,
-                    border=border,
-                )
-                for border in ("reflection", "zeros")
-            )
-        )
-        with torch.no_grad():
-            better = corr.detach().float() > best
-            best = torch.where(better, corr.detach().float(), best)
-            params = (
-                angle.detach().float(),
-                torch.exp(log_zoom.detach()).float(),
-                shift[:, 0].detach().float(),
-                shift[:, 1].detach().float(),
-            )
-            best_params = tuple(torch.where(better, new, old) for new, old in zip(params, best_params))
-        optimiser.zero_grad()
-        (-corr.sum()).backward()
-        optimiser.step()
-    angle, zoom, shift_dy, shift_dx = best_params
-    return found | {
-        "similarity": best.clamp(-1, 1),
-        "angle_deg": angle,
-        "zoom": zoom,
-        "shift_dy": shift_dy,
-        "shift_dx": shift_dx,
     }

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from synthmed.evaluate.copy_search import warp
+from synthmed.evaluate.copy_fit import warp
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Read an experiment TOML file with the files it `extends` merged underneath (tables merge key by key)."""
+"""Read an experiment file (TOML, or YAML with the same tables) with the files it `extends` merged underneath."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -24,10 +26,7 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    raw = _read_tables(path)
     base = raw.pop("extends", None)
     if base is None:
         return raw
@@ -44,6 +43,27 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             if chosen in data:  # the extending file picks its own kind of data
                 base_data.pop(other, None)
     return merge(inherited, raw)
+
+
+def _read_tables(path: Path) -> dict[str, Any]:
+    """The top-level tables of one file: YAML for a .yaml/.yml name, TOML otherwise (tables merge key by key)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() not in YAML_SUFFIXES:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise ValueError(f"{path}: a YAML experiment file is a mapping of keys to tables, as the TOML files are.")
+    return raw
 
 
 def _extended_path(path: Path, base: str) -> Path:
