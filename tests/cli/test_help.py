@@ -29,3 +29,11 @@ def test_no_option_help_states_its_default_twice() -> None:
             if text.count("(default") > 1 or "(default: None)" in text:
                 problems.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}: {text}")
     assert not problems, "\n".join(problems)
+
+
+def test_preset_choices_are_the_presets_the_models_define() -> None:
+    from synthmed.latent.model import UNET_PRESETS
+
+    latent_train = next(p for p in _parsers(build_parser()) if p.prog == "synthmed latent train")
+    preset = next(a for a in latent_train._actions if "--preset" in a.option_strings)
+    assert preset.choices is not None and set(preset.choices) == set(UNET_PRESETS)

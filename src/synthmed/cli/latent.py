@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--autoencoder", required=True, help="folder from `latent train-autoencoder`, or a diffusers VAE folder"
     )
     tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--preset", choices=["tiny", "32", "64"], default="32", help="UNet size by latent side")
+    tr.add_argument(
+        "--preset", choices=["16-cpu", "32", "64", "tiny"], default="32", help="UNet size by latent side (16-cpu: CPU-sized)"
+    )
     tr.add_argument(
         "--metadata",
         default="age_years,sex,view",

@@ -40,6 +40,14 @@ UNET_PRESETS: dict[str, dict] = {
         attention_levels=[False, False, True, True],
         attention_head_dim=32,
     ),  # 64x64 latents (f4 at 256 px)
+    # CPU-sized, for 16x16 latents (f4 at 64 px): one block per level, narrow channels (as the pixel '64-cpu').
+    "16-cpu": dict(
+        block_out_channels=[32, 64, 128],
+        layers_per_block=1,
+        attention_levels=[False, True, True],
+        attention_head_dim=32,
+        norm_num_groups=8,
+    ),
 }
 
 
