@@ -75,6 +75,18 @@ def test_empty_or_unreadable_folder_is_a_clear_error(tmp_path):
         _prepare(tmp_path / "missing", tmp_path / "out3")
 
 
+def test_an_empty_class_folder_or_a_named_class_without_images_is_refused(class_folder, tmp_path):
+    source = class_folder
+    (source / "middle").mkdir()  # an empty class folder: the class would vanish without a word
+    with pytest.raises(ValueError, match=r"class folder\(s\) .*middle hold no image files"):
+        _prepare(source, tmp_path / "out")
+    (source / "middle").rmdir()
+    with pytest.raises(ValueError, match=r"classes \['middle'\] .* have no readable images"):
+        _prepare(source, tmp_path / "out", classes=["left", "middle", "right"])
+    assert not (tmp_path / "out").exists()
+    assert read_dataset_info(_prepare(source, tmp_path / "out")).classes == ["left", "right"]
+
+
 def test_output_inside_the_source_is_refused(class_folder):
     with pytest.raises(ValueError, match="inside the source folder"):
         _prepare(class_folder, class_folder / "prepared")

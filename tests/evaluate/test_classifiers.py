@@ -197,11 +197,43 @@ def test_junk_or_other_weights_under_the_right_name_are_refused(tmp_path: Path) 
         check_weights_dir(tmp_path, ["vgg19"])
 
 
-def test_correct_weights_folder_passes_the_check(tmp_path: Path) -> None:
+def test_correct_weights_folder_passes_the_check_and_other_values_do_not(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+
     from torchvision.models import densenet121
 
-    torch.save(densenet121(weights=None).state_dict(), tmp_path / imagenet_weights_filename("densenet121"))
-    check_weights_dir(tmp_path, ["densenet121", "small_cnn"])
+    from synthmed.evaluate import classifiers
+
+    stand_in = tmp_path / "stand_in.pth"  # plays torchvision's file: its name will carry its own hash prefix
+    torch.save(densenet121(weights=None).state_dict(), stand_in)
+    prefix = hashlib.sha256(stand_in.read_bytes()).hexdigest()[:8]
+    monkeypatch.setattr(classifiers, "_weights_url", lambda arch: f"https://example.org/{arch}-{prefix}.pth")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    stand_in.rename(folder / f"densenet121-{prefix}.pth")
+    check_weights_dir(folder, ["densenet121", "small_cnn"])
+    # The same layers with other values (a random init, another checkpoint) under that name are refused.
+    torch.save(densenet121(weights=None).state_dict(), folder / f"densenet121-{prefix}.pth")
+    with pytest.raises(
+        ValueError, match=f"has densenet121's layers but not torchvision's ImageNet values.*says {prefix}"
+    ):
+        check_weights_dir(folder, ["densenet121"], flag="[evaluate] tstr_weights_dir")
+
+
+def test_a_pickle_with_code_is_refused_unopened_without_advice_to_load_it_unsafely(tmp_path: Path, capsys) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("payload ran",))
+
+    path = tmp_path / imagenet_weights_filename("resnet50")
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ValueError) as excinfo:
+        check_weights_dir(tmp_path, ["resnet50"])
+    message = str(excinfo.value)
+    assert "refused unopened" in message and "weights_only" not in message and len(message.splitlines()) == 1
+    assert "payload ran" not in capsys.readouterr().out
 
 
 def test_evaluate_cli_refuses_an_empty_weights_folder_in_one_line(tmp_path: Path, capsys) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from synthmed.cli import main
 from synthmed.experiment.folder import LOCK_NAME, locked
 from synthmed.experiment.runner import check_inputs, run_experiment
 from synthmed.experiment.schema import read_experiment
@@ -44,13 +45,17 @@ def test_a_foreign_dataset_folder_in_a_run_folder_is_kept(tiny_experiment: Path,
     assert (out / "dataset" / "notes.txt").read_text() == "mine"
 
 
-def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tiny_experiment: Path, tmp_path: Path) -> None:
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(
+    tiny_experiment: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "run"
     out.mkdir()
     config, root = read_experiment(tiny_experiment, environ={})
     with locked(out):  # as if another `synthmed run` were running there (flock: per open file, so in-process too)
-        with pytest.raises(RuntimeError, match=r"in use by another `synthmed run` \(pid \d+ on host"):
+        with pytest.raises(ValueError, match=r"in use by another `synthmed run` \(pid \d+ on host"):
             run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+        assert main(["run", str(tiny_experiment), "--out", str(out)]) == 2  # one line, exit 2 (no traceback)
+        assert "in use by another" in capsys.readouterr().err
         assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # the refused run wrote nothing
     (out / LOCK_NAME).write_text("pid 99999999 on host gone\n")  # a lock file left by a killed run: not held
     with locked(out):

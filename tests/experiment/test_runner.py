@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +44,21 @@ def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: 
 
     # Changed settings for a finished stage are refused before any work, naming the stage.
     config, root = read_experiment(tiny_experiment, profile="cpu", overrides=["sample.n_per_class=4"], environ={})
-    with pytest.raises(ValueError, match="sample stage .* ran with other settings"):
+    with pytest.raises(ValueError, match="sample stage .* ran with other settings") as refused:
         run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    for output in ("samples", "eval", "report.html", "metrics.json", "tables"):  # every output to delete, at once
+        assert str(out / output) in str(refused.value)
+
+    # Another evaluation into the finished folder: delete eval/ and report.html; the report stage replaces the
+    # report's own stale copies (RUN/metrics.json) instead of refusing them.
+    config, root = read_experiment(
+        tiny_experiment, profile="cpu", overrides=["evaluate.bootstrap_samples=12"], environ={}
+    )
+    shutil.rmtree(out / "eval")
+    (out / "report.html").unlink()
+    result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert result.actions["evaluate"] == result.actions["report"] == "ran"
+    assert (out / "metrics.json").read_bytes() == (out / "eval" / "metrics.json").read_bytes()
 
 
 def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_experiment: Path, tmp_path: Path) -> None:

@@ -123,6 +123,8 @@ def test_set_values_are_toml_values_or_strings() -> None:
     assert parse_set("data_root=/data/x") == (["data_root"], "/data/x")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_set("train.max_steps")
+    with pytest.raises(ValueError, match="one setting per --set"):
+        parse_set("train.max_steps=2\n[evil]")  # TOML would read the 2 and drop the rest
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
 
 
@@ -154,6 +156,19 @@ def test_shipped_experiments_validate_for_both_profiles() -> None:
             assert config.data.source is not None
             if profile == "cpu":
                 assert config.data.prepare["size_px"] == 64, path.name
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("evaluate.tstr_seeds=[0, 0]", "lists 0 more than once"),
+        ("evaluate.tstr_seeds=[-1]", "must be >= 0"),
+        ("evaluate.tstr_archs=['vgg19', 'vgg19']", "lists vgg19 more than once"),
+    ],
+)
+def test_repeated_or_negative_classifier_seeds_are_refused(tiny_experiment: Path, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):  # a repeated seed would fake an interval over seeds
+        read_experiment(tiny_experiment, overrides=[override], environ={})
 
 
 def test_set_values_take_the_type_of_the_field_they_set(tiny_experiment: Path) -> None:

@@ -125,6 +125,8 @@ def test_shipped_experiment_runs_end_to_end_at_tiny_size(name: str, data_root: P
     assert {r["arch"] for r in rows} == set(archs)  # every classifier the file names was trained and scored
     if "all_architectures" in name:
         assert set(archs) == {"vgg19", "densenet121", "resnet50", "small_cnn"}
+    legend = (out / "tables" / "paper_comparison.md").read_text()
+    assert "replacing real images with synthetic ones" in legend  # tstr_max_train_images caps the real+synthetic mix
     paper_rows = [r for r in rows if r["paper_value"]]
     if name.startswith(("brain_mri", "all_densenet", "covid_ct", "all_architectures")):
         assert len(paper_rows) == 1 and paper_rows[0]["train_set"] == "synthetic"  # the paper's figure beside it

@@ -119,6 +119,13 @@ def test_a_figure_matches_its_arch_training_set_and_metric_only(run_dir: Path, t
     assert real_row[-1] == f"{expected:+.1f}" and real_row[-2] == "50.00 (Someone 2020)"
     assert all(r[-1] == "—" for r in table["rows"] if r is not real_row)
 
+    # The same figure stated for another class count is not set beside this run (an arm pointed at other data).
+    n_classes = len(usefulness["results"]["vgg19"]["real"]["per_class"])
+    elsewhere = [figures[0].model_copy(update={"n_classes": n_classes + 1})]
+    paths = write_paper_tables(usefulness, tmp_path / "other", experiment="arm", figures=elsewhere)
+    assert all(r["paper"] is None for r in read_rows(Path(paths["csv"])))
+    assert f"reports vgg19 on {n_classes + 1} classes" in Path(paths["markdown"]).read_text()
+
 
 def test_seed_interval_needs_two_seeds_and_widens_with_spread() -> None:
     assert seed_interval([0.8]) is None and seed_interval([0.8, None]) is None
@@ -155,3 +162,12 @@ def test_tables_refuse_a_usefulness_section_without_results(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="re-run `synthmed evaluate`"):
         write_paper_tables({"status": "failed"}, tmp_path, experiment="arm", figures=[])
     assert pd.Series(list(tmp_path.iterdir())).empty
+
+
+def test_a_seed_interval_clipped_at_0_or_100_is_written_out_not_as_a_half_width() -> None:
+    from synthmed.report.paper_tables import format_cell
+
+    row = {"mean": 0.373, "seed_ci_low": 0.0, "seed_ci_high": 0.873, "boot_ci_low": 0.2, "boot_ci_high": 0.5}
+    assert format_cell(row) == "37.3 (0.0–87.3) [20.0, 50.0]"  # '37.3 ±43.7' would read as 37.3 - 43.7 < 0
+    row |= {"seed_ci_low": 0.3, "seed_ci_high": 0.446}
+    assert format_cell(row) == "37.3 ±7.3 [20.0, 50.0]"

@@ -41,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--out", required=True, help="run folder")
     tr.add_argument(
-        "--preset", choices=["16-cpu", "32", "64", "tiny"], default="32", help="UNet size by latent side (16-cpu: CPU-sized)"
+        "--preset",
+        choices=["16-cpu", "32", "64", "tiny"],
+        default="32",
+        help="UNet size by latent side (16-cpu: CPU-sized)",
     )
     tr.add_argument(
         "--metadata",

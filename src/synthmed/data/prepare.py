@@ -142,6 +142,13 @@ def prepare_dataset(source: str | Path, *, out_dir: str | Path, config: PrepareC
     unknown = sorted(set(frame["label"]) - set(classes))
     if unknown:
         raise ValueError(f"labels {unknown} are not among --classes {classes}; add them or fix the metadata CSV.")
+    absent = [c for c in classes if c not in set(frame["label"])]
+    if absent:
+        raise ValueError(
+            f"classes {absent} (of --classes {classes}) have no readable images in {source}: a class without "
+            f"images cannot be trained or tested. Add its images, or remove it from --classes "
+            f"([data.prepare] classes in an experiment file)."
+        )
     frame["label_idx"] = [classes.index(label) for label in frame["label"]]
     near = _assign_splits(frame, images, config)
     frame["image_id"] = [f"{k:06d}" for k in range(len(frame))]

@@ -96,6 +96,13 @@ def scan_source(
         )
     if metadata is not None:
         notes.append(f"metadata CSV {metadata_csv} joined on file name ({len(metadata)} rows).")
+    labelled = {label for _, _, label in entries if label is not None} | {i.label for i in items if i.label}
+    empty = [str(f) for f in _class_folders(source) if f.name not in labelled] if source.is_dir() and items else []
+    if empty:
+        raise ValueError(
+            f"class folder(s) {', '.join(empty)} hold no image files: a class without images cannot be trained "
+            f"or tested. Add its images, or remove the empty folder."
+        )
     if not items:
         raise ValueError(
             f"{source} holds no image files. Expected PNG/JPEG/TIFF/BMP, DICOM or NIfTI files as "
@@ -116,6 +123,14 @@ def _walk(source: Path):
             yield from _walk_classes(folder, SPLIT_NAMES[folder.name.lower()])
     else:
         yield from _walk_classes(source, None, top_files=False)
+
+
+def _class_folders(source: Path) -> list[Path]:
+    """The class folders `_walk` reads labels from (under the split folders, or directly in `source`)."""
+    folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+    splits = [p for p in folders if p.name.lower() in SPLIT_NAMES]
+    parents = splits if splits and len(splits) == len(folders) else [source]
+    return [c for parent in parents for c in sorted(parent.iterdir()) if c.is_dir() and not c.name.startswith(".")]
 
 
 def _walk_classes(folder: Path, split: str | None, top_files: bool = True):

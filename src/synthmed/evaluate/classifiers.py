@@ -124,6 +124,28 @@ def check_weights_dir(weights_dir: str | Path, archs: Iterable[str], *, flag: st
                 f"{path} does not hold torchvision {arch} ImageNet weights ({len(wrong)} tensors differ, e.g. "
                 f"{wrong[0]}); {flag} needs {_expected_files([arch])} under that exact name."
             )
+        _check_hash_prefix(path, arch, flag=flag)
+
+
+def _check_hash_prefix(path: Path, arch: str, *, flag: str) -> None:
+    """torchvision names each weights file after the start of its SHA-256 ('resnet50-0676ba61.pth'), as its own
+    download check does: a file with the right layers but other values (random init, fine-tuned) is refused."""
+    import hashlib
+
+    match = re.search(r"-([0-9a-f]{6,})\.", path.name)
+    if match is None:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    got, want = digest.hexdigest(), match.group(1)
+    if not got.startswith(want):
+        raise ValueError(
+            f"{path} has {arch}'s layers but not torchvision's ImageNet values: its SHA-256 begins {got[:8]}, the "
+            f"file name says {want} (another {arch} checkpoint, or a damaged copy); {flag} needs "
+            f"{_expected_files([arch])} as downloaded, or drop {flag} to train from scratch."
+        )
 
 
 def _expected_files(archs: Iterable[str]) -> str:

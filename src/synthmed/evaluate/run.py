@@ -77,6 +77,13 @@ class EvalConfig(BaseModel):
             value = [v for v in value.split(",") if v.strip()]
         return tuple(PART_ALIASES.get(str(v).strip(), str(v).strip()) for v in value)
 
+    @field_validator("tstr_seeds", "tstr_archs")
+    @classmethod
+    def _distinct(cls, values: tuple, info) -> tuple:
+        from synthmed.evaluate.tstr import distinct
+
+        return distinct(values, what=info.field_name)
+
 
 @dataclass(frozen=True)
 class RealSplits:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from synthmed.data.arrays import ImageArrays
@@ -50,6 +50,16 @@ __all__ = [
 ]
 
 
+def distinct(values: tuple, *, what: str) -> tuple:
+    """`values` when each appears once and seeds are >= 0: a repeated seed would fake an interval over seeds."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} lists {', '.join(repeated)} more than once; give each once")
+    if what.endswith("seeds") and any(v < 0 for v in values):
+        raise ValueError(f"{what} must be >= 0 (numpy and torch seeds)")
+    return values
+
+
 class TSTRConfig(BaseModel):
     """How the usefulness classifiers are trained and scored."""
 
@@ -73,6 +83,12 @@ class TSTRConfig(BaseModel):
     weight_decay: float = Field(default=1e-4, ge=0)
     image_size_px: int = Field(default=64, ge=8)
     weights_dir: Path | None = Field(default=None, description="folder with torchvision's ImageNet .pth files")
+
+    @field_validator("seeds", "archs")
+    @classmethod
+    def _distinct(cls, values: tuple, info) -> tuple:
+        return distinct(values, what=info.field_name)
+
     augment_shift_px: int = Field(default=2, ge=0)
     augment_hflip: bool = Field(default=False, description="off by default: left/right matters in chest images")
     max_train_images: int | None = Field(default=None, gt=1, description="seeded random cap per training set")

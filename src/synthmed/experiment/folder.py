@@ -56,7 +56,7 @@ def locked(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise RuntimeError(
+            raise ValueError(
                 f"{run_dir} is in use by another `synthmed run` ({holder}); wait for it to finish, stop it, or "
                 f"give another --out."
             ) from None

@@ -14,6 +14,8 @@ def parse_set(assignment: str) -> tuple[list[str], Any]:
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.max_steps=100")
+    if "\n" in assignment or "\r" in assignment:
+        raise ValueError(f"--set {assignment!r}: one setting per --set, on one line (the value holds a line break)")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError:

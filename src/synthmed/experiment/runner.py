@@ -175,8 +175,7 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     with locked(run_dir):  # a second `synthmed run` into this folder is refused until this one ends
         state = _State(run_dir)
-        for stage in stages:  # refuse a run folder made with other settings before any work
-            state.complete(stage)
+        _refuse_blocked(stages, state)  # a run folder made with other settings: refused before any work
         fresh = not any(child.name != LOCK_NAME for child in run_dir.iterdir())
         for note in config.train.notes():
             on_output(f"note: {note}")
@@ -202,6 +201,20 @@ def run_experiment(
                 _remove_contents(run_dir, keep_folder=existed)
             raise
     return result
+
+
+def _refuse_blocked(stages: list[Stage], state: _State) -> None:
+    """One error naming every output to delete when a completed stage ran with other settings (the stages after
+    it depend on it, so their outputs go too)."""
+    for i, stage in enumerate(stages):
+        try:
+            state.complete(stage)
+        except ValueError as exc:
+            outputs = [later.output for later in stages[i:]]
+            if any(later.name == "report" for later in stages[i:]):
+                outputs += [state.path.parent / "metrics.json", state.path.parent / "tables"]  # the report's copies
+            present = [str(p) for p in outputs if p.exists()]
+            raise ValueError(f"{exc} Those are: {', '.join(present)}.") from None
 
 
 def check_inputs(config: ExperimentConfig, *, data_root: Path, run_dir: Path) -> None:
@@ -331,6 +344,8 @@ def _report(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) 
     from synthmed.report.build import build_report
 
     title = config.report.title or f"synthmed experiment {config.name}"
+    # This stage owns the report's copies beside report.html: one left by an earlier evaluation is stale.
+    (run_dir / "metrics.json").unlink(missing_ok=True)
     build_report(run_dir / "eval", out_path=stage.output, title=title)
 
 

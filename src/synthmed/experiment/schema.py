@@ -82,8 +82,9 @@ class TrainSection(_OpenSection):
         "pixel", description="pixel (UNet on the images) or latent (autoencoder + UNet on its latents)"
     )
     preset: str | None = Field(
-        None, description="pixel: tiny, 32, 64, 64-cpu, 128, 128-cpu or 256 (default: the dataset's size); "
-        "latent: tiny, 16-cpu, 32 or 64"
+        None,
+        description="pixel: tiny, 32, 64, 64-cpu, 128, 128-cpu or 256 (default: the dataset's size); "
+        "latent: tiny, 16-cpu, 32 or 64",
     )
     objective: Objective = Field(
         DEFAULT_OBJECTIVE,

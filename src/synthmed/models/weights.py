@@ -27,14 +27,19 @@ def load_safetensors(path: str | Path, *, fix: str = REWRITE) -> dict[str, torch
 def load_torch_file(path: str | Path, *, fix: str = REWRITE) -> Any:
     """`torch.load(path, weights_only=True)` on CPU; a truncated or non-torch file raises a one-line error."""
     import pickle
+    import warnings
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; {fix}.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickled code it refuses; the error below says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:300]
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in detail:
+            detail = "it holds Python objects, not only tensors, and was refused unopened"  # never load it unsafely
         raise ValueError(
             f"{path} is damaged or not a PyTorch weights file ({type(exc).__name__}: {detail}); {fix}."
         ) from exc

@@ -56,6 +56,7 @@ class PaperFigure(BaseModel):
     metric: Literal["accuracy", "balanced_accuracy", "macro_f1"] = "accuracy"
     value: float = Field(ge=0, le=1, description="a fraction: 86.46% is 0.8646")
     tested_on: str = "real test images"
+    n_classes: int | None = Field(default=None, ge=2, description="the paper's class count: other runs get no figure")
 
 
 def load_paper_figures(path: Path | None = None) -> list[PaperFigure]:
@@ -149,14 +150,18 @@ def _number(value: Any) -> float | None:
 
 
 def format_cell(row: dict[str, Any]) -> str:
-    """'80.4 ±3.1 [76.0, 84.5]' in percent: mean, ± half-width over seeds (2+ seeds), [bootstrap 95% CI]."""
+    """'80.4 ±3.1 [76.0, 84.5]' in percent: mean, ± half-width over seeds (2+ seeds), [bootstrap 95% CI].
+
+    An interval over seeds that [0, 100] clipped is no longer symmetric: it is written out, '37.3 (0.0–89.1) [...]'.
+    """
     mean = _number(row["mean"])
     if mean is None:
         return "—"
     text = f"{100 * mean:.1f}"
     low, high = _number(row["seed_ci_low"]), _number(row["seed_ci_high"])
     if low is not None and high is not None:
-        text += f" ±{100 * (high - low) / 2:.1f}"
+        symmetric = abs((mean - low) - (high - mean)) < 5e-4
+        text += f" ±{100 * (high - low) / 2:.1f}" if symmetric else f" ({100 * low:.1f}–{100 * high:.1f})"
     low, high = _number(row["boot_ci_low"]), _number(row["boot_ci_high"])
     if low is not None and high is not None:
         text += f" [{100 * low:.1f}, {100 * high:.1f}]"
@@ -198,14 +203,23 @@ def legend(rows: list[dict[str, Any]]) -> str:
     n_test = sorted({int(r["n_test"]) for r in rows})
     seeds = " or ".join(str(n) for n in n_seeds)
     spread = (
-        "± = half-width of the 95% Student-t interval over seeds; "
+        "± = half-width of the 95% Student-t interval over seeds (( ) = that interval where [0, 100] clips it); "
         if max(n_seeds) > 1
         else "one classifier seed, so no interval over seeds; "
+    )
+    mixed = [r for r in rows if r["train_set"] == "real+synthetic" and r["n_train"]]
+    real = {r["arch"]: r["n_train"] for r in rows if r["train_set"] == "real"}
+    capped = any(str(r["n_train"]) == str(real.get(r["arch"])) for r in mixed)
+    mix = (
+        " Real + synthetic: a random mix of both sets capped at the real-only set's size (n train), so it trains "
+        "on fewer real images than TRTR: it shows what replacing real images with synthetic ones does, not adding."
+        if capped
+        else ""
     )
     return (
         f"Percent on {' / '.join(f'{n:,}' for n in n_test)} real test images; mean over {seeds} seed(s); "
         f"{spread}[ ] = 95% bootstrap interval over test images (of the seed mean). "
-        "Paper: the published figure for that classifier and training set."
+        f"Paper: the published figure for that classifier and training set.{mix}"
     )
 
 
@@ -262,6 +276,10 @@ def write_paper_tables(
             "`synthmed evaluate` with usefulness on, then write the tables again."
         )
     figures = figures_for(experiment, load_paper_figures() if figures is None else figures)
+    by_set = next(iter(usefulness["results"].values()))
+    n_classes = len(next(iter(by_set.values()))["per_class"])
+    other_data = [f for f in figures if f.n_classes not in (None, n_classes)]  # the arm pointed at other data
+    figures = [f for f in figures if f not in other_data]
     rows = comparison_rows(usefulness, experiment=experiment, figures=figures)
     out_dir = Path(out_dir)
     title = f"{experiment}: classifiers tested on real images, beside the published figure"
@@ -272,6 +290,11 @@ def write_paper_tables(
             f"Paper figure: {f.paper}, {f.domain}; {f.arch} trained on {f.train_set} images, {f.tested_on}"
             + ("." if (f.arch, f.train_set, f.metric) in matched else f" (not compared: this run trains no {f.arch}).")
             for f in figures
+        ),
+        *(
+            f"Paper figure not compared: {f.paper} reports {f.arch} on {f.n_classes} classes ({f.domain}); this "
+            f"run has {n_classes}, so it is not on the paper's data."
+            for f in other_data
         ),
     ]
     if rests_on := (usefulness.get("rests_on") or {}).get("text"):

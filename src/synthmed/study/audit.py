@@ -151,7 +151,8 @@ def refusal(result: AuditResult) -> str:
     """The one-line error `study create` exits with when the audit fails."""
     return (
         f"blinding audit failed: the served files give the sides away ({result.summary}). Fix: pass --match "
-        "(both sides resampled from one common size and intensity-normalised the same way), or generate the "
-        "synthetic images at the real images' size and bit depth; --allow-unblinded creates the study anyway "
-        "and its results will say so."
+        "(`match = true` in an experiment's [study.NAME]: both sides resampled from one common size and "
+        "intensity-normalised the same way), or, if it is on already, generate synthetic images closer to the real "
+        "ones (a longer-trained model, the real images' size and bit depth); --allow-unblinded (`allow_unblinded "
+        "= true`) creates the study anyway and its results will say so."
     )

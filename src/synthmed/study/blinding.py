@@ -114,7 +114,8 @@ def allocate(total: int, capacity: dict[tuple, int], *, rng: np.random.Generator
     if sum(capacity.values()) < total:
         raise ValueError(
             f"asked for {total} images but the strata only hold {sum(capacity.values())} "
-            f"({ {' / '.join(k): v for k, v in capacity.items()} }); ask for fewer --cases."
+            f"({ {' / '.join(k): v for k, v in capacity.items()} }); ask for fewer --cases (`cases` in an "
+            f"experiment's [study.NAME]) or sample more images."
         )
     quota = {key: 0 for key in capacity}
     remaining = total
