@@ -203,6 +203,51 @@ def arm_sections(run: Path, hardware: str) -> list[dict]:
     ]
 
 
+def architectures_section(runs: list[Path]) -> dict | None:
+    """Every classifier of the runs that train several (the all_architectures_* files): TSTR beside TRTR."""
+    rows = []
+    for run in runs:
+        found = read_rows(run / TABLES_DIR / f"{STEM}.csv")
+        if len({r["arch"] for r in found}) < 2:
+            continue
+        cell = {(r["arch"], r["train_set"], r["metric"]): r for r in found}
+        name = _json(run / "experiment.json")["experiment"]["name"]
+        for arch in dict.fromkeys(r["arch"] for r in found):
+            tstr, trtr = cell[(arch, "synthetic", "accuracy")], cell[(arch, "real", "accuracy")]
+            balanced = cell[(arch, "synthetic", "balanced_accuracy")]
+            paper = f"{100 * tstr['paper_value']:.2f}%" if tstr["paper_value"] is not None else ""
+            rows.append(
+                [
+                    name,
+                    arch,
+                    f"{100 * tstr['mean']:.1f}% [{100 * tstr['boot_ci_low']:.1f}, {100 * tstr['boot_ci_high']:.1f}]",
+                    f"{100 * balanced['mean']:.1f}%",
+                    f"{100 * trtr['mean']:.1f}%",
+                    f"{tstr['mean'] / trtr['mean']:.2f}" if trtr["mean"] else "—",
+                    paper,
+                ]
+            )
+    if not rows:
+        return None
+    columns = [
+        "run",
+        "classifier",
+        "TSTR accuracy [95% CI]",
+        "TSTR balanced acc.",
+        "TRTR accuracy",
+        "TSTR / TRTR",
+        "paper",
+    ]
+    return {
+        "heading": "Every classifier on every domain (all_architectures_*.toml)",
+        "text": "Each domain's CPU-profile model and synthetic images (the paper arm's run folder, copied), every "
+        "usefulness classifier trained on them alone and tested on the real test images; TRTR is the same "
+        "classifier trained on real images (one seed each, from scratch). The per-arm tables below carry balanced "
+        "accuracy, F1 per class and the real + synthetic rows.",
+        "table": table(columns, rows),
+    }
+
+
 def earlier_or_current_sections() -> list[dict]:
     """Every section of the current bench/results/paper_arms.json (to keep arms whose run folders are gone)."""
     path = RESULTS_DIR / "paper_arms.json"
@@ -230,6 +275,8 @@ def main() -> None:
         for run in args.runs
         for s in arm_sections(run, hardware.get(run.name, "one CPU thread on a shared 2-core machine"))
     ]
+    if (summary := architectures_section(args.runs)) is not None:
+        sections.insert(0, summary)
     if args.keep_earlier:
         names = {_json(run / "experiment.json")["experiment"]["name"] for run in args.runs}
         sections += [

@@ -28,6 +28,7 @@ def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: 
     assert (out / "report.html").stat().st_size > 0
     recorded = json.loads((out / "experiment.json").read_text())
     assert recorded["profile"] == "cpu" and recorded["experiment"]["train"]["max_steps"] == 3
+    assert {s["status"] for s in recorded["stages"]} == {"complete: ran in this run"}  # the plan as the run ended
     versions = json.loads((out / "versions.json").read_text())
     assert {"python", "torch", "diffusers", "synthmed", "platform"} <= set(versions)
     steps = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]

@@ -196,6 +196,10 @@ def run_experiment(
                 RUNNERS[stage.name](config, stage, dataset=stages[0].output, run_dir=run_dir, on_output=on_output)
                 state.record(stage, time.perf_counter() - started)
                 result.actions[key] = "ran"
+            ended = describe(config, data_root=data_root, run_dir=run_dir, profile=profile)
+            for entry in ended["stages"]:  # the plan as it ended, not as it began
+                entry["status"] = f"complete: {result.actions.get(entry['stage'], 'skipped')} in this run"
+            atomic_write_json(run_dir / "experiment.json", ended)
         except BaseException:
             if fresh and _nothing_to_keep(stages, state, run_dir):
                 _remove_contents(run_dir, keep_folder=existed)

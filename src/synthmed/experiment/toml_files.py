@@ -24,6 +24,8 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the experiment file in it (e.g. {path}/NAME.toml).")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
     raw = _read_tables(path)
@@ -47,7 +49,10 @@ def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def _read_tables(path: Path) -> dict[str, Any]:
     """The top-level tables of one file: YAML for a .yaml/.yml name, TOML otherwise (tables merge key by key)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file; an experiment file is TOML or YAML text.") from None
     if path.suffix.lower() not in YAML_SUFFIXES:
         try:
             return tomllib.loads(text)
