@@ -179,25 +179,25 @@ def arm_sections(run: Path, hardware: str) -> list[dict]:
     ]
     return [
         {
-            "heading": f"{name} ({profile or 'no'} profile) beside {papers}",
+            "heading": f"{name} ({profile or 'no'} profile, run folder {run.name}) beside {papers}",
             "text": f"{summary}\n\n{legend(rows)} Run folder `{run.name}`; table from "
             f"`{run.name}/{TABLES_DIR}/{STEM}.csv` (also `.md`, `.tex`).",
             "table": wide_table(rows),
         },
         {
-            "heading": f"{name}: against the real-trained classifier (in-run baseline)",
+            "heading": f"{run.name}: against the real-trained classifier (in-run baseline)",
             "text": "Ratios of seed means, with paired 95% bootstrap intervals over the real test images "
             "(eval/metrics.json, usefulness.ratios).",
             "table": ratio_table(usefulness),
         },
         {
-            "heading": f"{name}: what differs from the paper and from the experiment file",
+            "heading": f"{run.name}: what differs from the paper and from the experiment file",
             "text": "\n".join(f"- {line}" for line in differs)
             + "\n\nSettings changed from the experiment file's profile for this run:\n\n"
             + ("\n".join(f"- {line}" for line in changed) if changed else "- none"),
         },
         {
-            "heading": f"{name}: the data's known traps, as the dataset card found them",
+            "heading": f"{run.name}: the data's known traps, as the dataset card found them",
             "text": "\n".join(f"- {line}" for line in traps(dataset_card(run, described))),
         },
     ]

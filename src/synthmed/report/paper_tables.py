@@ -203,7 +203,7 @@ def legend(rows: list[dict[str, Any]]) -> str:
     n_test = sorted({int(r["n_test"]) for r in rows})
     seeds = " or ".join(str(n) for n in n_seeds)
     spread = (
-        "± = half-width of the 95% Student-t interval over seeds (( ) = that interval where [0, 100] clips it); "
+        "± = half-width of the 95% Student-t interval over seeds, written out as (low–high) where [0, 100] clips it; "
         if max(n_seeds) > 1
         else "one classifier seed, so no interval over seeds; "
     )
