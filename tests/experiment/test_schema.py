@@ -95,6 +95,9 @@ def test_a_yaml_file_with_the_same_tables_reads_as_the_toml_file(tiny_experiment
     child = tiny_experiment.parent / "child.yml"
     child.write_text("extends: tiny.toml\nname: child\nsample:\n  n_per_class: 5\n")  # YAML may extend TOML
     assert read_experiment(child, environ={})[0].sample.options["n_per_class"] == 5
+    child.write_text("extends: tiny.toml\nname: child\ntrain:\n  preset: 32\n")  # YAML reads 32 as a number
+    with pytest.raises(ValueError, match=r'preset: .*quote it: "32"'):
+        read_experiment(child, environ={})
     child.write_text("- a list\n")
     with pytest.raises(ValueError, match="mapping of keys to tables"):
         read_experiment(child, environ={})
@@ -169,6 +172,7 @@ def test_shipped_experiments_validate_for_both_profiles() -> None:
         ("evaluate.tstr_seeds=[0, 0]", "lists 0 more than once"),
         ("evaluate.tstr_seeds=[-1]", "must be >= 0"),
         ("evaluate.tstr_archs=['vgg19', 'vgg19']", "lists vgg19 more than once"),
+        ("evaluate.tstr_archs=[]", r"\[evaluate\] tstr_archs: .*at least 1 item"),
     ],
 )
 def test_repeated_or_negative_classifier_seeds_are_refused(tiny_experiment: Path, override: str, message: str) -> None:

@@ -61,8 +61,8 @@ class EvalConfig(BaseModel):
     seed: int = 0
     bootstrap_samples: int = Field(default=50, ge=0)
     encoder_epochs: int = Field(default=4, ge=1)
-    tstr_archs: tuple[str, ...] = ("small_cnn",)
-    tstr_seeds: tuple[int, ...] = (0, 1, 2)
+    tstr_archs: tuple[str, ...] = Field(default=("small_cnn",), min_length=1)
+    tstr_seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1)
     tstr_epochs: int = Field(default=20, ge=1)
     tstr_max_train_images: int | None = Field(default=None, ge=2, description="seeded cap per TSTR training set")
     tstr_weights_dir: Path | None = Field(default=None, description="folder with torchvision ImageNet .pth files")

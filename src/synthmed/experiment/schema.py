@@ -192,6 +192,9 @@ def _error_parts(exc: ValidationError, section: str = "") -> list[str]:
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "unknown key (check its spelling against the keys in docs/experiments.md)"
+        given = error.get("input")
+        if error.get("type") in ("string_type", "literal_error") and isinstance(given, int | float):
+            message += f' (quote it: "{given}"; unquoted, TOML and YAML read {given} as a number)'
         where = " ".join(x for x in (f"[{section}]" if section else "", key) if x)
         parts.append(f"{where}: {message}" if where else message)
     return parts
