@@ -80,6 +80,10 @@ def test_an_empty_class_folder_or_a_named_class_without_images_is_refused(class_
     (source / "middle").mkdir()  # an empty class folder: the class would vanish without a word
     with pytest.raises(ValueError, match=r"class folder\(s\) .*middle hold no image files"):
         _prepare(source, tmp_path / "out")
+    (source / "middle" / "notes.txt").write_text("no images here")  # only non-image files: as empty
+    with pytest.raises(ValueError, match=r"class folder\(s\) .*middle hold no image files"):
+        _prepare(source, tmp_path / "out")
+    (source / "middle" / "notes.txt").unlink()
     (source / "middle").rmdir()
     with pytest.raises(ValueError, match=r"classes \['middle'\] .* have no readable images"):
         _prepare(source, tmp_path / "out", classes=["left", "middle", "right"])

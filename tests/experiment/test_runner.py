@@ -83,6 +83,22 @@ def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_ex
     assert len(pd.read_csv(out / "samples" / "manifest.csv")) == 12
 
 
+def test_training_stopped_before_its_first_checkpoint_starts_over(tiny_experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
+    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    # As if killed before the first checkpoint: the training folder has its config and log, no checkpoint.
+    state = json.loads((out / "stages.json").read_text())
+    del state["train"]
+    (out / "stages.json").write_text(json.dumps(state))
+    shutil.rmtree(out / "train" / "checkpoints")
+    shutil.rmtree(out / "train" / "model")
+    result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    assert result.actions["train"] == "ran"  # not refused as "already holds a training run"
+    events = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e.get("event") == "resume"] and max(e.get("step", 0) for e in events) == 2
+
+
 def test_weights_folder_errors_name_the_experiment_key(tiny_experiment: Path, tmp_path: Path) -> None:
     empty = tmp_path / "weights"
     empty.mkdir()

@@ -107,7 +107,7 @@ def test_a_yaml_file_with_the_same_tables_reads_as_the_toml_file(tiny_experiment
     child.write_bytes(b"\x89PNG\r\n\x1a\n\xf3\x00")
     with pytest.raises(ValueError, match="child.yml is not a text file"):
         read_experiment(child, environ={})
-    with pytest.raises(IsADirectoryError, match="is a folder; give the experiment file in it"):
+    with pytest.raises(ValueError, match="is a folder; give the experiment file in it"):
         read_experiment(tiny_experiment.parent, environ={})
 
 

@@ -96,7 +96,7 @@ def scan_source(
         )
     if metadata is not None:
         notes.append(f"metadata CSV {metadata_csv} joined on file name ({len(metadata)} rows).")
-    labelled = {label for _, _, label in entries if label is not None} | {i.label for i in items if i.label}
+    labelled = {label for path, _, label in entries if label is not None and file_kind(path) is not None}
     empty = [str(f) for f in _class_folders(source) if f.name not in labelled] if source.is_dir() and items else []
     if empty:
         raise ValueError(

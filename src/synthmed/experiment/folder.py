@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +68,13 @@ def locked(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()  # closing releases the lock
+
+
+def resume_training(stage_dir: Path) -> bool:
+    """Whether a training stage folder resumes: it holds a checkpoint. A folder without one (a run stopped before
+    its first checkpoint) holds nothing to continue from, so it is removed and training starts over."""
+    checkpoints = Path(stage_dir) / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return True
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    return False

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError, model_validator
 
+from synthmed.experiment.folder import resume_training
 from synthmed.sample.generate import SampleConfig, SamplerName
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def run_autoencoder(config: ExperimentConfig, stage: Stage, *, dataset: Path, **
         channels=info.channels,
         seed=config.seed,
     )
-    train_autoencoder(ae, out=stage.output, resume=(stage.output / "checkpoints").is_dir())
+    train_autoencoder(ae, out=stage.output, resume=resume_training(stage.output))
 
 
 def run_latent_train(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir: Path, **_: Any) -> None:
@@ -159,7 +160,7 @@ def run_latent_train(config: ExperimentConfig, stage: Stage, *, dataset: Path, r
     train = latent_train_config(
         config, dataset=str(Path(dataset).resolve()), autoencoder=str((run_dir / "autoencoder").resolve())
     )
-    train_latent(train, out=stage.output, resume=(stage.output / "checkpoints").is_dir())
+    train_latent(train, out=stage.output, resume=resume_training(stage.output))
 
 
 def run_latent_sample(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from synthmed.experiment.folder import LOCK_NAME, STATE_NAME, check_run_folder, locked
+from synthmed.experiment.folder import LOCK_NAME, STATE_NAME, check_run_folder, locked, resume_training
 from synthmed.experiment.latent import run_autoencoder, run_latent_sample, run_latent_train
 from synthmed.experiment.schema import ExperimentConfig, data_path
 from synthmed.files import atomic_write_json
@@ -325,7 +325,7 @@ def _train(config: ExperimentConfig, stage: Stage, *, dataset: Path, **kwargs: A
         model_overrides=config.train.model,
         **{"seed": config.seed, **config.train.options},
     )
-    train(train_config, run_dir=stage.output, resume=(stage.output / "checkpoints").is_dir())
+    train(train_config, run_dir=stage.output, resume=resume_training(stage.output))
 
 
 def _sample(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:

@@ -25,7 +25,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_toml(path: Path, *, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's tables, with those of the file it `extends` (a path relative to it) merged underneath."""
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give the experiment file in it (e.g. {path}/NAME.toml).")
+        raise ValueError(f"{path} is a folder; give the experiment file in it (e.g. {path}/NAME.toml).")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such experiment file (see experiments/ for examples).")
     raw = _read_tables(path)
