@@ -62,14 +62,18 @@ def test_tiny_experiment_end_to_end_then_skips_complete_stages(tiny_experiment: 
     assert (out / "metrics.json").read_bytes() == (out / "eval" / "metrics.json").read_bytes()
 
 
-def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_experiment: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
+def _trained_but_not_recorded(tiny_experiment: Path, out: Path) -> None:
+    """A 2-step run whose training is not recorded complete in stages.json (as if killed after its last checkpoint)."""
     config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
     run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
-    # As if killed after the step-2 checkpoint of a 4-step run: training never recorded as complete.
     state = json.loads((out / "stages.json").read_text())
     del state["train"]
     (out / "stages.json").write_text(json.dumps(state))
+
+
+def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _trained_but_not_recorded(tiny_experiment, out)  # as if killed after the step-2 checkpoint of a 4-step run
     (out / "samples.partial").mkdir()  # a sampling run killed midway leaves this behind
     config, root = read_experiment(
         tiny_experiment, overrides=["train.max_steps=4", "evaluate.enabled=false"], environ={}
@@ -85,14 +89,11 @@ def test_interrupted_training_resumes_and_unfinished_sampling_runs_again(tiny_ex
 
 def test_training_stopped_before_its_first_checkpoint_starts_over(tiny_experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
-    run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
+    _trained_but_not_recorded(tiny_experiment, out)
     # As if killed before the first checkpoint: the training folder has its config and log, no checkpoint.
-    state = json.loads((out / "stages.json").read_text())
-    del state["train"]
-    (out / "stages.json").write_text(json.dumps(state))
     shutil.rmtree(out / "train" / "checkpoints")
     shutil.rmtree(out / "train" / "model")
+    config, root = read_experiment(tiny_experiment, overrides=["sample.enabled=false"], environ={})
     result = run_experiment(config, data_root=root, run_dir=out, on_output=lambda _: None)
     assert result.actions["train"] == "ran"  # not refused as "already holds a training run"
     events = [json.loads(line) for line in (out / "train" / "stats.jsonl").read_text().splitlines()]
