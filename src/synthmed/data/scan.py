@@ -113,23 +113,26 @@ def scan_source(
 
 def _walk(source: Path):
     """Yield (path, split, label) for every file under `source`, in sorted order."""
-    children = sorted(p for p in source.iterdir() if not p.name.startswith("."))
-    folders = [p for p in children if p.is_dir()]
-    split_folders = [p for p in folders if p.name.lower() in SPLIT_NAMES]
-    for path in (p for p in children if p.is_file()):
+    for path in sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")):
         yield path, None, None
-    if split_folders and len(split_folders) == len(folders):
-        for folder in split_folders:
+    splits = _split_folders(source)
+    if splits:
+        for folder in splits:
             yield from _walk_classes(folder, SPLIT_NAMES[folder.name.lower()])
     else:
         yield from _walk_classes(source, None, top_files=False)
 
 
-def _class_folders(source: Path) -> list[Path]:
-    """The class folders `_walk` reads labels from (under the split folders, or directly in `source`)."""
+def _split_folders(source: Path) -> list[Path]:
+    """SOURCE's split folders (train/val/test) when every folder in it is one; else none (SOURCE/CLASS/...)."""
     folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     splits = [p for p in folders if p.name.lower() in SPLIT_NAMES]
-    parents = splits if splits and len(splits) == len(folders) else [source]
+    return splits if splits and len(splits) == len(folders) else []
+
+
+def _class_folders(source: Path) -> list[Path]:
+    """The class folders `_walk` reads labels from (under the split folders, or directly in `source`)."""
+    parents = _split_folders(source) or [source]
     return [c for parent in parents for c in sorted(parent.iterdir()) if c.is_dir() and not c.name.startswith(".")]
 
 

@@ -84,11 +84,6 @@ class TSTRConfig(BaseModel):
     image_size_px: int = Field(default=64, ge=8)
     weights_dir: Path | None = Field(default=None, description="folder with torchvision's ImageNet .pth files")
 
-    @field_validator("seeds", "archs")
-    @classmethod
-    def _distinct(cls, values: tuple, info) -> tuple:
-        return distinct(values, what=info.field_name)
-
     augment_shift_px: int = Field(default=2, ge=0)
     augment_hflip: bool = Field(default=False, description="off by default: left/right matters in chest images")
     max_train_images: int | None = Field(default=None, gt=1, description="seeded random cap per training set")
@@ -108,6 +103,11 @@ class TSTRConfig(BaseModel):
         "every one, those of the first seed (enough for condition fidelity and "
         "explanations to reuse), or none; ResNet-50 ~95 MB each, VGG-19 ~550 MB",
     )
+
+    @field_validator("seeds", "archs")
+    @classmethod
+    def _distinct(cls, values: tuple, info) -> tuple:
+        return distinct(values, what=info.field_name)
 
 
 # Data.

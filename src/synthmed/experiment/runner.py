@@ -216,7 +216,11 @@ def _refuse_blocked(stages: list[Stage], state: _State) -> None:
         except ValueError as exc:
             outputs = [later.output for later in stages[i:]]
             if any(later.name == "report" for later in stages[i:]):
-                outputs += [state.path.parent / "metrics.json", state.path.parent / "tables"]  # the report's copies
+                from synthmed.report.build import METRICS_NAME
+                from synthmed.report.paper_tables import TABLES_DIR
+
+                run_dir = state.path.parent  # the report's copy of the metrics and its tables sit beside it
+                outputs += [run_dir / METRICS_NAME, run_dir / TABLES_DIR]
             present = [str(p) for p in outputs if p.exists()]
             raise ValueError(f"{exc} Those are: {', '.join(present)}.") from None
 
@@ -345,11 +349,11 @@ def _evaluate(config: ExperimentConfig, stage: Stage, *, dataset: Path, run_dir:
 
 
 def _report(config: ExperimentConfig, stage: Stage, *, run_dir: Path, **_: Any) -> None:
-    from synthmed.report.build import build_report
+    from synthmed.report.build import METRICS_NAME, build_report
 
     title = config.report.title or f"synthmed experiment {config.name}"
     # This stage owns the report's copies beside report.html: one left by an earlier evaluation is stale.
-    (run_dir / "metrics.json").unlink(missing_ok=True)
+    (run_dir / METRICS_NAME).unlink(missing_ok=True)
     build_report(run_dir / "eval", out_path=stage.output, title=title)
 
 
